@@ -1,0 +1,62 @@
+# Ferry — run `make help` for the targets. `make test` and `make demo` set everything up themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: setup
+setup: $(STAMP) ## Create .venv and install Ferry with its dev tools
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (check + format), mypy --strict on shared/, import-linter layers
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: test
+test: lint ## Lint, then the whole test suite (real nats-server, SeaweedFS, sandbox clusters)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: $(STAMP) ## Run Ferry's main job on the embedded local stack (pass ARGS=--keep to leave it running)
+	$(BIN)/python -m services.demo $(ARGS)
+
+.PHONY: bench
+bench: $(STAMP) ## Data-path benchmark (benchmarks/mover.py)
+	$(BIN)/python benchmarks/mover.py $(ARGS)
+
+.PHONY: schema
+schema: $(STAMP) ## Regenerate the published JSON Schemas in docs/schema/
+	$(BIN)/python -m shared.contracts.schema docs/schema
+
+.PHONY: up
+up: ## docker compose up (needs a Docker engine)
+	docker compose up -d --build
+
+.PHONY: down
+down: ## docker compose down
+	docker compose down -v
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Ferry's common code: contracts, bus, cluster access, object store, repository, runtime."""

