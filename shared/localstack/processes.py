@@ -130,7 +130,9 @@ class NatsServer:
             "-l", str(self.log_path),
         ]  # fmt: skip
         self.log_path.write_text("")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
         def ready() -> bool:
             text = self.log_path.read_text(errors="replace")

@@ -1,0 +1,93 @@
+"""Connect to NATS with reconnects and the auth the settings name (user/password, token, creds, NKey, TLS).
+
+The client reconnects forever with a bounded wait: a NATS restart pauses Ferry, it does not kill it.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+import msgspec
+import nats
+from nats.aio.client import Client
+
+from shared.contracts.errors import PermanentError, TemporaryError
+
+log = logging.getLogger("ferry.bus")
+
+
+class BusSettings(msgspec.Struct, kw_only=True, frozen=True):
+    url: str = "nats://127.0.0.1:4222"  # comma-separated for a cluster
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    creds: str = ""  # path to a .creds file (JWT + NKey seed)
+    nkey_seed: str = ""  # path to an NKey seed file
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    name: str = "ferry"
+    connect_timeout: float = 5.0
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not (self.tls_ca or self.tls_cert or self.url.startswith("tls://")):
+            return None
+        context = ssl.create_default_context(cafile=self.tls_ca or None)
+        if self.tls_cert:
+            context.load_cert_chain(self.tls_cert, self.tls_key or None)
+        return context
+
+
+def _check_file(kind: str, path: str) -> str | None:
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise PermanentError(f"NATS {kind} file {path!r} does not exist")
+    return path
+
+
+async def connect(settings: BusSettings, *, max_reconnects: int = -1) -> Client:
+    """A connected client; a wrong credential is permanent, an unreachable server temporary."""
+
+    async def on_error(e: Exception) -> None:
+        log.warning("nats error: %s", e)
+
+    async def on_disconnect() -> None:
+        log.warning("disconnected from nats")
+
+    async def on_reconnect() -> None:
+        log.info("reconnected to nats")
+
+    options: dict[str, object] = {
+        "servers": [s.strip() for s in settings.url.split(",") if s.strip()],
+        "name": settings.name,
+        "connect_timeout": settings.connect_timeout,
+        "max_reconnect_attempts": max_reconnects,
+        "reconnect_time_wait": 1,
+        "allow_reconnect": True,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnect,
+        "reconnected_cb": on_reconnect,
+    }
+    if settings.user:
+        options["user"], options["password"] = settings.user, settings.password
+    if settings.token:
+        options["token"] = settings.token
+    if creds := _check_file("creds", settings.creds):
+        options["user_credentials"] = creds
+    if seed := _check_file("nkey seed", settings.nkey_seed):
+        options["nkeys_seed"] = seed
+    if tls := settings.tls_context():
+        options["tls"] = tls
+    try:
+        return await nats.connect(**options)  # type: ignore[arg-type]
+    except nats.errors.NoServersError as e:
+        raise TemporaryError(f"no NATS server answers at {settings.url}") from e
+    except (OSError, TimeoutError, nats.errors.TimeoutError) as e:
+        raise TemporaryError(f"cannot reach NATS at {settings.url}: {e}") from e
+    except nats.errors.Error as e:
+        if "authorization" in str(e).lower():
+            raise PermanentError(f"NATS at {settings.url} refused Ferry's credentials: {e}") from e
+        raise TemporaryError(f"NATS at {settings.url}: {e}") from e

@@ -1,0 +1,216 @@
+"""A durable pull consumer on the work-queue stream: the loop every step service runs.
+
+Each replica of a service binds the same durable consumer, so JetStream shares the work among them.
+The loop keeps at most ``concurrency`` messages in hand and, for each one, classifies how the
+handler ended: success acks; a temporary error NAKs with backoff (attempt n/N, Retry-After honoured)
+until the attempts run out; a permanent error — or a message that does not decode — is recorded
+and TERMinated. A long step keeps its message with ``in_progress`` heartbeats. On drain, in-flight
+handlers get a grace period; those still running are cancelled and NAKed so another replica resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from shared.contracts.errors import Cancelled, PermanentError, TemporaryError
+
+log = logging.getLogger("ferry.bus")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry delays: initial * factor^(attempt-1), capped, with +/- jitter."""
+
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 60.0
+    jitter: float = 0.1
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        base = min(self.maximum, self.initial * self.factor ** max(0, attempt - 1))
+        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    msg: Msg
+    attempt: int  # 1 for the first delivery, counting redeliveries after a crash too
+    max_attempts: int
+
+    @property
+    def data(self) -> bytes:
+        return self.msg.data
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+# Called when a handler failed: (delivery, error, final) — final means the message is given up.
+FailureHook = Callable[[Delivery, BaseException, bool], Awaitable[None]]
+
+
+class StepConsumer:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        stream: str,
+        durable: str,
+        subject: str,
+        handler: Handler,
+        on_failure: FailureHook | None = None,
+        concurrency: int = 4,
+        ack_wait: float = 30.0,
+        max_attempts: int = 5,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._js = js
+        self._stream, self._durable, self._subject = stream, durable, subject
+        self._handler = handler
+        self._on_failure = on_failure
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._ack_wait = ack_wait
+        self._max_attempts = max_attempts
+        self._backoff = backoff or Backoff()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.handled = 0
+
+    async def run(self) -> None:
+        """Fetch and handle messages until ``drain`` is called."""
+        config = ConsumerConfig(
+            durable_name=self._durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._ack_wait,
+            max_deliver=-1,
+            filter_subject=self._subject,
+            max_ack_pending=max(64, self._concurrency * 4),
+        )
+        sub = await self._js.pull_subscribe(
+            self._subject, durable=self._durable, stream=self._stream, config=config
+        )
+        pause = 0.1
+        try:
+            while not self._stopping.is_set():
+                free = await self._wait_for_slot()
+                if free == 0:
+                    break
+                try:
+                    messages = await sub.fetch(batch=free, timeout=1.0)
+                    pause = 0.1
+                except (NatsTimeout, TimeoutError):
+                    continue
+                except NatsError as e:  # a NATS restart: keep trying, the client reconnects
+                    log.warning("fetch from %s failed (%s); retrying in %.1fs", self._durable, e, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+                    continue
+                for msg in messages:
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._handle(msg), name=f"{self._durable}:{msg.reply}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            with contextlib.suppress(NatsError, TimeoutError):
+                await sub.unsubscribe()
+
+    async def _wait_for_slot(self) -> int:
+        while not self._stopping.is_set():
+            free = self._concurrency - len(self._tasks)
+            if free > 0:
+                return free
+            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED, timeout=1.0)
+        return 0
+
+    async def drain(self, grace: float = 30.0) -> None:
+        """Stop fetching; let in-flight handlers finish within ``grace``, then cancel them (idempotent)."""
+        self._stopping.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._ack_wait / 3)
+            with contextlib.suppress(NatsError, TimeoutError):
+                await msg.in_progress()
+
+    async def _handle(self, msg: Msg) -> None:
+        attempt = int(msg.metadata.num_delivered or 1)
+        delivery = Delivery(msg=msg, attempt=attempt, max_attempts=self._max_attempts)
+        beat = asyncio.create_task(self._heartbeat(msg), name=f"heartbeat:{self._durable}")
+        try:
+            await self._handler(delivery)
+        except asyncio.CancelledError:
+            with contextlib.suppress(NatsError, TimeoutError):
+                await msg.nak()  # drained mid-step: let another replica resume it now
+            raise
+        except Cancelled:
+            await self._settle(msg.ack())
+        except TemporaryError as e:
+            final = attempt >= self._max_attempts
+            await self._report(delivery, e, final)
+            if final:
+                await self._settle(msg.term())
+            else:
+                delay = self._backoff.delay(attempt, e.retry_after)
+                log.warning(
+                    "attempt %d/%d of %s failed, retrying in %.1fs: %s",
+                    attempt,
+                    self._max_attempts,
+                    self._durable,
+                    delay,
+                    e,
+                )
+                await self._settle(msg.nak(delay=delay))
+        except (PermanentError, msgspec.DecodeError, msgspec.ValidationError) as e:
+            await self._report(delivery, e, True)
+            await self._settle(msg.term())
+        except Exception as e:  # a bug or an unwrapped library error: retry like a temporary one
+            log.exception(
+                "unexpected error in %s (attempt %d/%d)", self._durable, attempt, self._max_attempts
+            )
+            final = attempt >= self._max_attempts
+            await self._report(delivery, e, final)
+            await self._settle(msg.term() if final else msg.nak(delay=self._backoff.delay(attempt)))
+        else:
+            await self._settle(msg.ack())
+            self.handled += 1
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self._slots.release()
+
+    async def _report(self, delivery: Delivery, error: BaseException, final: bool) -> None:
+        if self._on_failure is None:
+            return
+        try:
+            await self._on_failure(delivery, error, final)
+        except Exception:
+            log.exception("recording the failure of %s failed", self._durable)
+
+    @staticmethod
+    async def _settle(action: Awaitable[None]) -> None:
+        try:
+            await action
+        except (NatsError, TimeoutError) as e:  # the message will be redelivered; steps are idempotent
+            log.warning("could not settle a message: %s", e)
