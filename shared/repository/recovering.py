@@ -1,0 +1,51 @@
+"""Recovering packs an interrupted backup uploaded but did not get to index.
+
+Packs are written whole (an S3 PUT or an atomic rename), so a pack found under ``data/`` is complete
+even if its backup was killed before writing the index file naming it. Before each backup, packs
+missing from the index have their header read (two small range reads each) and are indexed, so the
+rerun of a killed backup uploads nothing that already reached the store. A pack whose header does
+not authenticate is left alone (``check`` reports it, ``prune`` removes it).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from shared.repository.errors import IntegrityError
+from shared.repository.formats import IndexedPack
+from shared.repository.indexes import write_index
+from shared.repository.packing import read_header
+from shared.repository.repo import Repository
+from shared.store import ObjectInfo, StoreError, layout
+
+log = logging.getLogger("ferry.repository")
+
+
+def unindexed_packs(repo: Repository) -> list[ObjectInfo]:
+    index = repo.index
+    return [info for info in repo.store.list(layout.DATA) if layout.id_of(info.key) not in index.packs]
+
+
+def index_orphan_packs(repo: Repository, threads: int = 8) -> int:
+    """Index every complete pack the index does not know; return how many were recovered."""
+    orphans = unindexed_packs(repo)
+    if not orphans:
+        return 0
+
+    def header(info: ObjectInfo) -> IndexedPack | None:
+        name = layout.id_of(info.key)
+        try:
+            return IndexedPack(name, info.size, read_header(repo.store, repo.cipher, name))
+        except (IntegrityError, StoreError, ValueError) as e:
+            log.warning("pack %s is not readable, leaving it to prune: %s", name, e)
+            return None
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="ferry-recover") as pool:
+        recovered = [pack for pack in pool.map(header, orphans) if pack is not None]
+    if recovered:
+        for pack in recovered:
+            repo.index.add_pack(pack)
+        repo.index.files.add(write_index(repo.store, repo.cipher, recovered))
+        log.info("indexed %d pack(s) left by an interrupted backup", len(recovered))
+    return len(recovered)
