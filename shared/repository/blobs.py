@@ -43,7 +43,7 @@ def put_blob(
 
 def read_blob(repo: Repository, snapshot_id: str) -> bytes:
     """The bytes stored by ``put_blob`` (verified chunk by chunk)."""
-    snapshot_id, record = repo.load_snapshot(snapshot_id)
+    snapshot_id, record = repo.load_snapshot(snapshot_id, kind="blob")
     if record.kind != "blob":
         raise IntegrityError(f"snapshot {snapshot_id[:8]} is a file tree ({record.name}), not a blob")
     data = b"".join(repo.read_blob(chunk) for chunk in record.content)

@@ -180,10 +180,10 @@ class Repository:
         self.store.put(layout.snapshot(snapshot_id), sealed)
         return snapshot_id
 
-    def load_snapshot(self, snapshot_id: str) -> tuple[str, Snapshot]:
-        """A snapshot by full id, unique id prefix, or ``latest``."""
+    def load_snapshot(self, snapshot_id: str, *, kind: str | None = None) -> tuple[str, Snapshot]:
+        """A snapshot by full id, unique id prefix, or ``latest`` (of ``kind`` if given)."""
         if snapshot_id == "latest":
-            found = self.snapshots()
+            found = [item for item in self.snapshots() if kind is None or item[1].kind == kind]
             if not found:
                 raise SnapshotNotFound("the repository has no snapshot yet")
             return found[-1]

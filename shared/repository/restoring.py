@@ -194,7 +194,7 @@ def restore(
     """Write snapshot ``snapshot_id`` under ``target``; raise ``DamagedFiles`` unless ``allow_partial``."""
     target = Path(target).absolute()
     with repo.lock(purpose="restore"):
-        snapshot_id, record = repo.load_snapshot(snapshot_id)
+        snapshot_id, record = repo.load_snapshot(snapshot_id, kind="tree")
         if record.kind != "tree":
             raise IntegrityError(f"snapshot {snapshot_id[:8]} holds a blob ({record.name}), not a file tree")
         target.mkdir(parents=True, exist_ok=True)
