@@ -1,0 +1,255 @@
+"""Per-kind defaulting and validation: what the real strategies and admission plugins add on write.
+
+Only what a migration tool notices is here: Secret ``stringData`` folded into base64 ``data``;
+Namespace ``spec.finalizers: [kubernetes]`` and phase; Service cluster IPs; a PVC's default
+StorageClass (the DefaultStorageClass admission plugin); Job selectors and controller-uid labels;
+the defaults that make Deployments, StatefulSets, Jobs and CronJobs look like a real server's; CRD
+name checks, cleanup finalizer and Established status; the namespaces that may not be deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+from typing import Any
+
+from sandbox.server import errors
+from sandbox.server.objects import Objects, now
+from sandbox.types import ResourceType
+
+PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
+CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+DEFAULT_SC_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+class Admission:
+    def __init__(self, objects: Objects) -> None:
+        self.objects = objects
+        self._next_ip = int(ipaddress.ip_address("10.96.0.10"))
+        objects.admit.append(self.admit)
+        objects.before_delete.append(self.check_delete)
+
+    def admit(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        handler = getattr(self, "_" + rt.resource.replace(".", "_").replace("-", "_"), None)
+        if handler is not None:
+            handler(rt, old, obj)
+
+    def check_delete(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if rt.resource == "namespaces" and name in PROTECTED_NAMESPACES:
+            raise errors.forbidden(rt, name, "this namespace may not be deleted")
+
+    # -- core ---------------------------------------------------------------------------------
+    def _namespaces(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+        if old is None:
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            obj["status"] = {"phase": "Active"}
+        else:
+            obj.setdefault("spec", {})
+            if "finalizers" not in obj["spec"] and "finalizers" in (old.get("spec") or {}):
+                obj["spec"]["finalizers"] = old["spec"]["finalizers"]
+
+    def _secrets(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        string_data = obj.pop("stringData", None) or {}
+        data = obj.setdefault("data", {}) if string_data or "data" in obj else None
+        for key, value in string_data.items():
+            assert data is not None
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        obj.setdefault("type", (old or {}).get("type", "Opaque"))
+        if old is not None and old.get("type") != obj["type"]:
+            raise errors.invalid(
+                rt,
+                obj["metadata"]["name"],
+                [("FieldValueInvalid", "type", "Invalid value: field is immutable")],
+            )
+
+    def _services(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName":
+            if old is not None and not spec.get("clusterIP"):
+                spec["clusterIP"] = (old.get("spec") or {}).get("clusterIP")
+            if not spec.get("clusterIP"):
+                spec["clusterIP"] = str(ipaddress.ip_address(self._next_ip))
+                self._next_ip += 1
+            spec["clusterIPs"] = [spec["clusterIP"]]
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+        if old is None:
+            obj["status"] = {"loadBalancer": {}}
+
+    def _pods(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        if not spec.get("containers"):
+            raise errors.invalid(
+                rt, obj["metadata"]["name"], [("FieldValueRequired", "spec.containers", "Required value")]
+            )
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        if old is None:
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+
+    def _persistentvolumeclaims(
+        self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]
+    ) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("volumeMode", "Filesystem")
+        if old is None:
+            if spec.get("storageClassName") is None:
+                default = self.default_storage_class()
+                if default:
+                    spec["storageClassName"] = default
+            obj["status"] = {"phase": "Pending"}
+
+    def _persistentvolumes(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        spec.setdefault("volumeMode", "Filesystem")
+        if old is None:
+            obj["status"] = {"phase": "Pending"}
+
+    def default_storage_class(self) -> str | None:
+        for sc in self.objects.store.items("storageclasses.storage.k8s.io"):
+            if (sc["metadata"].get("annotations") or {}).get(DEFAULT_SC_ANNOTATION) == "true":
+                return str(sc["metadata"]["name"])
+        return None
+
+    # -- apps / batch ---------------------------------------------------------------------------
+    def _require_selector(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        spec = obj.setdefault("spec", {})
+        if not spec.get("selector"):
+            raise errors.invalid(
+                rt, obj["metadata"]["name"], [("FieldValueRequired", "spec.selector", "Required value")]
+            )
+        return spec  # type: ignore[no-any-return]
+
+    def _deployments_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = self._require_selector(rt, obj)
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        spec.setdefault(
+            "strategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+        )
+
+    def _statefulsets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = self._require_selector(rt, obj)
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        spec.setdefault(
+            "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
+        )
+
+    def _daemonsets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = self._require_selector(rt, obj)
+        spec.setdefault("revisionHistoryLimit", 10)
+
+    def _replicasets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        self._require_selector(rt, obj).setdefault("replicas", 1)
+
+    def _jobs_batch(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("completions", 1)
+        spec.setdefault("backoffLimit", 6)
+        spec.setdefault("completionMode", "NonIndexed")
+        spec.setdefault("suspend", False)
+        if old is None and not spec.get("manualSelector"):
+            uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]
+            labels = {
+                "batch.kubernetes.io/controller-uid": uid,
+                "batch.kubernetes.io/job-name": name,
+                "controller-uid": uid,
+                "job-name": name,
+            }
+            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+            tmpl_meta = spec.setdefault("template", {}).setdefault("metadata", {})
+            tmpl_meta.setdefault("labels", {}).update(labels)
+            obj["metadata"].setdefault("labels", {}).update(
+                {
+                    "batch.kubernetes.io/controller-uid": uid,
+                    "batch.kubernetes.io/job-name": name,
+                    "controller-uid": uid,
+                    "job-name": name,
+                }
+            )
+
+    def _cronjobs_batch(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("concurrencyPolicy", "Allow")
+        spec.setdefault("suspend", False)
+        spec.setdefault("successfulJobsHistoryLimit", 3)
+        spec.setdefault("failedJobsHistoryLimit", 1)
+
+    # -- CRDs -----------------------------------------------------------------------------------
+    def _customresourcedefinitions_apiextensions_k8s_io(
+        self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]
+    ) -> None:
+        spec = obj.get("spec") or {}
+        names = spec.get("names") or {}
+        name = obj["metadata"]["name"]
+        causes = []
+        if not spec.get("group"):
+            causes.append(("FieldValueRequired", "spec.group", "Required value"))
+        if not names.get("plural"):
+            causes.append(("FieldValueRequired", "spec.names.plural", "Required value"))
+        if not names.get("kind"):
+            causes.append(("FieldValueRequired", "spec.names.kind", "Required value"))
+        if not spec.get("versions"):
+            causes.append(("FieldValueRequired", "spec.versions", "Required value"))
+        if not causes and name != f"{names['plural']}.{spec['group']}":
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    "metadata.name",
+                    f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+                )
+            )
+        if causes:
+            raise errors.invalid(rt, name, causes)
+        if old is None:
+            obj["metadata"]["finalizers"] = [*obj["metadata"].get("finalizers", []), CRD_FINALIZER]
+        if obj["metadata"].get("deletionTimestamp"):
+            return
+        stored = [v["name"] for v in spec["versions"] if v.get("storage")]
+        accepted = dict(names)
+        accepted.setdefault("singular", names["kind"].lower())
+        accepted.setdefault("listKind", names["kind"] + "List")
+        stamp = ((old or {}).get("status") or {}).get("conditions", [{}])[0].get(
+            "lastTransitionTime"
+        ) or now()
+        obj["status"] = {
+            "acceptedNames": accepted,
+            "storedVersions": sorted(
+                set(((old or {}).get("status") or {}).get("storedVersions", [])) | set(stored)
+            ),
+            "conditions": [
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": stamp,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": stamp,
+                },
+            ],
+        }

@@ -1,0 +1,155 @@
+"""The API server object: store, registry, write semantics, controllers and the aiohttp app.
+
+One ``ApiServer`` is one cluster. It runs on one asyncio loop; every request and every controller
+step runs on that loop, so writes are serialised exactly as etcd transactions would be and no locks
+are needed. ``start()`` binds (port 0 picks a free port) and returns the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from sandbox.server import discovery, errors
+from sandbox.server.admission import Admission
+from sandbox.server.crds import CrdRegistrar
+from sandbox.server.errors import ApiError
+from sandbox.server.handlers import handle, resolve
+from sandbox.server.objects import Objects
+from sandbox.server.registry import Registry
+from sandbox.server.storage import Event, ObjectStore
+from sandbox.types.snapshot_crds import snapshot_crds
+
+log = logging.getLogger("sandbox.server")
+
+
+@dataclass
+class SandboxOptions:
+    """Knobs of one sandbox cluster (controllers can be switched off one by one)."""
+
+    watch_window: int = 10_000  # events kept for watch resume; older resourceVersions get 410
+    watch_timeout: float = 1800.0  # default watch length when the client gives no timeoutSeconds
+    bookmark_interval: float = 2.0
+    storage: bool = True  # StorageClasses, local-path provisioner, PV controller
+    snapshots: bool = True  # VolumeSnapshotClass + snapshot controller
+    workloads: bool = True  # status for Deployments, StatefulSets (+ PVCs), Jobs, ...
+    kubelet: bool = True  # runs Jobs with Ferry's image as local processes
+    garbage_collector: bool = True
+    namespaces: bool = True  # namespace lifecycle + default ServiceAccount / kube-root-ca.crt
+    ferry_images: tuple[str, ...] = ("ferry", "ferry-mover")  # image repository basenames run locally
+    snapshot_ready_delay: float = 0.0  # seconds before a new VolumeSnapshot becomes readyToUse
+    extra_env: dict[str, str] = field(default_factory=dict)  # added to every kubelet process
+
+
+class ApiServer:
+    def __init__(self, name: str, data_dir: Path, options: SandboxOptions | None = None) -> None:
+        self.name = name
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.options = options or SandboxOptions()
+        self.store = ObjectStore(window=self.options.watch_window)
+        self.registry = Registry()
+        self.objects = Objects(self.store, self.registry)
+        self.admission = Admission(self.objects)
+        self.crds = CrdRegistrar(self.store, self.registry)
+        self.applied: dict[tuple[str, str, str], dict[str, Any]] = {}  # server-side apply: last config
+        self.watch_queues: set[asyncio.Queue[Event | None]] = set()
+        self.logs: dict[tuple[str, str], Path] = {}  # (namespace, pod) -> log file (kubelet)
+        self.url = ""
+        self._encoder = msgspec.json.Encoder()
+        self._runner: web.AppRunner | None = None
+        from sandbox.controllers import ControllerManager
+
+        self.controllers = ControllerManager(self)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        crd_rt = self.objects.rt("customresourcedefinitions.apiextensions.k8s.io")
+        for crd in snapshot_crds():
+            self.objects.create(crd_rt, "", crd)
+        await self.controllers.seed()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        bound = server.sockets[0].getsockname()  # type: ignore[union-attr]
+        self.url = f"http://{host}:{bound[1]}"
+        self.controllers.start()
+        return self.url
+
+    async def stop(self) -> None:
+        await self.controllers.stop()
+        for queue in list(self.watch_queues):
+            queue.put_nowait(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- rendering ------------------------------------------------------------------------------
+    def encode(self, obj: Any) -> bytes:
+        return self._encoder.encode(obj)
+
+    def json(self, obj: Any, status: int = 200) -> web.Response:
+        return web.Response(body=self.encode(obj), status=status, content_type="application/json")
+
+    def pod_log(self, namespace: str, pod: str, container: str | None) -> str:
+        path = self.logs.get((namespace, pod))
+        if path is None or not path.exists():
+            return ""
+        return path.read_text(errors="replace")
+
+    # -- routing --------------------------------------------------------------------------------
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._route(request)
+        except ApiError as e:
+            return self.json(e.status(), e.code)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:  # noqa: BLE001 — a bug in the sandbox must still answer like a server
+            log.exception("internal error on %s %s", request.method, request.path_qs)
+            return self.json(
+                errors.ApiError(500, "InternalError", f"Internal error occurred: {e}").status(), 500
+            )
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        get = request.method == "GET"
+        if path == "/version" and get:
+            return self.json(discovery.VERSION)
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok")
+        if path == "/openapi/v2" and get:
+            return web.Response(body=b"", content_type="application/octet-stream")
+        if path == "/api" and get:
+            return self.json(discovery.api_versions())
+        if path == "/apis" and get:
+            return self.json(discovery.api_group_list(self.registry))
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) == 2:
+            doc = discovery.api_group(self.registry, parts[1])
+            if doc is None or not get:
+                raise errors.path_not_found()
+            return self.json(doc)
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise errors.path_not_found()
+        if not rest:
+            doc = discovery.resource_list(self.registry, group, version)
+            if doc is None or not get:
+                raise errors.path_not_found()
+            return self.json(doc)
+        return await handle(request, self, resolve(self, group, version, rest))

@@ -1,0 +1,92 @@
+"""The registry of served resource types: built-ins at start, CRD versions added and removed live.
+
+Routing (group, version, plural), discovery and the write path all ask the registry, so a CRD
+becomes servable, discoverable and writable in one step, and disappears the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.types import ResourceType, version_priority
+from sandbox.types.builtin import BUILTIN_TYPES
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._types: dict[tuple[str, str, str], ResourceType] = {}
+        for rt in BUILTIN_TYPES:
+            self.add(rt)
+
+    def add(self, rt: ResourceType) -> None:
+        self._types[(rt.group, rt.version, rt.plural)] = rt
+
+    def remove_crd(self, crd_name: str) -> None:
+        for key in [k for k, rt in self._types.items() if rt.crd == crd_name]:
+            del self._types[key]
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._types.get((group, version, plural))
+
+    def types(self) -> list[ResourceType]:
+        return list(self._types.values())
+
+    def for_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [rt for rt in self._types.values() if rt.group == group and rt.version == version]
+
+    def groups(self) -> dict[str, list[str]]:
+        """group -> served versions, preferred first (core group excluded)."""
+        out: dict[str, set[str]] = {}
+        for rt in self._types.values():
+            if rt.group:
+                out.setdefault(rt.group, set()).add(rt.version)
+        return {g: sorted(vs, key=version_priority, reverse=True) for g, vs in out.items()}
+
+    def preferred(self, resource: str) -> ResourceType | None:
+        """The preferred version's type for a store key such as ``deployments.apps``."""
+        candidates = [rt for rt in self._types.values() if rt.resource == resource]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda rt: version_priority(rt.version))
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        group, _, version = api_version.rpartition("/")
+        for rt in self._types.values():
+            if rt.group == group and rt.version == version and rt.kind == kind:
+                return rt
+        return None
+
+
+def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
+    """The served versions of a CRD as resource types (scope, names and subresources from its spec)."""
+    spec = crd.get("spec", {})
+    names = spec.get("names", {})
+    out = []
+    for v in spec.get("versions", []):
+        if not v.get("served", True):
+            continue
+        sub = v.get("subresources") or {}
+        scale = sub.get("scale")
+        out.append(
+            ResourceType(
+                group=spec["group"],
+                version=v["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                singular=names.get("singular") or names["kind"].lower(),
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                status="status" in sub,
+                scale=scale is not None,
+                generation=True,
+                strategic=False,
+                crd=crd["metadata"]["name"],
+                scale_paths=(
+                    (scale or {}).get("specReplicasPath", ".spec.replicas").lstrip("."),
+                    (scale or {}).get("statusReplicasPath", ".status.replicas").lstrip("."),
+                    (scale or {}).get("labelSelectorPath", "").lstrip("."),
+                ),
+            )
+        )
+    return out
