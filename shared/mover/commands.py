@@ -1,0 +1,252 @@
+"""The ``ferry-mover`` subcommands: parse settings, call ``shared.repository``, print the outcome.
+
+Every command returns its exit code (0, or 3 for a partial result); failures are raised and mapped
+to exit codes by ``cli.main``. Output for people goes to stderr, the ``--json`` summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.contracts.steps import StepName
+from shared.mover.reporting import NatsProgress, Reporter, summary
+from shared.mover.settings import (
+    Env,
+    UsageError,
+    open_repository_store,
+    parse_duration,
+    parse_tags,
+    password,
+    read_secret,
+)
+from shared.repository import Repository
+from shared.repository import backup as run_backup
+from shared.repository import restore as run_restore
+from shared.repository.checking import check as run_check
+from shared.repository.locking import remove_stale
+from shared.repository.pruning import Policy
+from shared.repository.pruning import forget as run_forget
+from shared.repository.pruning import prune as run_prune
+from shared.repository.walking import walk
+
+PARTIAL = 3
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _open(args: argparse.Namespace) -> Repository:
+    return Repository.open(open_repository_store(args), password(args))
+
+
+def _reporter(args: argparse.Namespace, label: str, volume: str) -> Reporter:
+    url = args.nats_url or os.environ.get(Env.NATS_URL, "")
+    request_id = args.request_id or os.environ.get(Env.REQUEST_ID, "")
+    nats = None
+    if url and request_id:
+        nats = NatsProgress(url, request_id, volume, StepName(args.step) if args.step else None)
+    return Reporter(label, bar=sys.stderr.isatty() and not args.quiet, nats=nats)
+
+
+def _finish(args: argparse.Namespace, doc: dict[str, Any], human: str, code: int = 0) -> int:
+    _say(human)
+    if args.json:
+        summary({**doc, "command": args.command, "exit_code": code})
+    return code
+
+
+def init(args: argparse.Namespace) -> int:
+    store = open_repository_store(args)
+    secret = password(args)
+    like = Repository.open(open_repository_store(args, args.like), secret) if args.like else None
+    repo = Repository.init(store, secret, like=like, pack_size=args.pack_size_mib * 1024 * 1024)
+    return _finish(
+        args,
+        {"repository": store.location, "id": repo.config.id},
+        f"created repository {repo.config.id[:8]} at {store.location}",
+    )
+
+
+def backup(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    name = args.name or os.path.basename(os.path.abspath(args.path)) or "root"
+    reporter = _reporter(args, f"backup {name}", name)
+    parent = None if args.parent == "none" else (args.parent or "auto")
+    limit = args.limit_upload * 1024 if args.limit_upload else None
+    try:
+        result = run_backup(repo, args.path, name=name, group=args.group, tags=parse_tags(args.tag), parent=parent,
+                            progress=reporter, threads=args.threads, limit_upload=limit)  # fmt: skip
+    finally:
+        reporter.close()
+    s = result.snapshot.stats
+    doc = {"snapshot_id": result.snapshot_id, "group": result.snapshot.group, "name": name, "files": s.files, "dirs": s.dirs,
+           "bytes": s.bytes, "bytes_read": s.bytes_read, "new_bytes": s.new_bytes, "stored_bytes": s.stored_bytes,
+           "duration": round(s.duration, 3), "parent": result.snapshot.parent, "warnings": s.warnings}  # fmt: skip
+    rate = s.bytes / s.duration / 1e6 if s.duration else 0.0
+    human = (f"snapshot {result.snapshot_id[:8]} saved: {s.files} files, {s.bytes / 1e6:.1f} MB "
+             f"({s.new_bytes / 1e6:.1f} MB new, {s.stored_bytes / 1e6:.1f} MB stored) in {s.duration:.1f}s, {rate:.0f} MB/s")  # fmt: skip
+    for warning in s.warnings:
+        human += f"\nwarning: {warning}"
+    return _finish(args, doc, human, PARTIAL if s.warnings else 0)
+
+
+def restore(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    reporter = _reporter(args, "restore", os.path.basename(os.path.abspath(args.target)))
+    started = time.monotonic()
+    try:
+        result = run_restore(
+            repo, args.snapshot, args.target, allow_partial=args.allow_partial, progress=reporter
+        )
+    finally:
+        reporter.close()
+    duration = time.monotonic() - started
+    doc = {
+        "snapshot_id": result.snapshot_id,
+        "files": result.files,
+        "bytes": result.bytes,
+        "duration": round(duration, 3),
+        "damaged": result.damaged,
+    }
+    human = f"restored snapshot {result.snapshot_id[:8]}: {result.files} files, {result.bytes / 1e6:.1f} MB in {duration:.1f}s"
+    for path, reason in sorted(result.damaged.items()):
+        human += f"\ndamaged: {path}: {reason}"
+    return _finish(args, doc, human, PARTIAL if result.damaged else 0)
+
+
+def _mode(node_type: str, mode: int) -> str:
+    kinds = {
+        "dir": stat.S_IFDIR,
+        "symlink": stat.S_IFLNK,
+        "fifo": stat.S_IFIFO,
+        "chardev": stat.S_IFCHR,
+        "blockdev": stat.S_IFBLK,
+    }
+    return stat.filemode(kinds.get(node_type, stat.S_IFREG) | mode)
+
+
+def ls(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    if args.snapshot is None:
+        rows = []
+        for snapshot_id, record in repo.snapshots(group=args.group, name=args.name):
+            rows.append({"id": snapshot_id, "time": record.time, "kind": record.kind, "name": record.name, "group": record.group,
+                         "size": record.size, "tags": record.tags, "hostname": record.hostname})  # fmt: skip
+            tags = ",".join(f"{k}={v}" for k, v in sorted(record.tags.items()))
+            print(
+                f"{snapshot_id[:8]}  {record.time[:19]}  {record.kind:4}  {record.name:20}  {record.group[:12]:12}  {record.size:>14}  {tags}"
+            )
+        if args.json:
+            summary({"command": "ls", "snapshots": rows, "exit_code": 0})
+        return 0
+    snapshot_id, record = repo.load_snapshot(args.snapshot)
+    if record.kind == "blob":
+        print(f"<blob {record.name}>  {record.size}")
+        return 0
+    for path, node in walk(repo, record.root):
+        when = datetime.fromtimestamp(node.mtime_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        suffix = f" -> {node.target}" if node.target else ""
+        print(
+            f"{_mode(node.type, node.mode)} {node.uid:>5} {node.gid:>5} {node.size:>12} {when}  {path}{suffix}"
+        )
+    return 0
+
+
+def diff(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    trees = []
+    for ref in (args.first, args.second):
+        _, record = repo.load_snapshot(ref, kind="tree")
+        trees.append(
+            {
+                path: (node.type, node.size, tuple(node.content), node.mode, node.target)
+                for path, node in walk(repo, record.root)
+            }
+        )
+    old, new = trees
+    changes = {"added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()),
+               "modified": sorted(p for p in old.keys() & new.keys() if old[p] != new[p])}  # fmt: skip
+    for sign, key in (("+", "added"), ("-", "removed"), ("M", "modified")):
+        for path in changes[key]:
+            print(f"{sign} {path}")
+    counts = {key: len(paths) for key, paths in changes.items()}
+    return _finish(
+        args,
+        {**counts, "changes": changes},
+        f"{counts['added']} added, {counts['removed']} removed, {counts['modified']} modified",
+    )
+
+
+def check(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    report = run_check(repo, read_data=args.read_data)
+    for warning in report.warnings:
+        _say(f"warning: {warning}")
+    for error in report.errors:
+        _say(f"error: {error}")
+    doc = {"ok": report.ok, "errors": report.errors, "warnings": report.warnings, "packs": report.packs, "blobs": report.blobs,
+           "snapshots": report.snapshots, "bytes_read": report.bytes_read}  # fmt: skip
+    verdict = "no errors were found" if report.ok else f"{len(report.errors)} error(s) found"
+    return _finish(
+        args,
+        doc,
+        f"checked {report.packs} packs, {report.snapshots} snapshots: {verdict}",
+        0 if report.ok else 15,
+    )
+
+
+def forget(args: argparse.Namespace) -> int:
+    if args.keep_last is None and args.keep_within is None:
+        raise UsageError("forget needs --keep-last and/or --keep-within")
+    within = timedelta(seconds=parse_duration(args.keep_within)) if args.keep_within else None
+    repo = _open(args)
+    result = run_forget(repo, Policy(keep_last=args.keep_last, keep_within=within), dry_run=args.dry_run)
+    doc: dict[str, Any] = {"kept": result.kept, "removed": result.removed, "dry_run": args.dry_run}
+    human = f"{'would remove' if args.dry_run else 'removed'} {len(result.removed)} snapshot(s), kept {len(result.kept)}"
+    if args.prune and not args.dry_run:
+        pruned = run_prune(repo)
+        doc["prune"] = pruned.__dict__
+        human += f"; pruned {pruned.packs_deleted} pack(s), rewrote {pruned.packs_rewritten}, freed {pruned.bytes_freed / 1e6:.1f} MB"
+    return _finish(args, doc, human)
+
+
+def prune(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    result = run_prune(repo, dry_run=args.dry_run)
+    human = (f"{'would delete' if args.dry_run else 'deleted'} {result.packs_deleted} pack(s), rewrote {result.packs_rewritten}, "
+             f"{result.bytes_freed / 1e6:.1f} MB freed")  # fmt: skip
+    for missing in result.missing:
+        human += f"\nwarning: {missing}"
+    return _finish(args, {**result.__dict__, "dry_run": args.dry_run}, human)
+
+
+def unlock(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    removed = remove_stale(repo.store)
+    return _finish(args, {"removed": removed}, f"removed {removed} stale lock(s)")
+
+
+def key(args: argparse.Namespace) -> int:
+    repo = _open(args)
+    if args.action == "list":
+        keys = repo.keys()
+        for key_id in keys:
+            print(f"{'*' if key_id == repo.key_id else ' '} {key_id}")
+        return _finish(args, {"keys": keys, "current": repo.key_id}, f"{len(keys)} key(s)")
+    new = read_secret(
+        args.new_password_file, Env.NEW_PASSWORD_FILE, Env.NEW_PASSWORD, "new repository password"
+    )
+    old_id = repo.key_id
+    new_id = repo.rotate_key(new)
+    return _finish(
+        args,
+        {"old_key": old_id, "new_key": new_id},
+        f"key {old_id[:8]} replaced by {new_id[:8]}; no data was rewritten",
+    )
