@@ -1,0 +1,120 @@
+"""Back up and restore real trees: every byte, mode, mtime, link and hole must come back."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from shared.repository import Repository, WrongKey, backup, put_blob, read_blob, restore
+from shared.store import ObjectStore, layout
+from tests.repository.trees import awkward_tree, describe, file_hashes, random_files
+from tests.store.conftest import FAST_SCRYPT, PASSWORD
+
+
+def test_an_awkward_tree_comes_back_identical(repo: Repository, tmp_path: Path) -> None:
+    awkward_tree(tmp_path / "src")
+    result = backup(repo, tmp_path / "src", name="data")
+    assert result.snapshot.stats.warnings == []
+    restore(repo, result.snapshot_id, tmp_path / "dst")
+    assert describe(tmp_path / "dst") == describe(tmp_path / "src")
+    restored = (tmp_path / "dst" / "sparse.img").stat()
+    assert restored.st_size == 20 * 1024 * 1024
+    assert restored.st_blocks * 512 < 1024 * 1024, "the holes of a sparse file must stay holes"
+    links = tmp_path / "dst" / "links"
+    assert (links / "hard-to-text").stat().st_ino == (tmp_path / "dst" / "text.txt").stat().st_ino
+    assert (links / "second-hard").stat().st_nlink == 3
+
+
+def test_a_second_backup_reads_and_stores_only_what_changed(repo: Repository, tmp_path: Path) -> None:
+    random_files(tmp_path / "src", 20, 200_000)
+    first = backup(repo, tmp_path / "src", name="vol")
+    changed = tmp_path / "src" / "file-0007.bin"
+    changed.write_bytes(os.urandom(200_000))
+    (tmp_path / "src" / "new.txt").write_text("new file\n")
+    second = backup(repo, tmp_path / "src", name="vol")
+    stats = second.snapshot.stats
+    assert second.snapshot.parent == first.snapshot_id
+    assert stats.reused_files == 19
+    assert stats.bytes_read == 200_000 + len("new file\n")
+    assert 200_000 <= stats.new_bytes < 200_000 + 20_000  # the changed data plus two small trees
+    restore(repo, second.snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+
+
+def test_identical_files_are_stored_once(repo: Repository, tmp_path: Path) -> None:
+    random_files(tmp_path / "a", 1, 500_000, seed=3)
+    random_files(tmp_path / "b", 1, 500_000, seed=3)
+    (tmp_path / "src").mkdir()
+    os.rename(tmp_path / "a", tmp_path / "src" / "a")
+    os.rename(tmp_path / "b", tmp_path / "src" / "b")
+    result = backup(repo, tmp_path / "src")
+    assert result.snapshot.stats.bytes == 1_000_000
+    assert result.snapshot.stats.new_bytes < 520_000
+
+
+def test_a_file_growing_while_read_is_stored_as_read_and_reported(repo: Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    log = src / "app.log"
+    log.write_bytes(b"line\n" * 2_000_000)
+    stop = threading.Event()
+
+    def append() -> None:
+        with open(log, "ab") as f:
+            while not stop.is_set():
+                f.write(b"more\n" * 1000)
+                f.flush()
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        result = backup(repo, src)
+    finally:
+        stop.set()
+        writer.join()
+    assert any("changed while it was read" in w and "app.log" in w for w in result.snapshot.stats.warnings)
+    restore(repo, result.snapshot_id, tmp_path / "dst")
+    restored = (tmp_path / "dst" / "app.log").read_bytes()
+    assert len(restored) >= 10_000_000
+    assert log.read_bytes().startswith(restored)
+    again = backup(repo, src)
+    assert again.snapshot.stats.bytes_read > 0, "a file changed during the last backup is read again"
+
+
+def test_a_wrong_password_is_a_clear_error_and_writes_nothing(repo: Repository, store: ObjectStore) -> None:
+    before = sorted(info.key for info in store.list(""))
+    with pytest.raises(WrongKey, match="wrong password or key file"):
+        Repository.open(store, b"not the password")
+    assert sorted(info.key for info in store.list("")) == before
+
+
+def test_rotating_the_key_rewraps_it_without_rewriting_data(
+    repo: Repository, store: ObjectStore, tmp_path: Path
+) -> None:
+    random_files(tmp_path / "src", 3, 100_000)
+    snap = backup(repo, tmp_path / "src").snapshot_id
+    packs = sorted(info.key for info in store.list(layout.DATA))
+    repo.rotate_key(b"new password", scrypt_n=FAST_SCRYPT)
+    with pytest.raises(WrongKey):
+        Repository.open(store, PASSWORD)
+    reopened = Repository.open(store, b"new password")
+    assert sorted(info.key for info in store.list(layout.DATA)) == packs
+    restore(reopened, snap, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+
+
+def test_a_manifests_blob_shares_the_group_of_its_volumes(repo: Repository, tmp_path: Path) -> None:
+    random_files(tmp_path / "data", 2, 50_000)
+    backup(repo, tmp_path / "data", name="data-0", group="snap-1", tags={"app": "shop"})
+    archive = os.urandom(300_000) + b"kind: Secret\n" * 100
+    blob_id = put_blob(repo, archive, name="manifests", group="snap-1", tags={"app": "shop"})
+    assert read_blob(repo, blob_id) == archive
+    assert sorted((r.kind, r.name) for _, r in repo.snapshots(group="snap-1")) == [
+        ("blob", "manifests"),
+        ("tree", "data-0"),
+    ]
+    stored = b"".join(repo.store.get(info.key) for info in repo.store.list(layout.DATA))
+    assert b"kind: Secret" not in stored, "manifests (with Secrets) are encrypted like volume data"
