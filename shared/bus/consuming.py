@@ -29,6 +29,10 @@ from shared.contracts.errors import Cancelled, PermanentError, TemporaryError
 log = logging.getLogger("ferry.bus")
 
 
+class Deferred(TemporaryError):
+    """Not a failure: come back later (another replica holds the work). Never counts as final."""
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Retry delays: initial * factor^(attempt-1), capped, with +/- jitter."""
@@ -88,9 +92,12 @@ class StepConsumer:
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.handled = 0
+        self._sub: JetStreamContext.PullSubscription | None = None
 
-    async def run(self) -> None:
-        """Fetch and handle messages until ``drain`` is called."""
+    async def bind(self) -> None:
+        """Create (or join) the durable consumer. Idempotent; ``run`` calls it if needed."""
+        if self._sub is not None:
+            return
         config = ConsumerConfig(
             durable_name=self._durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -100,9 +107,15 @@ class StepConsumer:
             filter_subject=self._subject,
             max_ack_pending=max(64, self._concurrency * 4),
         )
-        sub = await self._js.pull_subscribe(
+        self._sub = await self._js.pull_subscribe(
             self._subject, durable=self._durable, stream=self._stream, config=config
         )
+
+    async def run(self) -> None:
+        """Fetch and handle messages until ``drain`` is called."""
+        await self.bind()
+        sub = self._sub
+        assert sub is not None
         pause = 0.1
         try:
             while not self._stopping.is_set():
@@ -165,6 +178,8 @@ class StepConsumer:
             raise
         except Cancelled:
             await self._settle(msg.ack())
+        except Deferred as e:
+            await self._settle(msg.nak(delay=self._backoff.delay(1, e.retry_after)))
         except TemporaryError as e:
             final = attempt >= self._max_attempts
             await self._report(delivery, e, final)

@@ -1,0 +1,1 @@
+"""The intake service: accepts mobility requests on the bus, answers state queries, cancels."""

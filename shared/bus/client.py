@@ -1,0 +1,135 @@
+"""A client of Ferry's bus contract: submit, get, cancel, list requests and follow their events.
+
+This is what the ``ferry`` command uses with ``--bus`` and what the gateway uses for everything —
+and it is a worked example for automation in another language: plain JSON on documented subjects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import msgspec
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared.contracts import subjects
+from shared.contracts.errors import PermanentError, TemporaryError
+from shared.contracts.events import Event, PhaseChanged, event_decoder
+from shared.contracts.requests import MobilityRequest, encode_request
+from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
+
+_rejected = msgspec.json.Decoder(Rejected)
+_state = msgspec.json.Decoder(RequestState)
+_list = msgspec.json.Decoder(RequestList)
+_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_encoder = msgspec.json.Encoder()
+
+
+def _is_rejected(data: bytes) -> bool:
+    try:
+        return bytes(_fields.decode(data).get("type", b"")) == b'"rejected"'
+    except msgspec.DecodeError:
+        return False
+
+
+class RequestRejected(PermanentError):
+    def __init__(self, rejected: Rejected) -> None:
+        super().__init__(rejected.error)
+        self.rejected = rejected
+
+
+class BusClient:
+    def __init__(self, nc: Client, *, timeout: float = 10.0) -> None:
+        self.nc = nc
+        self.timeout = timeout
+
+    async def _call(self, subject: str, payload: bytes) -> bytes:
+        try:
+            reply = await self.nc.request(subject, payload, timeout=self.timeout)
+        except NoRespondersError as e:
+            raise TemporaryError(f"no Ferry intake service answers on {subject}: is it running?") from e
+        except (NatsTimeout, TimeoutError) as e:
+            raise TemporaryError(f"no reply on {subject} within {self.timeout}s") from e
+        return reply.data
+
+    async def submit_raw(self, payload: bytes) -> Accepted | Rejected:
+        reply: Accepted | Rejected = reply_decoder.decode(await self._call(subjects.REQUESTS, payload))
+        return reply
+
+    async def submit(self, request: MobilityRequest) -> str:
+        reply = await self.submit_raw(encode_request(request))
+        if isinstance(reply, Rejected):
+            raise RequestRejected(reply)
+        return reply.id
+
+    async def get(self, request_id: str) -> RequestState:
+        data = await self._call(subjects.REQUEST_GET, request_id.encode())
+        if _is_rejected(data):
+            raise RequestRejected(_rejected.decode(data))
+        state: RequestState = _state.decode(data)
+        return state
+
+    async def cancel(self, request_id: str) -> RequestState:
+        data = await self._call(subjects.REQUEST_CANCEL, request_id.encode())
+        if _is_rejected(data):
+            raise RequestRejected(_rejected.decode(data))
+        state: RequestState = _state.decode(data)
+        return state
+
+    async def list(self, query: ListQuery | None = None) -> list[RequestState]:
+        reply = _list.decode(await self._call(subjects.REQUEST_LIST, _encoder.encode(query or ListQuery())))
+        if isinstance(reply, Rejected):
+            raise RequestRejected(reply)
+        items: list[RequestState] = reply.items
+        return items
+
+    async def events(
+        self, request_id: str, *, after: int = 0, follow: bool = True, idle: float = 1.0
+    ) -> AsyncIterator[tuple[int, Event]]:
+        """History then live events of one request, as (stream sequence, event).
+
+        Resumable: pass the last sequence seen as ``after``. With ``follow`` the iterator ends after
+        the request reaches a final phase; without it, once the history is exhausted.
+        """
+        js = self.nc.jetstream()
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
+            opt_start_seq=after + 1 if after else None,
+            filter_subject=subjects.events_of(request_id),
+        )
+        sub = await js.subscribe(subjects.events_of(request_id), ordered_consumer=True, config=config)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=idle)
+                except (NatsTimeout, TimeoutError):
+                    if not follow:
+                        return
+                    continue
+                event = event_decoder.decode(msg.data)
+                yield int(msg.metadata.sequence.stream), event
+                if follow and isinstance(event, PhaseChanged) and event.phase.final:
+                    return
+        finally:
+            await sub.unsubscribe()
+
+    async def wait(self, request_id: str, *, within: float = 60.0) -> RequestState:
+        """Poll until the request reaches a final phase (bounded by ``within`` seconds)."""
+        deadline = asyncio.get_running_loop().time() + within
+        delay = 0.05
+        phase = "unknown"
+        while True:
+            try:
+                state = await self.get(request_id)
+            except TemporaryError:  # the bus is restarting: keep polling until the deadline
+                state = None
+            if state is not None and state.phase.final:
+                return state
+            phase = state.phase.value if state is not None else phase
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"request {request_id} still {phase} after {within}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)

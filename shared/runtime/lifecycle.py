@@ -1,0 +1,170 @@
+"""One lifecycle for every Ferry service: start, serve, drain on SIGTERM within a grace period, close.
+
+A service subclasses ``Service`` and fills ``setup`` (declare what it serves) and optionally
+``teardown``. ``drain()`` is idempotent and can be called from a signal, a test or a failure.
+Every background task is named and owned here; an unexpected exit is logged and stops the service
+(nats.py's graceful_shutdown example and Temporal's worker are the models).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import nats.micro
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.micro.service import Service as MicroService
+
+from shared.bus.connecting import connect
+from shared.bus.topology import Topology, ensure_topology
+from shared.contracts import subjects
+from shared.runtime.health import HealthServer, Metrics
+from shared.runtime.settings import Settings
+
+log = logging.getLogger("ferry.runtime")
+
+VERSION = "0.1.0"
+
+
+class Service:
+    """Base of every Ferry service process."""
+
+    name = "service"
+    description = ""
+
+    def __init__(self, settings: Settings, *, instance: str = "") -> None:
+        self.settings = settings
+        self.instance = instance or f"{self.name}-{os.getpid()}-{id(self) & 0xFFFF:04x}"
+        self.metrics = Metrics(self.name)
+        self.nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._topology: Topology | None = None
+        self.micro: MicroService | None = None
+        self.health: HealthServer | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopped = asyncio.Event()
+        self._draining = False
+        self._ready = False
+
+    # --- what subclasses fill in -------------------------------------------------------------
+    async def setup(self) -> None:
+        """Declare endpoints and background loops (``self.spawn``). Called once connected."""
+
+    async def on_drain(self) -> None:
+        """Stop taking work; let current work finish (within the grace period)."""
+
+    async def teardown(self) -> None:
+        """Release what ``setup`` took."""
+
+    # --- plumbing ---------------------------------------------------------------------------
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "service not started"
+        return self._js
+
+    @property
+    def topology(self) -> Topology:
+        assert self._topology is not None, "service not started"
+        return self._topology
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a named background task owned by the service; if it dies, the service stops."""
+        task = asyncio.create_task(coro, name=f"{self.name}:{name}")
+        self._tasks[name] = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._draining:
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("%s stopped unexpectedly: %r", task.get_name(), error, exc_info=error)
+        else:
+            log.warning("%s ended", task.get_name())
+        self._stopped.set()
+
+    async def start(self) -> None:
+        self.nc = await connect(self.settings.nats)
+        self._js = self.nc.jetstream()
+        self._topology = await ensure_topology(self._js)
+        self.health = HealthServer(
+            self.settings.http_host,
+            self.settings.http_port,
+            self.metrics,
+            lambda: self._ready and not self._draining,
+        )
+        await self.health.start()
+        self.micro = await nats.micro.add_service(
+            self.nc,
+            name=subjects.micro_name(self.name),
+            version=VERSION,
+            description=self.description or f"Ferry {self.name} service",
+            metadata={"instance": self.instance},
+        )
+        await self.setup()
+        await self.nc.flush()  # every subscription is known to the server before we say ready
+        self._ready = True
+        log.info("%s started (instance %s, health on :%s)", self.name, self.instance, self.health.port)
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+    async def drain(self) -> None:
+        """Idempotent: stop taking work, finish or hand back what is in hand, close connections."""
+        if self._draining:
+            return
+        self._draining = True
+        self._ready = False
+        log.info("%s draining (grace %.0fs)", self.name, self.settings.drain_grace)
+        try:
+            await asyncio.wait_for(self.on_drain(), timeout=self.settings.drain_grace + 5)
+        except TimeoutError:
+            log.warning("%s did not drain within its grace period", self.name)
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self.teardown()
+        if self.micro is not None:
+            with contextlib.suppress(Exception):
+                await self.micro.stop()
+        if self.health is not None:
+            await self.health.close()
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        self._stopped.set()
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.drain()
+
+
+async def serve(service: Service) -> None:
+    """Run until SIGTERM/SIGINT or an unexpected task exit, then drain."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service._stopped.set)
+    await service.start()
+    try:
+        await service.wait()
+    finally:
+        await service.drain()
+
+
+def run(service_cls: type[Service]) -> None:
+    """Entry point of ``python -m services.<name>``: settings, logs, serve until SIGTERM."""
+    from shared.runtime.logs import setup_logging
+    from shared.runtime.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(service_cls.name, settings.log_level, settings.log_format, settings.secrets())
+    asyncio.run(serve(service_cls(settings)))

@@ -1,0 +1,97 @@
+"""Settings from an optional TOML file (``FERRY_CONFIG``) overlaid with ``FERRY_*`` env vars.
+
+Env names map onto fields: ``FERRY_NATS_URL`` -> ``nats.url``, ``FERRY_S3_ENDPOINT`` -> ``s3.endpoint``,
+``FERRY_HTTP_PORT`` -> ``http_port``. msgspec converts and validates, so a bad value is refused with
+the name of the setting, before a service starts.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from shared.bus.connecting import BusSettings
+from shared.contracts.errors import PermanentError
+
+
+class S3Settings(msgspec.Struct, kw_only=True, frozen=True):
+    endpoint: str = ""  # empty: AWS
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    ca_bundle: str = ""
+    path_style: bool = True
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    nats: BusSettings = msgspec.field(default_factory=BusSettings)
+    s3: S3Settings = msgspec.field(default_factory=S3Settings)
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080  # /healthz, /readyz, /metrics; 0 picks a free port
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    kubeconfig: str = ""  # contexts are cluster names; empty: in-cluster or ~/.kube/config
+    repository: str = ""  # default repository URL: s3://bucket/prefix or a directory
+    repositories: dict[str, str] = msgspec.field(default_factory=dict)  # name -> URL, per region
+    repo_password: str = ""
+    image: str = "ghcr.io/ferry-dev/ferry:0.1.0"  # the image mover Jobs run
+    concurrency: int = 2  # steps one replica runs at once
+    max_attempts: int = 5
+    ack_wait: float = 30.0
+    lease: float = 60.0  # a Running step whose owner stopped renewing is taken over after this
+    drain_grace: float = 30.0
+    gateway_tokens: str = ""
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        values = [self.nats.password, self.nats.token, self.s3.secret_key, self.repo_password]
+        return [v for v in values if v and len(v) >= 4]
+
+
+_SECTIONS = {"NATS": "nats", "S3": "s3"}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("FERRY_") or key == "FERRY_CONFIG":
+            continue
+        name = key[len("FERRY_") :]
+        section, _, rest = name.partition("_")
+        if section in _SECTIONS and rest:
+            data.setdefault(_SECTIONS[section], {})[rest.lower()] = value
+        else:
+            data[name.lower()] = value
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    if path := env.get("FERRY_CONFIG"):
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise PermanentError(f"settings file FERRY_CONFIG={path}: {e}") from e
+    known = set(Settings.__struct_fields__)
+    env_data = {k: v for k, v in _from_env(env).items() if k in known}
+    data = _merge(_merge(data, env_data), overrides)
+    try:
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise PermanentError(f"invalid setting: {e}") from e

@@ -1,0 +1,308 @@
+"""A step service: consume ``ferry.step.<step>``, do the step once, record it, forward the slip.
+
+For each delivered command the runner (1) claims the step by compare-and-set on the request state
+— a finished step is not done again, a step another replica holds with a live lease is retried
+later, a step whose holder died is taken over; (2) runs ``handle`` with a ``StepContext`` that
+renews the lease, emits events and checks for cancellation; (3) records the result and publishes the
+next step of the itinerary with a de-duplicating message id. Any crash between those writes is
+repaired by the redelivery: the claim sees the recorded result and only forwards again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import ClassVar
+
+from shared.bus.consuming import Backoff, Deferred, Delivery, StepConsumer
+from shared.bus.publishing import publish_event, publish_step
+from shared.bus.states import RequestStore, utcnow
+from shared.contracts import subjects
+from shared.contracts.errors import Cancelled, PermanentError
+from shared.contracts.events import Event, Failed, PhaseChanged, Progress, StepCompleted, StepStarted, Warning
+from shared.contracts.states import Phase, RequestState, StepStatus
+from shared.contracts.steps import StepCommand, StepName, StepResult, command_decoder
+from shared.runtime.lifecycle import Service
+from shared.runtime.logs import request_context
+
+log = logging.getLogger("ferry.runtime")
+
+
+class StepContext:
+    """What a step handler gets: the command, the state store, events, cancellation checkpoints."""
+
+    def __init__(self, service: StepService, command: StepCommand, attempt: int) -> None:
+        self.service = service
+        self.command = command
+        self.attempt = attempt
+        self._last_progress: dict[str, float] = {}
+
+    @property
+    def request_id(self) -> str:
+        return self.command.request_id
+
+    @property
+    def request(self):  # type: ignore[no-untyped-def]  # MobilityRequest; kept short for handlers
+        return self.command.request
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return self.command.outputs
+
+    async def emit(self, event: Event) -> None:
+        await publish_event(self.service.js, event)
+
+    async def warn(self, message: str, obj: str = "") -> None:
+        await self.emit(
+            Warning(request_id=self.request_id, step=self.command.step, message=message, object=obj)
+        )
+
+    async def progress(self, *, throttle: float = 0.5, **fields: object) -> None:
+        """Publish progress at most every ``throttle`` seconds per volume (always when done)."""
+        key = str(fields.get("volume", ""))
+        now = time.monotonic()
+        done = fields.get("bytes_total") and fields.get("bytes_done") == fields.get("bytes_total")
+        if not done and now - self._last_progress.get(key, 0.0) < throttle:
+            return
+        self._last_progress[key] = now
+        await self.emit(Progress(request_id=self.request_id, step=self.command.step, **fields))  # type: ignore[arg-type]
+
+    async def checkpoint(self) -> None:
+        """Raise Cancelled if the request was cancelled. Call between units of work."""
+        state, _ = await self.service.store.get(self.request_id)
+        if state.cancel_requested or state.phase is Phase.CANCELLED:
+            raise Cancelled(f"request {self.request_id} was cancelled")
+
+
+class StepService(Service):
+    """Subclass, set ``step``, implement ``handle``. Runs ``settings.concurrency`` steps at once."""
+
+    step: ClassVar[StepName]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._consumer: StepConsumer | None = None
+        self.store: RequestStore
+
+    async def handle(self, ctx: StepContext) -> StepResult:
+        raise NotImplementedError
+
+    async def setup(self) -> None:
+        self.store = RequestStore(self.topology.requests)
+        self._consumer = StepConsumer(
+            self.js,
+            stream=subjects.STEPS_STREAM,
+            durable=subjects.step_consumer(self.step),
+            subject=subjects.step_subject(self.step),
+            handler=self._deliver,
+            on_failure=self._failed,
+            concurrency=self.settings.concurrency,
+            ack_wait=self.settings.ack_wait,
+            max_attempts=self.settings.max_attempts,
+            backoff=Backoff(initial=1.0, maximum=60.0),
+        )
+        await self._consumer.bind()
+        self.spawn("consumer", self._consumer.run())
+
+    async def on_drain(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.drain(self.settings.drain_grace)
+
+    # --- the routing slip -------------------------------------------------------------------
+    async def _deliver(self, delivery: Delivery) -> None:
+        command = command_decoder.decode(delivery.data)
+        with request_context(command.request_id, command.step.value):
+            await self._run(command, delivery)
+
+    async def _run(self, command: StepCommand, delivery: Delivery) -> None:
+        verdict: dict[str, object] = {}
+        lease = self.settings.lease
+
+        def claim(state: RequestState) -> bool:
+            step = state.step_state(command.step)
+            verdict.clear()
+            if state.phase.final:
+                verdict["skip"] = f"request is {state.phase.value}"
+                return False
+            if state.cancel_requested:
+                verdict["cancel"] = True
+                return False
+            if step.status.done:
+                verdict["forward"] = step.result
+                return False
+            now = time.time()
+            if step.status is StepStatus.RUNNING and step.owner != self.instance and step.lease_until > now:
+                verdict["busy"] = step.lease_until - now
+                return False
+            step.status, step.owner, step.lease_until = StepStatus.RUNNING, self.instance, now + lease
+            step.attempts += 1
+            step.started_at = step.started_at or utcnow()
+            state.phase = Phase.IN_PROGRESS
+            verdict["attempt"] = step.attempts
+            return True
+
+        state = await self.store.update(command.request_id, claim)
+        if "skip" in verdict:
+            log.info("step %s not run: %s", command.step.value, verdict["skip"])
+            return
+        if "cancel" in verdict:
+            await self._finish_cancelled(command)
+            return
+        if "busy" in verdict:
+            raise Deferred("another replica is running this step", retry_after=float(verdict["busy"]))  # type: ignore[arg-type]
+        if "forward" in verdict:
+            log.info("step %s already done; forwarding again", command.step.value)
+            await self._forward(command, state)
+            return
+        attempt = int(verdict["attempt"])  # type: ignore[call-overload]
+        await publish_event(
+            self.js, StepStarted(request_id=command.request_id, step=command.step, attempt=attempt)
+        )
+        if attempt == 1 and command.index == 0:
+            await publish_event(self.js, PhaseChanged(request_id=command.request_id, phase=Phase.IN_PROGRESS))
+        ctx = StepContext(self, command, attempt)
+        renewer = asyncio.create_task(self._renew_lease(command), name=f"lease:{command.request_id}")
+        self.metrics.in_progress.inc()
+        started = time.monotonic()
+        try:
+            result = await self.handle(ctx)
+        except Cancelled:
+            await self._finish_cancelled(command)
+            raise
+        finally:
+            self.metrics.in_progress.dec()
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        self.metrics.step_seconds(step=command.step.value).observe(time.monotonic() - started)
+        self.metrics.steps(
+            step=command.step.value, outcome="partial" if result.partial else "succeeded"
+        ).inc()
+        state = await self._record(command, result)
+        await publish_event(
+            self.js,
+            StepCompleted(
+                request_id=command.request_id,
+                step=command.step,
+                outputs=result.outputs,
+                counts=result.counts,
+                partial=result.partial,
+                message=result.message,
+            ),
+        )
+        await self._forward(command, state)
+
+    async def _renew_lease(self, command: StepCommand) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease / 3)
+
+            def renew(state: RequestState) -> bool:
+                step = state.step_state(command.step)
+                if step.owner != self.instance or step.status is not StepStatus.RUNNING:
+                    return False
+                step.lease_until = time.time() + self.settings.lease
+                return True
+
+            try:
+                await self.store.update(command.request_id, renew)
+            except Exception as e:  # a missed renewal is not fatal; the next one may pass
+                log.warning("lease renewal failed: %s", e)
+
+    async def _record(self, command: StepCommand, result: StepResult) -> RequestState:
+        last = command.index == len(command.itinerary) - 1
+
+        def done(state: RequestState) -> bool:
+            step = state.step_state(command.step)
+            step.status = StepStatus.PARTIALLY_FAILED if result.partial else StepStatus.SUCCEEDED
+            step.result, step.finished_at, step.owner, step.error = result, utcnow(), "", ""
+            if last:
+                partial = any(s.status is StepStatus.PARTIALLY_FAILED for s in state.steps)
+                state.phase = Phase.PARTIALLY_FAILED if partial else Phase.COMPLETED
+                if partial:
+                    state.reason = "; ".join(
+                        f"{s.step.value}: {s.result.message}"
+                        for s in state.steps
+                        if s.result and s.result.partial
+                    )
+            return True
+
+        return await self.store.update(command.request_id, done)
+
+    async def _forward(self, command: StepCommand, state: RequestState) -> None:
+        nxt = command.index + 1
+        if nxt >= len(command.itinerary):
+            if state.phase.final:
+                await publish_event(
+                    self.js,
+                    PhaseChanged(request_id=command.request_id, phase=state.phase, reason=state.reason),
+                )
+            return
+        following = StepCommand(
+            request_id=command.request_id,
+            step=command.itinerary[nxt],
+            index=nxt,
+            itinerary=command.itinerary,
+            request=command.request,
+            outputs={**command.outputs, **state.outputs},
+        )
+        await publish_step(self.js, following)
+
+    async def _finish_cancelled(self, command: StepCommand) -> None:
+        def cancel(state: RequestState) -> bool:
+            if state.phase is Phase.CANCELLED:
+                return False
+            step = state.step_state(command.step)
+            step.status, step.owner, step.finished_at = StepStatus.CANCELLED, "", utcnow()
+            state.phase, state.reason = Phase.CANCELLED, state.reason or "cancelled by request"
+            return True
+
+        state = await self.store.update(command.request_id, cancel)
+        await publish_event(
+            self.js, PhaseChanged(request_id=command.request_id, phase=Phase.CANCELLED, reason=state.reason)
+        )
+
+    async def _failed(self, delivery: Delivery, error: BaseException, final: bool) -> None:
+        try:
+            command = command_decoder.decode(delivery.data)
+        except Exception:
+            log.error("dropped a step message that does not decode: %s", error)
+            return
+        temporary = not final and not isinstance(error, PermanentError)
+        reason = str(error) or type(error).__name__
+        with request_context(command.request_id, command.step.value):
+            self.metrics.steps(step=command.step.value, outcome="failed" if final else "retried").inc()
+
+            def fail(state: RequestState) -> bool:
+                step = state.step_state(command.step)
+                if step.status.done:
+                    return False
+                step.error, step.owner = reason, ""
+                if final:
+                    step.status, step.finished_at = StepStatus.FAILED, utcnow()
+                    state.phase = Phase.FAILED
+                    state.reason = (
+                        f"{command.step.value} failed after {delivery.attempt} attempt(s): {reason}"
+                    )
+                else:
+                    step.status = StepStatus.PENDING
+                return True
+
+            state = await self.store.update(command.request_id, fail)
+            await publish_event(
+                self.js,
+                Failed(
+                    request_id=command.request_id,
+                    step=command.step,
+                    reason=reason,
+                    temporary=temporary,
+                    attempt=delivery.attempt,
+                    max_attempts=delivery.max_attempts,
+                ),
+            )
+            if final:
+                await publish_event(
+                    self.js,
+                    PhaseChanged(request_id=command.request_id, phase=Phase.FAILED, reason=state.reason),
+                )

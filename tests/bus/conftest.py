@@ -1,0 +1,43 @@
+"""Fixtures for bus tests: a fresh nats-server per test (streams and consumers are global names,
+so isolation comes from the server), settings pointing at it, and a connected BusClient."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from shared.bus.client import BusClient
+from shared.localstack import NatsServer
+from shared.runtime import Settings, load_settings
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(nats_server: NatsServer) -> Settings:
+    return load_settings(
+        {},
+        nats={"url": nats_server.url},
+        http_port=0,
+        http_host="127.0.0.1",
+        ack_wait=2.0,
+        lease=2.0,
+        max_attempts=3,
+        drain_grace=2.0,
+        concurrency=1,
+    )
+
+
+@pytest.fixture
+async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
+    nc = await nats.connect(nats_server.url)
+    yield BusClient(nc, timeout=5)
+    await nc.close()
