@@ -7,6 +7,7 @@ mover tests import these fixtures from here.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +21,29 @@ PASSWORD = b"correct horse battery staple"
 FAST_SCRYPT = 2**10  # tests open repositories often; production uses 2**15
 
 
-def s3_settings(stack: LocalStack, bucket: str) -> S3Settings:
+def s3_settings(stack: LocalStack, bucket: str, prefix: str = "repo") -> S3Settings:
     return S3Settings(
         bucket=bucket,
-        prefix="repo",
+        prefix=prefix,
         endpoint=stack.s3.endpoint,
         region=stack.s3.region,
         access_key=stack.s3.access_key,
         secret_key=stack.s3.secret_key,
     )
+
+
+@pytest.fixture(scope="session")
+def data_bucket(stack: LocalStack) -> str:
+    """One bucket for all data-path tests, a unique prefix per test.
+
+    SeaweedFS makes every bucket a collection with its own volumes, and the local server has room for
+    only a few dozen volumes: a bucket per test runs it out of writable volumes.
+    """
+    bucket = f"ferry-datapath-{secrets.token_hex(3)}"
+    store = S3Store(s3_settings(stack, bucket))
+    store.create_bucket()
+    store.close()
+    return bucket
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -37,10 +52,11 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(store_kind: str, stack: LocalStack, unique: str, tmp_path: Path) -> Iterator[ObjectStore]:
+def store(
+    store_kind: str, stack: LocalStack, data_bucket: str, unique: str, tmp_path: Path
+) -> Iterator[ObjectStore]:
     if store_kind == "s3":
-        s3 = S3Store(s3_settings(stack, f"ferry-{unique}"))
-        s3.create_bucket()
+        s3 = S3Store(s3_settings(stack, data_bucket, f"repo-{unique}"))
         yield s3
         s3.close()
     else:

@@ -62,10 +62,8 @@ def test_open_store_reads_repository_urls(tmp_path: Path) -> None:
     assert isinstance(local, LocalStore) and local.location == str(tmp_path)
 
 
-def test_wrong_s3_credentials_are_a_permanent_access_error(stack: LocalStack, unique: str) -> None:
-    good = S3Store(s3_settings(stack, f"ferry-{unique}"))
-    good.create_bucket()
-    bad = S3Store(S3Settings(**{**s3_settings(stack, f"ferry-{unique}").__dict__, "secret_key": "wrong"}))
+def test_wrong_s3_credentials_are_a_permanent_access_error(stack: LocalStack, data_bucket: str) -> None:
+    bad = S3Store(S3Settings(**{**s3_settings(stack, data_bucket).__dict__, "secret_key": "wrong"}))
     with pytest.raises(AccessDenied):
         bad.put("config", b"x")
 
@@ -87,15 +85,11 @@ class _Body:
 
 
 def test_an_injected_s3_error_is_retried_and_the_write_lands(
-    stack: LocalStack, unique: str, caplog: pytest.LogCaptureFixture
+    stack: LocalStack, data_bucket: str, unique: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SeaweedFS answers for real; the first two PUTs are answered 503 SlowDown before they leave."""
-    store = S3Store(
-        S3Settings(
-            **{**s3_settings(stack, f"ferry-{unique}").__dict__, "retry": RetryPolicy(initial_delay=0.01)}
-        )
-    )
-    store.create_bucket()
+    settings = s3_settings(stack, data_bucket, f"retry-{unique}")
+    store = S3Store(S3Settings(**{**settings.__dict__, "retry": RetryPolicy(initial_delay=0.01)}))
     failures = {"left": 2}
 
     def fail_twice(request: Any, **_: Any) -> Any:

@@ -1,0 +1,149 @@
+"""Locks, concurrent backups, interrupted backups, forget and prune."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from shared.repository import Repository, RepositoryLocked, backup, restore
+from shared.repository.checking import check
+from shared.repository.locking import Lock
+from shared.repository.pruning import Policy, forget, prune
+from shared.store import ObjectStore, PermanentStoreError, layout
+from tests.repository.trees import file_hashes, random_files
+from tests.store.conftest import PASSWORD
+
+
+def test_two_backups_at_once_both_restore(repo: Repository, tmp_path: Path) -> None:
+    random_files(tmp_path / "a", 6, 300_000, seed=1)
+    random_files(tmp_path / "b", 6, 300_000, seed=1)  # the same content: both race to store it
+    (tmp_path / "b" / "extra").write_bytes(os.urandom(500_000))
+    results: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            results[name] = backup(repo, tmp_path / name, name=name).snapshot_id
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    reopened = Repository.open(repo.store, PASSWORD)
+    for name in ("a", "b"):
+        restore(reopened, results[name], tmp_path / f"dst-{name}")
+        assert file_hashes(tmp_path / f"dst-{name}") == file_hashes(tmp_path / name)
+    assert check(reopened, read_data=True).ok
+
+
+def test_prune_waits_for_a_running_backup(repo: Repository) -> None:
+    with repo.lock(purpose="backup data-0"), pytest.raises(RepositoryLocked, match="backup data-0"):
+        prune(repo)
+
+
+def test_a_lock_whose_holder_died_does_not_block(repo: Repository, store: ObjectStore) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    record = {
+        "hostname": os.uname().nodename,
+        "pid": int(dead.stdout),
+        "exclusive": True,
+        "time": datetime.now().timestamp(),
+    }
+    store.put(layout.lock("dead-holder"), msgspec.json.encode(record))
+    with Lock(store, exclusive=True, purpose="prune"):
+        pass
+    silent = {**record, "hostname": "another-node", "time": datetime.now().timestamp() - 3600}
+    store.put(layout.lock("silent-holder"), msgspec.json.encode(silent))
+    with Lock(store, exclusive=True):
+        pass
+    alive = {**record, "hostname": "another-node"}
+    store.put(layout.lock("live-holder"), msgspec.json.encode(alive))
+    with pytest.raises(RepositoryLocked, match="another-node"):
+        Lock(store, exclusive=False).acquire()
+
+
+def _age(repo: Repository, snapshot_id: str, days: int) -> None:
+    """Rewrite a snapshot record as if it had been taken ``days`` ago."""
+    _, record = repo.load_snapshot(snapshot_id)
+    record.time = (datetime.fromisoformat(record.time) - timedelta(days=days)).isoformat()
+    repo.save_snapshot(record)
+    repo.delete_snapshot(snapshot_id)
+
+
+def test_forget_and_prune_keep_exactly_what_the_policy_says(
+    repo: Repository, store: ObjectStore, tmp_path: Path
+) -> None:
+    contents = {}
+    for generation in range(5):
+        random_files(tmp_path / "src", 2, 300_000, seed=100 + generation)  # all new data each time
+        backup(repo, tmp_path / "src", name="data-0", tags={"app": "shop"})
+        contents[generation] = file_hashes(tmp_path / "src")
+    random_files(tmp_path / "other", 1, 100_000)
+    other = backup(repo, tmp_path / "other", name="other").snapshot_id
+    ids = [sid for sid, _ in repo.snapshots(name="data-0")]
+    for days, snapshot_id in zip([40, 30, 20, 2, 0], ids, strict=True):
+        _age(repo, snapshot_id, days)
+
+    result = forget(repo, Policy(keep_last=1, keep_within=timedelta(days=10)))
+    assert len(result.removed) == 3
+    kept = repo.snapshots(name="data-0")
+    assert len(kept) == 2
+    assert [sid for sid, _ in repo.snapshots(name="other")] == [other], (
+        "another series keeps its own snapshots"
+    )
+
+    size_before = sum(info.size for info in store.list(layout.DATA))
+    pruned = prune(repo)
+    assert pruned.packs_deleted >= 3 and pruned.missing == []
+    assert sum(info.size for info in store.list(layout.DATA)) < size_before - 1_500_000
+    assert check(repo, read_data=True).ok
+    for n, (snapshot_id, _) in enumerate(kept):
+        restore(repo, snapshot_id, tmp_path / f"dst-{n}")
+        assert file_hashes(tmp_path / f"dst-{n}") == contents[3 + n]
+
+
+class _FailingAfter:
+    """The real store, except that PUTs of packs fail after ``packs`` succeeded (a network cut)."""
+
+    def __init__(self, store: ObjectStore, packs: int) -> None:
+        self.store, self.left = store, packs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def put(self, key: str, data: bytes) -> None:
+        if key.startswith(layout.DATA):
+            if self.left <= 0:
+                raise PermanentStoreError(f"put {key}: connection cut")
+            self.left -= 1
+        self.store.put(key, data)
+
+
+def test_an_interrupted_backup_leaves_packs_the_next_one_reuses(
+    repo: Repository, store: ObjectStore, tmp_path: Path
+) -> None:
+    random_files(tmp_path / "src", 10, 400_000)
+    cut = Repository.open(_FailingAfter(store, packs=2), PASSWORD)  # type: ignore[arg-type]
+    with pytest.raises(PermanentStoreError, match="connection cut"):
+        backup(cut, tmp_path / "src", upload_threads=1)
+    assert repo.snapshots() == []
+    assert len(list(store.list(layout.DATA))) == 2
+    assert check(Repository.open(store, PASSWORD)).ok, "the interrupted backup left the repository consistent"
+    resumed = backup(Repository.open(store, PASSWORD), tmp_path / "src")
+    assert resumed.snapshot.stats.new_bytes <= 4_000_000 - 2 * 1024 * 1024 + 100_000
+    restore(repo, resumed.snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
