@@ -1,10 +1,231 @@
-"""Placeholder."""
+"""Workload status: Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, HPAs, Pods.
+
+No pods are created for workloads (the sandbox has no containers to run); instead each workload
+gets the status its controller would report once everything is ready: replica counts equal to
+``spec.replicas`` (zero fields omitted, as Go's omitempty does), ``observedGeneration``, conditions.
+StatefulSets create their volumeClaimTemplates' PVCs ``<template>-<sts>-<ordinal>`` (kept when
+scaled down, as the default Retain policy does). Jobs not run by the kubelet succeed at once. Bare
+Pods are scheduled on ``sandbox-node`` and reported Running and Ready.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from sandbox.controllers import Controller
+from sandbox.controllers.kubelet import KUBELET_LABEL, NODE, ensure_node, is_ferry_job
+from sandbox.server.objects import now
+from sandbox.server.storage import clone
+
+DEPLOY, STS, DS, RS = "deployments.apps", "statefulsets.apps", "daemonsets.apps", "replicasets.apps"
+JOB, CRONJOB, HPA, PODS = "jobs.batch", "cronjobs.batch", "horizontalpodautoscalers.autoscaling", "pods"
+
+
+def _compact(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if v not in (0, None)}
+
+
+def _conditions(old: dict[str, Any], wanted: list[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+    """Conditions (type, status, reason, message), keeping transition times that did not change."""
+    previous = {c.get("type"): c for c in old.get("conditions") or []}
+    out = []
+    stamp = now()
+    for ctype, cstatus, reason, message in wanted:
+        prev = previous.get(ctype)
+        same = prev is not None and prev.get("status") == cstatus
+        cond = {"type": ctype, "status": cstatus, "reason": reason, "message": message}
+        cond["lastTransitionTime"] = prev.get("lastTransitionTime", stamp) if same and prev else stamp
+        cond["lastUpdateTime"] = prev.get("lastUpdateTime", stamp) if same and prev else stamp
+        out.append(cond)
+    return out
 
 
 class WorkloadController(Controller):
     name = "workloads"
-    resources = ("none",)
+    resources = (DEPLOY, STS, DS, RS, JOB, CRONJOB, HPA, PODS)
+
+    async def seed(self) -> None:
+        ensure_node(self)
+
+    async def reconcile(self, resource: str, namespace: str, name: str) -> float | None:
+        obj = self.store.get(resource, namespace, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return None
+        spec, old = obj.get("spec") or {}, obj.get("status") or {}
+        gen = obj["metadata"].get("generation")
+        replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        revision = f"{name}-{hashlib.sha256(repr(spec.get('template')).encode()).hexdigest()[:10]}"
+        status: dict[str, Any] | None = None
+        if resource == DEPLOY:
+            status = _compact(
+                {
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": replicas,
+                    "availableReplicas": replicas,
+                }
+            )
+            status["observedGeneration"] = gen
+            status["conditions"] = _conditions(
+                old,
+                [
+                    ("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+                    (
+                        "Progressing",
+                        "True",
+                        "NewReplicaSetAvailable",
+                        f'ReplicaSet "{revision}" has successfully progressed.',
+                    ),
+                ],
+            )
+        elif resource == STS:
+            self._claims_for(obj, replicas)
+            status = _compact(
+                {
+                    "replicas": replicas,
+                    "readyReplicas": replicas,
+                    "currentReplicas": replicas,
+                    "updatedReplicas": replicas,
+                    "availableReplicas": replicas,
+                }
+            )
+            status.update(
+                observedGeneration=gen, currentRevision=revision, updateRevision=revision, collisionCount=0
+            )
+        elif resource == DS:
+            status = {
+                "currentNumberScheduled": 1,
+                "desiredNumberScheduled": 1,
+                "numberAvailable": 1,
+                "numberMisscheduled": 0,
+                "numberReady": 1,
+                "observedGeneration": gen,
+                "updatedNumberScheduled": 1,
+            }
+        elif resource == RS:
+            status = {"replicas": replicas, "observedGeneration": gen}
+            status.update(
+                _compact(
+                    {
+                        "fullyLabeledReplicas": replicas,
+                        "readyReplicas": replicas,
+                        "availableReplicas": replicas,
+                    }
+                )
+            )
+        elif resource == JOB:
+            status = self._job_status(obj)
+        elif resource == HPA:
+            target = spec.get("minReplicas", 1)
+            status = {"currentReplicas": target, "desiredReplicas": target}
+        elif resource == PODS:
+            self._run_pod(obj)
+            return None
+        if status is not None and status != old:
+            self.objects.write(
+                self.objects.rt(resource), obj, {**clone(obj), "status": status}, subresource="status"
+            )
+        return None
+
+    def _job_status(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        if self.server.options.kubelet and is_ferry_job(self.server.options, job):
+            return None  # the kubelet runs it for real
+        old = job.get("status") or {}
+        if any(c.get("type") in ("Complete", "Failed") for c in old.get("conditions") or []):
+            return None
+        spec = job.get("spec") or {}
+        if spec.get("suspend"):
+            conds = _conditions(old, [("Suspended", "True", "JobSuspended", "Job suspended")])
+            return {**old, "conditions": conds}
+        stamp = now()
+        completions = int(spec.get("completions") or 1)
+        return {
+            "startTime": old.get("startTime", stamp),
+            "completionTime": stamp,
+            "succeeded": completions,
+            "ready": 0,
+            "terminating": 0,
+            "uncountedTerminatedPods": {},
+            "conditions": _conditions(
+                old,
+                [
+                    (
+                        "SuccessCriteriaMet",
+                        "True",
+                        "CompletionsReached",
+                        "Reached expected number of succeeded pods",
+                    ),
+                    ("Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods"),
+                ],
+            ),
+        }
+
+    def _claims_for(self, sts: dict[str, Any], replicas: int) -> None:
+        spec, meta = sts.get("spec") or {}, sts["metadata"]
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        rt = self.objects.rt("persistentvolumeclaims")
+        for template in spec.get("volumeClaimTemplates") or []:
+            tmeta = template.get("metadata") or {}
+            for ordinal in range(replicas):
+                name = f"{tmeta.get('name')}-{meta['name']}-{ordinal}"
+                if self.store.get(rt.resource, meta["namespace"], name) is not None:
+                    continue
+                labels = {**(tmeta.get("labels") or {}), **selector}
+                body = {
+                    "metadata": {
+                        "name": name,
+                        "labels": labels,
+                        "annotations": tmeta.get("annotations") or {},
+                    },
+                    "spec": clone(template.get("spec") or {}),
+                }
+                if not body["metadata"]["annotations"]:
+                    del body["metadata"]["annotations"]
+                self.objects.create(rt, meta["namespace"], body)
+
+    def _run_pod(self, pod: dict[str, Any]) -> None:
+        """A bare pod (not one the kubelet runs) is scheduled and reported Running and Ready."""
+        if KUBELET_LABEL in (pod["metadata"].get("labels") or {}):
+            return
+        if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
+            return
+        rt = self.objects.rt(PODS)
+        if not pod["spec"].get("nodeName"):
+            new = clone(pod)
+            new["metadata"].pop("resourceVersion", None)
+            new["spec"]["nodeName"] = NODE
+            self.objects.write(rt, pod, new)
+            pod = self.store.get(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]) or new
+        stamp = now()
+        containers = pod["spec"].get("containers") or []
+        status = {
+            "phase": "Running",
+            "conditions": [
+                {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}
+                for t in (
+                    "PodReadyToStartContainers",
+                    "Initialized",
+                    "Ready",
+                    "ContainersReady",
+                    "PodScheduled",
+                )
+            ],
+            "hostIP": "10.0.0.1",
+            "podIP": "10.244.0.10",
+            "startTime": stamp,
+            "qosClass": "BestEffort",
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": stamp}},
+                }
+                for c in containers
+            ],
+        }
+        self.objects.write(rt, pod, {**clone(pod), "status": status}, subresource="status")

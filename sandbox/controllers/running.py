@@ -1,0 +1,217 @@
+"""Running one kubelet pod as a local process: volumes, env, command, status and logs.
+
+Split out of ``kubelet.py`` (which decides *when* pods run) because this is the part that touches
+the machine: it writes Secret/ConfigMap volumes to disk, waits for PVCs to bind, starts the
+subprocess in a thread (``subprocess.Popen`` + ``wait`` in the default executor, so the server's
+loop never blocks and no child watcher is needed on this non-main thread) and records the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sandbox.controllers.kubelet import PodFailed, expand_vars, image_repository, map_paths
+from sandbox.server.objects import now
+from sandbox.server.storage import clone
+
+if TYPE_CHECKING:
+    from sandbox.controllers.kubelet import Kubelet
+
+CLAIM_WAIT = 60.0  # seconds a pod waits for its PVCs to bind before failing
+
+
+async def _mounts(k: Kubelet, pod: dict[str, Any], work: Path) -> list[tuple[str, str]]:
+    ns = pod["metadata"]["namespace"]
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    host: dict[str, Path] = {}
+    for vol in spec.get("volumes") or []:
+        name = vol["name"]
+        if vol.get("persistentVolumeClaim"):
+            claim = vol["persistentVolumeClaim"]["claimName"]
+            deadline = time.monotonic() + CLAIM_WAIT
+            while (path := k.claim_dir(ns, claim)) is None:
+                if time.monotonic() > deadline:
+                    raise PodFailed(f'persistentvolumeclaim "{claim}" is not bound')
+                await asyncio.sleep(0.05)
+            host[name] = path
+        elif vol.get("secret") or vol.get("configMap"):
+            src = vol.get("secret") or vol.get("configMap")
+            if vol.get("secret"):
+                data = k.secret_data(ns, src["secretName"])
+            else:
+                data = k.config_data(ns, src["name"])
+            target = work / "volumes" / name
+            target.mkdir(parents=True, exist_ok=True)
+            items = {i["key"]: i["path"] for i in src.get("items") or []} or {key: key for key in data}
+            for key, rel in items.items():
+                if key in data:
+                    (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (target / rel).write_bytes(data[key])
+            host[name] = target
+        elif vol.get("hostPath"):
+            host[name] = Path(vol["hostPath"]["path"])
+        else:  # emptyDir, projected, downwardAPI: an empty directory
+            target = work / "volumes" / name
+            target.mkdir(parents=True, exist_ok=True)
+            host[name] = target
+    mounts = []
+    for m in container.get("volumeMounts") or []:
+        if m["name"] not in host:
+            raise PodFailed(f'volume "{m["name"]}" not found')
+        path = host[m["name"]] / m["subPath"] if m.get("subPath") else host[m["name"]]
+        path.mkdir(parents=True, exist_ok=True)
+        mounts.append((m["mountPath"].rstrip("/") or "/", str(path)))
+    return mounts
+
+
+def _env(k: Kubelet, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    ns = pod["metadata"]["namespace"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        if source.get("secretRef"):
+            data = k.secret_data(ns, source["secretRef"]["name"])
+        elif source.get("configMapRef"):
+            data = k.config_data(ns, source["configMapRef"]["name"])
+        else:
+            continue
+        env.update({prefix + key: value.decode(errors="replace") for key, value in data.items()})
+    for var in container.get("env") or []:
+        frm = var.get("valueFrom")
+        if frm is None:
+            env[var["name"]] = expand_vars(str(var.get("value", "")), env)
+        elif frm.get("secretKeyRef"):
+            ref = frm["secretKeyRef"]
+            env[var["name"]] = k.secret_data(ns, ref["name"])[ref["key"]].decode(errors="replace")
+        elif frm.get("configMapKeyRef"):
+            ref = frm["configMapKeyRef"]
+            env[var["name"]] = k.config_data(ns, ref["name"])[ref["key"]].decode(errors="replace")
+        elif frm.get("fieldRef"):
+            path = frm["fieldRef"]["fieldPath"]
+            values = {
+                "metadata.name": pod["metadata"]["name"],
+                "metadata.namespace": ns,
+                "spec.nodeName": pod["spec"].get("nodeName", ""),
+                "metadata.uid": pod["metadata"]["uid"],
+            }
+            env[var["name"]] = values.get(path, "")
+    return env
+
+
+def _set_status(
+    k: Kubelet, pod: dict[str, Any], phase: str, container: dict[str, Any], state: dict[str, Any]
+) -> None:
+    meta = pod["metadata"]
+    current = k.store.get("pods", meta["namespace"], meta["name"])
+    if current is None:
+        return
+    stamp = now()
+    status = {
+        "phase": phase,
+        "hostIP": "10.0.0.1",
+        "podIP": "10.244.0.20",
+        "startTime": (current.get("status") or {}).get("startTime", stamp),
+        "qosClass": "BestEffort",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+            {
+                "type": "Ready",
+                "status": "True" if phase == "Running" else "False",
+                "lastTransitionTime": stamp,
+            },
+        ],
+        "containerStatuses": [
+            {
+                "name": container["name"],
+                "image": container.get("image", ""),
+                "imageID": "",
+                "ready": phase == "Running",
+                "started": phase == "Running",
+                "restartCount": 0,
+                "state": state,
+            }
+        ],
+    }
+    k.objects.write(k.objects.rt("pods"), current, {**clone(current), "status": status}, subresource="status")
+
+
+async def run_pod(k: Kubelet, pod: dict[str, Any], procs: list[subprocess.Popen[bytes]]) -> None:
+    meta = pod["metadata"]
+    container = pod["spec"]["containers"][0]
+    work = k.server.data_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+    work.mkdir(parents=True, exist_ok=True)
+    log_path = work / "container.log"
+    log_path.touch()
+    k.server.logs[(meta["namespace"], meta["name"])] = log_path
+    try:
+        mounts = await _mounts(k, pod, work)
+        env = {key: map_paths(value, mounts) for key, value in _env(k, pod, container).items()}
+        words = list(container.get("command") or [image_repository(container.get("image", ""))])
+        words += list(container.get("args") or [])
+        words = [map_paths(expand_vars(str(w), env), mounts) for w in words]
+        words[0] = k.venv_command(words[0])
+        cwd = map_paths(container["workingDir"], mounts) if container.get("workingDir") else str(work)
+    except (PodFailed, KeyError) as e:
+        log_path.write_text(f"sandbox kubelet: {e}\n")
+        state = {
+            "terminated": {
+                "exitCode": 128,
+                "reason": "CreateContainerConfigError",
+                "message": str(e),
+                "startedAt": now(),
+                "finishedAt": now(),
+            }
+        }
+        _set_status(k, pod, "Failed", container, state)
+        return
+    started = now()
+    _set_status(k, pod, "Running", container, {"running": {"startedAt": started}})
+    loop = asyncio.get_running_loop()
+    try:
+        proc = await loop.run_in_executor(None, _spawn, words, {**k.base_env(), **env}, cwd, log_path)
+    except OSError as e:
+        state = {
+            "terminated": {
+                "exitCode": 127,
+                "reason": "StartError",
+                "message": str(e),
+                "startedAt": started,
+                "finishedAt": now(),
+            }
+        }
+        _set_status(k, pod, "Failed", container, state)
+        return
+    procs.append(proc)
+    deadline = pod["spec"].get("activeDeadlineSeconds")
+    waiting = loop.run_in_executor(None, proc.wait)
+    try:
+        code = await asyncio.wait_for(asyncio.shield(waiting), deadline) if deadline else await waiting
+    except TimeoutError:
+        proc.kill()
+        code = await waiting
+    except asyncio.CancelledError:
+        proc.kill()
+        await waiting
+        raise
+    reason = "Completed" if code == 0 else "Error"
+    state = {"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now()}}
+    _set_status(k, pod, "Succeeded" if code == 0 else "Failed", container, state)
+
+
+def _spawn(words: list[str], env: dict[str, str], cwd: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start the container's process (blocking: runs in a thread), its output appended to the log."""
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"sandbox kubelet: running {shlex.join(words)}\n".encode())
+        log.flush()
+        try:
+            return subprocess.Popen(words, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        except OSError as e:
+            log.write(f"sandbox kubelet: {e}\n".encode())
+            raise
