@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import LocalStack, local_stack
+from shared.localstack import LocalStack, NatsServer, local_stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +34,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The real nats-server (JetStream) and SeaweedFS (S3 gateway), started once per run."""
     with local_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh nats-server for one test: stream, consumer and bucket names are global, so tests that
+    run Ferry's services get their own server (it starts in milliseconds)."""
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

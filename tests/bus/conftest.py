@@ -3,8 +3,7 @@ so isolation comes from the server), settings pointing at it, and a connected Bu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
@@ -12,13 +11,6 @@ import pytest
 from shared.bus.client import BusClient
 from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

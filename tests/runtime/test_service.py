@@ -1,0 +1,38 @@
+"""A running service answers its health and metrics endpoints and is listed by NATS micro tooling."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import nats
+
+from services.intake.intake import IntakeService
+from shared.localstack import NatsServer
+from shared.runtime import load_settings
+
+
+async def test_health_readiness_metrics_and_micro_discovery(nats_server: NatsServer) -> None:
+    settings = load_settings({}, nats={"url": nats_server.url}, http_port=0, http_host="127.0.0.1")
+    service = IntakeService(settings)
+    async with service, aiohttp.ClientSession() as http:
+        assert service.health is not None
+        base = f"http://127.0.0.1:{service.health.port}"
+        async with http.get(f"{base}/healthz") as response:
+            assert response.status == 200
+        async with http.get(f"{base}/readyz") as response:
+            assert (response.status, await response.json()) == (200, {"ready": True})
+        async with http.get(f"{base}/metrics") as response:
+            assert "ferry_requests_total" in await response.text()
+        nc = await nats.connect(nats_server.url)
+        try:
+            ping = await nc.request("$SRV.PING.ferry-intake", b"", timeout=2)
+            info = await nc.request("$SRV.INFO.ferry-intake", b"", timeout=2)
+        finally:
+            await nc.close()
+        endpoints = {e["subject"] for e in json.loads(info.data)["endpoints"]}
+        assert json.loads(ping.data)["name"] == "ferry-intake"
+        assert {"ferry.requests", "ferry.requests.get", "ferry.requests.cancel"} <= endpoints
+        await service.drain()
+        await service.drain()  # idempotent
+        assert service.nc is not None and service.nc.is_closed

@@ -1,0 +1,78 @@
+"""Settings come from FERRY_* env vars over an optional TOML file; bad values name the setting."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+
+from shared.contracts.errors import PermanentError
+from shared.runtime.logs import JsonFormatter, request_context
+from shared.runtime.settings import load_settings
+
+
+def test_env_vars_map_onto_sections_and_fields() -> None:
+    settings = load_settings(
+        {
+            "FERRY_NATS_URL": "nats://bus:4222",
+            "FERRY_NATS_TOKEN": "s3cr3t-token",
+            "FERRY_S3_ENDPOINT": "http://s3:8333",
+            "FERRY_HTTP_PORT": "9090",
+            "FERRY_LOG_FORMAT": "text",
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.nats.url == "nats://bus:4222"
+    assert settings.nats.token == "s3cr3t-token"
+    assert settings.s3.endpoint == "http://s3:8333"
+    assert settings.http_port == 9090
+    assert settings.log_format == "text"
+
+
+def test_env_vars_override_the_toml_file(tmp_path: Path) -> None:
+    config = tmp_path / "ferry.toml"
+    config.write_text(
+        'http_port = 7000\nrepository = "s3://east/apps"\n[nats]\nurl = "nats://a:4222"\n[repositories]\nwest = "s3://west/apps"\n'
+    )
+    settings = load_settings({"FERRY_CONFIG": str(config), "FERRY_NATS_URL": "nats://b:4222"})
+    assert settings.http_port == 7000
+    assert settings.nats.url == "nats://b:4222"
+    assert settings.repositories == {"west": "s3://west/apps"}
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        pytest.param({"FERRY_HTTP_PORT": "eighty"}, "http_port", id="a port that is not a number"),
+        pytest.param({"FERRY_LOG_FORMAT": "xml"}, "log_format", id="an unknown log format"),
+        pytest.param(
+            {"FERRY_CONFIG": "/nonexistent/ferry.toml"}, "FERRY_CONFIG", id="a settings file that is missing"
+        ),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_setting(env: dict[str, str], words: str) -> None:
+    with pytest.raises(PermanentError, match=words):
+        load_settings(env)
+
+
+def test_log_lines_carry_the_request_id_and_never_a_secret() -> None:
+    settings = load_settings(
+        {"FERRY_NATS_PASSWORD": "hunter2-password", "FERRY_S3_SECRET_KEY": "AKIA-very-secret"}
+    )
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("snapshot", settings.secrets()))
+    logger = logging.getLogger("ferry.test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with request_context("migrate-1", "snapshot"):
+            logger.warning("connecting with %s and %s", "hunter2-password", "AKIA-very-secret")
+    finally:
+        logger.removeHandler(handler)
+    line = stream.getvalue()
+    assert '"request_id": "migrate-1"' in line and '"step": "snapshot"' in line
+    assert "hunter2" not in line and "AKIA" not in line
+    assert line.count("***") == 2
