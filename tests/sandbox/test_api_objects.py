@@ -50,28 +50,20 @@ async def test_generate_name_appends_five_random_characters(api: client.ApiClien
 
 
 async def test_replace_bumps_generation_only_when_the_spec_changes(api: client.ApiClient, ns: str) -> None:
-    apps = client.AppsV1Api(api)
-    body = {
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "w", "image": "nginx"}]},
-            },
-        },
-    }
-    await apps.create_namespaced_deployment(ns, body)
-    current = await apps.read_namespaced_deployment("web", ns)
+    batch = client.BatchV1Api(api)
+    template = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    await batch.create_namespaced_cron_job(
+        ns, {"metadata": {"name": "tick"}, "spec": {"schedule": "0 * * * *", "jobTemplate": template}}
+    )
+    current = await batch.read_namespaced_cron_job("tick", ns)
     current.metadata.labels = {"tier": "front"}
-    labelled = await apps.replace_namespaced_deployment("web", ns, current)
+    labelled = await batch.replace_namespaced_cron_job("tick", ns, current)
     assert labelled.metadata.generation == 1
-    labelled.spec.replicas = 3
-    scaled = await apps.replace_namespaced_deployment("web", ns, labelled)
-    assert scaled.metadata.generation == 2
-    again = await apps.replace_namespaced_deployment("web", ns, scaled)
-    assert again.metadata.resource_version == scaled.metadata.resource_version  # a no-op keeps the RV
+    labelled.spec.schedule = "5 * * * *"
+    changed = await batch.replace_namespaced_cron_job("tick", ns, labelled)
+    assert changed.metadata.generation == 2
+    again = await batch.replace_namespaced_cron_job("tick", ns, changed)
+    assert again.metadata.resource_version == changed.metadata.resource_version  # a no-op keeps the RV
 
 
 async def test_secret_string_data_is_folded_into_base64_data(api: client.ApiClient, ns: str) -> None:
