@@ -1,0 +1,5 @@
+import sys
+
+from services.demo.running import main
+
+sys.exit(main())
