@@ -81,14 +81,11 @@ class WorkloadController(Controller):
             )
         elif resource == STS:
             self._claims_for(obj, replicas)
-            status = _compact(
-                {
-                    "replicas": replicas,
-                    "readyReplicas": replicas,
-                    "currentReplicas": replicas,
-                    "updatedReplicas": replicas,
-                    "availableReplicas": replicas,
-                }
+            status = {"replicas": replicas, "availableReplicas": replicas}  # never omitted for StatefulSets
+            status.update(
+                _compact(
+                    {"readyReplicas": replicas, "currentReplicas": replicas, "updatedReplicas": replicas}
+                )
             )
             status.update(
                 observedGeneration=gen, currentRevision=revision, updateRevision=revision, collisionCount=0

@@ -1,0 +1,228 @@
+"""Workloads report believable status; Jobs running Ferry's image run as local processes on PV directories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from sandbox import SandboxClusters
+from sandbox.controllers.kubelet import image_repository, map_paths
+from tests.sandbox.conftest import eventually
+
+LABELS = {"app": "db"}
+
+
+def pod_template(image: str = "postgres:16") -> dict[str, Any]:
+    return {"metadata": {"labels": LABELS}, "spec": {"containers": [{"name": "main", "image": image}]}}
+
+
+async def test_a_statefulset_gets_ready_replicas_and_its_claims(api: client.ApiClient, ns: str) -> None:
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    template = {
+        "metadata": {"name": "pgdata"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    body = {
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": 2,
+            "serviceName": "db",
+            "selector": {"matchLabels": LABELS},
+            "template": pod_template(),
+            "volumeClaimTemplates": [template],
+        },
+    }
+    await apps.create_namespaced_stateful_set(ns, body)
+
+    async def ready() -> Any:
+        sts = await apps.read_namespaced_stateful_set("db", ns)
+        return sts if sts.status.ready_replicas == 2 and sts.status.observed_generation == 1 else None
+
+    await eventually(ready)
+    claims = {c.metadata.name: c for c in (await core.list_namespaced_persistent_volume_claim(ns)).items}
+    assert sorted(claims) == ["pgdata-db-0", "pgdata-db-1"]
+    assert claims["pgdata-db-0"].metadata.labels == LABELS
+    await apps.patch_namespaced_stateful_set_scale("db", ns, {"spec": {"replicas": 0}})
+
+    async def scaled_down() -> Any:
+        sts = await apps.read_namespaced_stateful_set("db", ns)
+        return (
+            sts.status.observed_generation == 2 and not sts.status.replicas and not sts.status.ready_replicas
+        )
+
+    await eventually(scaled_down)
+    assert len((await core.list_namespaced_persistent_volume_claim(ns)).items) == 2  # claims are kept
+
+
+async def test_a_deployment_is_available_and_scaling_to_zero_is_reflected(
+    api: client.ApiClient, ns: str
+) -> None:
+    apps = client.AppsV1Api(api)
+    body = {
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": LABELS}, "template": pod_template("nginx")},
+    }
+    await apps.create_namespaced_deployment(ns, body)
+
+    async def available() -> Any:
+        d = await apps.read_namespaced_deployment("web", ns)
+        conditions = {c.type: c.status for c in d.status.conditions or []}
+        return d.status.available_replicas == 3 and conditions.get("Available") == "True"
+
+    await eventually(available)
+    await apps.patch_namespaced_deployment("web", ns, {"spec": {"replicas": 0}})
+
+    async def zero() -> Any:
+        d = await apps.read_namespaced_deployment("web", ns)
+        return (
+            d.status.observed_generation == 2
+            and d.status.replicas is None
+            and d.status.available_replicas is None
+        )
+
+    await eventually(zero)
+
+
+async def test_a_job_with_another_image_is_simulated_as_succeeded_without_pods(
+    api: client.ApiClient, ns: str
+) -> None:
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    spec = {
+        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}
+    }
+    await batch.create_namespaced_job(ns, {"metadata": {"name": "other"}, "spec": spec})
+
+    async def complete() -> Any:
+        job = await batch.read_namespaced_job("other", ns)
+        return job.status.succeeded == 1 and any(c.type == "Complete" for c in job.status.conditions or [])
+
+    await eventually(complete)
+    assert (await core.list_namespaced_pod(ns)).items == []
+
+
+def ferry_job(name: str, command: list[str], **container: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "mover",
+                            "image": "ghcr.io/ferry-dev/ferry:test",
+                            "command": command,
+                            **container,
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                        {"name": "creds", "secret": {"secretName": "creds"}},
+                    ],
+                }
+            },
+        },
+    }
+
+
+SCRIPT = """
+import os, sys
+source, creds = sys.argv[1], sys.argv[2]
+key = open(os.path.join(creds, "key")).read()
+with open(os.path.join(source, "out.txt"), "w") as f:
+    f.write(f"{os.environ['GREETING']} {os.environ['TOKEN']} {key} {os.environ['TARGET']}")
+print("done writing", source)
+"""
+
+
+async def test_a_ferry_image_job_runs_locally_against_the_pv_directory(
+    api: client.ApiClient, ns: str, clusters: SandboxClusters
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    await core.create_namespaced_secret(
+        ns, {"metadata": {"name": "creds"}, "stringData": {"key": "s3cr3t", "token": "t0k"}}
+    )
+    await core.create_namespaced_config_map(ns, {"metadata": {"name": "cfg"}, "data": {"GREETING": "hello"}})
+    await core.create_namespaced_persistent_volume_claim(
+        ns,
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    job = ferry_job(
+        "mover",
+        ["python", "-c", SCRIPT, "/data", "/etc/creds"],
+        env=[
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            {"name": "TARGET", "value": "/data/sub"},
+        ],
+        envFrom=[{"configMapRef": {"name": "cfg"}}],
+        volumeMounts=[{"name": "data", "mountPath": "/data"}, {"name": "creds", "mountPath": "/etc/creds"}],
+    )
+    await batch.create_namespaced_job(ns, job)
+
+    async def complete() -> Any:
+        j = await batch.read_namespaced_job("mover", ns)
+        return j if any(c.type == "Complete" for c in j.status.conditions or []) else None
+
+    done = await eventually(complete, within=20)
+    assert done.status.succeeded == 1
+    pvc = await core.read_namespaced_persistent_volume_claim("data", ns)
+    pv_dir = clusters["east"].volume_path(pvc.spec.volume_name)
+    assert (pv_dir / "out.txt").read_text() == f"hello t0k s3cr3t {pv_dir}/sub"
+    pods = (await core.list_namespaced_pod(ns, label_selector="job-name=mover")).items
+    assert [p.status.phase for p in pods] == ["Succeeded"]
+    log = await core.read_namespaced_pod_log(pods[0].metadata.name, ns)
+    assert f"done writing {pv_dir}" in log
+
+
+async def test_a_failing_ferry_job_is_failed_with_its_log_kept(api: client.ApiClient, ns: str) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    job = ferry_job("broken", ["python", "-c", "import sys; print('about to fail'); sys.exit(3)"])
+    job["spec"]["template"]["spec"]["volumes"] = []
+    await batch.create_namespaced_job(ns, job)
+
+    async def failed() -> Any:
+        j = await batch.read_namespaced_job("broken", ns)
+        return j if any(c.type == "Failed" for c in j.status.conditions or []) else None
+
+    done = await eventually(failed, within=20)
+    assert done.status.failed == 1
+    reason = next(c.reason for c in done.status.conditions if c.type == "Failed")
+    assert reason == "BackoffLimitExceeded"
+    pod = (await core.list_namespaced_pod(ns, label_selector="job-name=broken")).items[0]
+    assert pod.status.phase == "Failed"
+    assert pod.status.container_statuses[0].state.terminated.exit_code == 3
+    assert "about to fail" in await core.read_namespaced_pod_log(pod.metadata.name, ns)
+
+
+IMAGES = [
+    pytest.param("ghcr.io/ferry-dev/ferry:0.1.0", "ferry", id="a registry image with a tag"),
+    pytest.param(
+        "registry.local:5000/ferry-mover@sha256:abc", "ferry-mover", id="a registry port and a digest"
+    ),
+    pytest.param("ferry", "ferry", id="a bare name"),
+]
+
+
+@pytest.mark.parametrize(("image", "repository"), IMAGES)
+def test_image_repository_names_are_parsed(image: str, repository: str) -> None:
+    assert image_repository(image) == repository
+
+
+MAPPINGS = [
+    pytest.param("/data", "/pv", id="a bare mount path"),
+    pytest.param("--source=/data/sub", "--source=/pv/sub", id="a mount path inside an option value"),
+    pytest.param("/database", "/database", id="a longer path that only shares a prefix is left alone"),
+    pytest.param("/data/cache/x", "/cache-dir/x", id="the longest mount path wins"),
+    pytest.param("s3://bucket/data", "s3://bucket/data", id="a path inside a URL is left alone"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MAPPINGS)
+def test_mount_paths_are_mapped_in_arguments(text: str, expected: str) -> None:
+    assert map_paths(text, [("/data", "/pv"), ("/data/cache", "/cache-dir")]) == expected
