@@ -162,7 +162,10 @@ class Repository:
         if found is None:
             raise IntegrityError(f"chunk {blob_id.hex()[:16]} is not in the index")
         pack, blob = found
-        sealed = self.store.get_range(layout.pack(pack), blob.offset, blob.length)
+        try:
+            sealed = self.store.get_range(layout.pack(pack), blob.offset, blob.length)
+        except ObjectNotFound as e:
+            raise IntegrityError(f"chunk {blob_id.hex()[:16]} is lost: pack {pack[:16]} is missing") from e
         return self.open_blob(blob, sealed, pack)
 
     def read_tree(self, tree_id: bytes) -> Tree:

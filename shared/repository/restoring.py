@@ -59,7 +59,12 @@ class _Restore:
         self.is_root = os.geteuid() == 0
 
     def walk(self, tree_id: bytes, path: str, rel: str) -> None:
-        for node in self.repo.read_tree(tree_id).nodes:
+        try:
+            tree = self.repo.read_tree(tree_id)
+        except (IntegrityError, StoreError) as e:
+            self.damaged[rel or "."] = f"directory listing lost: {e}"
+            return
+        for node in tree.nodes:
             child, child_rel = os.path.join(path, node.name), f"{rel}/{node.name}" if rel else node.name
             if node.type == "dir":
                 os.makedirs(child, mode=0o700, exist_ok=True)

@@ -154,11 +154,12 @@ class S3Store:
         return self._call(f"get {key}", read)
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        spec = f"bytes=-{length}" if offset < 0 else f"bytes={offset}-{offset + length - 1}"
+        # A suffix range ("the last N bytes") when offset < 0, from which the first ``length`` are kept.
+        spec = f"bytes=-{-offset}" if offset < 0 else f"bytes={offset}-{offset + length - 1}"
 
         def read() -> bytes:
             response = self.client.get_object(Bucket=self.settings.bucket, Key=self._key(key), Range=spec)
-            return bytes(response["Body"].read())
+            return bytes(response["Body"].read(length))
 
         data = self._call(f"get {key} [{spec}]", read)
         if len(data) != length:

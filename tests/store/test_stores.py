@@ -32,6 +32,7 @@ def test_objects_round_trip_whole_and_by_range(store: ObjectStore) -> None:
     assert store.get(layout.pack("ab" + "0" * 62)) == data
     assert store.get_range(layout.pack("ab" + "0" * 62), 1000, 10) == data[1000:1010]
     assert store.get_range(layout.pack("ab" + "0" * 62), -4, 4) == data[-4:]
+    assert store.get_range(layout.pack("ab" + "0" * 62), -100, 10) == data[-100:-90]
     assert {info.key: info.size for info in store.list(layout.DATA)} == {
         layout.pack("ab" + "0" * 62): len(data)
     }

@@ -1,0 +1,144 @@
+"""``ferry-mover`` as a Job runs it: a real subprocess, settings from env vars, exit codes, JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.localstack import LocalStack
+from shared.store import ObjectStore, S3Store, layout
+from tests.repository.trees import awkward_tree, describe, file_hashes, random_files
+from tests.store.conftest import repo_url
+
+MOVER = [sys.executable, "-m", "shared.mover"]
+
+
+@pytest.fixture
+def env(store: ObjectStore, stack: LocalStack) -> dict[str, str]:
+    values = {**os.environ, "FERRY_REPO": repo_url(store), "FERRY_REPO_PASSWORD": "s3cret"}
+    if isinstance(store, S3Store):
+        values |= {"FERRY_S3_ENDPOINT": stack.s3.endpoint, "FERRY_S3_ACCESS_KEY": stack.s3.access_key,
+                   "FERRY_S3_SECRET_KEY": stack.s3.secret_key, "FERRY_S3_REGION": stack.s3.region}  # fmt: skip
+    return values
+
+
+def mover(env: dict[str, str], *args: str, code: int = 0) -> dict[str, Any]:
+    done = subprocess.run([*MOVER, *args, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, (
+        f"exit {done.returncode} != {code}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    )
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    summary["stderr"] = done.stderr
+    return summary
+
+
+def test_init_backup_restore_round_trip(env: dict[str, str], tmp_path: Path) -> None:
+    awkward_tree(tmp_path / "src")
+    mover(env, "init", "--pack-size-mib", "1")
+    first = mover(
+        env, "backup", str(tmp_path / "src"), "--name", "data-0", "--tag", "app=shop", "--group", "g1"
+    )
+    assert first["files"] == 12 and first["new_bytes"] > 0 and first["warnings"] == []
+    (tmp_path / "src" / "text.txt").write_text("changed\n")
+    second = mover(env, "backup", str(tmp_path / "src"), "--name", "data-0", "--tag", "app=shop")
+    assert second["parent"] == first["snapshot_id"] and second["bytes_read"] == len("changed\n"), (
+        "hard links are read once"
+    )
+    changes = mover(env, "diff", first["snapshot_id"], second["snapshot_id"])
+    assert changes["changes"]["modified"] == ["links/hard-to-text", "links/second-hard", "text.txt"]
+    listed = mover(env, "ls")
+    assert [s["id"] for s in listed["snapshots"]] == [first["snapshot_id"], second["snapshot_id"]]
+    restored = mover(env, "restore", first["snapshot_id"][:8], str(tmp_path / "dst"))
+    assert restored["damaged"] == {}
+    (tmp_path / "src" / "text.txt").unlink()
+    expected = describe(tmp_path / "dst")
+    assert expected["links/hard-to-text"][4] == expected["text.txt"][4]
+    assert mover(env, "check", "--read-data")["ok"] is True
+
+
+@pytest.mark.parametrize(
+    "case, args, password, code, message",
+    [
+        ("a wrong password", ["ls"], "wrong", 12, "wrong password or key file"),
+        ("an unknown snapshot", ["restore", "feedbeef", "/tmp/x"], "s3cret", 16, "no snapshot 'feedbeef'"),
+        ("a second init", ["init"], "s3cret", 2, "a repository already exists"),
+        ("forget without a policy", ["forget"], "s3cret", 2, "forget needs --keep-last"),
+    ],
+)
+def test_failures_have_exit_codes_a_job_controller_can_act_on(
+    env: dict[str, str], case: str, args: list[str], password: str, code: int, message: str
+) -> None:
+    mover(env, "init")
+    failed = mover({**env, "FERRY_REPO_PASSWORD": password}, *args, code=code)
+    assert message in failed["error"] and message in failed["stderr"]
+
+
+def test_no_repository_and_no_settings(env: dict[str, str], tmp_path: Path) -> None:
+    assert mover(env, "ls", code=10)["meaning"].startswith("no repository")
+    assert mover({k: v for k, v in env.items() if k != "FERRY_REPO_PASSWORD"}, "ls", code=2)[
+        "error"
+    ].startswith("no repository password")
+
+
+def test_a_damaged_restore_fails_unless_partial_is_allowed(
+    env: dict[str, str], store: ObjectStore, tmp_path: Path
+) -> None:
+    random_files(tmp_path / "src", 6, 300_000)
+    mover(env, "init", "--pack-size-mib", "1")
+    snap = mover(env, "backup", str(tmp_path / "src"))["snapshot_id"]
+    victim = max(store.list(layout.DATA), key=lambda info: info.size).key  # a data pack
+    store.delete(victim)
+    failed = mover(env, "restore", snap, str(tmp_path / "dst"), code=15)
+    assert failed["damaged"] and all("is missing" in reason for reason in failed["damaged"].values())
+    partial = mover(env, "restore", snap, str(tmp_path / "dst2"), "--allow-partial", code=3)
+    assert partial["damaged"] == failed["damaged"]
+    assert mover(env, "check", code=15)["ok"] is False
+    for info in store.list(layout.DATA):  # now lose the directory listings too
+        store.delete(info.key)
+    lost = mover(env, "restore", snap, str(tmp_path / "dst3"), code=15)
+    assert lost["damaged"] == {".": lost["damaged"]["."]} and "directory listing lost" in lost["damaged"]["."]
+
+
+def test_a_killed_backup_resumes_without_uploading_again(
+    env: dict[str, str], store: ObjectStore, tmp_path: Path
+) -> None:
+    random_files(tmp_path / "src", 24, 1024 * 1024)
+    mover(env, "init", "--pack-size-mib", "1")
+    job = subprocess.Popen([*MOVER, "backup", str(tmp_path / "src"), "--limit-upload", "3072"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(list(store.list(layout.DATA))) < 6 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    uploaded = len(list(store.list(layout.DATA)))
+    assert 6 <= uploaded < 24, "killed halfway"
+    assert mover(env, "ls")["snapshots"] == []
+    assert mover(env, "check")["ok"] is True
+    resumed = mover(env, "backup", str(tmp_path / "src"))
+    assert resumed["stored_bytes"] <= (24 - uploaded + 2) * 1024 * 1024
+    mover(env, "prune")  # the killed job's lock is stale (its process is gone): prune is not blocked
+    mover(env, "restore", "latest", str(tmp_path / "dst"))
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+
+
+def test_key_rotation_and_forget_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:
+    mover(env, "init")
+    for n in range(3):
+        random_files(tmp_path / "src", 1, 10_000, seed=n)
+        mover(env, "backup", str(tmp_path / "src"), "--name", "vol")
+    rotated = mover({**env, "FERRY_NEW_REPO_PASSWORD": "n3w"}, "key", "rotate")
+    assert rotated["old_key"] != rotated["new_key"]
+    mover(env, "ls", code=12)
+    env = {**env, "FERRY_REPO_PASSWORD": "n3w"}
+    kept = mover(env, "forget", "--keep-last", "1", "--prune")
+    assert len(kept["removed"]) == 2 and len(kept["kept"]) == 1
+    assert len(mover(env, "ls")["snapshots"]) == 1
