@@ -1,0 +1,212 @@
+"""The OpenAPI 3.1 document of the gateway, built from the same msgspec types the bus uses.
+
+Component schemas come from ``msgspec.json.schema_components``, so the HTTP contract cannot drift
+from the bus contract; the paths are written here next to the routes they describe. The document is
+served at ``/v1/openapi.json`` and kept in ``docs/openapi.json`` (a test compares the two);
+regenerate with ``python -m services.gateway.openapi docs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from services.gateway.app import ErrorBody
+from services.gateway.catalog import ClusterList
+from shared.contracts.events import Event
+from shared.contracts.requests import MobilityRequest
+from shared.contracts.states import Accepted, RequestList, RequestState
+from shared.runtime.lifecycle import VERSION
+
+REF = "#/components/schemas/{name}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(name=name)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    words = {
+        400: "Invalid input: `field` names the JSON path or parameter",
+        401: "Missing or unknown bearer token",
+        403: "The token lacks the scope this call needs",
+        404: "No such request or snapshot",
+        413: "Request body too large",
+        503: "The bus or the service behind it does not answer",
+    }
+    return {str(s): _json(_ref("ErrorBody"), words[s]) for s in statuses}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ANY = {"type": "object", "additionalProperties": True}
+
+
+def _paths() -> dict[str, Any]:
+    query = [
+        ("phase", "New, Queued, InProgress, Completed, PartiallyFailed, Failed or Cancelled"),
+        ("kind", "migrate, replicate, restore or drill"),
+        ("label", "key=value"),
+        ("since", "ISO 8601 time: created at or after"),
+        ("limit", "1..1000, default 100"),
+    ]
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness (no token needed)",
+                "security": [],
+                "responses": {"200": _json(_ANY, "The gateway runs")},
+            }
+        },
+        "/v1/requests": {
+            "post": {
+                "summary": "Submit a mobility request (scope submit)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("MobilityRequest")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Accepted"), "Accepted; Location names the request"),
+                    "200": _json(_ref("Accepted"), "A repeated idempotency key: the existing request"),
+                    **_errors(400, 401, 403, 413, 503),
+                },
+            },
+            "get": {
+                "summary": "List requests, newest first (scope read)",
+                "parameters": [
+                    {
+                        "name": n,
+                        "in": "query",
+                        "required": False,
+                        "description": d,
+                        "schema": {"type": "string"},
+                    }
+                    for n, d in query
+                ],
+                "responses": {
+                    "200": _json(_ref("RequestList"), "Matching requests"),
+                    **_errors(400, 401, 403, 503),
+                },
+            },
+        },
+        "/v1/requests/{id}": {
+            "get": {
+                "summary": "One request with its per-step state and results (scope read)",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(_ref("RequestState"), "The request"),
+                    **_errors(401, 403, 404, 503),
+                },
+            }
+        },
+        "/v1/requests/{id}/cancel": {
+            "post": {
+                "summary": "Cancel a request (scope submit)",
+                "parameters": [_ID],
+                "responses": {
+                    "202": _json(_ref("RequestState"), "Cancellation recorded"),
+                    **_errors(401, 403, 404, 503),
+                },
+            }
+        },
+        "/v1/requests/{id}/events": {
+            "get": {
+                "summary": "Server-Sent Events: history, then live; ends after the final phase (scope read)",
+                "description": "Each SSE `id` is the JetStream stream sequence and each `event` the event kind; "
+                "`data` is one Event. Resume with the `Last-Event-ID` header (or `?after=`).",
+                "parameters": [
+                    _ID,
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "integer"},
+                    },
+                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "An event stream",
+                        "content": {"text/event-stream": {"schema": _ref("Event")}},
+                    },
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            }
+        },
+        "/v1/snapshots": {
+            "get": {
+                "summary": "List snapshots; query parameters are passed to the snapshot catalog (scope read)",
+                "responses": {
+                    "200": _json(_ANY, "The snapshot catalog's answer"),
+                    **_errors(400, 401, 403, 503),
+                },
+            }
+        },
+        "/v1/snapshots/{id}": {
+            "get": {
+                "summary": "Describe one snapshot (scope read)",
+                "parameters": [_ID],
+                "responses": {"200": _json(_ANY, "The snapshot"), **_errors(401, 403, 404, 503)},
+            },
+            "delete": {
+                "summary": "Delete one snapshot (scope admin)",
+                "parameters": [_ID],
+                "responses": {"200": _json(_ANY, "Deleted"), **_errors(401, 403, 404, 503)},
+            },
+        },
+        "/v1/clusters": {
+            "get": {
+                "summary": "Kubeconfig contexts with their reachability (scope read)",
+                "responses": {"200": _json(_ref("ClusterList"), "Clusters"), **_errors(401, 403)},
+            }
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    types = [MobilityRequest, Accepted, RequestState, RequestList, Event, ErrorBody, ClusterList]
+    _, components = msgspec.json.schema_components(types, ref_template=REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ferry gateway",
+            "version": VERSION,
+            "description": "Move and replicate Kubernetes applications between clusters. Same contract as the bus.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
+
+
+async def serve_document(_: web.Request) -> web.Response:
+    return web.Response(text=render(), content_type="application/json")
+
+
+serve_document.ferry_scopes = frozenset()  # type: ignore[attr-defined]  # needs a valid token, any scope
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/v1/openapi.json", serve_document)
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/openapi.json")
+    target.write_text(render())
+    print(f"wrote {target}")

@@ -1,0 +1,186 @@
+"""Requests over HTTP: submit, list, get, cancel, and their events as Server-Sent Events.
+
+Each handler is a thin translation to the bus contract. A submission is decoded and checked here
+first (the same ``decode_request`` intake uses), so a bad body is refused with the JSON path of the
+bad field before anything reaches the bus, and the message sent back never quotes a value.
+
+The event stream replays the request's history from the JetStream events stream and then follows
+it live; each SSE ``id`` is the stream sequence, so a client that reconnects with ``Last-Event-ID``
+(or ``?after=``) resumes exactly where it stopped. The stream ends after the request's final phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.gateway.app import CLIENT, GatewayError, json_response, requires, without_values
+from services.gateway.config import Scope
+from shared.bus.client import BusClient
+from shared.contracts.events import Event, event_encoder, event_kind
+from shared.contracts.requests import RequestInvalid, RequestKind, decode_request, encode_request
+from shared.contracts.states import Accepted, ListQuery, Phase, RequestList
+
+log = logging.getLogger("ferry.gateway")
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+KEEPALIVE = 15.0  # seconds between SSE comments while a request is quiet (proxies drop idle streams)
+MAX_LIMIT = 1000
+
+
+def request_id(request: web.Request) -> str:
+    value = request.match_info["id"]
+    if not REQUEST_ID.match(value):
+        raise GatewayError(404, "no request with this id", field="id", code="not-found")
+    return value
+
+
+@requires(Scope.SUBMIT)
+async def submit(request: web.Request) -> web.Response:
+    body = await request.read()
+    try:
+        mobility = decode_request(body)
+    except RequestInvalid as e:
+        raise GatewayError(400, without_values(e.reason), field=e.field) from None
+    reply = await request.app[CLIENT].submit_raw(encode_request(mobility))
+    if not isinstance(reply, Accepted):
+        status = 503 if reply.code == "unavailable" else 400
+        raise GatewayError(status, without_values(reply.error), field=reply.field, code=reply.code)
+    headers = {"Location": f"/v1/requests/{reply.id}"}
+    return json_response(reply, 200 if reply.duplicate else 201, headers)
+
+
+def list_query(request: web.Request) -> ListQuery:
+    """Filters from the query string; each bad one is named (the parameter is the field)."""
+    params = request.query
+    unknown = sorted(set(params) - {"phase", "kind", "label", "since", "limit"})
+    if unknown:
+        raise GatewayError(400, "unknown query parameter", field=unknown[0])
+    phase, kind = params.get("phase", ""), params.get("kind", "")
+    if phase and phase not in {p.value for p in Phase}:
+        raise GatewayError(400, f"phase must be one of {', '.join(p.value for p in Phase)}", field="phase")
+    if kind and kind not in {k.value for k in RequestKind}:
+        raise GatewayError(
+            400, f"kind must be one of {', '.join(k.value for k in RequestKind)}", field="kind"
+        )
+    label = params.get("label", "")
+    if label and "=" not in label:
+        raise GatewayError(400, "label must be key=value", field="label")
+    since = params.get("since", "")
+    if since:
+        try:
+            when = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise GatewayError(400, "since must be an ISO 8601 time", field="since") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        since = when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        limit = int(params.get("limit", "100"))
+    except ValueError:
+        raise GatewayError(400, "limit must be an integer", field="limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise GatewayError(400, f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    return ListQuery(phase=phase, kind=kind, label=label, since=since, limit=limit)
+
+
+@requires(Scope.READ)
+async def list_requests(request: web.Request) -> web.Response:
+    items = await request.app[CLIENT].list(list_query(request))
+    return json_response(RequestList(items=items))
+
+
+@requires(Scope.READ)
+async def get_request(request: web.Request) -> web.Response:
+    return json_response(await request.app[CLIENT].get(request_id(request)))
+
+
+@requires(Scope.SUBMIT)
+async def cancel_request(request: web.Request) -> web.Response:
+    return json_response(await request.app[CLIENT].cancel(request_id(request)), 202)
+
+
+def resume_after(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID", "") or request.query.get("after", "")
+    name = "Last-Event-ID" if request.headers.get("Last-Event-ID") else "after"
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise GatewayError(400, "must be an event id (a stream sequence number)", field=name)
+    return int(raw)
+
+
+def sse_frame(seq: int, event: Event) -> bytes:
+    data = event_encoder.encode(event).decode()
+    return f"id: {seq}\nevent: {event_kind(event)}\ndata: {data}\n\n".encode()
+
+
+async def _pump(
+    client: BusClient, rid: str, after: int, follow: bool, queue: asyncio.Queue[tuple[int, Event] | None]
+) -> None:
+    try:
+        async for item in client.events(rid, after=after, follow=follow, idle=0.5):
+            await queue.put(item)
+    finally:
+        queue.put_nowait(None)  # the queue is unbounded: never blocks, even while cancelled
+
+
+async def _frames(client: BusClient, rid: str, after: int, follow: bool) -> AsyncIterator[bytes]:
+    queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue()
+    pump = asyncio.create_task(_pump(client, rid, after, follow, queue), name=f"gateway:sse:{rid}")
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if item is None:
+                break
+            yield sse_frame(*item)
+        await pump  # surfaces an error of the subscription
+    finally:
+        if not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+
+@requires(Scope.READ)
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    client = request.app[CLIENT]
+    rid = request_id(request)
+    after = resume_after(request)
+    state = await client.get(rid)  # 404 before the stream starts
+    follow = not state.phase.final  # a finished request: its history, then the end
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    await response.write(b"retry: 2000\n\n")
+    try:
+        async for frame in _frames(client, rid, after, follow):
+            await response.write(frame)
+    except (ConnectionResetError, asyncio.CancelledError):
+        log.info("event stream of %s closed by the client", rid)
+        raise
+    await response.write_eof()
+    return response
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_post("/v1/requests", submit)
+    router.add_get("/v1/requests", list_requests)
+    router.add_get("/v1/requests/{id}", get_request)
+    router.add_post("/v1/requests/{id}/cancel", cancel_request)
+    router.add_get("/v1/requests/{id}/events", stream_events)

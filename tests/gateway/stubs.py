@@ -1,0 +1,63 @@
+"""Step stubs that look like the real pipeline from the outside: volume progress, a verification report.
+
+``VolumeStep`` reports per-volume byte progress (two volumes) and, when it is the verify step,
+publishes a ``Report`` titled "verification". A request's labels choose its fate as in
+tests/bus/stubs.py: ``behaviour=ok|partial|fail-perm|block|sleep``. Shared by the gateway and CLI tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from shared.contracts.errors import PermanentError
+from shared.contracts.events import Report
+from shared.contracts.steps import StepName, StepResult
+from shared.runtime import StepContext, StepService
+
+VOLUMES = {"data-db-0": 4 * 1024 * 1024, "uploads": 1024 * 1024}
+
+
+class VolumeStep(StepService):
+    step: ClassVar[StepName] = StepName.ECHO
+
+    async def handle(self, ctx: StepContext) -> StepResult:
+        behaviour = ctx.request.labels.get("behaviour", "ok")
+        if behaviour == "fail-perm":
+            raise PermanentError("namespace shop does not exist in cluster east")
+        if behaviour == "block":
+            for _ in range(600):
+                await ctx.checkpoint()
+                await asyncio.sleep(0.05)
+        if behaviour == "sleep":
+            await asyncio.sleep(float(ctx.request.labels.get("seconds", "0.5")))
+        total = sum(VOLUMES.values())
+        done = 0
+        for volume, size in VOLUMES.items():
+            for part in (1, 2):
+                await ctx.progress(throttle=0, volume=volume, bytes_done=size * part // 2, bytes_total=size)
+            done += size
+            await ctx.progress(throttle=0, bytes_done=done, bytes_total=total, items_done=1, items_total=2)
+        if self.step is StepName.VERIFY:
+            await ctx.emit(
+                Report(
+                    request_id=ctx.request_id,
+                    step=self.step,
+                    title="verification",
+                    body={
+                        "objects": {"matched": 12, "missing": 0},
+                        "volumes": {"checked": 2, "mismatched": 0},
+                    },
+                )
+            )
+        partial = behaviour == "partial" and self.step is StepName.VERIFY
+        return StepResult(
+            outputs={f"{self.step.value}_done": "yes"},
+            counts={"volumes": len(VOLUMES)},
+            partial=partial,
+            message="1 volume differs" if partial else "",
+        )
+
+
+def volume_step(step: StepName) -> type[VolumeStep]:
+    return type(f"Volume{step.value.title()}", (VolumeStep,), {"step": step, "name": step.value})
