@@ -27,7 +27,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CLIENT = web.AppKey("client", BusClient)
 CONFIG = web.AppKey("config", GatewayConfig)
-IDENTITY = "ferry.identity"
+IDENTITY = web.RequestKey("identity", Identity)
 
 _encoder = msgspec.json.Encoder()
 _STATUS_OF_CODE = {"invalid": 400, "not-found": 404, "conflict": 409, "unavailable": 503}

@@ -73,7 +73,7 @@ async def test_every_endpoint_needs_a_token_with_its_scope(
         async with gateway.session.request(method, url, data=body, headers=gateway.auth(who)) as response:
             await response.read()
             # snapshot calls answer 503 here (no snapshot service runs); never 401/403
-            assert response.status not in (401, 403), who
+            assert response.status in (200, 201, 202, 503), who
 
 
 async def test_health_and_unknown_paths_need_no_token(gateway: Gateway) -> None:

@@ -1,0 +1,214 @@
+"""Requests over HTTP on a real nats-server with the real intake: submit, get, list, cancel, events."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from services.gateway import openapi
+from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
+from tests.gateway.conftest import Gateway
+from tests.gateway.sse import read_frames
+from tests.waiting import eventually
+
+ROOT = Path(__file__).parents[2]
+
+
+def body(
+    kind: RequestKind = RequestKind.MIGRATE,
+    key: str = "",
+    itinerary: tuple[str, ...] = ("echo",),
+    **labels: str,
+) -> bytes:
+    return msgspec.json.encode(
+        MobilityRequest(
+            kind=kind,
+            source=Source(cluster="east", namespaces=["shop"]),
+            target=Target(cluster="west"),
+            labels=labels,
+            idempotency_key=key,
+            itinerary=list(itinerary),
+        )
+    )
+
+
+async def submit(gateway: Gateway, data: bytes) -> str:
+    async with gateway.session.post(
+        gateway.url + "/v1/requests", data=data, headers=gateway.auth("cli")
+    ) as response:
+        assert response.status == 201, await response.text()
+        reply = await response.json()
+        assert response.headers["Location"] == f"/v1/requests/{reply['id']}"
+        return str(reply["id"])
+
+
+async def get(gateway: Gateway, path: str, who: str = "read") -> tuple[int, dict]:
+    async with gateway.session.get(gateway.url + path, headers=gateway.auth(who)) as response:
+        return response.status, await response.json()
+
+
+async def test_a_submitted_request_runs_and_its_steps_and_results_can_be_read(gateway: Gateway) -> None:
+    rid = await submit(gateway, body(itinerary=()))  # a full migrate itinerary of stub steps
+    await gateway.client.wait(rid, within=30)
+    status, state = await get(gateway, f"/v1/requests/{rid}")
+    assert status == 200
+    assert state["phase"] == "Completed"
+    assert [s["step"] for s in state["steps"]] == ["discover", "snapshot", "transfer", "restore", "verify"]
+    assert all(s["status"] == "Succeeded" for s in state["steps"])
+    assert state["steps"][1]["result"]["counts"] == {"volumes": 2}
+    assert state["request"]["target"]["cluster"] == "west"
+    status, missing = await get(gateway, "/v1/requests/migrate-nope")
+    assert (status, missing["code"], missing["field"]) == (404, "not-found", "id")
+
+
+async def test_the_same_idempotency_key_gives_back_the_same_request(gateway: Gateway) -> None:
+    first = await submit(gateway, body(key="deploy-7"))
+    async with gateway.session.post(
+        gateway.url + "/v1/requests", data=body(key="deploy-7"), headers=gateway.auth("submit")
+    ) as response:
+        assert response.status == 200
+        assert await response.json() == {"type": "accepted", "id": first, "duplicate": True}
+
+
+async def test_requests_are_listed_with_filters(gateway: Gateway) -> None:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    migrate = await submit(gateway, body(team="a"))
+    replicate = await submit(gateway, body(RequestKind.REPLICATE, team="b"))
+    failed = await submit(gateway, body(team="b", behaviour="fail-perm"))
+    for rid in (migrate, replicate, failed):
+        await gateway.client.wait(rid, within=30)
+
+    async def ids(query: str) -> list[str]:
+        status, listed = await get(gateway, "/v1/requests" + query)
+        assert status == 200, listed
+        return [item["id"] for item in listed["items"]]
+
+    assert sorted(await ids("")) == sorted([migrate, replicate, failed])
+    assert await ids("?kind=replicate") == [replicate]
+    assert sorted(await ids("?label=team%3Db")) == sorted([replicate, failed])
+    assert await ids("?phase=Failed") == [failed]
+    assert len(await ids("?limit=2")) == 2
+    assert len(await ids("?since=" + before.isoformat().replace("+00:00", "Z"))) == 3
+    assert await ids("?since=2999-01-01T00:00:00Z") == []
+    for query, field in [
+        ("?phase=Done", "phase"),
+        ("?kind=teleport", "kind"),
+        ("?label=team", "label"),
+        ("?limit=0", "limit"),
+        ("?since=yesterday", "since"),
+        ("?colour=red", "colour"),
+    ]:
+        status, error = await get(gateway, "/v1/requests" + query)
+        assert (status, error["field"]) == (400, field), query
+
+
+async def test_cancel_stops_a_running_request(gateway: Gateway) -> None:
+    rid = await submit(gateway, body(behaviour="block"))
+
+    async def running() -> bool:
+        return (await get(gateway, f"/v1/requests/{rid}"))[1]["phase"] == "InProgress"
+
+    await eventually(running, what="the step started")
+    async with gateway.session.post(
+        gateway.url + f"/v1/requests/{rid}/cancel", headers=gateway.auth("submit")
+    ) as response:
+        assert response.status == 202
+        assert (await response.json())["cancel_requested"] is True
+    state = await gateway.client.wait(rid, within=15)
+    assert state.phase.value == "Cancelled"
+    async with gateway.session.post(
+        gateway.url + "/v1/requests/nope/cancel", headers=gateway.auth("submit")
+    ) as response:
+        assert response.status == 404
+
+
+async def test_events_stream_history_then_live_and_resume_after_last_event_id(gateway: Gateway) -> None:
+    rid = await submit(gateway, body(itinerary=("snapshot", "verify"), behaviour="sleep", seconds="0.6"))
+    url = gateway.url + f"/v1/requests/{rid}/events"
+    async with gateway.session.get(url, headers=gateway.auth("read")) as response:  # connected while it runs
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        live = await asyncio.wait_for(read_frames(response), timeout=30)
+    kinds = [kind for _, kind, _ in live]
+    assert kinds[0] == "phase" and live[0][2]["phase"] == "Queued"  # history first
+    assert (
+        kinds[-1] == "phase" and live[-1][2]["phase"] == "Completed"
+    )  # the stream ends after the final phase
+    assert {"step-started", "progress", "step-completed", "report"} <= set(kinds)
+    ids = [seq for seq, _, _ in live]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    volumes = {data["volume"] for _, kind, data in live if kind == "progress" and data["volume"]}
+    assert volumes == {"data-db-0", "uploads"}
+
+    resume_from = ids[4]
+    headers = {**gateway.auth("read"), "Last-Event-ID": str(resume_from)}
+    async with gateway.session.get(url, headers=headers) as response:
+        resumed = await asyncio.wait_for(read_frames(response), timeout=30)
+    assert resumed == [frame for frame in live if frame[0] > resume_from]
+    async with gateway.session.get(url + f"?after={ids[-1]}", headers=gateway.auth("read")) as response:
+        assert await asyncio.wait_for(read_frames(response), timeout=10) == []  # nothing after the end
+    async with gateway.session.get(url, headers={**gateway.auth("read"), "Last-Event-ID": "x"}) as response:
+        assert response.status == 400
+        assert (await response.json())["field"] == "Last-Event-ID"
+
+
+async def test_events_of_an_unknown_request_are_404(gateway: Gateway) -> None:
+    status, error = await get(gateway, "/v1/requests/nope/events")
+    assert (status, error["code"]) == (404, "not-found")
+
+
+async def test_the_openapi_document_is_served_and_in_sync_with_docs(gateway: Gateway) -> None:
+    async with gateway.session.get(
+        gateway.url + "/v1/openapi.json", headers=gateway.auth("read")
+    ) as response:
+        assert response.status == 200
+        served = await response.text()
+    committed = (ROOT / "docs" / "openapi.json").read_text()
+    assert served == openapi.render()
+    assert committed == served, (
+        "docs/openapi.json is stale: python -m services.gateway.openapi docs/openapi.json"
+    )
+    document = json.loads(served)
+    assert {"MobilityRequest", "RequestState", "Event", "ErrorBody"} <= set(document["components"]["schemas"])
+    routes = {(r.method.lower(), r.resource.canonical) for r in gateway.service._runner.app.router.routes()}  # type: ignore[union-attr]
+    documented = {(m, p) for p, item in document["paths"].items() for m in item}
+    assert routes - {("head", p) for _, p in routes} <= documented | {("get", "/v1/openapi.json")}
+
+
+@pytest.mark.parametrize("who", ["read", "cli"])
+async def test_snapshots_are_answered_by_the_snapshot_service(gateway: Gateway, who: str) -> None:
+    nc = gateway.client.nc
+
+    async def catalog(msg) -> None:  # a stand-in for the snapshot service's micro endpoints
+        if msg.subject.endswith(".list"):
+            query = json.loads(msg.data)
+            await msg.respond(
+                json.dumps({"items": [{"id": "snap-1", "cluster": query.get("cluster", "")}]}).encode()
+            )
+        elif msg.data == b"snap-1":
+            await msg.respond(json.dumps({"id": "snap-1", "volumes": 2}).encode())
+        else:
+            await msg.respond(
+                json.dumps(
+                    {"type": "rejected", "error": "no snapshot 'x'", "field": "id", "code": "not-found"}
+                ).encode()
+            )
+
+    sub = await nc.subscribe("ferry.snapshots.*", cb=catalog)
+    try:
+        status, listed = await get(gateway, "/v1/snapshots?cluster=east", who)
+        assert (status, listed) == (200, {"items": [{"id": "snap-1", "cluster": "east"}]})
+        assert await get(gateway, "/v1/snapshots/snap-1", who) == (200, {"id": "snap-1", "volumes": 2})
+        status, missing = await get(gateway, "/v1/snapshots/other", who)
+        assert (status, missing["code"]) == (404, "not-found")
+        assert "'x'" not in missing["error"]
+    finally:
+        await sub.unsubscribe()
+    status, down = await get(gateway, "/v1/snapshots", who)
+    assert (status, down["code"]) == (503, "unavailable")
+    assert "ferry.snapshots.list" in down["error"]
