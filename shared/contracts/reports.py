@@ -1,0 +1,93 @@
+"""What the restore and verify steps report: one result per object, one check per volume.
+
+Velero's most-filed complaint about partial failures is that they are opaque (velero #4223): a
+restore says ``PartiallyFailed`` and nobody can tell which object failed or why. Ferry's restore
+therefore records a result for *every* object of the snapshot — created, updated, unchanged,
+skipped (with the reason) or failed (with the API's message) — and the verify step a check for every
+volume (file tree and content hashes against the snapshot). Both documents are stored with the
+request (the ``ferry-inventories`` object store, named in the step's outputs) and published as a
+``Report`` event, so a person or a pipeline sees the same thing.
+
+These are public contracts: new fields get defaults, types never change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+from msgspec import Struct, field
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"  # existed and differed; patched to the snapshot's version (policy update)
+    RECREATED = "recreated"  # existed; deleted and created again (policy recreate)
+    UNCHANGED = "unchanged"  # existed and already equal to the snapshot's version
+    SKIPPED = "skipped"  # not written; ``reason`` says why (owned, exists under policy skip, ...)
+    FAILED = "failed"  # ``reason`` carries the API's message
+    PLANNED = "planned"  # dry run: would be created / updated (``diff`` says how)
+
+
+class ObjectResult(Struct, frozen=True, kw_only=True):
+    """The fate of one object of the snapshot, named as in the *source* and in the *target*."""
+
+    key: str  # "<group-resource>/<namespace>/<name>" as captured, e.g. "deployments.apps/shop/web"
+    target: str = ""  # the same after transforms, e.g. "deployments.apps/shop-dr/web"
+    outcome: Outcome
+    reason: str = ""
+    diff: list[str] = field(default_factory=list)  # dry run / skip: "spec.replicas: 2 -> 3"
+    warnings: list[str] = field(default_factory=list)  # e.g. a resource-modifier test that did not hold
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
+
+class VolumeResult(Struct, frozen=True, kw_only=True):
+    """One volume restored by a mover Job (restore) or compared with its snapshot (verify)."""
+
+    claim: str  # target "<namespace>/<pvc>"
+    snapshot: str  # the repository snapshot id of the volume
+    ok: bool
+    files: int = 0
+    bytes: int = 0
+    reason: str = ""
+    damaged: dict[str, str] = field(default_factory=dict)  # path -> why (missing, content differs)
+
+
+class RestoreReport(Struct, frozen=True, kw_only=True):
+    request_id: str
+    snapshot: str  # the Ferry snapshot id (group)
+    dry_run: bool = False
+    objects: list[ObjectResult] = field(default_factory=list)
+    volumes: list[VolumeResult] = field(default_factory=list)
+    waited: dict[str, str] = field(default_factory=dict)  # object -> "ready" or why it is not
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for result in self.objects:
+            counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+        counts["volumes"] = len(self.volumes)
+        counts["volumes_failed"] = sum(1 for v in self.volumes if not v.ok)
+        return counts
+
+
+class Verification(Struct, frozen=True, kw_only=True):
+    """The verify step's proof: every object accounted for, every volume equal to its snapshot."""
+
+    request_id: str
+    snapshot: str
+    objects_expected: int = 0
+    objects_present: int = 0
+    objects: list[ObjectResult] = field(default_factory=list)  # only the ones that are NOT fine
+    volumes: list[VolumeResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.objects and all(v.ok for v in self.volumes)
+
+
+report_encoder = msgspec.json.Encoder()
+restore_report_decoder = msgspec.json.Decoder(RestoreReport)
+verification_decoder = msgspec.json.Decoder(Verification)
