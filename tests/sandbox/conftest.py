@@ -19,14 +19,15 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.dynamic import DynamicClient
 
-from sandbox import SandboxClusters, sandbox_clusters
+from sandbox import SandboxClusters, SandboxOptions, sandbox_clusters
 
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
 async def clusters(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SandboxClusters]:
-    async with sandbox_clusters(tmp_path_factory.mktemp("clusters")) as running:
+    options = SandboxOptions(bookmark_interval=0.3)
+    async with sandbox_clusters(tmp_path_factory.mktemp("clusters"), options=options) as running:
         yield running
 
 

@@ -56,8 +56,8 @@ spec: {{size: 3}}
 """
 
 
-async def test_kubectl_lists_api_resources_with_short_names(kubectl: Kubectl) -> None:
-    code, out, err = await kubectl("api-resources")
+async def test_kubectl_lists_api_resources_with_short_names(kubectl: Kubectl, east_url: str) -> None:
+    code, out, err = await kubectl("--server", east_url, "api-resources")
     assert code == 0, err
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert "deploy" in rows["deployments"] and "apps/v1" in rows["deployments"]
