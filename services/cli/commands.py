@@ -1,0 +1,193 @@
+"""What each ``ferry`` command does, once, whatever the transport; and the exit codes scripts read.
+
+Exit codes: 0 the request completed (or the command succeeded), 1 any other error (unreachable,
+rejected, not found), 2 a usage error (a bad flag, named), 3 the request partially failed, 4 it
+failed, 5 it was cancelled. Only the commands that end on a request's final phase use 3-5:
+``ferry watch``, and ``migrate|replicate|restore`` with ``--wait`` or ``--watch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from rich.console import Console
+
+from services.cli.parsing import UsageError, request_from_args
+from services.cli.rendering import generic_table, phase_text, requests_table, show_state, write_data
+from services.cli.transports import CliError, Transport
+from services.cli.watching import watch
+from shared.contracts.requests import encode_request
+from shared.contracts.states import ListQuery, Phase, RequestState
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 2, 3, 4, 5
+EXIT_OF_PHASE = {
+    Phase.COMPLETED: EXIT_OK,
+    Phase.PARTIALLY_FAILED: EXIT_PARTIAL,
+    Phase.FAILED: EXIT_FAILED,
+    Phase.CANCELLED: EXIT_CANCELLED,
+}
+
+
+class Io:
+    """stdout for results, stderr for progress and errors (so ``-o json`` output stays parseable)."""
+
+    def __init__(self, out: Console, err: Console, output: str) -> None:
+        self.out, self.err, self.output = out, err, output
+
+    @property
+    def live(self) -> Console:
+        """Where progress goes: stdout for tables, stderr when stdout carries JSON/YAML."""
+        return self.out if self.output == "table" else self.err
+
+
+async def wait_final(transport: Transport, request_id: str) -> RequestState:
+    delay = 0.1
+    while True:
+        state = await transport.get(request_id)
+        if state.phase.final:
+            return state
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def finish(io: Io, state: RequestState) -> int:
+    if io.output == "table":
+        show_state(io.out, state)
+    else:
+        write_data(io.out, state, io.output)
+    return EXIT_OF_PHASE.get(state.phase, EXIT_ERROR)
+
+
+async def follow(io: Io, transport: Transport, state: RequestState, after: int = 0) -> int:
+    """Live progress until the end, then the final state's exit code."""
+    await watch(io.live, state, transport.events(state.id, after))
+    final = await transport.get(state.id)
+    if not final.phase.final:  # the stream ended early (it should not): fall back to polling
+        final = await wait_final(transport, state.id)
+    if io.output != "table":
+        write_data(io.out, final, io.output)
+    return EXIT_OF_PHASE.get(final.phase, EXIT_ERROR)
+
+
+async def submit(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    request = request_from_args(args)
+    accepted = await transport.submit(encode_request(request))
+    again = " (the same idempotency key: the existing request)" if accepted.duplicate else ""
+    if args.watch:
+        io.live.print(f"request [bold]{accepted.id}[/] accepted{again}", highlight=False)
+        return await follow(io, transport, await transport.get(accepted.id))
+    if args.wait:
+        io.err.print(f"request {accepted.id} accepted{again}; waiting for it to finish", highlight=False)
+        return finish(io, await wait_final(transport, accepted.id))
+    if io.output == "table":
+        io.out.print(f"request [bold]{accepted.id}[/] accepted{again}", highlight=False)
+        io.out.print(f"follow it with: ferry watch {accepted.id}", highlight=False)
+    else:
+        write_data(io.out, accepted, io.output)
+    return EXIT_OK
+
+
+async def status(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    state = await transport.get(args.id)
+    if io.output == "table":
+        show_state(io.out, state)
+    else:
+        write_data(io.out, state, io.output)
+    return EXIT_OK
+
+
+async def watch_request(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    state = await transport.get(args.id)
+    io.live.print(f"{state.id}: {state.request.kind.value} {phase_text(state.phase)}", highlight=False)
+    return await follow(io, transport, state, args.after)
+
+
+async def list_requests(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    if args.label and "=" not in args.label:
+        raise UsageError("--label", "expected key=value")
+    if not 1 <= args.limit <= 1000:
+        raise UsageError("--limit", "must be between 1 and 1000")
+    query = ListQuery(
+        phase=args.phase or "",
+        kind=args.kind or "",
+        label=args.label or "",
+        since=args.since or "",
+        limit=args.limit,
+    )
+    states = await transport.list(query)
+    if io.output == "table":
+        io.out.print(requests_table(states) if states else "no requests")
+    else:
+        write_data(io.out, {"items": states}, io.output)
+    return EXIT_OK
+
+
+async def cancel(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    state = await transport.cancel(args.id)
+    if io.output == "table":
+        now = "cancelled" if state.phase is Phase.CANCELLED else "stops at its next checkpoint"
+        io.out.print(
+            f"{state.id}: cancellation requested; {now} ({phase_text(state.phase)})", highlight=False
+        )
+    else:
+        write_data(io.out, state, io.output)
+    return EXIT_OK
+
+
+async def snapshots(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    if args.delete and not args.id:
+        raise UsageError("--delete", "name the snapshot to delete: ferry snapshots ID --delete")
+    query = {k: v for k, v in (("cluster", args.cluster), ("namespace", args.namespace)) if v}
+    doc: Any = await transport.snapshots(args.id, query, delete=args.delete)
+    if io.output != "table":
+        write_data(io.out, doc, io.output)
+    elif args.id is None:
+        items = doc.get("items", doc) if isinstance(doc, dict) else doc
+        io.out.print(generic_table(items) if items else "no snapshots")
+    else:
+        write_data(io.out, doc, "yaml")
+    return EXIT_OK
+
+
+async def clusters(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    doc = await transport.clusters()
+    if io.output != "table":
+        write_data(io.out, doc, io.output)
+        return EXIT_OK
+    items = doc.get("items", [])
+    if not items:
+        io.out.print(
+            "no clusters: no kubeconfig found"
+            + (f" ({doc.get('kubeconfig')})" if doc.get("kubeconfig") else "")
+        )
+        return EXIT_OK
+    columns = ["name", "server", "reachable", "version", "latency_ms", "error"]
+    io.out.print(generic_table(items, columns))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "migrate": submit,
+    "replicate": submit,
+    "restore": submit,
+    "status": status,
+    "watch": watch_request,
+    "list": list_requests,
+    "cancel": cancel,
+    "snapshots": snapshots,
+    "clusters": clusters,
+}
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_CANCELLED",
+    "EXIT_ERROR",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
+    "CliError",
+    "Io",
+]

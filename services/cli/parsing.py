@@ -1,0 +1,269 @@
+"""The ``ferry`` command line: flags that feel like kubectl and Velero, turned into a MobilityRequest.
+
+Flags that take lists accept both repetition and commas (``-n a -n b`` == ``-n a,b``); mappings take
+``old:new`` (or ``old=new`` when a name itself has a colon, like a registry with a port). The request
+built from the flags is checked by the same ``decode_request`` the bus uses, before anything is sent,
+and a contract error is reported against the flag that set the field (exit 2), not a JSON path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from shared.contracts.requests import (
+    ConflictPolicy,
+    MobilityRequest,
+    RequestInvalid,
+    RequestKind,
+    SnapshotMethod,
+    decode_request,
+)
+from shared.contracts.states import Phase
+
+OUTPUTS = ("table", "json", "yaml")
+
+
+class UsageError(Exception):
+    """A bad flag or flag value; ``flag`` names it. Exit code 2."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"argument {flag}: {message}")
+        self.flag = flag
+
+
+# JSON path prefix of a request field -> the flag that sets it (longest prefix wins).
+FLAG_OF_FIELD = {
+    "$.source.cluster": "--from",
+    "$.source.namespaces": "-n/--namespace",
+    "$.source.selector": "-l/--selector",
+    "$.source.include_resources": "--include-resources",
+    "$.source.exclude_resources": "--exclude-resources",
+    "$.source.repository": "--from-repository",
+    "$.source.snapshot": "--from-snapshot",
+    "$.target.cluster": "--to",
+    "$.target.repository": "--to-repository",
+    "$.target.namespace_map": "--namespace-mapping",
+    "$.target.storage_class_map": "--storage-class-mapping",
+    "$.target.registry_map": "--registry-mapping",
+    "$.target.resource_modifiers": "--resource-modifiers",
+    "$.volumes.parallel": "--parallel",
+    "$.volumes.method": "--snapshot-method",
+    "$.volumes.exclude_storage_classes": "--exclude-storage-classes",
+    "$.conflict_policy": "--existing-resource-policy",
+    "$.idempotency_key": "--idempotency-key",
+    "$.labels": "--label",
+    "$.itinerary": "--steps",
+}
+
+
+def flag_for(path: str) -> str:
+    matches = [p for p in FLAG_OF_FIELD if path == p or path.startswith((p + ".", p + "["))]
+    return FLAG_OF_FIELD[max(matches, key=len)] if matches else path
+
+
+def items(values: list[str] | None) -> list[str]:
+    """Repeated and comma-separated values, flattened, blanks dropped."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def pairs(values: list[str] | None, flag: str, separators: str = ":=") -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items(values):
+        at = next((item.index(s) for s in ("=", ":") if s in separators and s in item), -1)
+        old, new = (item[:at].strip(), item[at + 1 :].strip()) if at > 0 else ("", "")
+        if not old or not new:
+            raise UsageError(flag, f"expected old:new, got {item!r}")
+        if old in mapping:
+            raise UsageError(flag, f"{old!r} is mapped twice")
+        mapping[old] = new
+    return mapping
+
+
+def request_from_args(args: argparse.Namespace) -> MobilityRequest:
+    """The request the flags describe, checked like the bus checks it; UsageError names the flag."""
+    modifiers = ""
+    if args.resource_modifiers:
+        try:
+            modifiers = Path(args.resource_modifiers).read_text()
+        except OSError as e:
+            raise UsageError(
+                "--resource-modifiers", f"cannot read {args.resource_modifiers}: {e.strerror}"
+            ) from None
+    labels = pairs(args.label, "--label", "=")
+    source: dict[str, Any] = {
+        "cluster": args.source_cluster,
+        "namespaces": items(args.namespace),
+        "selector": args.selector or "",
+        "include_resources": items(args.include_resources),
+        "exclude_resources": items(args.exclude_resources),
+        "repository": args.from_repository or "",
+    }
+    if getattr(args, "from_snapshot", None):
+        source["snapshot"] = args.from_snapshot
+    target: dict[str, Any] = {
+        "repository": args.to_repository or "",
+        "namespace_map": pairs(args.namespace_mapping, "--namespace-mapping"),
+        "storage_class_map": pairs(args.storage_class_mapping, "--storage-class-mapping"),
+        "registry_map": pairs(args.registry_mapping, "--registry-mapping"),
+        "resource_modifiers": modifiers,
+    }
+    if args.target_cluster:
+        target["cluster"] = args.target_cluster
+    document = {
+        "kind": args.command,
+        "source": source,
+        "target": target,
+        "volumes": {
+            "copy_data": not args.skip_volume_data,
+            "method": args.snapshot_method,
+            "parallel": args.parallel,
+            "exclude_storage_classes": items(args.exclude_storage_classes),
+        },
+        "conflict_policy": args.existing_resource_policy,
+        "quiesce": args.quiesce,
+        "dry_run": args.dry_run,
+        "idempotency_key": args.idempotency_key or "",
+        "labels": labels,
+        "itinerary": items(args.steps),
+    }
+    try:
+        return decode_request(msgspec.json.encode(document))
+    except RequestInvalid as e:
+        raise UsageError(flag_for(e.field), e.reason) from None
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection and output")
+    group.add_argument(
+        "--url", default=os.environ.get("FERRY_URL", ""), help="the gateway (default $FERRY_URL)"
+    )
+    group.add_argument(
+        "--bus",
+        default=os.environ.get("FERRY_BUS", ""),
+        metavar="NATS_URL",
+        help="talk to NATS directly, e.g. nats://127.0.0.1:4222 (default $FERRY_BUS)",
+    )
+    group.add_argument("--token-file", help="read the gateway token from a file (default $FERRY_TOKEN)")
+    group.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for one answer (default 10)"
+    )
+    group.add_argument(
+        "-o", "--output", choices=OUTPUTS, default="table", help="output format (default table)"
+    )
+
+
+def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
+    parser.add_argument(
+        "--from",
+        dest="source_cluster",
+        required=True,
+        metavar="CONTEXT",
+        help="source cluster (kubeconfig context)",
+    )
+    parser.add_argument(
+        "--to", dest="target_cluster", metavar="CONTEXT", help="target cluster (kubeconfig context)"
+    )
+    if kind == "restore":
+        parser.add_argument(
+            "--from-snapshot",
+            required=True,
+            metavar="ID",
+            help="snapshot to restore ('latest' for the newest)",
+        )
+    what = parser.add_argument_group("what to take")
+    what.add_argument(
+        "-n", "--namespace", action="append", metavar="NS", help="namespace(s), repeatable or comma-separated"
+    )
+    what.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector, as kubectl -l")
+    what.add_argument(
+        "--include-resources", action="append", metavar="RES", help="e.g. deployments.apps,configmaps"
+    )
+    what.add_argument("--exclude-resources", action="append", metavar="RES")
+    what.add_argument(
+        "--from-repository", metavar="NAME", help="source region's repository (default: the default)"
+    )
+    how = parser.add_argument_group("how it lands")
+    how.add_argument("--to-repository", metavar="NAME", help="target region's repository")
+    how.add_argument(
+        "--namespace-mapping", action="append", metavar="OLD:NEW", help="rename namespaces, repeatable"
+    )
+    how.add_argument("--storage-class-mapping", action="append", metavar="OLD:NEW")
+    how.add_argument(
+        "--registry-mapping",
+        action="append",
+        metavar="OLD=NEW",
+        help="image registries (use = when a name has a port)",
+    )
+    how.add_argument("--resource-modifiers", metavar="FILE", help="Velero resource-modifier YAML")
+    how.add_argument("--existing-resource-policy", choices=[p.value for p in ConflictPolicy], default="skip")
+    vol = parser.add_argument_group("volumes")
+    vol.add_argument("--snapshot-method", choices=[m.value for m in SnapshotMethod], default="auto")
+    vol.add_argument("--parallel", type=int, default=2, metavar="N", help="volumes copied at once (1-64)")
+    vol.add_argument("--exclude-storage-classes", action="append", metavar="SC")
+    vol.add_argument("--skip-volume-data", action="store_true", help="manifests only")
+    run = parser.add_argument_group("the request")
+    run.add_argument("--quiesce", action="store_true", help="scale workloads to zero during the final copy")
+    run.add_argument("--dry-run", action="store_true", help="discover and report; change nothing")
+    run.add_argument("--idempotency-key", metavar="KEY", help="the same key returns the same request")
+    run.add_argument("--label", action="append", metavar="K=V", help="label the request, repeatable")
+    run.add_argument("--steps", action="append", metavar="STEP", help=argparse.SUPPRESS)  # itinerary override
+    follow = run.add_mutually_exclusive_group()
+    follow.add_argument("--wait", action="store_true", help="wait for the end; exit code tells the outcome")
+    follow.add_argument("--watch", action="store_true", help="show live progress until the end")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ferry",
+        description="Move and replicate Kubernetes applications between clusters.",
+        epilog="Exit codes: 0 completed/ok, 1 error, 2 usage, 3 partially failed, 4 failed, 5 cancelled.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {
+        "migrate": "move an application to another cluster",
+        "replicate": "copy an application's snapshot to another region (DR)",
+        "restore": "restore a snapshot into a cluster",
+    }
+    for kind in (RequestKind.MIGRATE, RequestKind.REPLICATE, RequestKind.RESTORE):
+        p = sub.add_parser(kind.value, help=helps[kind.value])
+        _request_flags(p, kind.value)
+        _common(p)
+    for name, text in (
+        ("status", "show one request and its steps"),
+        ("watch", "live progress of a request"),
+        ("cancel", "cancel a request"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id", metavar="ID")
+        if name == "watch":
+            p.add_argument("--after", type=int, default=0, help=argparse.SUPPRESS)
+        _common(p)
+    p = sub.add_parser("list", help="list requests, newest first")
+    p.add_argument("--phase", choices=[ph.value for ph in Phase])
+    p.add_argument("--kind", choices=[k.value for k in RequestKind])
+    p.add_argument("--label", metavar="K=V", help="only requests with this label")
+    p.add_argument("--since", metavar="TIME", help="created at or after (ISO 8601)")
+    p.add_argument("--limit", type=int, default=50)
+    _common(p)
+    p = sub.add_parser("snapshots", help="list snapshots, or describe one")
+    p.add_argument("id", nargs="?", metavar="ID")
+    p.add_argument("--cluster", help="only this source cluster")
+    p.add_argument("-n", "--namespace", help="only this namespace")
+    p.add_argument("--delete", action="store_true", help="delete snapshot ID (admin scope)")
+    _common(p)
+    p = sub.add_parser("clusters", help="kubeconfig contexts and their reachability")
+    p.add_argument("--kubeconfig", help="with --bus: the kubeconfig to read (default $KUBECONFIG)")
+    _common(p)
+    p = sub.add_parser("sandbox", help="a local Ferry: NATS, SeaweedFS, two sandbox clusters, the services")
+    p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument("--dir", default=".ferry", help="state and data directory (default .ferry)")
+    p.add_argument("--seed", action="store_true", help="seed the east cluster with sandbox/apps/shop")
+    p.add_argument("--skip-services", action="store_true", help="only the stack and the clusters")
+    p = sub.add_parser("completion", help="print a shell completion script")
+    p.add_argument("shell", choices=("bash", "zsh"))
+    return parser

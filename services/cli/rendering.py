@@ -1,0 +1,138 @@
+"""What ``ferry`` prints: tables for people, JSON or YAML for scripts (``-o``).
+
+JSON and YAML are the contract types encoded as they travel (``msgspec.to_builtins``), written
+raw to stdout without colours or wrapping, so ``ferry status ID -o json | jq`` always parses.
+Tables use rich and are meant to be read, not parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from shared.contracts.states import Phase, RequestState
+
+PHASE_STYLE = {
+    Phase.COMPLETED: "green",
+    Phase.PARTIALLY_FAILED: "yellow",
+    Phase.FAILED: "red",
+    Phase.CANCELLED: "magenta",
+    Phase.IN_PROGRESS: "cyan",
+}
+STATUS_STYLE = {
+    "Succeeded": "green",
+    "PartiallyFailed": "yellow",
+    "Failed": "red",
+    "Cancelled": "magenta",
+    "Running": "cyan",
+}
+
+
+def write_data(console: Console, data: Any, output: str) -> None:
+    builtins = msgspec.to_builtins(data)
+    if output == "yaml":
+        text = yaml.safe_dump(builtins, sort_keys=False, allow_unicode=True)
+    else:
+        text = json.dumps(builtins, indent=2, ensure_ascii=False) + "\n"
+    console.file.write(text)
+    console.file.flush()
+
+
+def phase_text(phase: Phase) -> str:
+    style = PHASE_STYLE.get(phase, "")
+    return f"[{style}]{phase.value}[/]" if style else phase.value
+
+
+def _route(state: RequestState) -> str:
+    source, target = state.request.source, state.request.target
+    return f"{source.cluster} → {target.cluster}" if target.cluster else source.cluster
+
+
+def requests_table(states: list[RequestState]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "KIND", "PHASE", "CLUSTERS", "NAMESPACES", "CREATED"):
+        table.add_column(column, no_wrap=column in ("ID", "PHASE"))
+    for state in states:
+        namespaces = ",".join(state.request.source.namespaces) or state.request.source.selector or "-"
+        table.add_row(
+            state.id,
+            state.request.kind.value,
+            phase_text(state.phase),
+            _route(state),
+            namespaces,
+            state.created_at,
+        )
+    return table
+
+
+def show_state(console: Console, state: RequestState) -> None:
+    console.print(
+        f"[bold]{state.id}[/]  {state.request.kind.value}  {_route(state)}  {phase_text(state.phase)}"
+    )
+    if state.reason:
+        console.print(f"reason: {state.reason}", markup=False)
+    namespaces = ", ".join(state.request.source.namespaces) or "-"
+    console.print(
+        f"namespaces: {namespaces}   created: {state.created_at}   updated: {state.updated_at}", markup=False
+    )
+    table = Table(box=None, header_style="bold")
+    for column in ("STEP", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "RESULT"):
+        table.add_column(column)
+    for step in state.steps:
+        style = STATUS_STYLE.get(step.status.value, "")
+        status = f"[{style}]{step.status.value}[/]" if style else step.status.value
+        result = step.error
+        if step.result is not None:
+            counts = ", ".join(f"{k}={v}" for k, v in step.result.counts.items())
+            result = "; ".join(p for p in (counts, step.result.message) if p)
+        table.add_row(
+            step.step.value,
+            status,
+            str(step.attempts),
+            step.started_at or "-",
+            step.finished_at or "-",
+            result or "",
+        )
+    console.print(table)
+
+
+def generic_table(items: list[dict[str, Any]], columns: list[str] | None = None) -> Table:
+    """A table of JSON objects (snapshots, clusters): the given columns, or the first item's scalars."""
+    table = Table(box=None, header_style="bold")
+    if not items:
+        return table
+    keys = columns or [k for k, v in items[0].items() if not isinstance(v, dict | list)][:7]
+    for key in keys:
+        table.add_column(key.upper())
+    for item in items:
+        table.add_row(*(_cell(item.get(key)) for key in keys))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if value is True:
+        return "[green]yes[/]"
+    if value is False:
+        return "[red]no[/]"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def flatten(body: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A nested report as (dotted key, value) rows."""
+    rows: list[tuple[str, str]] = []
+    for key, value in body.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += flatten(value, name + ".")
+        else:
+            rows.append((name, json.dumps(value) if isinstance(value, list | dict) else str(value)))
+    return rows

@@ -1,0 +1,250 @@
+"""How ``ferry`` reaches Ferry: the gateway over HTTP, or the bus straight over NATS.
+
+Both transports offer the same calls and return the same contract types (``RequestState``,
+``Event``...), so every command is written once. The gateway transport follows events over SSE and
+reconnects with ``Last-Event-ID`` when the connection drops, so a long watch survives a gateway
+restart or a load balancer's idle timeout. The bus transport is ``shared.bus.client.BusClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import msgspec
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from shared.bus.client import BusClient, RequestRejected
+from shared.bus.connecting import connect
+from shared.contracts import subjects
+from shared.contracts.errors import FerryError
+from shared.contracts.events import Event, PhaseChanged, event_decoder
+from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
+from shared.runtime import load_settings
+
+SNAPSHOTS_LIST = getattr(subjects, "SNAPSHOTS_LIST", f"{subjects.PREFIX}.snapshots.list")
+SNAPSHOTS_DESCRIBE = getattr(subjects, "SNAPSHOTS_DESCRIBE", f"{subjects.PREFIX}.snapshots.describe")
+SNAPSHOTS_DELETE = getattr(subjects, "SNAPSHOTS_DELETE", f"{subjects.PREFIX}.snapshots.delete")
+
+_state = msgspec.json.Decoder(RequestState)
+_list = msgspec.json.Decoder(RequestList)
+
+
+class CliError(Exception):
+    """Anything that stops a command which is not a usage error; exit code 1."""
+
+
+class Transport(Protocol):
+    async def submit(self, payload: bytes) -> Accepted: ...
+    async def get(self, request_id: str) -> RequestState: ...
+    async def list(self, query: ListQuery) -> list[RequestState]: ...
+    async def cancel(self, request_id: str) -> RequestState: ...
+    def events(self, request_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]: ...
+    async def snapshots(
+        self, snapshot_id: str | None, query: dict[str, str], delete: bool = False
+    ) -> Any: ...
+    async def clusters(self) -> Any: ...
+    async def close(self) -> None: ...
+
+
+def _rejected_text(error: str, field: str) -> str:
+    return f"{error} (field {field})" if field and field not in error else error
+
+
+# --- the gateway ------------------------------------------------------------------------------------
+class GatewayTransport:
+    def __init__(self, url: str, token: str, timeout: float) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.session = aiohttp.ClientSession(headers=headers)
+
+    async def _call(
+        self, method: str, path: str, *, data: bytes | None = None, params: dict[str, str] | None = None
+    ) -> bytes:
+        try:
+            async with self.session.request(
+                method,
+                self.url + path,
+                data=data,
+                params=params,
+                headers={"Content-Type": "application/json"} if data is not None else None,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    raise CliError(self._error(response.status, body))
+                return body
+        except aiohttp.ClientError as e:
+            raise CliError(f"cannot reach the gateway at {self.url}: {e}") from None
+        except TimeoutError:
+            raise CliError(f"the gateway at {self.url} did not answer within {self.timeout}s") from None
+
+    @staticmethod
+    def _error(status: int, body: bytes) -> str:
+        try:
+            doc = json.loads(body)
+            text = _rejected_text(str(doc.get("error", "")), str(doc.get("field", "")))
+        except (ValueError, AttributeError):
+            text = body.decode(errors="replace")[:200]
+        if status == 401:
+            return f"the gateway refused the token ({text}): set FERRY_TOKEN"
+        if status == 403:
+            return f"not allowed: {text}"
+        return f"{text} (HTTP {status})"
+
+    async def submit(self, payload: bytes) -> Accepted:
+        reply = reply_decoder.decode(await self._call("POST", "/v1/requests", data=payload))
+        if isinstance(reply, Rejected):
+            raise CliError(_rejected_text(reply.error, reply.field))
+        return reply
+
+    async def get(self, request_id: str) -> RequestState:
+        return _state.decode(await self._call("GET", f"/v1/requests/{request_id}"))
+
+    async def list(self, query: ListQuery) -> list[RequestState]:
+        params = {k: str(v) for k, v in msgspec.structs.asdict(query).items() if v}
+        return _list.decode(await self._call("GET", "/v1/requests", params=params)).items
+
+    async def cancel(self, request_id: str) -> RequestState:
+        return _state.decode(await self._call("POST", f"/v1/requests/{request_id}/cancel"))
+
+    async def events(self, request_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        """SSE frames as (sequence, event); reconnects from the last id until the final phase."""
+        last, failures = after, 0
+        while True:
+            headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
+            try:
+                async with self.session.get(
+                    f"{self.url}/v1/requests/{request_id}/events",
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
+                ) as response:
+                    if response.status >= 400:
+                        raise CliError(self._error(response.status, await response.read()))
+                    failures = 0
+                    seq, data = 0, ""
+                    async for raw in response.content:
+                        line = raw.decode().rstrip("\r\n")
+                        if line.startswith("id: "):
+                            seq = int(line[4:])
+                        elif line.startswith("data: "):
+                            data = line[6:]
+                        elif not line and data:
+                            event = event_decoder.decode(data)
+                            last, data = seq, ""
+                            yield seq, event
+                            if isinstance(event, PhaseChanged) and event.phase.final:
+                                return
+                    return  # the gateway ended the stream: the request is over
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
+                failures += 1
+                if failures > 5:
+                    raise CliError(f"lost the event stream from {self.url}: {e}") from None
+                await asyncio.sleep(min(0.5 * failures, 3.0))
+
+    async def snapshots(self, snapshot_id: str | None, query: dict[str, str], delete: bool = False) -> Any:
+        if snapshot_id is None:
+            return json.loads(await self._call("GET", "/v1/snapshots", params=query))
+        method = "DELETE" if delete else "GET"
+        return json.loads(await self._call(method, f"/v1/snapshots/{snapshot_id}"))
+
+    async def clusters(self) -> Any:
+        return json.loads(await self._call("GET", "/v1/clusters"))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+# --- the bus --------------------------------------------------------------------------------------
+class BusTransport:
+    """Straight to NATS; credentials and TLS come from FERRY_NATS_* like the services' own."""
+
+    def __init__(self, client: BusClient, kubeconfig: str = "") -> None:
+        self.client = client
+        self.kubeconfig = kubeconfig
+
+    @classmethod
+    async def open(cls, url: str, call_timeout: float, kubeconfig: str = "") -> BusTransport:
+        nats_settings = msgspec.structs.replace(load_settings().nats, url=url, name="ferry-cli")
+        try:
+            nc = await connect(nats_settings, max_reconnects=3)
+        except FerryError as e:
+            raise CliError(str(e)) from None
+        return cls(BusClient(nc, timeout=call_timeout), kubeconfig)
+
+    async def _guard(self, call: Any) -> Any:
+        try:
+            return await call
+        except RequestRejected as e:
+            raise CliError(_rejected_text(e.rejected.error, e.rejected.field)) from None
+        except FerryError as e:
+            raise CliError(str(e)) from None
+
+    async def submit(self, payload: bytes) -> Accepted:
+        reply = await self._guard(self.client.submit_raw(payload))
+        if isinstance(reply, Rejected):
+            raise CliError(_rejected_text(reply.error, reply.field))
+        return reply  # type: ignore[no-any-return]
+
+    async def get(self, request_id: str) -> RequestState:
+        return await self._guard(self.client.get(request_id))  # type: ignore[no-any-return]
+
+    async def list(self, query: ListQuery) -> list[RequestState]:
+        return await self._guard(self.client.list(query))  # type: ignore[no-any-return]
+
+    async def cancel(self, request_id: str) -> RequestState:
+        return await self._guard(self.client.cancel(request_id))  # type: ignore[no-any-return]
+
+    async def events(self, request_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        state = await self.get(request_id)
+        async for item in self.client.events(request_id, after=after, follow=not state.phase.final):
+            yield item
+
+    async def snapshots(self, snapshot_id: str | None, query: dict[str, str], delete: bool = False) -> Any:
+        if snapshot_id is None:
+            subject, payload = SNAPSHOTS_LIST, msgspec.json.encode(query)
+        else:
+            subject, payload = (SNAPSHOTS_DELETE if delete else SNAPSHOTS_DESCRIBE), snapshot_id.encode()
+        try:
+            reply = await self.client.nc.request(subject, payload, timeout=self.client.timeout)
+        except NoRespondersError:
+            raise CliError(f"no snapshot service answers on {subject}: is it running?") from None
+        except (NatsTimeout, TimeoutError):
+            raise CliError(f"no reply on {subject} within {self.client.timeout}s") from None
+        doc = json.loads(reply.data)
+        if isinstance(doc, dict) and doc.get("type") == "rejected":
+            raise CliError(_rejected_text(str(doc.get("error")), str(doc.get("field", ""))))
+        return doc
+
+    async def clusters(self) -> Any:
+        from services.cli.probing import clusters_of
+
+        return await clusters_of(self.kubeconfig)
+
+    async def close(self) -> None:
+        await self.client.nc.close()
+
+
+def gateway_token(args: Any) -> str:
+    if not args.token_file:
+        return os.environ.get("FERRY_TOKEN", "")
+    try:
+        return Path(args.token_file).read_text().strip()
+    except OSError as e:
+        raise CliError(f"cannot read --token-file {args.token_file}: {e.strerror}") from None
+
+
+async def open_transport(args: Any) -> Transport:
+    """--bus wins over --url; the gateway token comes from --token-file or $FERRY_TOKEN."""
+    if args.bus:
+        return await BusTransport.open(args.bus, args.timeout, getattr(args, "kubeconfig", "") or "")
+    if not args.url:
+        raise CliError("say where Ferry runs: --url / $FERRY_URL (the gateway) or --bus / $FERRY_BUS (NATS)")
+    return GatewayTransport(args.url, await asyncio.to_thread(gateway_token, args), args.timeout)

@@ -1,0 +1,179 @@
+"""``ferry watch``: live progress bars per step and per volume, then the verification summary.
+
+One bar per step of the itinerary (created up front, so the whole route shows from the start) and
+one indented bar per volume as soon as a step reports on it. Byte progress shows size, rate and ETA;
+item progress shows counts. Warnings, failed attempts and phase changes are printed above the bars as
+they happen. A ``Report`` titled like "verification" is kept and printed as a table at the end.
+
+On a terminal the bars animate; in a log (no TTY) rich prints the final bars once, and the lines
+above them still tell the story in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from services.cli.rendering import flatten, phase_text
+from shared.contracts.events import (
+    Event,
+    Failed,
+    PhaseChanged,
+    Report,
+    StepCompleted,
+    StepStarted,
+    Warning,
+)
+from shared.contracts.events import (
+    Progress as ProgressEvent,
+)
+from shared.contracts.states import Phase, RequestState
+
+
+class AmountColumn(ProgressColumn):
+    """``12.3 MB/40.0 MB`` for bytes, ``3/7`` for items."""
+
+    def render(self, task: Task) -> Text:
+        total = task.total
+        if task.fields.get("unit") == "bytes":
+            return Text(
+                f"{decimal(int(task.completed))}/{decimal(int(total)) if total else '?'}",
+                style="progress.download",
+            )
+        if total:
+            return Text(f"{int(task.completed)}/{int(total)}", style="progress.download")
+        return Text("")
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if task.fields.get("unit") != "bytes" or not speed:
+            return Text("")
+        return Text(f"{decimal(int(speed))}/s", style="progress.data.speed")
+
+
+def new_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=30),
+        AmountColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        refresh_per_second=8,
+    )
+
+
+class Watcher:
+    def __init__(self, console: Console, state: RequestState) -> None:
+        self.console = console
+        self.state = state
+        self.progress = new_progress(console)
+        self.steps: dict[str, TaskID] = {}
+        self.volumes: dict[tuple[str, str], TaskID] = {}
+        self.reports: list[Report] = []
+        self.phase = state.phase
+        self.reason = state.reason
+        for step in state.steps:
+            self.steps[step.step.value] = self.progress.add_task(
+                f"  {step.step.value}", total=None, start=False, unit=""
+            )
+
+    def _step(self, name: str) -> TaskID:
+        if name not in self.steps:  # a step not in the itinerary we saw (should not happen)
+            self.steps[name] = self.progress.add_task(f"  {name}", total=None, unit="")
+        return self.steps[name]
+
+    def _volume(self, step: str, volume: str) -> TaskID:
+        key = (step, volume)
+        if key not in self.volumes:
+            self.volumes[key] = self.progress.add_task(
+                f"    [dim]{step}[/] {volume}", total=None, unit="bytes"
+            )
+        return self.volumes[key]
+
+    def handle(self, event: Event) -> None:
+        step = event.step.value if event.step is not None else ""
+        say = self.progress.console.print
+        if isinstance(event, StepStarted):
+            task = self._step(step)
+            self.progress.start_task(task)
+            retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self.progress.update(task, description=f"[cyan]▶[/] {step}{retry}")
+        elif isinstance(event, ProgressEvent):
+            if event.volume:
+                task = self._volume(step, event.volume)
+                self.progress.update(task, completed=event.bytes_done, total=event.bytes_total or None)
+            elif event.bytes_total:
+                self.progress.update(
+                    self._step(step), completed=event.bytes_done, total=event.bytes_total, unit="bytes"
+                )
+            elif event.items_total:
+                self.progress.update(
+                    self._step(step), completed=event.items_done, total=event.items_total, unit=""
+                )
+        elif isinstance(event, StepCompleted):
+            task = self._step(step)
+            total = self.progress.tasks[task].total or 1
+            mark = "[yellow]![/]" if event.partial else "[green]✓[/]"
+            note = f" [yellow]{event.message}[/]" if event.message else ""
+            self.progress.update(task, completed=total, total=total, description=f"{mark} {step}{note}")
+            for (vstep, _), vtask in self.volumes.items():
+                if vstep == step and self.progress.tasks[vtask].total:
+                    self.progress.update(vtask, completed=self.progress.tasks[vtask].total)
+        elif isinstance(event, Failed):
+            kind = f"retrying ({event.attempt}/{event.max_attempts})" if event.temporary else "failed"
+            say(f"[red]✗ {step} {kind}:[/] {event.reason}", highlight=False)
+            if not event.temporary:
+                self.progress.update(self._step(step), description=f"[red]✗[/] {step}")
+        elif isinstance(event, Warning):
+            where = f" ({event.object})" if event.object else ""
+            say(f"[yellow]warning[/] {step}: {event.message}{where}", highlight=False)
+        elif isinstance(event, Report):
+            self.reports.append(event)
+            if "verif" not in event.title.lower():
+                say(
+                    f"[bold]{event.title}[/]: " + ", ".join(f"{k}={v}" for k, v in flatten(event.body)),
+                    highlight=False,
+                )
+        elif isinstance(event, PhaseChanged):
+            self.phase, self.reason = event.phase, event.reason or self.reason
+            say(
+                f"{self.state.id} → {phase_text(event.phase)}"
+                + (f": {event.reason}" if event.reason else ""),
+                highlight=False,
+            )
+
+    def summary(self) -> None:
+        verification = [r for r in self.reports if "verif" in r.title.lower()]
+        for report in verification:
+            table = Table(
+                title=report.title.capitalize(), box=None, header_style="bold", title_justify="left"
+            )
+            table.add_column("CHECK")
+            table.add_column("RESULT")
+            for key, value in flatten(report.body):
+                table.add_row(key, value)
+            self.console.print(table)
+        if not verification and self.phase is Phase.COMPLETED:
+            self.console.print("[dim]no verification report (this itinerary does not verify)[/]")
+        line = f"{self.state.id}: {phase_text(self.phase)}"
+        self.console.print(
+            line + (f" — {self.reason}" if self.reason and self.phase is not Phase.COMPLETED else "")
+        )
+
+
+async def watch(console: Console, state: RequestState, events: AsyncIterator[tuple[int, Event]]) -> Phase:
+    """Render events until the stream ends; the phase it ended in."""
+    watcher = Watcher(console, state)
+    with watcher.progress:
+        async for _, event in events:
+            watcher.handle(event)
+    watcher.summary()
+    return watcher.phase
