@@ -49,6 +49,19 @@ class Backoff:
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
+async def stop_background(task: asyncio.Task[None], stop: asyncio.Event, grace: float = 5.0) -> None:
+    """Stop a helper loop for sure: signal it, cancel it, and wait a bounded time.
+
+    Signalling matters: a library call inside the loop may swallow a cancellation (nats-py turns
+    some into timeouts), and a bare ``await task`` would then wait forever.
+    """
+    stop.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        log.warning("%s did not stop within %.0fs", task.get_name(), grace)
+
+
 @dataclass(frozen=True)
 class Delivery:
     msg: Msg
@@ -127,6 +140,11 @@ class StepConsumer:
                     pause = 0.1
                 except (NatsTimeout, TimeoutError):
                     continue
+                except Exception as e:
+                    log.warning("fetch from %s raised %r", self._durable, e)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+                    continue
                 except NatsError as e:  # a NATS restart: keep trying, the client reconnects
                     log.warning("fetch from %s failed (%s); retrying in %.1fs", self._durable, e, pause)
                     await asyncio.sleep(pause)
@@ -160,16 +178,19 @@ class StepConsumer:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _heartbeat(self, msg: Msg) -> None:
-        while True:
-            await asyncio.sleep(self._ack_wait / 3)
+    async def _heartbeat(self, msg: Msg, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._ack_wait / 3)
+                return
             with contextlib.suppress(NatsError, TimeoutError):
                 await msg.in_progress()
 
     async def _handle(self, msg: Msg) -> None:
         attempt = int(msg.metadata.num_delivered or 1)
         delivery = Delivery(msg=msg, attempt=attempt, max_attempts=self._max_attempts)
-        beat = asyncio.create_task(self._heartbeat(msg), name=f"heartbeat:{self._durable}")
+        stop = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(msg, stop), name=f"heartbeat:{self._durable}")
         try:
             await self._handler(delivery)
         except asyncio.CancelledError:
@@ -210,9 +231,7 @@ class StepConsumer:
             await self._settle(msg.ack())
             self.handled += 1
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            await stop_background(beat, stop)
             self._slots.release()
 
     async def _report(self, delivery: Delivery, error: BaseException, final: bool) -> None:

@@ -16,7 +16,7 @@ import logging
 import time
 from typing import ClassVar
 
-from shared.bus.consuming import Backoff, Deferred, Delivery, StepConsumer
+from shared.bus.consuming import Backoff, Deferred, Delivery, StepConsumer, stop_background
 from shared.bus.publishing import publish_event, publish_step
 from shared.bus.states import RequestStore, utcnow
 from shared.contracts import subjects
@@ -157,13 +157,17 @@ class StepService(Service):
             await self._forward(command, state)
             return
         attempt = int(verdict["attempt"])  # type: ignore[call-overload]
+        log.info("step %s started (attempt %d)", command.step.value, attempt)
         await publish_event(
             self.js, StepStarted(request_id=command.request_id, step=command.step, attempt=attempt)
         )
         if attempt == 1 and command.index == 0:
             await publish_event(self.js, PhaseChanged(request_id=command.request_id, phase=Phase.IN_PROGRESS))
         ctx = StepContext(self, command, attempt)
-        renewer = asyncio.create_task(self._renew_lease(command), name=f"lease:{command.request_id}")
+        stop_renewing = asyncio.Event()
+        renewer = asyncio.create_task(
+            self._renew_lease(command, stop_renewing), name=f"lease:{command.request_id}"
+        )
         self.metrics.in_progress.inc()
         started = time.monotonic()
         try:
@@ -173,9 +177,8 @@ class StepService(Service):
             raise
         finally:
             self.metrics.in_progress.dec()
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await stop_background(renewer, stop_renewing)
+        log.info("step %s finished in %.1fs", command.step.value, time.monotonic() - started)
         self.metrics.step_seconds(step=command.step.value).observe(time.monotonic() - started)
         self.metrics.steps(
             step=command.step.value, outcome="partial" if result.partial else "succeeded"
@@ -194,9 +197,11 @@ class StepService(Service):
         )
         await self._forward(command, state)
 
-    async def _renew_lease(self, command: StepCommand) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease / 3)
+    async def _renew_lease(self, command: StepCommand, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.lease / 3)
+                return
 
             def renew(state: RequestState) -> bool:
                 step = state.step_state(command.step)
