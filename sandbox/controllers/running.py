@@ -9,7 +9,6 @@ loop never blocks and no child watcher is needed on this non-main thread) and re
 from __future__ import annotations
 
 import asyncio
-import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -208,8 +207,6 @@ def _spawn(words: list[str], env: dict[str, str], cwd: str, log_path: Path) -> s
     """Start the container's process (blocking: runs in a thread), its output appended to the log."""
     Path(cwd).mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        log.write(f"sandbox kubelet: running {shlex.join(words)}\n".encode())
-        log.flush()
         try:
             return subprocess.Popen(words, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         except OSError as e:

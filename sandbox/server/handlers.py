@@ -61,6 +61,15 @@ def _dry_run(request: web.Request) -> bool:
     return bool(values)
 
 
+def _manager(request: web.Request) -> str:
+    """``fieldManager``, else the user agent's program name (``kubectl``), as the apiserver derives it."""
+    manager = request.query.get("fieldManager")
+    if manager:
+        return manager
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0] or "unknown"
+
+
 async def _body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
@@ -91,7 +100,9 @@ async def handle(request: web.Request, server: ApiServer, t: Target) -> web.Stre
         if method == "POST":
             if rt.namespaced and t.namespace is None:
                 raise errors.method_not_allowed()
-            obj = server.objects.create(rt, ns, await _body(request), dry_run=_dry_run(request))
+            obj = server.objects.create(
+                rt, ns, await _body(request), dry_run=_dry_run(request), manager=_manager(request)
+            )
             return server.json(obj, 201)
         if method == "DELETE":
             return await _delete_collection(request, server, t)
@@ -113,7 +124,9 @@ async def handle(request: web.Request, server: ApiServer, t: Target) -> web.Stre
             return server.json(server.objects.get(rt, ns, name))
         if method == "PUT":
             body = await _body(request)
-            obj = server.objects.update(rt, ns, name, body, subresource=t.sub, dry_run=_dry_run(request))
+            obj = server.objects.update(
+                rt, ns, name, body, subresource=t.sub, dry_run=_dry_run(request), manager=_manager(request)
+            )
             return server.json(obj)
         if method == "PATCH" and t.sub != "finalize":
             return await _patch(request, server, t)
@@ -246,13 +259,15 @@ async def _patch(request: web.Request, server: ApiServer, t: Target) -> web.Stre
                 raise errors.bad_request(
                     f"the name of the object ({body['metadata']['name']}) does not match the name on the URL ({name})"
                 )
-            created = objects.create(rt, ns, body, dry_run=dry)
+            created = objects.create(rt, ns, body, dry_run=dry, manager=manager, operation="Apply")
             if not dry:
                 server.applied[(created["metadata"]["uid"], manager, t.sub)] = clone(body)
             return server.json(created, 201)
         uid = existing["metadata"]["uid"]
         merged = patching.apply(rt, clone(existing), body, server.applied.get((uid, manager, t.sub)))
-        result = objects.write(rt, existing, merged, subresource=t.sub, dry_run=dry)
+        result = objects.write(
+            rt, existing, merged, subresource=t.sub, dry_run=dry, manager=manager, operation="Apply"
+        )
         if not dry:
             server.applied[(uid, manager, t.sub)] = clone(body)
         return server.json(result)
@@ -272,7 +287,9 @@ async def _patch(request: web.Request, server: ApiServer, t: Target) -> web.Stre
                 "json: cannot unmarshal array into Go value of type map[string]interface {}"
             )
         new = patching.strategic_merge(live, body)
-    return server.json(objects.write(rt, existing, new, subresource=t.sub, dry_run=dry))
+    return server.json(
+        objects.write(rt, existing, new, subresource=t.sub, dry_run=dry, manager=_manager(request))
+    )
 
 
 async def _scale(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
@@ -331,5 +348,5 @@ async def _scale(request: web.Request, server: ApiServer, t: Target) -> web.Stre
         cur = cur.setdefault(part, {})
     cur[parts[-1]] = int((wanted.get("spec") or {}).get("replicas") or 0)
     new["metadata"].pop("resourceVersion", None)
-    server.objects.write(rt, existing, new, dry_run=_dry_run(request))
+    server.objects.write(rt, existing, new, dry_run=_dry_run(request), manager=_manager(request))
     return server.json(scale_of(server.objects.stored(rt, ns, name)))

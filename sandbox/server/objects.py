@@ -26,6 +26,7 @@ from sandbox.types import ResourceType
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+CONTROLLER_MANAGER = "kube-controller-manager"
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
 
@@ -87,7 +88,16 @@ class Objects:
         return [clone(o) for o in self.store.items(resource, namespace)]
 
     # -- create ---------------------------------------------------------------------------------
-    def create(self, rt: ResourceType, namespace: str, body: Any, *, dry_run: bool = False) -> dict[str, Any]:
+    def create(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        manager: str = CONTROLLER_MANAGER,
+        operation: str = "Update",
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         obj: dict[str, Any] = clone(body)
@@ -129,6 +139,14 @@ class Objects:
             raise errors.terminating_namespace(rt, name, namespace)
         if self.store.get(rt.resource, meta.get("namespace", ""), name) is not None:
             raise errors.already_exists(rt, name)
+        if meta.get("resourceVersion"):
+            # etcd3's store refuses this; the apiserver surfaces it as a 500 (restore tools must strip it)
+            raise ApiError(
+                500,
+                "InternalError",
+                "Internal error occurred: resourceVersion should not be set on objects to be created",
+                {"causes": [{"message": "resourceVersion should not be set on objects to be created"}]},
+            )
         for key in (*_SERVER_META, "resourceVersion", "selfLink"):
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
@@ -139,6 +157,8 @@ class Objects:
             obj.pop("status", None)
         for hook in self.admit:
             hook(rt, None, obj)
+        meta.pop("managedFields", None)
+        _manage(obj, manager, operation, "")
         if dry_run:
             return self.present(rt, obj)
         return self.present(rt, self.store.put(rt.resource, obj, created=True))
@@ -153,6 +173,7 @@ class Objects:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        manager: str = CONTROLLER_MANAGER,
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
@@ -168,7 +189,7 @@ class Objects:
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
-        return self.write(rt, old, new, subresource=subresource, dry_run=dry_run)
+        return self.write(rt, old, new, subresource=subresource, dry_run=dry_run, manager=manager)
 
     def write(
         self,
@@ -178,6 +199,8 @@ class Objects:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        manager: str = CONTROLLER_MANAGER,
+        operation: str = "Update",
     ) -> dict[str, Any]:
         """Store ``new`` over ``old`` (the stored object), honouring every update rule."""
         ometa = old["metadata"]
@@ -197,7 +220,7 @@ class Objects:
         else:
             result = new
             rmeta = result["metadata"]
-            for key in ("name", "namespace", *_SERVER_META):
+            for key in ("name", "namespace", "managedFields", *_SERVER_META):
                 if key in ometa:
                     rmeta[key] = ometa[key]
                 else:
@@ -230,6 +253,7 @@ class Objects:
             result["metadata"]["generation"] = int(ometa.get("generation") or 0) + 1
         if result == old:
             return self.present(rt, old)  # a no-op keeps the resourceVersion and emits nothing
+        _manage(result, manager, operation, subresource)
         if dry_run:
             return self.present(rt, result)
         if ometa.get("deletionTimestamp") and _may_vanish(rt, result):
@@ -333,6 +357,33 @@ class Objects:
                 "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
             )
             raise errors.invalid(rt, name, [("FieldValueInvalid", "metadata.name", msg)])
+
+
+def _manage(obj: dict[str, Any], manager: str, operation: str, subresource: str) -> None:
+    """One managedFields entry per (manager, operation, subresource), refreshed on each write.
+
+    Simplified: ``fieldsV1`` lists top-level fields only; real servers track every field path.
+    """
+    entries = [
+        e
+        for e in obj["metadata"].get("managedFields") or []
+        if (e.get("manager"), e.get("operation"), e.get("subresource", ""))
+        != (manager, operation, subresource)
+    ]
+    fields = {f"f:{k}": {} for k in sorted(obj) if k not in ("apiVersion", "kind", "metadata")}
+    if subresource == "status":
+        fields = {"f:status": {}}
+    entry: dict[str, Any] = {
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": obj["apiVersion"],
+        "time": now(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    if subresource:
+        entry["subresource"] = subresource
+    obj["metadata"]["managedFields"] = [*entries, entry]
 
 
 def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class Event:
     type: str  # ADDED, MODIFIED or DELETED
     resource: str  # the store key, e.g. "deployments.apps"
     obj: dict[str, Any]  # a private snapshot: never mutate
+    old: dict[str, Any] | None = None  # the state before a MODIFIED (for selector transitions)
 
 
 Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped objects
@@ -43,6 +44,7 @@ class ObjectStore:
         self.log: deque[Event] = deque(maxlen=window)
         self._compacted = first_rv  # every event with rv <= this is gone from the log
         self._subscribers: list[Callable[[Event], None]] = []
+        self._snapshots: dict[tuple[str, Key], dict[str, Any]] = {}  # last event's copy of each object
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -87,10 +89,14 @@ class ObjectStore:
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self.rv)
         key = (meta.get("namespace", ""), meta["name"])
-        self._objects.setdefault(resource, {})[key] = obj
+        table = self._objects.setdefault(resource, {})
+        previous = self._snapshots.get((resource, key))
+        table[key] = obj
         if meta.get("uid"):
             self._uids[meta["uid"]] = (resource, key)
-        self._emit(Event(self.rv, "ADDED" if created else "MODIFIED", resource, clone(obj)))
+        snapshot = clone(obj)
+        self._snapshots[(resource, key)] = snapshot
+        self._emit(Event(self.rv, "ADDED" if created else "MODIFIED", resource, snapshot, previous))
         return obj
 
     def remove(
@@ -105,11 +111,13 @@ class ObjectStore:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         self._uids.pop(obj["metadata"].get("uid", ""), None)
+        self._snapshots.pop((resource, (namespace, name)), None)
         self._emit(Event(self.rv, "DELETED", resource, clone(obj)))
         return obj
 
     def drop_resource(self, resource: str) -> None:
-        self._objects.pop(resource, None)
+        for key in self._objects.pop(resource, {}):
+            self._snapshots.pop((resource, key), None)
 
     def compact(self) -> None:
         """Forget the event log, as an etcd compaction does (watches from older RVs get 410)."""

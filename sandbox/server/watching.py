@@ -84,8 +84,9 @@ async def serve_watch(
                 timeout = 0
             else:
                 for ev in store.events_after(since):
-                    if relevant(ev) and match(ev.obj):
-                        first.append({"type": ev.type, "object": server.objects.present(rt, ev.obj)})
+                    kind = _transition(ev, match) if relevant(ev) else None
+                    if kind:
+                        first.append({"type": kind, "object": server.objects.present(rt, ev.obj)})
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -109,10 +110,11 @@ async def serve_watch(
                 break
             if ev.rv <= last_rv:
                 continue
-            if not match(ev.obj):
+            kind = _transition(ev, match)
+            if kind is None:
                 continue
             await resp.write(
-                server.encode({"type": ev.type, "object": server.objects.present(rt, ev.obj)}) + b"\n"
+                server.encode({"type": kind, "object": server.objects.present(rt, ev.obj)}) + b"\n"
             )
         await resp.write_eof()
         return resp
@@ -121,6 +123,17 @@ async def serve_watch(
     finally:
         store.unsubscribe(on_event)
         server.watch_queues.discard(queue)
+
+
+def _transition(ev: Event, match: Matcher) -> str | None:
+    """The event a filtered watch sees: an object entering the selector is ADDED, leaving it DELETED."""
+    now_matches = match(ev.obj)
+    if ev.type != "MODIFIED":
+        return ev.type if now_matches else None
+    before = ev.old is not None and match(ev.old)
+    if now_matches:
+        return "MODIFIED" if before else "ADDED"
+    return "DELETED" if before else None
 
 
 def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> dict[str, Any]:

@@ -43,6 +43,17 @@ async def test_create_sets_uid_timestamp_generation_and_one_resource_version_cou
     assert deploy.spec.replicas == 1  # defaulted
 
 
+async def test_writes_record_managed_fields_per_manager(api: client.ApiClient, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    await core.create_namespaced_config_map(ns, {"metadata": {"name": "m"}}, field_manager="ferry-restore")
+    await core.patch_namespaced_config_map("m", ns, {"data": {"a": "1"}}, field_manager="ferry-edit")
+    got = await core.read_namespaced_config_map("m", ns)
+    assert [(f.manager, f.operation) for f in got.metadata.managed_fields] == [
+        ("ferry-restore", "Update"),
+        ("ferry-edit", "Update"),
+    ]
+
+
 async def test_generate_name_appends_five_random_characters(api: client.ApiClient, ns: str) -> None:
     core = client.CoreV1Api(api)
     made = await core.create_namespaced_config_map(ns, {"metadata": {"generateName": "cfg-"}})
@@ -158,7 +169,20 @@ async def _precondition_uid(api: client.ApiClient, ns: str) -> None:
     await core.delete_namespaced_config_map("c", ns, body={"preconditions": {"uid": "not-the-uid"}})
 
 
+async def _create_with_resource_version(api: client.ApiClient, ns: str) -> None:
+    await client.CoreV1Api(api).create_namespaced_config_map(
+        ns, {"metadata": {"name": "c", "resourceVersion": "12"}}
+    )
+
+
 ERRORS = [
+    pytest.param(
+        _create_with_resource_version,
+        500,
+        "InternalError",
+        "resourceVersion should not be set on objects to be created",
+        id="creating with a resourceVersion fails as etcd3 refuses it",
+    ),
     pytest.param(
         _create_twice,
         409,

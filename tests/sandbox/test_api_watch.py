@@ -136,3 +136,22 @@ async def test_watch_with_a_label_selector_sees_only_matching_objects(api: clien
         async with asyncio.timeout(10):
             seen = [(e["type"], e["object"].metadata.name) async for e in stream]
     assert seen == [("ADDED", "mine")]
+
+
+async def test_an_object_leaving_a_label_selector_is_seen_as_deleted(api: client.ApiClient, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    await core.create_namespaced_config_map(ns, {"metadata": {"name": "mover", "labels": {"team": "a"}}})
+    rv = (await core.list_namespaced_config_map(ns)).metadata.resource_version
+    await core.patch_namespaced_config_map("mover", ns, {"metadata": {"labels": {"team": "b"}}})
+    await core.patch_namespaced_config_map("mover", ns, {"metadata": {"labels": {"team": "a"}}})
+    async with watch.Watch() as w:
+        stream = w.stream(
+            core.list_namespaced_config_map,
+            ns,
+            label_selector="team=a",
+            resource_version=rv,
+            timeout_seconds=1,
+        )
+        async with asyncio.timeout(10):
+            seen = [(e["type"], e["object"].metadata.name) async for e in stream]
+    assert seen == [("DELETED", "mover"), ("ADDED", "mover")]
