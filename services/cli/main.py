@@ -8,6 +8,7 @@ naming the problem; a Python traceback means a bug in Ferry.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 from rich.console import Console
@@ -24,6 +25,8 @@ def _exit_code(e: SystemExit) -> int:
 async def run(
     argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None
 ) -> int:
+    logging.getLogger("ferry").setLevel(logging.ERROR)  # the bus client's reconnect chatter is not for people
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
     out = out or Console(highlight=False)
     err = err or Console(stderr=True, highlight=False)
     parser = build_parser()

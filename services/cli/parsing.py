@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("up", "down", "status"))
     p.add_argument("--dir", default=".ferry", help="state and data directory (default .ferry)")
     p.add_argument("--seed", action="store_true", help="seed the east cluster with sandbox/apps/shop")
-    p.add_argument("--skip-services", action="store_true", help="only the stack and the clusters")
+    p.add_argument("--services", metavar="LIST", help="services to start (default: all that exist)")
     p = sub.add_parser("completion", help="print a shell completion script")
     p.add_argument("shell", choices=("bash", "zsh"))
     return parser

@@ -56,7 +56,7 @@ def _route(state: RequestState) -> str:
 def requests_table(states: list[RequestState]) -> Table:
     table = Table(box=None, header_style="bold")
     for column in ("ID", "KIND", "PHASE", "CLUSTERS", "NAMESPACES", "CREATED"):
-        table.add_column(column, no_wrap=column in ("ID", "PHASE"))
+        table.add_column(column, no_wrap=column != "NAMESPACES")
     for state in states:
         namespaces = ",".join(state.request.source.namespaces) or state.request.source.selector or "-"
         table.add_row(
