@@ -14,8 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contracts.steps import StepName
-from shared.mover.reporting import NatsProgress, Reporter, summary
+from shared.mover.reporting import Reporter, summary
 from shared.mover.settings import (
     Env,
     UsageError,
@@ -51,7 +50,9 @@ def _reporter(args: argparse.Namespace, label: str, volume: str) -> Reporter:
     request_id = args.request_id or os.environ.get(Env.REQUEST_ID, "")
     nats = None
     if url and request_id:
-        nats = NatsProgress(url, request_id, volume, StepName(args.step) if args.step else None)
+        from shared.mover.publishing import NatsProgress
+
+        nats = NatsProgress(url, request_id, volume, args.step or None)
     return Reporter(label, bar=sys.stderr.isatty() and not args.quiet, nats=nats)
 
 

@@ -14,6 +14,8 @@ import os
 import secrets
 import socket
 import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from shared.repository import crypto
@@ -46,6 +48,7 @@ from shared.store import LocalStore, ObjectNotFound, ObjectStore, S3Store, layou
 SNAPSHOT_AAD = b"ferry-snapshot-v1"
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 DEFAULT_CHUNKER = (256 * 1024, 1024 * 1024, 4 * 1024 * 1024)
+TREE_CACHE = 64 * 1024 * 1024  # bytes of tree packs kept in memory while walking snapshots
 
 
 def _now() -> str:
@@ -60,6 +63,8 @@ class Repository:
         self.cipher = Cipher(master, config.compression_level)
         self._index: Index | None = None
         self._index_lock = threading.Lock()
+        self._tree_packs: OrderedDict[str, bytes] = OrderedDict()  # whole tree packs, LRU
+        self._tree_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------------------------------
 
@@ -163,10 +168,26 @@ class Repository:
             raise IntegrityError(f"chunk {blob_id.hex()[:16]} is not in the index")
         pack, blob = found
         try:
-            sealed = self.store.get_range(layout.pack(pack), blob.offset, blob.length)
+            if blob.type == TREE:  # trees are read one by one while walking: fetch their pack once
+                data = self._tree_pack(pack)
+                sealed = data[blob.offset : blob.offset + blob.length]
+            else:
+                sealed = self.store.get_range(layout.pack(pack), blob.offset, blob.length)
         except ObjectNotFound as e:
             raise IntegrityError(f"chunk {blob_id.hex()[:16]} is lost: pack {pack[:16]} is missing") from e
         return self.open_blob(blob, sealed, pack)
+
+    def _tree_pack(self, pack: str) -> bytes:
+        with self._tree_lock:
+            if pack in self._tree_packs:
+                self._tree_packs.move_to_end(pack)
+                return self._tree_packs[pack]
+        data = self.store.get(layout.pack(pack))
+        with self._tree_lock:
+            self._tree_packs[pack] = data
+            while sum(len(d) for d in self._tree_packs.values()) > TREE_CACHE and len(self._tree_packs) > 1:
+                self._tree_packs.popitem(last=False)
+        return data
 
     def read_tree(self, tree_id: bytes) -> Tree:
         return TREE_DECODER.decode(self.read_blob(tree_id))
@@ -190,13 +211,18 @@ class Repository:
             if not found:
                 raise SnapshotNotFound("the repository has no snapshot yet")
             return found[-1]
-        full = self._resolve(snapshot_id)
-        sealed = self.store.get(layout.snapshot(full))
+        return self._read_snapshot(self._resolve(snapshot_id))
+
+    def _read_snapshot(self, full: str) -> tuple[str, Snapshot]:
+        try:
+            sealed = self.store.get(layout.snapshot(full))
+        except ObjectNotFound as e:
+            raise SnapshotNotFound(f"no snapshot {full!r}") from e
         raw = self.cipher.open_record(sealed, SNAPSHOT_AAD + full.encode(), f"snapshot {full}")
         return full, SNAPSHOT_DECODER.decode(raw)
 
     def _resolve(self, prefix: str) -> str:
-        if len(prefix) == 32 and self.store.exists(layout.snapshot(prefix)):
+        if len(prefix) == 32:
             return prefix
         matches = [
             layout.id_of(i.key)
@@ -214,8 +240,10 @@ class Repository:
     ) -> list[tuple[str, Snapshot]]:
         """All snapshot records matching the filters, oldest first."""
         found = []
-        for info in self.store.list(layout.SNAPSHOTS):
-            snapshot_id, record = self.load_snapshot(layout.id_of(info.key))
+        ids = [layout.id_of(info.key) for info in self.store.list(layout.SNAPSHOTS)]
+        with ThreadPoolExecutor(8, thread_name_prefix="ferry-snapshots") as pool:
+            records = list(pool.map(self._read_snapshot, ids))
+        for snapshot_id, record in records:
             if name is not None and record.name != name:
                 continue
             if group is not None and record.group != group:
