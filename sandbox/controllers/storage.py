@@ -9,7 +9,9 @@ What kube-controller-manager's PV controller and a CSI external-provisioner do, 
 - binding sets claimRef, ``spec.volumeName``, the ``pv.kubernetes.io/bind-completed`` and
   ``bound-by-controller`` annotations, phases Bound, and the pvc-/pv-protection finalizers;
 - pre-bound PVs (claimRef naming a PVC) and PVCs naming a volume bind to each other;
-- a PV whose claim is gone is Released; reclaimPolicy Delete removes its directory and the PV.
+- a PV whose claim is gone is Released; reclaimPolicy Delete removes its directory and the PV;
+- a PVC that carries ``pv.kubernetes.io/bind-completed`` but whose volume does not exist is Lost
+  (the trap of restoring a PVC manifest verbatim).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ VS = "volumesnapshots.snapshot.storage.k8s.io"
 VSC = "volumesnapshotcontents.snapshot.storage.k8s.io"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
+BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 
 
 class StorageController(Controller):
@@ -91,9 +94,20 @@ class StorageController(Controller):
             return None
         if PVC_PROTECTION not in (meta.get("finalizers") or []):
             pvc = self._set_finalizer(PVC, pvc, PVC_PROTECTION, present=True)
-        if (pvc.get("status") or {}).get("phase") == "Bound":
-            return None
+        phase = (pvc.get("status") or {}).get("phase")
         wanted = (pvc.get("spec") or {}).get("volumeName")
+        if phase == "Lost":
+            return None
+        if (meta.get("annotations") or {}).get(BIND_COMPLETED) and (
+            not wanted or self.store.get(PV, "", wanted) is None
+        ):
+            # "bound before, volume lost": what a restored PVC that kept its binding annotations gets
+            self.objects.write(
+                self.objects.rt(PVC), pvc, {**clone(pvc), "status": {"phase": "Lost"}}, subresource="status"
+            )
+            return None
+        if phase == "Bound":
+            return None
         if wanted:
             pv = self.store.get(PV, "", wanted)
             ref = ((pv or {}).get("spec") or {}).get("claimRef") or {}
@@ -209,7 +223,7 @@ class StorageController(Controller):
         new_pvc = clone(pvc)
         new_pvc["metadata"].pop("resourceVersion", None)
         annotations = new_pvc["metadata"].setdefault("annotations", {})
-        annotations["pv.kubernetes.io/bind-completed"] = "yes"
+        annotations[BIND_COMPLETED] = "yes"
         if by_controller or not pvc["spec"].get("volumeName"):
             annotations["pv.kubernetes.io/bound-by-controller"] = "yes"
         new_pvc["spec"]["volumeName"] = pv["metadata"]["name"]

@@ -4,18 +4,21 @@ No pods are created for workloads (the sandbox has no containers to run); instea
 gets the status its controller would report once everything is ready: replica counts equal to
 ``spec.replicas`` (zero fields omitted, as Go's omitempty does), ``observedGeneration``, conditions.
 StatefulSets create their volumeClaimTemplates' PVCs ``<template>-<sts>-<ordinal>`` (kept when
-scaled down, as the default Retain policy does). Jobs not run by the kubelet succeed at once. Bare
+scaled down, as the default Retain policy does). Jobs not run by the kubelet succeed at once;
+finished Jobs with ``ttlSecondsAfterFinished`` are deleted (with their pods) when it runs out. Bare
 Pods are scheduled on ``sandbox-node`` and reported Running and Ready.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import time
 from typing import Any
 
 from sandbox.controllers import Controller
 from sandbox.controllers.kubelet import KUBELET_LABEL, NODE, ensure_node, is_ferry_job
-from sandbox.server.objects import now
+from sandbox.server.objects import DeleteOptions, now
 from sandbox.server.storage import clone
 
 DEPLOY, STS, DS, RS = "deployments.apps", "statefulsets.apps", "daemonsets.apps", "replicasets.apps"
@@ -52,6 +55,13 @@ class WorkloadController(Controller):
         obj = self.store.get(resource, namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             return None
+        if resource == JOB:
+            expiry = self._ttl_left(obj)
+            if expiry is not None:
+                if expiry > 0:
+                    return expiry
+                self.objects.delete(self.objects.rt(JOB), namespace, name, DeleteOptions("Background"))
+                return None
         spec, old = obj.get("spec") or {}, obj.get("status") or {}
         gen = obj["metadata"].get("generation")
         replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
@@ -124,6 +134,19 @@ class WorkloadController(Controller):
                 self.objects.rt(resource), obj, {**clone(obj), "status": status}, subresource="status"
             )
         return None
+
+    def _ttl_left(self, job: dict[str, Any]) -> float | None:
+        """Seconds until the TTL-after-finished controller deletes a finished Job (None: never)."""
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        finished = [
+            c.get("lastTransitionTime")
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        ]
+        if ttl is None or not finished or not finished[0]:
+            return None
+        done = dt.datetime.strptime(finished[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+        return float(done + float(ttl) - time.time())
 
     def _job_status(self, job: dict[str, Any]) -> dict[str, Any] | None:
         if self.server.options.kubelet and is_ferry_job(self.server.options, job):

@@ -241,3 +241,18 @@ async def test_deleting_a_snapshot_deletes_its_content_and_data(
 
     await eventually(all_gone)
     assert not data.exists()
+
+
+async def test_a_claim_restored_verbatim_with_its_binding_annotation_is_lost(
+    api: client.ApiClient, ns: str
+) -> None:
+    core = client.CoreV1Api(api)
+    body = claim("verbatim", volumeName="pvc-from-the-source-cluster")
+    body["metadata"]["annotations"] = {"pv.kubernetes.io/bind-completed": "yes"}
+    await core.create_namespaced_persistent_volume_claim(ns, body)
+
+    async def lost() -> bool:
+        pvc = await core.read_namespaced_persistent_volume_claim("verbatim", ns)
+        return pvc.status.phase == "Lost"
+
+    await eventually(lost)

@@ -226,3 +226,18 @@ MAPPINGS = [
 @pytest.mark.parametrize(("text", "expected"), MAPPINGS)
 def test_mount_paths_are_mapped_in_arguments(text: str, expected: str) -> None:
     assert map_paths(text, [("/data", "/pv"), ("/data/cache", "/cache-dir")]) == expected
+
+
+async def test_a_finished_job_with_a_ttl_is_deleted_with_its_pods(api: client.ApiClient, ns: str) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    job = ferry_job("short-lived", ["python", "-c", "pass"])
+    job["spec"]["ttlSecondsAfterFinished"] = 0
+    job["spec"]["template"]["spec"]["volumes"] = []
+    await batch.create_namespaced_job(ns, job)
+
+    async def gone() -> bool:
+        jobs = (await batch.list_namespaced_job(ns)).items
+        pods = (await core.list_namespaced_pod(ns)).items
+        return not jobs and not pods
+
+    await eventually(gone, within=20)
