@@ -47,13 +47,19 @@ class BusClient:
         self.timeout = timeout
 
     async def _call(self, subject: str, payload: bytes) -> bytes:
-        try:
-            reply = await self.nc.request(subject, payload, timeout=self.timeout)
-        except NoRespondersError as e:
-            raise TemporaryError(f"no Ferry intake service answers on {subject}: is it running?") from e
-        except (NatsTimeout, TimeoutError) as e:
-            raise TemporaryError(f"no reply on {subject} within {self.timeout}s") from e
-        return reply.data
+        # No responders for a moment is normal during a rolling restart of the intake: retry briefly.
+        for pause in (0.2, 0.5, 1.0, None):
+            try:
+                reply = await self.nc.request(subject, payload, timeout=self.timeout)
+            except NoRespondersError as e:
+                if pause is None:
+                    raise TemporaryError(f"no Ferry intake service answers on {subject}: is it running?") from e
+                await asyncio.sleep(pause)
+                continue
+            except (NatsTimeout, TimeoutError) as e:
+                raise TemporaryError(f"no reply on {subject} within {self.timeout}s") from e
+            return reply.data
+        raise AssertionError("unreachable")
 
     async def submit_raw(self, payload: bytes) -> Accepted | Rejected:
         reply: Accepted | Rejected = reply_decoder.decode(await self._call(subjects.REQUESTS, payload))
