@@ -1,0 +1,217 @@
+"""Copying one Ferry snapshot (a group of records) between repositories: only what the target lacks.
+
+Built on the repository's own parts (index, packer, walker) rather than on ``copy_group``, because
+the transfer step needs four things a library call does not give: progress (bytes and objects, for
+the request's events), a bandwidth limit, cancellation between packs, and a verified result.
+
+- **What is sent.** Every blob the group's records need is looked up in the target index first; only
+  the missing ones are read from the source — one ranged GET per source pack, a pool of ``threads``
+  packs in flight — and packed into new target packs (uploads throttled to ``limit`` bytes/s).
+- **Verified on the way.** Each blob read is decrypted (AES-GCM authenticates it), decompressed and
+  re-hashed against its id before it is re-sealed with the target's key; a blob that fails stops
+  the copy with the pack and chunk named.
+- **Resumable.** Packs are indexed in the target as they are uploaded (an index file every few packs);
+  an interrupted copy (cancellation, SIGTERM, a store error) indexes everything it uploaded before
+  it stops, and the next attempt finds those blobs present and sends only the rest. A record is
+  written only when all its data is in, tagged with the source record id, so a finished record is
+  never copied twice. A hard crash (SIGKILL) loses at most the last unindexed packs (< 10 s).
+- **Keys.** With the same chunk-id key (``Repository.init(..., like=source)``) ids match and blobs are
+  re-sealed without recompression. With different keys each chunk is re-encrypted *and* re-hashed
+  with the target's key and the trees rewritten; every chunk of the group is then read from the
+  source (ids cannot be compared), but only the ones the target lacks are stored. See README.md.
+
+Everything here is blocking: the service runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import msgspec
+
+from shared.repository import IntegrityError, Repository, Snapshot, Tree
+from shared.repository.copying import COPIED_FROM
+from shared.repository.crypto import Cipher, blob_aad
+from shared.repository.formats import TREE, PackedBlob
+from shared.repository.packing import Packer
+from shared.repository.walking import referenced
+from shared.store import layout
+
+
+class Interrupted(Exception):
+    """The copy was asked to stop; what was uploaded is indexed and will not be sent again."""
+
+
+@dataclass
+class TransferStats:
+    records: int = 0  # records of the group
+    records_copied: int = 0
+    records_present: int = 0  # already in the target from an earlier attempt
+    blobs_needed: int = 0  # distinct blobs the group references
+    blobs_sent: int = 0  # blobs stored in the target by this run
+    blobs_present: int = 0  # blobs the target already had
+    bytes_total: int = 0  # stored bytes of the blobs to read from the source
+    bytes_read: int = 0
+    bytes_sent: int = 0  # stored bytes written to the target by this run
+    same_repository: bool = False
+    same_keys: bool = True
+
+
+ProgressFn = Callable[[TransferStats], None]
+
+
+def _ranges(source: Repository, pack: str, blobs: list[PackedBlob]) -> Iterator[tuple[PackedBlob, bytes]]:
+    blobs.sort(key=lambda b: b.offset)
+    start, end = blobs[0].offset, blobs[-1].offset + blobs[-1].length
+    data = memoryview(source.store.get_range(layout.pack(pack), start, end - start))
+    for blob in blobs:
+        yield blob, bytes(data[blob.offset - start : blob.offset - start + blob.length])
+
+
+class GroupCopy:
+    """One transfer of one group; ``run()`` once. Thread-safe counters, one packer."""
+
+    def __init__(
+        self,
+        source: Repository,
+        target: Repository,
+        group: str,
+        *,
+        threads: int = 4,
+        limit: float | None = None,
+        progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.source, self.target, self.group = source, target, group
+        self.threads, self.progress = threads, progress or (lambda _stats: None)
+        self.stop = stop or threading.Event()
+        self.stats = TransferStats()
+        self.stats.same_keys = source.cipher.key.chunk_id == target.cipher.key.chunk_id
+        self.packer = Packer(
+            target.store, target.cipher, target.index, target.config.pack_size, limit_upload=limit
+        )
+        self.mapping: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+
+    # -- data ------------------------------------------------------------------------------------
+    def _copy_pack(self, pack: str, blobs: list[PackedBlob]) -> None:
+        if self.stop.is_set():
+            raise Interrupted("transfer interrupted")
+        for blob, sealed in _ranges(self.source, pack, blobs):
+            what = f"chunk {blob.id.hex()[:16]} in source pack {pack[:16]}"
+            payload = self.source.cipher.open(sealed, blob_aad(blob.id, blob.type), what)
+            plain = Cipher.decompress(payload, blob.size) if blob.zstd else payload
+            if len(plain) != blob.size or self.source.cipher.chunk_id(plain) != blob.id:
+                raise IntegrityError(f"{what} does not match its hash")
+            sent = 0
+            if self.stats.same_keys:
+                if self.packer.claim(blob.id):
+                    resealed = self.target.cipher.seal(payload, blob_aad(blob.id, blob.type))
+                    self.packer.add_sealed(blob.id, blob.type, resealed, blob.size, blob.zstd)
+                    sent = len(resealed)
+            else:
+                new_id = self.target.cipher.chunk_id(plain)
+                with self._lock:
+                    self.mapping[blob.id] = new_id
+                before = self.packer.stats.stored_bytes
+                if self.packer.add(new_id, blob.type, plain):
+                    sent = max(1, self.packer.stats.stored_bytes - before)
+            with self._lock:
+                self.stats.bytes_read += blob.length
+                if sent:
+                    self.stats.blobs_sent += 1
+                    self.stats.bytes_sent += sent
+                else:
+                    self.stats.blobs_present += 1
+        self.progress(self.stats)
+
+    def _send(self, ids: list[bytes]) -> None:
+        wanted = [i for i in dict.fromkeys(ids) if not (self.stats.same_keys and i in self.target.index)]
+        self.stats.blobs_present += len(set(ids)) - len(wanted)
+        packs: dict[str, list[PackedBlob]] = defaultdict(list)
+        for blob_id in wanted:
+            found = self.source.index.get(blob_id)
+            if found is None:
+                raise IntegrityError(f"chunk {blob_id.hex()[:16]} is missing from the source repository")
+            packs[found[0]].append(found[1])
+        self.stats.bytes_total += sum(b.length for blobs in packs.values() for b in blobs)
+        self.progress(self.stats)
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="ferry-transfer") as pool:
+            futures = [pool.submit(self._copy_pack, pack, blobs) for pack, blobs in packs.items()]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                self.stop.set()
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _rewrite_tree(self, tree_id: bytes) -> bytes:
+        tree = self.source.read_tree(tree_id)
+        nodes = []
+        for node in tree.nodes:
+            changes: dict[str, object] = {"content": [self.mapping[c] for c in node.content]}
+            if node.type == "dir" and node.subtree:
+                changes["subtree"] = self._rewrite_tree(node.subtree)
+            nodes.append(msgspec.structs.replace(node, **changes))
+        new_id, data = self.target.encode_tree(Tree(nodes))
+        self.packer.add(new_id, TREE, data)
+        return new_id
+
+    # -- records ---------------------------------------------------------------------------------
+    def _record(self, snapshot_id: str, record: Snapshot) -> None:
+        needed = list(referenced(self.source, record))
+        ids = [blob_id for _path, blob_id in needed]
+        if not self.stats.same_keys:
+            trees = {blob_id for path, blob_id in needed if path == "" and record.kind == "tree"}
+            ids = [i for i in ids if i not in trees]
+        self.stats.blobs_needed += len(set(ids))
+        self._send(ids)
+        copied = msgspec.structs.replace(record, tags={**record.tags, COPIED_FROM: snapshot_id})
+        if not self.stats.same_keys:
+            if record.kind == "tree":
+                copied.root = self._rewrite_tree(record.root)
+            else:
+                copied.content = [self.mapping[c] for c in record.content]
+        self.packer.flush()  # every blob of the record is uploaded and indexed before the record
+        self.target.save_snapshot(copied)
+        self.stats.records_copied += 1
+
+    def run(self) -> TransferStats:
+        records = self.source.snapshots(group=self.group)
+        if not records:
+            raise IntegrityError(f"no snapshot with group {self.group!r} in {self.source.store.location}")
+        self.stats.records = len(records)
+        if self.source.config.id == self.target.config.id:
+            self.stats.same_repository = True
+            self.stats.records_present = len(records)
+            return self.stats
+        with self.source.lock(purpose="transfer (source)"), self.target.lock(purpose="transfer (target)"):
+            present = {
+                existing.tags.get(COPIED_FROM) for _id, existing in self.target.snapshots(group=self.group)
+            }
+            try:
+                for snapshot_id, record in records:
+                    if snapshot_id in present:
+                        self.stats.records_present += 1
+                        continue
+                    if self.stop.is_set():
+                        raise Interrupted("transfer interrupted")
+                    self._record(snapshot_id, record)
+            except BaseException:
+                self.packer.abort()  # index what was uploaded: the next attempt skips it
+                raise
+            finally:
+                self.packer.close()
+        self.progress(self.stats)
+        return self.stats
+
+
+def transfer_group(source: Repository, target: Repository, group: str, **options: object) -> TransferStats:
+    """Copy every record of ``group`` from ``source`` to ``target``; see ``GroupCopy``."""
+    return GroupCopy(source, target, group, **options).run()  # type: ignore[arg-type]

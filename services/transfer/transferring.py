@@ -1,0 +1,222 @@
+"""The transfer step: bring a Ferry snapshot into the target region's repository, verified.
+
+Consumes ``ferry.step.transfer``. The snapshot id comes from the snapshot step's outputs (migrate,
+replicate) or from ``source.snapshot`` (restore, drill; ``latest`` is resolved here). The copy itself
+is ``copying.GroupCopy`` running in a worker thread; this module owns the step's contract around it:
+
+- repositories are opened by name from the settings; a target repository that does not exist yet
+  is created *like the source* (same chunk-id key, its own encryption key), so every later transfer
+  sends only new chunks;
+- progress (bytes and objects) goes to the request's events twice a second; cancellation is checked
+  at the same pace and stops the copy between packs (what was uploaded stays indexed);
+- SIGTERM / a lost lease cancels the handler: the copy is stopped the same way and the step is
+  retried from where it stopped by the next delivery;
+- the result is verified by reading back every blob of the snapshot in the target
+  (``verifying.verify_group``); damaged files are reported per volume and path and make the step
+  PartiallyFailed — the request goes on, so whatever is intact still lands, and nothing is silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from dataclasses import asdict
+
+import msgspec
+
+from services.transfer.copying import GroupCopy, TransferStats
+from services.transfer.verifying import verify_group
+from shared.contracts.errors import FerryError, PermanentError, TemporaryError
+from shared.contracts.events import Report
+from shared.contracts.steps import StepName, StepResult
+from shared.repository import (
+    IntegrityError,
+    Repository,
+    RepositoryError,
+    RepositoryExists,
+    RepositoryLocked,
+    RepositoryNotFound,
+    WrongKey,
+)
+from shared.runtime import StepContext, StepService
+from shared.runtime.repositories import repository_url, store_settings
+from shared.runtime.settings import Settings
+from shared.store import StoreError, open_store
+
+log = logging.getLogger("ferry.transfer")
+
+
+class TransferOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Tuning read from ``FERRY_TRANSFER_*`` env vars (until they join the shared Settings)."""
+
+    limit_kib: int = 0  # upload bandwidth limit in KiB/s; 0 = unlimited
+    threads: int = 4  # source packs read in parallel
+    verify: bool = True  # read back every blob of the snapshot in the target afterwards
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> TransferOptions:
+        env = dict(os.environ if env is None else env)
+        data = {
+            k[len("FERRY_TRANSFER_") :].lower(): v for k, v in env.items() if k.startswith("FERRY_TRANSFER_")
+        }
+        try:
+            return msgspec.convert(data, cls, strict=False)
+        except msgspec.ValidationError as e:
+            raise PermanentError(f"invalid transfer setting: {e}") from e
+
+
+def open_named(settings: Settings, name: str, *, like: Repository | None = None) -> Repository:
+    """Open a repository by name; create it (sharing ``like``'s chunk-id key) when it does not exist."""
+    if not settings.repo_password:
+        raise PermanentError("no repository password configured (FERRY_REPO_PASSWORD)")
+    url = repository_url(settings, name)
+    store = open_store(url, store_settings(settings))
+    password = settings.repo_password.encode()
+    try:
+        return Repository.open(store, password)
+    except RepositoryNotFound:
+        if like is None:
+            raise PermanentError(f"repository {name or 'default'} at {url} does not exist") from None
+        try:
+            return Repository.init(store, password, like=like)
+        except RepositoryExists:
+            return Repository.open(store, password)
+    except WrongKey as e:
+        raise PermanentError(f"repository {name or 'default'} at {url}: {e}") from e
+
+
+def resolve_group(repo: Repository, snapshot: str) -> str:
+    """A Ferry snapshot id, or ``latest``: the group of the newest manifests record."""
+    if snapshot != "latest":
+        return snapshot
+    groups = [record.group for _id, record in repo.snapshots() if record.kind == "blob" and record.group]
+    if not groups:
+        raise PermanentError(f"no Ferry snapshot in {repo.store.location} to take as 'latest'")
+    return groups[-1]
+
+
+def classify(error: BaseException) -> Exception:
+    """Ferry's verdict on a repository or store error: retry, or stop with a reason."""
+    if isinstance(error, RepositoryLocked):
+        return TemporaryError(f"repository locked by another process: {error}", retry_after=30)
+    if isinstance(error, StoreError):
+        return (TemporaryError if error.temporary else PermanentError)(f"object store: {error}")
+    if isinstance(error, IntegrityError):
+        return PermanentError(f"the source repository is damaged: {error}")
+    if isinstance(error, RepositoryError):
+        return (TemporaryError if error.temporary else PermanentError)(str(error))
+    return PermanentError(str(error))
+
+
+class TransferService(StepService):
+    name = "transfer"
+    description = "Copies a Ferry snapshot to the target region's repository, sending only what it lacks"
+    step = StepName.TRANSFER
+
+    def __init__(
+        self, settings: Settings, *, options: TransferOptions | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(settings, **kwargs)
+        self.options = options or TransferOptions.from_env()
+
+    async def handle(self, ctx: StepContext) -> StepResult:
+        request = ctx.request
+        snapshot = ctx.outputs.get("snapshot") or request.source.snapshot
+        if not snapshot:
+            raise PermanentError("no snapshot to transfer: the request names none and no step produced one")
+        source_name = request.source.repository
+        target_name = request.target.repository or source_name
+        stop = threading.Event()
+
+        def run() -> tuple[str, TransferStats, list[str], dict[str, int]]:
+            source = open_named(self.settings, source_name)
+            target = (
+                source if target_name == source_name else open_named(self.settings, target_name, like=source)
+            )
+            group = resolve_group(source, snapshot)
+            job = GroupCopy(
+                source,
+                target,
+                group,
+                threads=self.options.threads,
+                limit=self.options.limit_kib * 1024 or None,
+                progress=lambda s: progress.update(asdict(s)),
+                stop=stop,
+            )
+            stats = job.run()
+            damaged: list[str] = []
+            checked = {"verified_blobs": 0, "verified_bytes": 0}
+            if self.options.verify:
+                target.reload_index()
+                check = verify_group(target, group, threads=self.options.threads, stop=stop)
+                damaged = check.lines()
+                checked = {"verified_blobs": check.blobs, "verified_bytes": check.bytes_read}
+            return group, stats, damaged, checked
+
+        progress: dict[str, object] = {}
+        worker = asyncio.create_task(asyncio.to_thread(run), name=f"transfer:{ctx.request_id}")
+        try:
+            while not worker.done():
+                await asyncio.wait({worker}, timeout=0.5)
+                if progress:
+                    await ctx.progress(
+                        bytes_done=int(progress.get("bytes_read", 0)),  # type: ignore[call-overload]
+                        bytes_total=int(progress.get("bytes_total", 0)),  # type: ignore[call-overload]
+                        items_done=int(progress.get("blobs_sent", 0)),  # type: ignore[call-overload]
+                        items_total=int(progress.get("blobs_needed", 0)),  # type: ignore[call-overload]
+                        message="copying chunks the target repository lacks",
+                    )
+                await ctx.checkpoint()
+            group, stats, damaged, checked = worker.result()
+        except BaseException as e:
+            stop.set()  # the copy stops between packs and indexes what it uploaded
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(worker)
+            if not isinstance(e, Exception) or isinstance(e, FerryError):
+                raise  # cancellation, shutdown, or already classified
+            raise classify(e) from e
+        counts = {
+            "records": stats.records,
+            "records_copied": stats.records_copied,
+            "records_present": stats.records_present,
+            "blobs_needed": stats.blobs_needed,
+            "blobs_sent": stats.blobs_sent,
+            "blobs_present": stats.blobs_present,
+            "bytes_sent": stats.bytes_sent,
+            "bytes_read": stats.bytes_read,
+            "damaged_files": len(damaged),
+            **checked,
+        }
+        for line in damaged[:100]:
+            await ctx.warn(f"damaged in the target repository: {line}", obj=group)
+        how = "same repository: nothing to copy" if stats.same_repository else (
+            f"copied {stats.records_copied} record(s), {stats.blobs_sent} chunk(s), {stats.bytes_sent} bytes; "
+            f"{stats.blobs_present} chunk(s) already present"
+            + ("" if stats.same_keys else " (different keys: re-encrypted and re-hashed)")
+        )  # fmt: skip
+        await ctx.emit(
+            Report(
+                request_id=ctx.request_id,
+                step=StepName.TRANSFER,
+                title="transfer",
+                body={
+                    "snapshot": group,
+                    "source": source_name or "default",
+                    "target": target_name or "default",
+                    "summary": how,
+                    "counts": counts,
+                    "damaged": damaged,
+                },
+            )  # fmt: skip
+        )
+        message = how if not damaged else f"{len(damaged)} file(s) damaged in the target repository; {how}"
+        return StepResult(
+            outputs={"snapshot": group, "target_repository": target_name or "default"},
+            counts=counts,
+            warnings=damaged[:100],
+            partial=bool(damaged),
+            message=message,
+        )
