@@ -17,7 +17,7 @@ from typing import Any
 PROVISIONER = "sandbox.ferry.dev/local-path"
 PATH_ATTRIBUTE = "path"
 
-_UNITS = {
+_UNITS: dict[str, float] = {
     "": 1,
     "k": 10**3,
     "M": 10**6,
@@ -46,7 +46,7 @@ def parse_quantity(value: Any) -> int:
 def format_quantity(size: int) -> str:
     for unit in ("Pi", "Ti", "Gi", "Mi", "Ki"):
         if size and size % _UNITS[unit] == 0:
-            return f"{size // _UNITS[unit]}{unit}"  # type: ignore[operator]
+            return f"{size // int(_UNITS[unit])}{unit}"
     return str(size)
 
 

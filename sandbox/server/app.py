@@ -80,9 +80,7 @@ class ApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        assert server is not None
-        bound = server.sockets[0].getsockname()  # type: ignore[union-attr]
+        bound = self._runner.addresses[0]
         self.url = f"http://{host}:{bound[1]}"
         self.controllers.start()
         return self.url

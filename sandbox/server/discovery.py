@@ -42,7 +42,7 @@ def _group(name: str, versions: list[str]) -> dict[str, Any]:
 def api_group_list(registry: Registry) -> dict[str, Any]:
     groups = registry.groups()
     # built-in groups first in their table order, then CRD groups alphabetically (as kube does)
-    order = {}
+    order: dict[str, tuple[int, int, str]] = {}
     for rt in registry.types():
         if rt.group and rt.group not in order:
             order[rt.group] = (1 if rt.crd else 0, len(order) if not rt.crd else 0, rt.group)

@@ -370,7 +370,9 @@ def _manage(obj: dict[str, Any], manager: str, operation: str, subresource: str)
         if (e.get("manager"), e.get("operation"), e.get("subresource", ""))
         != (manager, operation, subresource)
     ]
-    fields = {f"f:{k}": {} for k in sorted(obj) if k not in ("apiVersion", "kind", "metadata")}
+    fields: dict[str, Any] = {
+        f"f:{k}": {} for k in sorted(obj) if k not in ("apiVersion", "kind", "metadata")
+    }
     if subresource == "status":
         fields = {"f:status": {}}
     entry: dict[str, Any] = {

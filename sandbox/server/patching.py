@@ -138,8 +138,8 @@ def strategic_merge(target: Any, patch: Any) -> Any:
     return result
 
 
-def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
-    current = current if isinstance(current, list) else []
+def _merge_list(field: str, live: Any, patch: list[Any]) -> list[Any]:
+    current: list[Any] = live if isinstance(live, list) else []
     if field in PRIMITIVE_MERGE:
         return current + [v for v in patch if v not in current]
     key = _merge_key(field, patch + current)

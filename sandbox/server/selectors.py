@@ -36,29 +36,44 @@ def _split(selector: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+LabelTest = Callable[[dict[str, str]], bool]
+
+
+def _has(key: str) -> LabelTest:
+    return lambda labels: key in labels
+
+
+def _lacks(key: str) -> LabelTest:
+    return lambda labels: key not in labels
+
+
+def _equals(key: str, value: str, want: bool) -> LabelTest:
+    return lambda labels: (labels.get(key) == value) == want
+
+
+def _within(key: str, values: set[str], want: bool) -> LabelTest:
+    return lambda labels: (labels.get(key) in values) == want
+
+
 def label_matcher(selector: str | None) -> Matcher:
     if not selector:
         return lambda obj: True
-    tests: list[Callable[[dict[str, str]], bool]] = []
+    tests: list[LabelTest] = []
     for req in _split(selector):
         m = _SET_RE.match(req)
         if m:
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
-            if op == "in":
-                tests.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                tests.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            values = {v.strip() for v in m.group(3).split(",") if v.strip()}
+            tests.append(_within(m.group(1), values, m.group(2) == "in"))
         elif "!=" in req:
-            key, value = (s.strip() for s in req.split("!=", 1))
-            tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
+            key, value = (part.strip() for part in req.split("!=", 1))
+            tests.append(_equals(key, value, False))
         elif "=" in req:
-            key, value = (s.strip() for s in re.split(r"==?", req, maxsplit=1))
-            tests.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            key, value = (part.strip() for part in re.split(r"==?", req, maxsplit=1))
+            tests.append(_equals(key, value, True))
         elif req.startswith("!"):
-            absent = req[1:].strip()
-            tests.append(lambda labels, k=absent: k not in labels)
+            tests.append(_lacks(req[1:].strip()))
         elif re.fullmatch(r"[A-Za-z0-9._/-]+", req):
-            tests.append(lambda labels, k=req: k in labels)
+            tests.append(_has(req))
         else:
             raise bad_request(f"unable to parse requirement: {req!r}")
 

@@ -83,10 +83,10 @@ async def serve_watch(
                 )
                 timeout = 0
             else:
-                for ev in store.events_after(since):
-                    kind = _transition(ev, match) if relevant(ev) else None
+                for past in store.events_after(since):
+                    kind = _transition(past, match) if relevant(past) else None
                     if kind:
-                        first.append({"type": kind, "object": server.objects.present(rt, ev.obj)})
+                        first.append({"type": kind, "object": server.objects.present(rt, past.obj)})
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
