@@ -114,6 +114,7 @@ class ControllerManager:
         from sandbox.controllers.garbage import GarbageCollector
         from sandbox.controllers.kubelet import Kubelet
         from sandbox.controllers.namespaces import NamespaceController
+        from sandbox.controllers.services import EndpointsController
         from sandbox.controllers.snapshots import SnapshotController
         from sandbox.controllers.storage import StorageController
         from sandbox.controllers.workloads import WorkloadController
@@ -126,6 +127,7 @@ class ControllerManager:
             (opts.storage, StorageController),
             (opts.snapshots, SnapshotController),
             (opts.workloads, WorkloadController),
+            (opts.workloads, EndpointsController),
             (opts.kubelet, Kubelet),
         ]
         self.controllers += [cls(server) for enabled, cls in wanted if enabled]

@@ -140,6 +140,8 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True),
     # scheduling.k8s.io/v1
     _t("scheduling.k8s.io/v1", "priorityclasses", "PriorityClass", False, ("pc",)),
+    # discovery.k8s.io/v1
+    _t("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
     # coordination.k8s.io/v1
     _t("coordination.k8s.io/v1", "leases", "Lease"),
     # apiextensions.k8s.io/v1

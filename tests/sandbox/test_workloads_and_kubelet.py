@@ -241,3 +241,32 @@ async def test_a_finished_job_with_a_ttl_is_deleted_with_its_pods(api: client.Ap
         return not jobs and not pods
 
     await eventually(gone, within=20)
+
+
+async def test_a_service_gets_endpoints_and_an_owned_endpoint_slice_that_go_with_it(
+    api: client.ApiClient, ns: str
+) -> None:
+    core, disc = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    svc = await core.create_namespaced_service(
+        ns,
+        {"metadata": {"name": "web"}, "spec": {"selector": LABELS, "ports": [{"name": "http", "port": 80}]}},
+    )
+    assert svc.spec.cluster_ip.startswith("10.96.")
+
+    async def derived() -> Any:
+        slices = (
+            await disc.list_namespaced_endpoint_slice(ns, label_selector="kubernetes.io/service-name=web")
+        ).items
+        await core.read_namespaced_endpoints("web", ns)
+        return slices
+
+    slices = await eventually(derived)
+    assert slices[0].metadata.owner_references[0].uid == svc.metadata.uid
+    await core.delete_namespaced_service("web", ns)
+
+    async def cleaned() -> bool:
+        left = (await disc.list_namespaced_endpoint_slice(ns)).items
+        endpoints = (await core.list_namespaced_endpoints(ns)).items
+        return not left and not endpoints
+
+    await eventually(cleaned)
