@@ -25,11 +25,12 @@ import time
 from typing import Any, Protocol
 
 from services.restore.objects import Manifest, Obj
-from services.restore.transforming import REQUEST_LABEL
+from services.restore.transforming import REQUEST_LABEL, SNAPSHOT_LABEL
 from shared.contracts.reports import ObjectResult, Outcome
 from shared.contracts.requests import ConflictPolicy
 
 IGNORED_FIELDS = {"status"}
+FERRY_LABELS = (REQUEST_LABEL, SNAPSHOT_LABEL)
 IGNORED_METADATA = {
     "uid",
     "resourceVersion",
@@ -79,8 +80,6 @@ def differences(desired: Any, live: Any, path: str = "") -> list[str]:
                 continue
             if path == "metadata" and key in IGNORED_METADATA:
                 continue
-            if path == "metadata.labels" and key == REQUEST_LABEL:
-                continue
             if key not in live:
                 found.append(f"{sub}: absent in the target, {_show(value)} in the snapshot")
             else:
@@ -96,6 +95,17 @@ def differences(desired: Any, live: Any, path: str = "") -> list[str]:
     if desired != live:
         return [f"{path}: {_show(live)} in the target, {_show(desired)} in the snapshot"]
     return []
+
+
+def without_ferry_labels(obj: Obj) -> Obj:
+    """``obj`` minus the labels Ferry adds: an object restored by an earlier request is not "different"."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if not any(k in labels for k in FERRY_LABELS):
+        return obj
+    meta = {**obj["metadata"], "labels": {k: v for k, v in labels.items() if k not in FERRY_LABELS}}
+    if not meta["labels"]:
+        del meta["labels"]
+    return {**obj, "metadata": meta}
 
 
 def update_patch(desired: Obj) -> Obj:
@@ -141,7 +151,7 @@ async def write(
                     return ObjectResult(outcome=Outcome.CREATED, **result)
         if live is None:
             return ObjectResult(outcome=Outcome.PLANNED, reason="would be created", **result)
-        diff = differences(item.obj, live)
+        diff = differences(without_ferry_labels(item.obj), live)
         if not diff:
             return ObjectResult(outcome=Outcome.UNCHANGED, reason="already equal to the snapshot", **result)
         if item.kind == "Namespace" and policy is not ConflictPolicy.UPDATE:

@@ -1,0 +1,222 @@
+"""The restore engine: clean, modify, transform, order, write — volumes first — then wait.
+
+One pass over the snapshot's objects, each ending with an ``ObjectResult``:
+
+1. **prepare** every object: whiteouts are skipped with their reason; the rest is cleaned, then the
+   request's resource modifiers run (their conditions see the *source* namespace, as in Velero),
+   then the mappings and the request/snapshot labels. A modifier error fails that object only.
+   PVs bound to a captured claim are skipped: the claim gets a new volume from its (mapped) storage
+   class and its data comes from the repository.
+2. **order** them (``ordering``): priorities plus references plus the inventory's edges.
+3. **write** them in that order under the conflict policy (``conflicts.write``), with two barriers:
+   a custom resource waits until its CRD is established; a workload that mounts claims waits until
+   those claims' mover Jobs are done — and is *not created* when one failed, so an application never
+   starts on an empty volume. Mover Jobs start as soon as their claim is written, in parallel.
+4. **wait** (bounded) until workloads are available, claims bound and Jobs done (``readiness``).
+
+A dry run does steps 1–3 without writing: every object is rendered and compared with the target.
+The engine talks to the cluster only through the ``Cluster`` protocol of ``conflicts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from services.restore import modifiers
+from services.restore.cleaning import clean, whiteout
+from services.restore.conflicts import Cluster, write
+from services.restore.manifests import VolumeRecord
+from services.restore.objects import Manifest, Obj, object_key
+from services.restore.ordering import claims_mounted, crd_index, order
+from services.restore.readiness import WAITED_KINDS, ready
+from services.restore.transforming import Transforms, transform
+from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, VolumeResult
+from shared.contracts.requests import ConflictPolicy
+
+log = logging.getLogger("ferry.restore")
+
+# Fills one claim: (target claim manifest, its volume record) -> its result. Provided by the service.
+VolumeFiller = Callable[[Manifest, VolumeRecord], Awaitable[VolumeResult]]
+
+
+@dataclass
+class Plan:
+    """What a restore will write, in order, and what it already decided not to."""
+
+    items: list[Manifest] = field(default_factory=list)
+    results: list[ObjectResult] = field(default_factory=list)  # skipped / failed while preparing
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(
+    captured: Iterable[Manifest],
+    transforms: Transforms,
+    rules: list[modifiers.Rule],
+    *,
+    keep_owned: bool = False,
+    extra_edges: Iterable[tuple[str, str]] = (),
+) -> Plan:
+    plan = Plan()
+    captured = list(captured)
+    claims = {(m.namespace, m.name) for m in captured if m.kind == "PersistentVolumeClaim"}
+    ready_items = []
+    for item in captured:
+        base = {"key": item.key, "target": item.key}
+        why = whiteout(item, keep_owned=keep_owned)
+        if not why and item.kind == "PersistentVolume":
+            ref = item.obj.get("spec", {}).get("claimRef") or {}
+            if (ref.get("namespace", ""), ref.get("name", "")) in claims:
+                why = "its claim is restored with a new volume from the claim's storage class"
+        if why:
+            plan.results.append(ObjectResult(outcome=Outcome.SKIPPED, reason=why, **base))
+            continue
+        clean(item)
+        outcome = modifiers.apply(rules, item)
+        if outcome.error:
+            plan.results.append(ObjectResult(outcome=Outcome.FAILED, reason=outcome.error, **base))
+            continue
+        item.notes.extend(outcome.notes)
+        transform(item, transforms)
+        ready_items.append(item)
+    mapped_edges = []
+    by_source = {m.source_key: m.key for m in ready_items}
+    for dependent, dependency in extra_edges:
+        if dependent in by_source and dependency in by_source:
+            mapped_edges.append((by_source[dependent], by_source[dependency]))
+    plan.items, plan.warnings = order(ready_items, mapped_edges)
+    return plan
+
+
+class Restore:
+    """One run of the engine over a prepared plan."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        plan: Plan,
+        *,
+        policy: ConflictPolicy,
+        dry_run: bool,
+        volumes: dict[tuple[str, str], VolumeRecord],
+        fill: VolumeFiller | None,
+        source_namespace: Callable[[str], str],
+        timeout: float = 300.0,
+        on_result: Callable[[ObjectResult], Awaitable[None]] | None = None,
+    ) -> None:
+        self.cluster, self.plan, self.policy, self.dry_run = cluster, plan, policy, dry_run
+        self.volumes, self.fill, self.timeout = volumes, fill, timeout
+        self.source_namespace = source_namespace
+        self.on_result = on_result
+        self.results: list[ObjectResult] = list(plan.results)
+        self.fills: dict[str, asyncio.Task[VolumeResult]] = {}
+        self.waited: dict[str, str] = {}
+
+    async def _record(self, result: ObjectResult) -> ObjectResult:
+        self.results.append(result)
+        if self.on_result is not None:
+            await self.on_result(result)
+        return result
+
+    async def _poll(self, item: Manifest, within: float) -> tuple[bool, str]:
+        deadline = time.monotonic() + within
+        delay, why = 0.05, "not found"
+        while True:
+            live = await self.cluster.get(item)
+            if live is not None:
+                ok, why = ready(live)
+                if ok:
+                    return True, ""
+            if time.monotonic() > deadline:
+                return False, why
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def _claims_ready(self, item: Manifest) -> str:
+        """ "" when every claim ``item`` mounts is filled; else why the workload must not start."""
+        problems = []
+        for claim in sorted(claims_mounted(item)):
+            task = self.fills.get(claim)
+            if task is None:
+                continue
+            volume = await task
+            if not volume.ok:
+                problems.append(f"volume {volume.claim} was not restored: {volume.reason}")
+        return "; ".join(problems)
+
+    async def run(self) -> RestoreReport:
+        crds = crd_index(self.plan.items)
+        established: dict[str, asyncio.Future[str]] = {}
+        try:
+            for item in self.plan.items:
+                base = {"key": item.source_key, "target": item.key, "warnings": list(item.notes)}
+                if item.gr in crds and not self.dry_run:
+                    why = await established[crds[item.gr]] if crds[item.gr] in established else ""
+                    if why:
+                        await self._record(ObjectResult(outcome=Outcome.FAILED, reason=why, **base))
+                        continue
+                if not self.dry_run and (why := await self._claims_ready(item)):
+                    await self._record(
+                        ObjectResult(outcome=Outcome.FAILED, reason=f"not created: {why}", **base)
+                    )
+                    continue
+                result = await self._record(
+                    await write(self.cluster, item, self.policy, dry_run=self.dry_run)
+                )
+                if self.dry_run or result.failed:
+                    continue
+                if item.kind == "CustomResourceDefinition":
+                    ok, why = await self._poll(item, min(self.timeout, 60.0))
+                    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                    future.set_result("" if ok else f"its CRD {item.name} is not established: {why}")
+                    established[item.key] = future
+                if item.kind == "PersistentVolumeClaim" and self.fill is not None:
+                    self._start_fill(item, result)
+            volumes = [await task for task in self.fills.values()]
+        finally:
+            for task in self.fills.values():
+                task.cancel()
+            await asyncio.gather(*self.fills.values(), return_exceptions=True)
+        if not self.dry_run:
+            await self._wait_all()
+        return RestoreReport(request_id="", snapshot="", dry_run=self.dry_run, objects=self.results,
+                             volumes=volumes, waited=self.waited)  # fmt: skip
+
+    def _start_fill(self, claim: Manifest, result: ObjectResult) -> None:
+        source = (self.source_namespace(claim.namespace), claim.name)
+        record = self.volumes.get(source)
+        if record is None or self.fill is None:
+            return
+        key = object_key("persistentvolumeclaims", claim.namespace, claim.name)
+        if result.outcome not in (Outcome.CREATED, Outcome.RECREATED):
+            # The claim was there before: its data is the target's, not overwritten (as Velero).
+            note = f"claim {result.outcome.value}: its existing data was kept, the snapshot's not restored"
+            done: asyncio.Future[VolumeResult] = asyncio.get_running_loop().create_future()
+            done.set_result(VolumeResult(claim=f"{claim.namespace}/{claim.name}", snapshot=record.snapshot_id,
+                                         ok=True, reason=note))  # fmt: skip
+            self.fills[key] = asyncio.ensure_future(done)
+            return
+        self.fills[key] = asyncio.create_task(self.fill(claim, record), name=f"fill:{key}")
+
+    async def _wait_all(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        created = {
+            r.target
+            for r in self.results
+            if r.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.RECREATED)
+        }
+        waited = [i for i in self.plan.items if i.kind in WAITED_KINDS and i.key in created]
+
+        async def one(item: Manifest) -> None:
+            ok, why = await self._poll(item, max(0.0, deadline - time.monotonic()))
+            self.waited[item.key] = "ready" if ok else f"not ready after {self.timeout:.0f}s: {why}"
+
+        await asyncio.gather(*(one(i) for i in waited))
+
+
+def rendered(plan: Plan) -> list[Obj]:
+    """The exact documents a restore of ``plan`` writes, in order (the dry run's output)."""
+    return [item.obj for item in plan.items]

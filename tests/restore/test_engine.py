@@ -1,0 +1,156 @@
+"""The restore engine's logic on an in-memory cluster: volumes before workloads, failures reported
+per object, conflict policies, dry run."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from services.restore import modifiers
+from services.restore.manifests import VolumeRecord
+from services.restore.objects import Manifest
+from services.restore.restoring import Restore, prepare, rendered
+from services.restore.transforming import Transforms
+from shared.contracts.reports import Outcome, VolumeResult
+from shared.contracts.requests import ConflictPolicy
+from tests.restore.fakes import FakeCluster
+
+APP: list[dict[str, Any]] = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf", "namespace": "shop"}, "data": {"a": "1"}},
+    {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
+     "spec": {"storageClassName": "gp2", "accessModes": ["ReadWriteOnce"], "volumeName": "pv-1"}},
+    {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"},
+     "spec": {"claimRef": {"name": "data", "namespace": "shop"}}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+     "spec": {"replicas": 1, "template": {"spec": {
+         "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+         "containers": [{"name": "web", "image": "nginx", "envFrom": [{"configMapRef": {"name": "conf"}}]}]}}}},
+    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "shop",
+     "ownerReferences": [{"kind": "Deployment", "name": "web"}]}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+     "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}},
+]  # fmt: skip
+VOLUMES = {("shop", "data"): VolumeRecord("snap-1", "shop", "data", 100)}
+T = Transforms(namespace_map={"shop": "shop-west"}, storage_class_map={"gp2": "standard"},
+               labels={"ferry.dev/request": "r1"})  # fmt: skip
+
+
+def app() -> list[Manifest]:
+    return [Manifest(copy.deepcopy(o)) for o in APP]
+
+
+def engine(cluster: FakeCluster, *, policy: ConflictPolicy = ConflictPolicy.SKIP, dry_run: bool = False,
+           fail_volume: str = "", rules: str = "") -> Restore:  # fmt: skip
+    async def fill(claim: Manifest, record: VolumeRecord) -> VolumeResult:
+        cluster.journal.append(f"fill-start {claim.key}")
+        await asyncio.sleep(0.05)
+        cluster.journal.append(f"fill-done {claim.key}")
+        ok = claim.name != fail_volume
+        return VolumeResult(claim=f"{claim.namespace}/{claim.name}", snapshot=record.snapshot_id, ok=ok,
+                            reason="" if ok else "mover Job failed: exit 15 (damaged)")  # fmt: skip
+
+    plan = prepare(app(), T, modifiers.parse(rules))
+    return Restore(cluster, plan, policy=policy, dry_run=dry_run, volumes=VOLUMES, fill=fill,
+                   source_namespace=lambda ns: {"shop-west": "shop"}.get(ns, ns), timeout=2)  # fmt: skip
+
+
+def outcome_of(report: Any, key: str) -> Any:
+    return next(r for r in report.objects if r.target == key or r.key == key)
+
+
+async def test_volumes_are_filled_before_the_workloads_that_mount_them() -> None:
+    cluster = FakeCluster()
+    report = await engine(cluster).run()
+    journal = cluster.journal
+    claim, web = "persistentvolumeclaims/shop-west/data", "deployments.apps/shop-west/web"
+    assert journal.index(f"fill-done {claim}") < journal.index(f"create {web}")
+    assert journal.index("create namespaces/shop-west") == 0
+    assert outcome_of(report, web).outcome is Outcome.CREATED
+    assert report.volumes[0].ok and report.waited[web] == "ready"
+    pvc = cluster.objects[claim]
+    assert pvc["spec"]["storageClassName"] == "standard" and "volumeName" not in pvc["spec"]
+    assert pvc["metadata"]["labels"]["ferry.dev/request"] == "r1"
+    skipped = {r.key: r.reason for r in report.objects if r.outcome is Outcome.SKIPPED}
+    assert "owned by Deployment/web" in skipped["replicasets.apps/shop/web-1"]
+    assert "new volume" in skipped["persistentvolumes/pv-1"]
+
+
+async def test_a_failed_volume_keeps_its_workload_from_starting_and_says_why() -> None:
+    cluster = FakeCluster()
+    report = await engine(cluster, fail_volume="data").run()
+    web = outcome_of(report, "deployments.apps/shop-west/web")
+    assert web.outcome is Outcome.FAILED
+    assert "volume shop-west/data was not restored: mover Job failed" in web.reason
+    assert "deployments.apps/shop-west/web" not in cluster.objects
+    assert outcome_of(report, "services/shop-west/web").outcome is Outcome.CREATED  # the rest still lands
+
+
+async def test_an_api_refusal_fails_that_object_with_the_message() -> None:
+    cluster = FakeCluster(
+        refuse={"configmaps/shop-west/conf": 'admission webhook "policy" denied the request'}
+    )
+    report = await engine(cluster).run()
+    conf = outcome_of(report, "configmaps/shop-west/conf")
+    assert conf.outcome is Outcome.FAILED and "denied the request" in conf.reason
+
+
+async def test_a_modifier_error_fails_only_that_object() -> None:
+    rules = """version: v1
+resourceModifierRules:
+- conditions: {groupResource: configmaps}
+  patches: [{operation: replace, path: /data/missing/deep, value: x}]
+"""
+    report = await engine(FakeCluster(), rules=rules).run()
+    assert outcome_of(report, "configmaps/shop/conf").outcome is Outcome.FAILED
+    assert outcome_of(report, "services/shop-west/web").outcome is Outcome.CREATED
+
+
+async def test_dry_run_renders_and_diffs_without_writing() -> None:
+    cluster = FakeCluster()
+    cluster.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf", "namespace": "shop-west"},
+                 "data": {"a": "2"}})  # fmt: skip
+    run = engine(cluster, dry_run=True, policy=ConflictPolicy.UPDATE)
+    report = await run.run()
+    assert cluster.writes == [], "a dry run wrote to the cluster"
+    conf = outcome_of(report, "configmaps/shop-west/conf")
+    assert conf.outcome is Outcome.PLANNED and conf.reason == "would be updated"
+    assert conf.diff == ["data.a: '2' in the target, '1' in the snapshot"]
+    assert outcome_of(report, "deployments.apps/shop-west/web").reason == "would be created"
+    docs = rendered(run.plan)
+    assert docs[0]["metadata"]["name"] == "shop-west"
+    assert all("status" not in d for d in docs)
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome", "data"),
+    [
+        (ConflictPolicy.SKIP, Outcome.SKIPPED, {"a": "2"}),
+        (ConflictPolicy.UPDATE, Outcome.UPDATED, {"a": "1"}),
+        (ConflictPolicy.RECREATE, Outcome.RECREATED, {"a": "1"}),
+        (ConflictPolicy.FAIL, Outcome.FAILED, {"a": "2"}),
+    ],
+    ids=["skip leaves it", "update patches it", "recreate replaces it", "fail fails it"],
+)
+async def test_conflict_policies(policy: ConflictPolicy, outcome: Outcome, data: dict[str, str]) -> None:
+    cluster = FakeCluster()
+    cluster.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf", "namespace": "shop-west"},
+                 "data": {"a": "2"}})  # fmt: skip
+    report = await engine(cluster, policy=policy).run()
+    conf = outcome_of(report, "configmaps/shop-west/conf")
+    assert conf.outcome is outcome
+    assert cluster.objects["configmaps/shop-west/conf"]["data"] == data
+    if outcome in (Outcome.SKIPPED, Outcome.FAILED):
+        assert "already exists and differs" in conf.reason and conf.diff
+
+
+async def test_an_identical_object_is_unchanged_under_every_policy() -> None:
+    for policy in ConflictPolicy:
+        cluster = FakeCluster()
+        await engine(cluster).run()
+        again = await engine(cluster, policy=policy).run()
+        conf = outcome_of(again, "configmaps/shop-west/conf")
+        assert conf.outcome is Outcome.UNCHANGED, policy
