@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -155,3 +156,23 @@ async def test_an_object_leaving_a_label_selector_is_seen_as_deleted(api: client
         async with asyncio.timeout(10):
             seen = [(e["type"], e["object"].metadata.name) async for e in stream]
     assert seen == [("DELETED", "mover"), ("ADDED", "mover")]
+
+
+async def test_send_initial_events_ends_with_the_initial_events_end_bookmark(
+    api: client.ApiClient, ns: str
+) -> None:
+    core = client.CoreV1Api(api)
+    response = await core.list_namespaced_config_map(
+        ns,
+        watch=True,
+        send_initial_events=True,
+        resource_version_match="NotOlderThan",
+        allow_watch_bookmarks=True,
+        timeout_seconds=1,
+        _preload_content=False,
+    )
+    async with asyncio.timeout(10):
+        lines = [json.loads(line) for line in (await response.read()).splitlines()]
+    response.release()
+    assert [e["type"] for e in lines[:2]] == ["ADDED", "BOOKMARK"]
+    assert lines[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
