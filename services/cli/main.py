@@ -25,8 +25,6 @@ def _exit_code(e: SystemExit) -> int:
 async def run(
     argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None
 ) -> int:
-    logging.getLogger("ferry").setLevel(logging.ERROR)  # the bus client's reconnect chatter is not for people
-    logging.getLogger("nats").setLevel(logging.CRITICAL)
     out = out or Console(highlight=False)
     err = err or Console(stderr=True, highlight=False)
     parser = build_parser()
@@ -65,6 +63,8 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.getLogger("ferry").setLevel(logging.ERROR)  # the bus client's reconnect chatter is not for people
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(run(argv))
     except KeyboardInterrupt:

@@ -77,7 +77,8 @@ def pairs(values: list[str] | None, flag: str, separators: str = ":=") -> dict[s
         at = next((item.index(s) for s in ("=", ":") if s in separators and s in item), -1)
         old, new = (item[:at].strip(), item[at + 1 :].strip()) if at > 0 else ("", "")
         if not old or not new:
-            raise UsageError(flag, f"expected old:new, got {item!r}")
+            shape = "key=value" if separators == "=" else "old:new"
+            raise UsageError(flag, f"expected {shape}, got {item!r}")
         if old in mapping:
             raise UsageError(flag, f"{old!r} is mapped twice")
         mapping[old] = new

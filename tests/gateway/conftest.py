@@ -1,66 +1,19 @@
-"""Fixtures for the gateway tests: a fresh nats-server per test, the real intake service, stub
-steps, and the gateway itself on a free port with one token per scope.
-
-``ferry_stack`` starts everything in-process (the pattern of tests/bus/test_lifecycle.py) and hands
-back a ``Gateway`` with its URL, the clear-text tokens and an aiohttp session.
-"""
+"""Fixtures for the gateway tests: a fresh nats-server per test (as tests/bus does), settings that
+carry the test tokens, a BusClient, and ``gateway``: the running stack of tests/gateway/stack.py."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import msgspec
 import nats
 import pytest
 
-from services.gateway.config import GatewayConfig, Scope, TokenEntry, Tokens, hash_token
-from services.gateway.service import GatewayService
-from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
-from shared.contracts.steps import StepName
 from shared.localstack import NatsServer
-from shared.runtime import Service, Settings, load_settings
-from tests.gateway.stubs import volume_step
-
-TOKENS = {
-    "read": "rd-3f9a1c6e5b2d4f70",
-    "submit": "sb-8c1d2e3f4a5b6c7d",
-    "admin": "ad-0a1b2c3d4e5f6071",
-    "cli": "cl-9e8d7c6b5a4f3e2d",  # read + submit, what a person's `ferry` gets
-}
-STEPS = (
-    StepName.DISCOVER,
-    StepName.SNAPSHOT,
-    StepName.TRANSFER,
-    StepName.RESTORE,
-    StepName.VERIFY,
-    StepName.ECHO,
-)
-
-
-def token_entries() -> list[TokenEntry]:
-    scopes = {
-        "read": [Scope.READ],
-        "submit": [Scope.SUBMIT],
-        "admin": [Scope.ADMIN],
-        "cli": [Scope.READ, Scope.SUBMIT],
-    }
-    return [TokenEntry(sha256=hash_token(TOKENS[n]), scopes=s, name=n) for n, s in scopes.items()]
-
-
-@dataclass
-class Gateway:
-    url: str
-    session: aiohttp.ClientSession
-    service: GatewayService
-    client: BusClient
-
-    def auth(self, who: str | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {TOKENS[who]}"} if who else {}
+from shared.runtime import Settings, load_settings
+from tests.gateway.stack import Gateway, ferry_stack, token_entries
 
 
 @pytest.fixture
@@ -91,37 +44,6 @@ async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
     nc = await nats.connect(nats_server.url)
     yield BusClient(nc, timeout=5)
     await nc.close()
-
-
-@contextlib.asynccontextmanager
-async def running(*services: Service) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for service in services:
-            await stack.enter_async_context(service)
-        yield
-
-
-def gateway_config(settings: Settings, kubeconfig: str = "", max_body: int = 64 * 1024) -> GatewayConfig:
-    return GatewayConfig(
-        tokens=Tokens(tuple(token_entries())),
-        host="127.0.0.1",
-        port=0,
-        max_body=max_body,
-        kubeconfig=kubeconfig,
-    )
-
-
-@contextlib.asynccontextmanager
-async def ferry_stack(
-    settings: Settings, client: BusClient, *, kubeconfig: str = "", steps: bool = True
-) -> AsyncIterator[Gateway]:
-    """Intake, stub services for every step (when ``steps``), and the gateway."""
-    gateway = GatewayService(settings, config=gateway_config(settings, kubeconfig))
-    services: list[Service] = [IntakeService(settings)]
-    if steps:
-        services += [volume_step(step)(settings) for step in STEPS]
-    async with running(*services, gateway), aiohttp.ClientSession() as session:
-        yield Gateway(gateway.url, session, gateway, client)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import yaml
 from sandbox import sandbox_clusters
 from shared.bus.client import BusClient
 from shared.runtime import Settings
-from tests.gateway.conftest import ferry_stack
+from tests.gateway.stack import ferry_stack
 
 
 def closed_port() -> int:

@@ -12,8 +12,8 @@ import pytest
 
 from services.gateway import openapi
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
-from tests.gateway.conftest import Gateway
 from tests.gateway.sse import read_frames
+from tests.gateway.stack import Gateway
 from tests.waiting import eventually
 
 ROOT = Path(__file__).parents[2]
@@ -200,15 +200,17 @@ async def test_snapshots_are_answered_by_the_snapshot_service(gateway: Gateway, 
             )
 
     sub = await nc.subscribe("ferry.snapshots.*", cb=catalog)
+    await nc.flush()  # the server knows the subscription before the gateway asks
     try:
         status, listed = await get(gateway, "/v1/snapshots?cluster=east", who)
-        assert (status, listed) == (200, {"items": [{"id": "snap-1", "cluster": "east"}]})
+        assert (status, listed) == (200, {"items": [{"id": "snap-1", "cluster": "east"}]}), listed
         assert await get(gateway, "/v1/snapshots/snap-1", who) == (200, {"id": "snap-1", "volumes": 2})
         status, missing = await get(gateway, "/v1/snapshots/other", who)
         assert (status, missing["code"]) == (404, "not-found")
         assert "'x'" not in missing["error"]
     finally:
         await sub.unsubscribe()
+        await nc.flush()
     status, down = await get(gateway, "/v1/snapshots", who)
     assert (status, down["code"]) == (503, "unavailable")
     assert "ferry.snapshots.list" in down["error"]

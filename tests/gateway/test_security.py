@@ -15,7 +15,7 @@ from services.gateway.config import GatewayConfig, Tokens
 from shared.contracts.errors import PermanentError
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.runtime import Settings, load_settings
-from tests.gateway.conftest import TOKENS, Gateway
+from tests.gateway.stack import TOKENS, Gateway
 
 SECRET = "s3cr3t-Hunter2-token"
 
@@ -74,6 +74,8 @@ async def test_every_endpoint_needs_a_token_with_its_scope(
             await response.read()
             # snapshot calls answer 503 here (no snapshot service runs); never 401/403
             assert response.status in (200, 201, 202, 503), who
+    for state in await gateway.client.list():  # let what was submitted finish before the services stop
+        await gateway.client.wait(state.id, within=30)
 
 
 async def test_health_and_unknown_paths_need_no_token(gateway: Gateway) -> None:

@@ -1,0 +1,122 @@
+"""The ``ferry`` commands against a running Ferry (real nats-server, real intake, stub steps), over
+both transports: exit codes for each outcome, parseable JSON/YAML, live progress, list/status/cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+import yaml
+
+from shared.bus.client import BusClient
+from shared.contracts.states import ListQuery, Phase
+from tests.cli.conftest import Ferry
+from tests.waiting import eventually
+
+STUB = ["--from", "east", "--to", "west", "-n", "shop", "--steps", "snapshot,verify"]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code", "phase"),
+    [
+        pytest.param("ok", 0, "Completed", id="a completed request exits 0"),
+        pytest.param("partial", 3, "PartiallyFailed", id="a partially failed request exits 3"),
+        pytest.param("fail-perm", 4, "Failed", id="a failed request exits 4"),
+    ],
+)
+async def test_wait_exits_with_the_code_of_the_outcome(
+    ferry: Ferry, behaviour: str, code: int, phase: str
+) -> None:
+    result = await ferry("migrate", *STUB, "--label", f"behaviour={behaviour}", "--wait", "-o", "json")
+    assert result.code == code, result.err
+    state = json.loads(result.out)
+    assert state["phase"] == phase
+    assert [s["step"] for s in state["steps"]] == ["snapshot", "verify"]
+    if behaviour == "fail-perm":
+        assert "namespace shop does not exist" in state["reason"]
+
+
+async def test_a_cancelled_request_exits_5(ferry: Ferry, client: BusClient) -> None:
+    watching = asyncio.create_task(ferry("migrate", *STUB, "--label", "behaviour=block", "--watch"))
+
+    async def running() -> bool:
+        return any(s.phase is Phase.IN_PROGRESS for s in await client.list(ListQuery()))
+
+    await eventually(running, what="the request started")
+    (request,) = await client.list(ListQuery())
+    cancelled = await ferry("cancel", request.id)
+    assert cancelled.code == 0
+    assert "cancellation requested" in cancelled.out
+    result = await asyncio.wait_for(watching, timeout=30)
+    assert result.code == 5, result.err
+    assert "Cancelled" in result.out
+
+
+async def test_watch_shows_progress_per_step_and_volume_and_the_verification_summary(ferry: Ferry) -> None:
+    result = await ferry(
+        "migrate", *STUB, "--label", "behaviour=sleep", "--label", "seconds=0.3", "--watch", terminal=True
+    )
+    assert result.code == 0, result.err
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.out)  # the terminal's colours and cursor moves
+    for words in (
+        "snapshot",
+        "verify",
+        "data-db-0",
+        "uploads",
+        "4.2 MB/4.2 MB",
+        "1.0 MB/1.0 MB",
+        "MB/s",
+        "✓ snapshot",
+        "✓ verify",
+    ):
+        assert words in screen, words
+    assert "Verification" in screen
+    assert "objects.matched" in screen and "volumes.mismatched" in screen
+    assert screen.rstrip().endswith("Completed")
+
+
+async def test_watch_of_a_finished_request_replays_it_and_exits_with_its_code(ferry: Ferry) -> None:
+    submitted = await ferry("migrate", *STUB, "--label", "behaviour=partial", "--wait", "-o", "json")
+    request_id = json.loads(submitted.out)["id"]
+    result = await ferry("watch", request_id)  # a log, not a terminal: no animation, same story
+    assert result.code == 3
+    assert "PartiallyFailed" in result.out and "1 volume differs" in result.out
+    assert "data-db-0" in result.out and "objects.matched" in result.out
+
+
+async def test_status_list_and_submit_output_parses_as_json_and_yaml(ferry: Ferry) -> None:
+    submitted = await ferry(
+        "replicate", "--from", "east", "-n", "shop", "--steps", "snapshot", "--label", "team=a", "-o", "json"
+    )
+    assert submitted.code == 0
+    accepted = json.loads(submitted.out)
+    assert accepted["type"] == "accepted" and accepted["duplicate"] is False
+    other = await ferry("migrate", *STUB, "--label", "team=b", "--wait", "-o", "yaml")
+    assert yaml.safe_load(other.out)["phase"] == "Completed"
+
+    status = await ferry("status", accepted["id"], "-o", "json")
+    assert status.code == 0 and json.loads(status.out)["id"] == accepted["id"]
+    listed = json.loads((await ferry("list", "-o", "json")).out)
+    assert len(listed["items"]) == 2
+    filtered = yaml.safe_load(
+        (await ferry("list", "--label", "team=b", "--kind", "migrate", "-o", "yaml")).out
+    )
+    assert [item["request"]["labels"]["team"] for item in filtered["items"]] == ["b"]
+    table = await ferry("list")
+    assert accepted["id"] in table.out and "replicate" in table.out and "east → west" in table.out
+    shown = await ferry("status", accepted["id"])
+    assert "snapshot" in shown.out and "STEP" in shown.out
+
+
+async def test_an_unknown_request_is_an_error_naming_it(ferry: Ferry) -> None:
+    result = await ferry("status", "migrate-nope")
+    assert result.code == 1
+    assert "no request with id" in result.err or "not-found" in result.err or "HTTP 404" in result.err
+
+
+async def test_the_same_idempotency_key_is_reported_as_the_same_request(ferry: Ferry) -> None:
+    first = json.loads((await ferry("migrate", *STUB, "--idempotency-key", "k-1", "-o", "json")).out)
+    again = json.loads((await ferry("migrate", *STUB, "--idempotency-key", "k-1", "-o", "json")).out)
+    assert again == {**first, "duplicate": True}
