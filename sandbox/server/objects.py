@@ -66,8 +66,11 @@ class Objects:
         return rt
 
     def present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = clone(obj)
-        out["apiVersion"] = rt.group_version
+        """A copy for a client, in the requested version, with apiVersion and kind first as Go prints them."""
+        copy: dict[str, Any] = clone(obj)
+        out: dict[str, Any] = {"apiVersion": rt.group_version, "kind": copy.pop("kind", rt.kind)}
+        copy.pop("apiVersion", None)
+        out.update(copy)
         return out
 
     def stored(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
