@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,11 @@ class Run:
 _TEXT = bytes.maketrans(
     bytes(range(256)), (b"eeeeettttaaaoooiiinnnsssrrhhlldcumfpgwybvk" * 7 + b"          \n\n,.")[:256]
 )
-_BINARY = bytes.maketrans(bytes(range(256)), bytes([0] * 160 + [1] * 48 + [255] * 24 + list(range(24))))
+_RECORD = struct.Struct(
+    "<QQII8s16s16s"
+)  # a 64-byte table row: id, timestamp, customer, amount, status, name, token
+_STATUS = [b"NEW\0\0\0\0\0", b"PAID\0\0\0\0", b"SHIPPED\0", b"RETURNED"]
+_NAMES = [f"customer-{i:06d}".encode().ljust(16, b"\0") for i in range(512)]
 
 
 def _text(rng: random.Random, n: int) -> bytes:
@@ -73,7 +78,15 @@ def _text(rng: random.Random, n: int) -> bytes:
 
 
 def _binary(rng: random.Random, n: int) -> bytes:
-    return rng.randbytes(n).translate(_BINARY)
+    """Database-like rows: increasing ids and timestamps, small integers, repeated names, random tokens."""
+    rows = bytearray(n + _RECORD.size)
+    start, clock = rng.getrandbits(32), 1_700_000_000_000_000_000 + rng.getrandbits(40)
+    noise = rng.randbytes(n // 4 + 16)
+    for i, offset in enumerate(range(0, n, _RECORD.size)):
+        clock += 1000 + noise[i % len(noise)] * 37
+        _RECORD.pack_into(rows, offset, start + i, clock, noise[i % len(noise)] * 40, rng.getrandbits(20),
+                          _STATUS[i & 3], _NAMES[noise[(i + 1) % len(noise)] | (i & 1) << 8], noise[i % 1000 * 4 : i % 1000 * 4 + 16])  # fmt: skip
+    return bytes(rows[:n])
 
 
 def make_dataset(root: Path, size: int, seed: int = 42) -> int:

@@ -22,9 +22,10 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyfastcdc import FastCDC
 
@@ -255,18 +256,26 @@ def backup(
         raise NotADirectoryError(f"not a directory: {source}")
     name = name or source.name or "root"
     started = time.monotonic()
-    with repo.lock(purpose=f"backup {name}"):
-        index_orphan_packs(repo)
-        record = repo.new_record("tree", name, group, tags)
-        record.source = str(source)
+    record = repo.new_record("tree", name, group, tags)
+    record.source = str(source)
+    with ThreadPoolExecutor(3, thread_name_prefix="ferry-open") as pool:
+        # Independent round trips to the store, overlapped: the lock, the index, the snapshot list.
+        locking = pool.submit(repo.lock(purpose=f"backup {name}").acquire)
+        indexing = pool.submit(lambda: index_orphan_packs(repo))
+        listing = pool.submit(repo.snapshots, name=name) if parent == "auto" else None
+        pending: list[Future[Any]] = [f for f in (locking, indexing, listing) if f is not None]
+        wait(pending)
+        lock = locking.result()
+    try:
+        indexing.result()
         parent_tree: Tree | None = None
-        if parent == "auto":
-            candidates = [
+        if listing is not None:
+            same = [
                 s
-                for s in repo.snapshots(name=name)
+                for s in listing.result()
                 if s[1].kind == "tree" and s[1].tags.get("app") == record.tags.get("app")
             ]
-            parent = candidates[-1][0] if candidates else None
+            parent = same[-1][0] if same else None
         if parent:
             parent, parent_record = repo.load_snapshot(parent)
             record.parent = parent
@@ -303,4 +312,6 @@ def backup(
         record.stats.duration = time.monotonic() - started
         snapshot_id = repo.save_snapshot(record)
         job.report(force=True)
+    finally:
+        lock.release()
     return BackupResult(snapshot_id, record)

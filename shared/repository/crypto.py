@@ -18,6 +18,7 @@ import hashlib
 import os
 import secrets
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +35,8 @@ TAG = 16
 OVERHEAD = NONCE + TAG
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 _WRAP_AAD = b"ferry-master-key-v1"
+PROBE, PROBE_ABOVE = 32 * 1024, 256 * 1024
+_local = threading.local()  # one zstd context per thread: contexts are not thread-safe, and costly to make
 
 
 @dataclass(frozen=True)
@@ -75,15 +78,37 @@ class Cipher:
             raise IntegrityError(f"{what} does not authenticate (corrupt or tampered)") from e
 
     def compress(self, data: bytes | memoryview) -> tuple[bytes | memoryview, bool]:
-        """zstd at the repository's level; keep the raw bytes when compression does not pay."""
-        packed = zstandard.ZstdCompressor(level=self.level).compress(data)
+        """zstd at the repository's level; keep the raw bytes when compression does not pay.
+
+        Big chunks are probed first: two 32 KiB samples that do not shrink mean media, archives or
+        encrypted data, and compressing the whole chunk would burn CPU for nothing.
+        """
+        compressor = self._compressor()
+        if len(data) >= PROBE_ABOVE:
+            view = memoryview(data)
+            middle = len(view) // 2
+            sample = len(compressor.compress(view[:PROBE])) + len(
+                compressor.compress(view[middle : middle + PROBE])
+            )
+            if sample > 2 * PROBE * 0.97:
+                return data, False
+        packed = compressor.compress(data)
         if len(packed) < len(data) - len(data) // 32:
             return packed, True
         return data, False
 
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
+        if compressor is None:
+            compressor = _local.compressor = zstandard.ZstdCompressor(level=self.level)
+        return compressor
+
     @staticmethod
     def decompress(data: bytes, size: int) -> bytes:
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+        decompressor: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+        if decompressor is None:
+            decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+        return decompressor.decompress(data, max_output_size=size)
 
     def seal_record(self, encoded: bytes, aad: bytes) -> bytes:
         """Compress and encrypt a metadata record (index, snapshot, pack header)."""
