@@ -8,7 +8,12 @@ a sandbox cluster too (test_cluster.py), where the real API server decides.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from services.restore.conflicts import AlreadyExists, ApiRefused
@@ -24,10 +29,50 @@ READY_STATUS: dict[str, Obj] = {
 
 
 class FakeCluster:
-    def __init__(self, *, refuse: dict[str, str] | None = None) -> None:
+    def __init__(self, *, refuse: dict[str, str] | None = None, volumes: Path | None = None) -> None:
         self.objects: dict[str, Obj] = {}
         self.journal: list[str] = []
         self.refuse = refuse or {}  # key -> message: creates of that object are refused
+        self.volumes = volumes  # when set, mover Jobs run ferry-mover with /data mapped here
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def volume_dir(self, namespace: str, claim: str) -> Path:
+        assert self.volumes is not None
+        path = self.volumes / namespace / claim
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    async def _run_mover(self, job: Obj) -> None:
+        """A tiny kubelet: the Job's ferry-mover runs as a local process, /data mapped to a directory."""
+        ns = job["metadata"]["namespace"]
+        spec = job["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        claim = spec["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        data = str(self.volume_dir(ns, claim))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        for var in container["env"]:
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            else:
+                ref = var["valueFrom"]["secretKeyRef"]
+                secret = self.objects.get(f"secrets/{ns}/{ref['name']}") or {}
+                if ref["key"] in (secret.get("data") or {}):
+                    env[var["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+        env.pop("FERRY_NATS_URL", None)
+        args = [data if a == "/data" else a for a in container["args"]]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shared.mover", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _out, err = await proc.communicate()
+        kind = "Complete" if proc.returncode == 0 else "Failed"
+        message = "" if proc.returncode == 0 else f"exit {proc.returncode}: {err.decode()[-300:]}"
+        key = f"jobs.batch/{ns}/{job['metadata']['name']}"
+        if key in self.objects:
+            self.objects[key]["status"] = {
+                "conditions": [{"type": kind, "status": "True", "message": message}]
+            }
+        self.journal.append(f"mover {kind} {key}")
 
     def put(self, obj: Obj, **kw: Any) -> None:
         item = Manifest(copy.deepcopy(obj), **kw)
@@ -44,7 +89,11 @@ class FakeCluster:
             raise AlreadyExists(f"{item.key} already exists")
         obj = copy.deepcopy(item.obj)
         obj["metadata"]["uid"] = f"uid-{len(self.journal)}"
-        if item.kind in READY_STATUS:
+        if item.kind == "Job" and self.volumes is not None and "ferry" in str(obj["spec"]["template"]):
+            task = asyncio.create_task(self._run_mover(obj), name=f"mover:{item.key}")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif item.kind in READY_STATUS:
             obj["status"] = copy.deepcopy(READY_STATUS[item.kind])
         self.objects[item.key] = obj
         self.journal.append(f"create {item.key}")

@@ -1,0 +1,155 @@
+"""The restore step: land a Ferry snapshot in the target cluster, volumes first, every object reported.
+
+Consumes ``ferry.step.restore``. Reads the snapshot from the target repository (the one the transfer
+step filled), prepares and orders the objects (``restoring``), writes them under the request's
+conflict policy through the target cluster's client, fills every new claim with a mover Job before a
+workload mounts it, waits for the application to come up, and stores the per-object report with the
+request (``ferry-inventories`` object store, ``<request>/restore-report.json``; a dry run also stores
+``<request>/rendered.json``, the exact documents it would write). Any failed object, volume or
+readiness makes the step PartiallyFailed, with the reasons in the result and in a ``Report`` event.
+
+The cluster client comes from a factory (``clusters.open_cluster`` by default), so tests and other
+deployments can plug another one in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from services.restore import manifests, modifiers
+from services.restore.conflicts import Cluster
+from services.restore.restoring import Restore, prepare, rendered
+from services.restore.sources import open_target_repository, resolve_group, restore_labels, transforms_for
+from services.restore.volumes import Movers
+from shared.contracts.errors import PermanentError
+from shared.contracts.events import Report
+from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, report_encoder
+from shared.contracts.steps import StepName, StepResult
+from shared.runtime import StepContext, StepService
+from shared.runtime.repositories import repository_url
+from shared.runtime.settings import Settings
+
+log = logging.getLogger("ferry.restore")
+ClusterFactory = Callable[[Settings, str], Awaitable[Cluster]]
+REPORT_LIMIT = 200  # objects listed in a Report event body; the stored report has all of them
+
+
+class RestoreOptions(msgspec.Struct, frozen=True, kw_only=True):
+    timeout: float = 600.0  # waiting for workloads, claims and Jobs
+    mover_timeout: float = 3600.0  # one volume's mover Job
+
+
+def summary(report: RestoreReport) -> dict[str, Any]:
+    problems = [r for r in report.objects if r.outcome in (Outcome.FAILED,)]
+    notable = problems + [r for r in report.objects if r.outcome is Outcome.SKIPPED]
+    return {
+        "snapshot": report.snapshot,
+        "dry_run": report.dry_run,
+        "counts": report.counts(),
+        "objects": [msgspec.to_builtins(r) for r in (report.objects if report.dry_run else notable)][
+            :REPORT_LIMIT
+        ],
+        "volumes": [msgspec.to_builtins(v) for v in report.volumes],
+        "not_ready": {k: v for k, v in report.waited.items() if v != "ready"},
+    }
+
+
+def problems_of(report: RestoreReport) -> list[str]:
+    found = [f"{r.target or r.key}: {r.reason}" for r in report.objects if r.outcome is Outcome.FAILED]
+    found += [f"volume {v.claim}: {v.reason}" for v in report.volumes if not v.ok]
+    found += [f"{k}: {v}" for k, v in report.waited.items() if v != "ready"]
+    return found
+
+
+async def default_clusters(settings: Settings, name: str) -> Cluster:
+    from services.restore.clusters import open_cluster
+
+    return await open_cluster(settings, name)
+
+
+class RestoreService(StepService):
+    name = "restore"
+    description = "Restores a Ferry snapshot into the target cluster, volumes before workloads"
+    step = StepName.RESTORE
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clusters: ClusterFactory | None = None,
+        options: RestoreOptions | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(settings, **kwargs)
+        self.clusters = clusters or default_clusters
+        self.options = options or RestoreOptions()
+
+    async def handle(self, ctx: StepContext) -> StepResult:
+        request = ctx.request
+        if not request.target.cluster:
+            raise PermanentError("the request names no target cluster")
+        try:
+            rules = modifiers.parse(request.target.resource_modifiers)
+        except modifiers.ModifierError as e:
+            raise PermanentError(f"target.resource_modifiers: {e}") from e
+        repo_name = (
+            ctx.outputs.get("target_repository") or request.target.repository or request.source.repository
+        )
+        repo = await asyncio.to_thread(open_target_repository, self.settings, repo_name)
+        group = await asyncio.to_thread(
+            resolve_group, repo, ctx.outputs.get("snapshot") or request.source.snapshot
+        )
+        captured, volumes = await asyncio.to_thread(manifests.load, repo, group)
+        labels = restore_labels(ctx.request_id, group)
+        plan = prepare(captured, transforms_for(request, labels), rules, keep_owned=request.keep_owned)
+        for warning in plan.warnings:
+            await ctx.warn(warning)
+        cluster = await self.clusters(self.settings, request.target.cluster)
+        movers = Movers(cluster, self.settings, request_id=ctx.request_id, step=StepName.RESTORE.value,
+                        repository_url=repository_url(self.settings, repo_name), labels=labels,
+                        timeout=self.options.mover_timeout)  # fmt: skip
+        total, done = len(plan.items) + len(plan.results), len(plan.results)
+
+        async def on_result(result: ObjectResult) -> None:
+            nonlocal done
+            done += 1
+            await ctx.progress(
+                items_done=done, items_total=total, message=f"{result.outcome.value} {result.target}"
+            )
+            if result.failed:
+                await ctx.warn(result.reason, obj=result.target)
+
+        reverse = {v: k for k, v in request.target.namespace_map.items()}
+        engine = Restore(cluster, plan, policy=request.conflict_policy, dry_run=request.dry_run, volumes=volumes,
+                         fill=lambda claim, record: movers.fill(claim, record.snapshot_id),
+                         source_namespace=lambda ns: reverse.get(ns, ns), timeout=self.options.timeout,
+                         on_result=on_result)  # fmt: skip
+        try:
+            report = await engine.run()
+        finally:
+            await movers.close()
+            close = getattr(cluster, "close", None)
+            if close is not None:
+                await close()
+        report = msgspec.structs.replace(report, request_id=ctx.request_id, snapshot=group)
+        outputs = {"restore_report": f"{ctx.request_id}/restore-report.json", "snapshot": group}
+        await self.topology.inventories.put(outputs["restore_report"], report_encoder.encode(report))
+        if request.dry_run:
+            outputs["rendered"] = f"{ctx.request_id}/rendered.json"
+            await self.topology.inventories.put(outputs["rendered"], report_encoder.encode(rendered(plan)))
+        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.RESTORE,
+                              title="dry run" if request.dry_run else "restore", body=summary(report)))  # fmt: skip
+        problems = problems_of(report)
+        counts = report.counts()
+        message = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)
+        if problems:
+            message = f"{len(problems)} problem(s): {'; '.join(problems[:5])}" + (
+                "; ..." if len(problems) > 5 else ""
+            )
+        return StepResult(outputs=outputs, counts=counts, warnings=problems[:100], partial=bool(problems),
+                          message=message)  # fmt: skip

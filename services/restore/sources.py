@@ -1,0 +1,54 @@
+"""Where a restore reads from and what it stamps: the target repository, the snapshot id, the labels.
+
+Shared by the restore and verify steps. The repository is the *target* region's (the transfer step
+filled it and names it in its outputs); it must exist — a restore never creates an empty one. A
+snapshot id of ``latest`` is the newest Ferry snapshot (the group of the newest manifests record).
+Label values are limited to 63 characters, so the snapshot label carries the id's first 63.
+"""
+
+from __future__ import annotations
+
+from services.restore.transforming import REQUEST_LABEL, SNAPSHOT_LABEL, Transforms
+from shared.contracts.errors import PermanentError
+from shared.contracts.requests import MobilityRequest
+from shared.repository import Repository, RepositoryNotFound, WrongKey
+from shared.runtime.repositories import repository_url, store_settings
+from shared.runtime.settings import Settings
+from shared.store import open_store
+
+
+def open_target_repository(settings: Settings, name: str) -> Repository:
+    if not settings.repo_password:
+        raise PermanentError("no repository password configured (FERRY_REPO_PASSWORD)")
+    url = repository_url(settings, name)
+    try:
+        return Repository.open(open_store(url, store_settings(settings)), settings.repo_password.encode())
+    except RepositoryNotFound as e:
+        raise PermanentError(f"repository {name or 'default'} at {url} does not exist: {e}") from e
+    except WrongKey as e:
+        raise PermanentError(f"repository {name or 'default'} at {url}: {e}") from e
+
+
+def resolve_group(repo: Repository, snapshot: str) -> str:
+    if not snapshot:
+        raise PermanentError("no snapshot to restore: the request names none and no step produced one")
+    if snapshot != "latest":
+        return snapshot
+    groups = [record.group for _id, record in repo.snapshots() if record.kind == "blob" and record.group]
+    if not groups:
+        raise PermanentError(f"no Ferry snapshot in {repo.store.location} to take as 'latest'")
+    return groups[-1]
+
+
+def restore_labels(request_id: str, group: str) -> dict[str, str]:
+    return {REQUEST_LABEL: request_id[:63], SNAPSHOT_LABEL: group[:63]}
+
+
+def transforms_for(request: MobilityRequest, labels: dict[str, str]) -> Transforms:
+    target = request.target
+    return Transforms(
+        namespace_map=dict(target.namespace_map),
+        storage_class_map=dict(target.storage_class_map),
+        registry_map=dict(target.registry_map),
+        labels=labels,
+    )

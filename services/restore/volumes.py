@@ -1,0 +1,106 @@
+"""Running mover Jobs in the target cluster and turning their outcome into a ``VolumeResult``.
+
+Used by both steps: the restore step fills a fresh claim (``ferry-mover restore``), the verify step
+reads it back (``ferry-mover backup --parent none``). Per namespace and request, one Secret carries
+the repository password and S3 credentials; Jobs are named after the request and the claim, so a
+redelivered step finds the Job it started before instead of starting a second one. A finished Job
+that succeeded is deleted; a failed one is kept for ``kubectl logs`` and named in the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from services.restore import jobs
+from services.restore.conflicts import AlreadyExists, ApiRefused, Cluster
+from services.restore.objects import Manifest
+from shared.contracts.reports import VolumeResult
+from shared.runtime.settings import Settings
+
+
+class Movers:
+    """Mover Jobs of one request in one cluster; ``close()`` removes the credentials Secrets."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        settings: Settings,
+        *,
+        request_id: str,
+        step: str,
+        repository_url: str,
+        labels: dict[str, str],
+        timeout: float,
+    ) -> None:
+        self.cluster, self.settings, self.request_id, self.step = cluster, settings, request_id, step
+        self.repository_url, self.labels, self.timeout = repository_url, labels, timeout
+        self._secrets: dict[str, Manifest] = {}
+        self._lock = asyncio.Lock()
+
+    async def _secret(self, namespace: str) -> str:
+        async with self._lock:
+            if namespace not in self._secrets:
+                name = jobs.short_name(self.request_id, prefix="ferry-mover")
+                secret = Manifest(jobs.credentials_secret(self.settings, namespace, name, self.labels))
+                try:
+                    await self.cluster.create(secret)
+                except AlreadyExists:
+                    await self.cluster.merge_patch(secret, {"data": secret.obj["data"]})
+                self._secrets[namespace] = secret
+            return self._secrets[namespace].name
+
+    async def run(self, namespace: str, claim: str, args: list[str], role: str) -> tuple[str, str]:
+        """Run one mover Job on ``claim``; ("", job) when it succeeded, else (why, job)."""
+        secret = await self._secret(namespace)
+        name = jobs.short_name(self.request_id, claim, role, prefix="ferry")
+        job = Manifest(
+            jobs.mover_job(
+                self.settings,
+                name=name,
+                namespace=namespace,
+                claim=claim,
+                args=args,
+                repository_url=self.repository_url,
+                secret=secret,
+                request_id=self.request_id,
+                step=self.step,
+                labels=self.labels,
+                role=role,
+            )  # fmt: skip
+        )
+        try:
+            await self.cluster.create(job)
+        except AlreadyExists:
+            pass  # started by an earlier attempt of this step: wait for that one
+        deadline = time.monotonic() + self.timeout
+        delay = 0.1
+        while True:
+            finished, why = jobs.job_state(await self.cluster.get(job))
+            if finished:
+                break
+            if time.monotonic() > deadline:
+                return f"mover Job {namespace}/{name} did not finish within {self.timeout:.0f}s", name
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+        if not why:
+            await self.cluster.delete(job)
+        else:
+            why = f"{why} (Job {namespace}/{name} kept for its logs)"
+        return why, name
+
+    async def fill(self, claim: Manifest, snapshot_id: str) -> VolumeResult:
+        label = f"{claim.namespace}/{claim.name}"
+        try:
+            why, _job = await self.run(claim.namespace, claim.name, jobs.restore_args(snapshot_id), "restore")
+        except ApiRefused as e:
+            why = f"the mover Job was refused: {e}"
+        return VolumeResult(claim=label, snapshot=snapshot_id, ok=not why, reason=why)
+
+    async def close(self) -> None:
+        for secret in self._secrets.values():
+            try:
+                await self.cluster.delete(secret)
+            except ApiRefused:
+                pass
+        self._secrets.clear()
