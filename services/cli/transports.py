@@ -100,7 +100,9 @@ class GatewayTransport:
         return f"{text} (HTTP {status})"
 
     async def submit(self, payload: bytes) -> Accepted:
-        reply = reply_decoder.decode(await self._call("POST", "/v1/requests", data=payload))
+        reply: Accepted | Rejected = reply_decoder.decode(
+            await self._call("POST", "/v1/requests", data=payload)
+        )
         if isinstance(reply, Rejected):
             raise CliError(_rejected_text(reply.error, reply.field))
         return reply
