@@ -6,9 +6,10 @@ is simplified.
 """
 
 from sandbox.cluster import SandboxCluster, SandboxClusters, sandbox_clusters, write_kubeconfig
-from sandbox.server.app import ApiServer, SandboxOptions
+from sandbox.server.app import ApiServer, Request, SandboxOptions
 
 __all__ = [
+    "Request",
     "ApiServer",
     "SandboxCluster",
     "SandboxClusters",

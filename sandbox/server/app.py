@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,17 @@ log = logging.getLogger("sandbox.server")
 
 
 @dataclass
+class Request:
+    """One request as the server saw it (``ApiServer.requests``), e.g. to assert on patch types."""
+
+    method: str
+    path: str  # with the query string
+    content_type: str
+    user_agent: str
+    status: int = 0
+
+
+@dataclass
 class SandboxOptions:
     """Knobs of one sandbox cluster (controllers can be switched off one by one)."""
 
@@ -45,6 +57,7 @@ class SandboxOptions:
     ferry_images: tuple[str, ...] = ("ferry", "ferry-mover")  # image repository basenames run locally
     snapshot_ready_delay: float = 0.0  # seconds before a new VolumeSnapshot becomes readyToUse
     extra_env: dict[str, str] = field(default_factory=dict)  # added to every kubelet process
+    request_log: int = 2000  # how many recent requests ApiServer.requests keeps
 
 
 class ApiServer:
@@ -61,6 +74,7 @@ class ApiServer:
         self.applied: dict[tuple[str, str, str], dict[str, Any]] = {}  # server-side apply: last config
         self.watch_queues: set[asyncio.Queue[Event | None]] = set()
         self.logs: dict[tuple[str, str], Path] = {}  # (namespace, pod) -> log file (kubelet)
+        self.requests: deque[Request] = deque(maxlen=self.options.request_log)  # for test assertions
         self.url = ""
         self._encoder = msgspec.json.Encoder()
         self._runner: web.AppRunner | None = None
@@ -108,9 +122,16 @@ class ApiServer:
 
     # -- routing --------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        record = Request(
+            request.method, request.path_qs, request.content_type, request.headers.get("User-Agent", "")
+        )
+        self.requests.append(record)
         try:
-            return await self._route(request)
+            response = await self._route(request)
+            record.status = response.status
+            return response
         except ApiError as e:
+            record.status = e.code
             return self.json(e.status(), e.code)
         except (ConnectionResetError, asyncio.CancelledError):
             raise

@@ -10,6 +10,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
 
+from sandbox import SandboxClusters
+
 DEPLOYMENT = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
@@ -142,3 +144,17 @@ async def test_scale_subresource_reads_and_writes_replicas(
     scale = await apps.read_namespaced_deployment_scale("web", ns)
     assert scale.spec.replicas == 4
     assert (await apps.read_namespaced_deployment("web", ns)).spec.replicas == 4
+
+
+async def test_the_server_records_requests_for_assertions(
+    api: client.ApiClient, ns: str, clusters: SandboxClusters
+) -> None:
+    core = client.CoreV1Api(api)
+    await core.create_namespaced_config_map(ns, {"metadata": {"name": "rec"}})
+    await core.patch_namespaced_config_map("rec", ns, {"data": {"a": "b"}})
+    seen = await clusters["east"].call(
+        lambda s: [r for r in s.requests if f"/namespaces/{ns}/configmaps/rec" in r.path]
+    )
+    assert [(r.method, r.content_type, r.status) for r in seen] == [
+        ("PATCH", "application/strategic-merge-patch+json", 200)
+    ]
