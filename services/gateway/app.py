@@ -1,10 +1,10 @@
 """The aiohttp application: routes, JSON errors, bearer-token scopes and the body limit.
 
-Two middlewares wrap every handler. ``errors`` turns anything raised into a JSON body naming the
+Three middlewares wrap every handler, outermost first. ``errors`` turns anything raised into a JSON body naming the
 problem (``{"error", "field", "code"}``) and never lets an internal detail out on a 500. ``auth``
 reads the scopes a route needs (set with ``@requires``) and answers 401 without a valid token,
-403 when the token lacks the scope. Bodies above ``max_body`` are refused with 413 before they are
-read, and aiohttp's ``client_max_size`` stops a chunked body that lies about its size.
+403 when the token lacks the scope (before anything else: an anonymous caller learns nothing).
+``body_limit`` refuses bodies above ``max_body`` with 413 before they are read, and aiohttp's ``client_max_size`` stops a chunked body that lies about its size.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def build_app(client: BusClient, config: GatewayConfig) -> web.Application:
     """The whole REST API; ``client`` is the gateway's only way to state (the bus)."""
     from services.gateway import catalog, openapi, requests
 
-    app = web.Application(middlewares=[errors, body_limit, auth], client_max_size=config.max_body)
+    app = web.Application(middlewares=[errors, auth, body_limit], client_max_size=config.max_body)
     app[CLIENT] = client
     app[CONFIG] = config
     app.router.add_get("/healthz", healthz)

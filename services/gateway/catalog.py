@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import ssl
 import time
@@ -26,7 +27,15 @@ from aiohttp import web
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from services.gateway.app import CLIENT, CONFIG, GatewayError, json_response, requires, without_values
+from services.gateway.app import (
+    CLIENT,
+    CONFIG,
+    IDENTITY,
+    GatewayError,
+    json_response,
+    requires,
+    without_values,
+)
 from services.gateway.config import Scope
 from shared.contracts import subjects
 
@@ -35,6 +44,7 @@ SNAPSHOTS_LIST = getattr(subjects, "SNAPSHOTS_LIST", f"{subjects.PREFIX}.snapsho
 SNAPSHOTS_DESCRIBE = getattr(subjects, "SNAPSHOTS_DESCRIBE", f"{subjects.PREFIX}.snapshots.describe")
 SNAPSHOTS_DELETE = getattr(subjects, "SNAPSHOTS_DELETE", f"{subjects.PREFIX}.snapshots.delete")
 
+log = logging.getLogger("ferry.gateway")
 PROBE_TIMEOUT = 2.0
 _fields = msgspec.json.Decoder(dict[str, Any])
 _STATUS_OF_CODE = {"invalid": 400, "not-found": 404, "conflict": 409, "unavailable": 503}
@@ -107,7 +117,9 @@ async def describe_snapshot(request: web.Request) -> web.Response:
 
 @requires(Scope.ADMIN)
 async def delete_snapshot(request: web.Request) -> web.Response:
-    return await _ask(request, SNAPSHOTS_DELETE, _snapshot_id(request))
+    response = await _ask(request, SNAPSHOTS_DELETE, _snapshot_id(request))
+    log.info("%s deleted snapshot %s", request[IDENTITY].name, request.match_info["id"])
+    return response
 
 
 # --- clusters -----------------------------------------------------------------------------------

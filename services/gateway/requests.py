@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.gateway.app import CLIENT, GatewayError, json_response, requires, without_values
+from services.gateway.app import CLIENT, IDENTITY, GatewayError, json_response, requires, without_values
 from services.gateway.config import Scope
 from shared.bus.client import BusClient
 from shared.contracts.events import Event, event_encoder, event_kind
@@ -52,6 +52,7 @@ async def submit(request: web.Request) -> web.Response:
     if not isinstance(reply, Accepted):
         status = 503 if reply.code == "unavailable" else 400
         raise GatewayError(status, without_values(reply.error), field=reply.field, code=reply.code)
+    log.info("%s submitted %s%s", request[IDENTITY].name, reply.id, " (duplicate)" if reply.duplicate else "")
     headers = {"Location": f"/v1/requests/{reply.id}"}
     return json_response(reply, 200 if reply.duplicate else 201, headers)
 
@@ -103,7 +104,9 @@ async def get_request(request: web.Request) -> web.Response:
 
 @requires(Scope.SUBMIT)
 async def cancel_request(request: web.Request) -> web.Response:
-    return json_response(await request.app[CLIENT].cancel(request_id(request)), 202)
+    state = await request.app[CLIENT].cancel(request_id(request))
+    log.info("%s cancelled %s", request[IDENTITY].name, state.id)
+    return json_response(state, 202)
 
 
 def resume_after(request: web.Request) -> int:
@@ -169,8 +172,9 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
     try:
-        async for frame in _frames(client, rid, after, follow):
-            await response.write(frame)
+        async with contextlib.aclosing(_frames(client, rid, after, follow)) as frames:
+            async for frame in frames:  # aclosing: a client gone mid-write still stops the pump
+                await response.write(frame)
     except (ConnectionResetError, asyncio.CancelledError):
         log.info("event stream of %s closed by the client", rid)
         raise
