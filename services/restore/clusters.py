@@ -1,0 +1,87 @@
+"""The restore engine's ``Cluster`` protocol on top of ``shared.kube``: the only place restore meets it.
+
+The engine needs four calls on objects it holds as documents — get, create, merge-patch, delete —
+and two failure kinds: *this name exists* and *the API refused this object* (its message becomes
+the object's reason). Everything else ``shared.kube`` raises is already a Ferry error: a temporary
+one (unreachable, 5xx, throttled after retries) escapes and the step is retried; an unknown
+resource type (no CRD for a custom resource) is a refusal of that object only.
+
+Deletes use foreground propagation for ``recreate`` (dependents go first, so a recreated Deployment
+does not race its old ReplicaSets) and background for mover Jobs.
+"""
+
+from __future__ import annotations
+
+from services.restore.conflicts import AlreadyExists, ApiRefused
+from services.restore.objects import Manifest, Obj
+from shared.kube import cluster as kube
+from shared.kube.errors import AlreadyExists as KubeAlreadyExists
+from shared.kube.errors import ApiError, UnknownResource
+from shared.kube.resources import Resource
+from shared.runtime.settings import Settings
+
+
+class KubeCluster:
+    """``conflicts.Cluster`` for one cluster reached through ``shared.kube``."""
+
+    def __init__(self, cluster: kube.Cluster, *, owned: bool = True) -> None:
+        self.cluster = cluster
+        self.name = cluster.name
+        self.owned = owned  # close the client when the step is done
+
+    async def _resource(self, item: Manifest) -> Resource:
+        try:
+            return await self.cluster.resources.for_object(item.obj)
+        except UnknownResource as e:
+            raise ApiRefused(str(e)) from e
+
+    async def get(self, item: Manifest) -> Obj | None:
+        try:
+            r = await self._resource(item)
+        except ApiRefused:
+            return None  # a type the cluster does not serve has no objects
+        return await self.cluster.find(r, item.name, item.namespace or None)
+
+    async def create(self, item: Manifest) -> Obj:
+        await self._resource(item)
+        try:
+            return await self.cluster.create(item.obj)
+        except KubeAlreadyExists as e:
+            raise AlreadyExists(e.message) from e
+        except ApiError as e:
+            if e.status >= 500 or e.status == 429:
+                raise
+            raise ApiRefused(e.message) from e
+
+    async def merge_patch(self, item: Manifest, patch: Obj) -> Obj:
+        r = await self._resource(item)
+        try:
+            return await self.cluster.patch(r, item.name, patch, namespace=item.namespace or None)
+        except ApiError as e:
+            if e.status >= 500 or e.status == 429:
+                raise
+            raise ApiRefused(e.message) from e
+
+    async def delete(self, item: Manifest) -> None:
+        r = await self._resource(item)
+        propagation = "Background" if item.kind in ("Job", "Secret") else "Foreground"
+        try:
+            await self.cluster.delete(r, item.name, namespace=item.namespace or None, propagation=propagation)
+        except ApiError as e:
+            if e.status >= 500 or e.status == 429:
+                raise
+            raise ApiRefused(e.message) from e
+
+    async def close(self) -> None:
+        if self.owned:
+            await self.cluster.close()
+
+
+async def open_cluster(settings: Settings, name: str) -> KubeCluster:
+    """The named cluster (a kubeconfig context) from ``settings.kubeconfig``."""
+    from shared import kube as kube_package
+
+    opener = getattr(kube_package, "open_cluster", None)
+    if opener is None:
+        raise NotImplementedError("shared.kube does not offer open_cluster(settings, name) yet")
+    return KubeCluster(await opener(settings, name))
