@@ -214,3 +214,22 @@ async def test_snapshots_are_answered_by_the_snapshot_service(gateway: Gateway, 
     status, down = await get(gateway, "/v1/snapshots", who)
     assert (status, down["code"]) == (503, "unavailable")
     assert "ferry.snapshots.list" in down["error"]
+
+
+async def test_a_client_leaving_mid_stream_leaves_no_subscription_behind(gateway: Gateway) -> None:
+    rid = await submit(gateway, body(behaviour="block"))
+    url = gateway.url + f"/v1/requests/{rid}/events"
+    async with gateway.session.get(url, headers=gateway.auth("read")) as response:
+        async for line in response.content:
+            if line.startswith(b"data: "):
+                break  # one event seen; the client goes away while the request still runs
+    await gateway.client.cancel(rid)
+    await gateway.client.wait(rid, within=15)
+
+    async def no_consumers() -> bool:
+        from shared.contracts import subjects
+
+        info = await gateway.client.nc.jetstream().stream_info(subjects.EVENTS_STREAM)
+        return info.state.consumer_count == 0
+
+    await eventually(no_consumers, within=10, what="the stream's ordered consumer was removed")

@@ -8,14 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import msgspec
 import pytest
 
 from services.gateway.config import GatewayConfig, Tokens
+from services.gateway.service import GatewayService
+from services.intake.intake import IntakeService
+from shared.bus.client import BusClient
 from shared.contracts.errors import PermanentError
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.runtime import Settings, load_settings
-from tests.gateway.stack import TOKENS, Gateway
+from tests.gateway.stack import TOKENS, Gateway, running
 
 SECRET = "s3cr3t-Hunter2-token"
 
@@ -223,3 +227,14 @@ def test_python_m_services_gateway_exits_2_with_a_clear_message_without_tokens(s
     )
     assert done.returncode == 2
     assert "no tokens configured" in done.stderr and "FERRY_GATEWAY_INSECURE" in done.stderr
+
+
+async def test_the_insecure_dev_switch_lets_calls_in_without_a_token(
+    settings: Settings, client: BusClient
+) -> None:
+    config = GatewayConfig(tokens=Tokens(()), host="127.0.0.1", port=0, insecure=True)
+    gateway = GatewayService(settings, config=config)
+    async with running(IntakeService(settings), gateway), aiohttp.ClientSession() as session:
+        async with session.get(gateway.url + "/v1/requests") as response:
+            assert response.status == 200
+            assert await response.json() == {"items": []}
