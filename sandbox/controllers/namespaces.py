@@ -1,6 +1,6 @@
 """Namespace lifecycle: seed the system namespaces, fill new ones, empty and finalize deleted ones.
 
-As in kube-controller-manager: a new namespace gets the ``default`` ServiceAccount and the
+The ``kubernetes`` Service (10.96.0.1) is seeded in ``default``. As in kube-controller-manager: a new namespace gets the ``default`` ServiceAccount and the
 ``kube-root-ca.crt`` ConfigMap (Ferry must learn to skip them); a deleted one is ``Terminating``
 until every namespaced object in it is gone (their own finalizers respected), then the
 ``kubernetes`` spec finalizer is removed and the namespace disappears.
@@ -23,6 +23,16 @@ class NamespaceController(Controller):
         for ns in SYSTEM_NAMESPACES:
             if self.store.get("namespaces", "", ns) is None:
                 self.objects.create(rt, "", {"metadata": {"name": ns}})
+        if self.store.get("services", "default", "kubernetes") is None:
+            spec = {
+                "clusterIP": "10.96.0.1",
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                "sessionAffinity": "None",
+                "type": "ClusterIP",
+            }
+            labels = {"component": "apiserver", "provider": "kubernetes"}
+            body = {"metadata": {"name": "kubernetes", "labels": labels}, "spec": spec}
+            self.objects.create(self.objects.rt("services"), "default", body, manager="kube-apiserver")
 
     def keys_for(self, event: Event) -> list[Key]:
         meta = event.obj["metadata"]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import random
 from typing import Any
 
 from sandbox.server import errors
 from sandbox.server.objects import Objects, now
 from sandbox.types import ResourceType
 
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 DEFAULT_SC_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -25,7 +27,6 @@ DEFAULT_SC_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 class Admission:
     def __init__(self, objects: Objects) -> None:
         self.objects = objects
-        self._next_ip = int(ipaddress.ip_address("10.96.0.10"))
         objects.admit.append(self.admit)
         objects.before_delete.append(self.check_delete)
 
@@ -69,12 +70,21 @@ class Admission:
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
+        name = obj["metadata"]["name"]
         if spec["type"] != "ExternalName":
-            if old is not None and not spec.get("clusterIP"):
-                spec["clusterIP"] = (old.get("spec") or {}).get("clusterIP")
-            if not spec.get("clusterIP"):
-                spec["clusterIP"] = str(ipaddress.ip_address(self._next_ip))
-                self._next_ip += 1
+            if old is not None:
+                before = (old.get("spec") or {}).get("clusterIP")
+                if spec.get("clusterIP") and spec["clusterIP"] != before:
+                    raise errors.invalid(
+                        rt,
+                        name,
+                        [("FieldValueInvalid", "spec.clusterIPs[0]", "Invalid value: field is immutable")],
+                    )
+                spec["clusterIP"] = before
+            elif spec.get("clusterIP") and spec["clusterIP"] != "None":
+                self._check_cluster_ip(rt, name, spec["clusterIP"])
+            elif not spec.get("clusterIP"):
+                spec["clusterIP"] = self._allocate_ip()
             spec["clusterIPs"] = [spec["clusterIP"]]
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
@@ -84,6 +94,31 @@ class Admission:
             port.setdefault("targetPort", port.get("port"))
         if old is None:
             obj["status"] = {"loadBalancer": {}}
+
+    def _ips_in_use(self) -> set[str]:
+        return {(s.get("spec") or {}).get("clusterIP", "") for s in self.objects.store.items("services")}
+
+    def _allocate_ip(self) -> str:
+        """A random free address of the service range, as the real allocator picks one."""
+        used = self._ips_in_use()
+        while True:
+            candidate = str(SERVICE_CIDR[random.randint(16, SERVICE_CIDR.num_addresses - 2)])
+            if candidate not in used:
+                return candidate
+
+    def _check_cluster_ip(self, rt: ResourceType, name: str, ip: str) -> None:
+        field, shown = "spec.clusterIPs", f'[]string{{"{ip}"}}'
+        try:
+            inside = ipaddress.ip_address(ip) in SERVICE_CIDR
+        except ValueError:
+            inside = False
+        if not inside:
+            why = f"failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}"
+        elif ip in self._ips_in_use():
+            why = f"failed to allocate IP {ip}: provided IP is already allocated"
+        else:
+            return
+        raise errors.invalid(rt, name, [("FieldValueInvalid", field, f"Invalid value: {shown}: {why}")])
 
     def _pods(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})
@@ -167,6 +202,19 @@ class Admission:
         spec.setdefault("backoffLimit", 6)
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
+        if old is None and not spec.get("manualSelector") and spec.get("selector"):
+            # a Job exported from another cluster keeps its controller-uid selector: refused, as for real
+            raise errors.invalid(
+                rt,
+                obj["metadata"]["name"],
+                [
+                    (
+                        "FieldValueInvalid",
+                        "spec.selector",
+                        f"Invalid value: {spec['selector']!r}: `selector` will be auto-generated",
+                    )
+                ],
+            )
         if old is None and not spec.get("manualSelector"):
             uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]
             labels = {

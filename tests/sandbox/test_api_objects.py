@@ -175,7 +175,50 @@ async def _create_with_resource_version(api: client.ApiClient, ns: str) -> None:
     )
 
 
+async def _service_ip_out_of_range(api: client.ApiClient, ns: str) -> None:
+    spec = {"clusterIP": "192.168.7.7", "ports": [{"port": 80}]}
+    await client.CoreV1Api(api).create_namespaced_service(ns, {"metadata": {"name": "s"}, "spec": spec})
+
+
+async def _service_ip_taken(api: client.ApiClient, ns: str) -> None:
+    spec = {"clusterIP": "10.96.0.1", "ports": [{"port": 80}]}
+    await client.CoreV1Api(api).create_namespaced_service(ns, {"metadata": {"name": "s"}, "spec": spec})
+
+
+async def _job_with_an_old_selector(api: client.ApiClient, ns: str) -> None:
+    old = {"batch.kubernetes.io/controller-uid": "from-another-cluster"}
+    spec = {
+        "selector": {"matchLabels": old},
+        "template": {
+            "metadata": {"labels": old},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]},
+        },
+    }
+    await client.BatchV1Api(api).create_namespaced_job(ns, {"metadata": {"name": "j"}, "spec": spec})
+
+
 ERRORS = [
+    pytest.param(
+        _service_ip_out_of_range,
+        422,
+        "Invalid",
+        "The range of valid IPs is 10.96.0.0/12",
+        id="a cluster IP outside the service range is Invalid",
+    ),
+    pytest.param(
+        _service_ip_taken,
+        422,
+        "Invalid",
+        "provided IP is already allocated",
+        id="a cluster IP in use by the kubernetes service is Invalid",
+    ),
+    pytest.param(
+        _job_with_an_old_selector,
+        422,
+        "Invalid",
+        "`selector` will be auto-generated",
+        id="a Job restored with its old controller-uid selector is Invalid",
+    ),
     pytest.param(
         _create_with_resource_version,
         500,
