@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.repository import RepositorySettings
 from shared.store import LocalStore, RetryPolicy, S3Settings, S3Store, open_store
 
 
@@ -131,3 +132,30 @@ def parse_duration(value: str) -> float:
         return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
     except (ValueError, IndexError) as e:
         raise UsageError(f"not a duration: {value!r} (use e.g. 90s, 30m, 12h, 7d, 2w)") from e
+
+
+def job_env(settings: RepositorySettings, *, password_file: str | None = None) -> dict[str, str]:
+    """The env vars a mover Job needs to reach ``settings``' repository (services build Jobs with it).
+
+    With ``password_file`` (where the Job mounts the password Secret) the password itself stays out
+    of the env; otherwise it is passed as ``FERRY_REPO_PASSWORD`` (put it in a Secret, not a spec).
+    """
+    env = {Env.REPO: settings.url}
+    if password_file:
+        env[Env.PASSWORD_FILE] = password_file
+    else:
+        env[Env.PASSWORD] = settings.password.decode()
+    s3 = settings.s3
+    if s3 is not None:
+        optional = {
+            Env.S3_ENDPOINT: s3.endpoint,
+            Env.S3_REGION: s3.region,
+            Env.S3_ACCESS_KEY: s3.access_key,
+            Env.S3_SECRET_KEY: s3.secret_key,
+            Env.S3_SESSION_TOKEN: s3.session_token,
+            Env.S3_CA_BUNDLE: s3.ca_bundle,
+            Env.S3_INSECURE: "" if s3.verify_tls else "1",
+            Env.S3_VIRTUAL_HOST: "" if s3.path_style else "1",
+        }
+        env |= {name: value for name, value in optional.items() if value}
+    return env

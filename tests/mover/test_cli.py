@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from shared.localstack import LocalStack
-from shared.store import ObjectStore, S3Store, layout
+from shared.mover.settings import job_env
+from shared.repository import RepositorySettings, open_repository, put_blob
+from shared.store import ObjectStore, S3Settings, S3Store, layout
 from tests.repository.trees import awkward_tree, describe, file_hashes, random_files
 from tests.store.conftest import repo_url
 
@@ -142,3 +144,23 @@ def test_key_rotation_and_forget_from_the_command_line(env: dict[str, str], tmp_
     kept = mover(env, "forget", "--keep-last", "1", "--prune")
     assert len(kept["removed"]) == 2 and len(kept["kept"]) == 1
     assert len(mover(env, "ls")["snapshots"]) == 1
+
+
+def test_a_service_and_its_mover_jobs_share_one_settings_object(
+    store: ObjectStore, stack: LocalStack, tmp_path: Path
+) -> None:
+    """A service opens the repository from settings and gives its Jobs the env built from them."""
+    s3 = S3Settings(
+        bucket="", endpoint=stack.s3.endpoint, access_key=stack.s3.access_key, secret_key=stack.s3.secret_key
+    )
+    settings = RepositorySettings(
+        repo_url(store), b"service password", s3 if isinstance(store, S3Store) else None
+    )
+    repo = open_repository(settings, create=True)
+    assert open_repository(settings, create=True).config.id == repo.config.id
+    blob_id = put_blob(repo, b"manifests", name="manifests", group="snap-9")
+    (tmp_path / "pw").write_text("service password\n")
+    env = {**os.environ, **job_env(settings, password_file=str(tmp_path / "pw"))}
+    assert "FERRY_REPO_PASSWORD" not in job_env(settings, password_file=str(tmp_path / "pw"))
+    listed = mover(env, "ls", "--group", "snap-9")
+    assert [s["id"] for s in listed["snapshots"]] == [blob_id]
