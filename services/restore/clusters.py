@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from services.restore.conflicts import AlreadyExists, ApiRefused
 from services.restore.objects import Manifest, Obj
+from shared.contracts.errors import PermanentError
+from shared.kube import Clusters, NoSuchCluster
 from shared.kube import cluster as kube
 from shared.kube.errors import AlreadyExists as KubeAlreadyExists
 from shared.kube.errors import ApiError, UnknownResource
@@ -77,11 +79,22 @@ class KubeCluster:
             await self.cluster.close()
 
 
-async def open_cluster(settings: Settings, name: str) -> KubeCluster:
-    """The named cluster (a kubeconfig context) from ``settings.kubeconfig``."""
-    from shared import kube as kube_package
+class KubeClusters:
+    """The cluster factory of a restore/verify service: one ``shared.kube.Clusters`` per process
+    (one client per cluster, kept), handed out as ``KubeCluster``s the steps may not close."""
 
-    opener = getattr(kube_package, "open_cluster", None)
-    if opener is None:
-        raise NotImplementedError("shared.kube does not offer open_cluster(settings, name) yet")
-    return KubeCluster(await opener(settings, name))
+    def __init__(self) -> None:
+        self._clusters: Clusters | None = None
+
+    async def __call__(self, settings: Settings, name: str) -> KubeCluster:
+        if self._clusters is None:
+            self._clusters = Clusters(settings.kubeconfig)
+        try:
+            return KubeCluster(await self._clusters.get(name), owned=False)
+        except NoSuchCluster as e:
+            raise PermanentError(f"target cluster: {e}") from e
+
+    async def close(self) -> None:
+        if self._clusters is not None:
+            await self._clusters.close()
+            self._clusters = None

@@ -126,13 +126,23 @@ def pod_references(spec: Obj, namespace: str) -> set[str]:
 
 
 def claims_mounted(item: Manifest) -> set[str]:
-    """Keys of the PVCs a workload's pods mount (restored and filled before the workload)."""
-    return {
+    """Keys of the PVCs a workload's pods mount (restored and filled before the workload), including
+    a StatefulSet's claims from its templates (``<template>-<set>-<ordinal>``)."""
+    found = {
         ref
         for spec in pod_specs(item.obj)
         for ref in pod_references(spec, item.namespace)
         if ref.startswith("persistentvolumeclaims/")
     }
+    if item.kind == "StatefulSet":
+        replicas = dig(item.obj, "spec", "replicas")
+        for template in dig(item.obj, "spec", "volumeClaimTemplates") or []:
+            claim = dig(template, "metadata", "name")
+            for ordinal in range(1 if replicas is None else int(replicas)):
+                found.add(
+                    object_key("persistentvolumeclaims", item.namespace, f"{claim}-{item.name}-{ordinal}")
+                )
+    return found
 
 
 def references(item: Manifest, crd_of: dict[str, str] | None = None) -> set[str]:
@@ -143,6 +153,7 @@ def references(item: Manifest, crd_of: dict[str, str] | None = None) -> set[str]
         refs.add(object_key("namespaces", "", ns))
     for spec in pod_specs(obj):
         refs |= pod_references(spec, ns)
+    refs |= claims_mounted(item)
     kind = item.kind
     if kind in ("RoleBinding", "ClusterRoleBinding"):
         role = obj.get("roleRef") or {}

@@ -8,7 +8,7 @@ request (``ferry-inventories`` object store, ``<request>/restore-report.json``; 
 ``<request>/rendered.json``, the exact documents it would write). Any failed object, volume or
 readiness makes the step PartiallyFailed, with the reasons in the result and in a ``Report`` event.
 
-The cluster client comes from a factory (``clusters.open_cluster`` by default), so tests and other
+The cluster client comes from a factory (``clusters.KubeClusters`` by default), so tests and other
 deployments can plug another one in.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from services.restore import manifests, modifiers
+from services.restore.clusters import KubeClusters
 from services.restore.conflicts import Cluster
 from services.restore.restoring import Restore, prepare, rendered
 from services.restore.sources import open_target_repository, resolve_group, restore_labels, transforms_for
@@ -66,12 +67,6 @@ def problems_of(report: RestoreReport) -> list[str]:
     return found
 
 
-async def default_clusters(settings: Settings, name: str) -> Cluster:
-    from services.restore.clusters import open_cluster
-
-    return await open_cluster(settings, name)
-
-
 class RestoreService(StepService):
     name = "restore"
     description = "Restores a Ferry snapshot into the target cluster, volumes before workloads"
@@ -86,8 +81,13 @@ class RestoreService(StepService):
         **kwargs: object,
     ) -> None:
         super().__init__(settings, **kwargs)
-        self.clusters = clusters or default_clusters
+        self.clusters = clusters or KubeClusters()
         self.options = options or RestoreOptions()
+
+    async def teardown(self) -> None:
+        close = getattr(self.clusters, "close", None)
+        if close is not None:
+            await close()
 
     async def handle(self, ctx: StepContext) -> StepResult:
         request = ctx.request

@@ -24,9 +24,10 @@ import msgspec
 
 from services.restore import jobs, manifests, modifiers
 from services.restore.checking import compare_trees, forget_verification
+from services.restore.clusters import KubeClusters
 from services.restore.conflicts import differences, without_ferry_labels
 from services.restore.restoring import prepare
-from services.restore.service import ClusterFactory, RestoreOptions, default_clusters
+from services.restore.service import ClusterFactory, RestoreOptions
 from services.restore.sources import open_target_repository, restore_labels, transforms_for
 from services.restore.volumes import Movers
 from shared.contracts.errors import PermanentError
@@ -71,8 +72,13 @@ class VerifyService(StepService):
         **kwargs: object,
     ) -> None:  # fmt: skip
         super().__init__(settings, **kwargs)
-        self.clusters = clusters or default_clusters
+        self.clusters = clusters or KubeClusters()
         self.options = options or RestoreOptions()
+
+    async def teardown(self) -> None:
+        close = getattr(self.clusters, "close", None)
+        if close is not None:
+            await close()
 
     async def handle(self, ctx: StepContext) -> StepResult:
         request = ctx.request

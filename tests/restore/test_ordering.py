@@ -132,3 +132,16 @@ def test_every_object_comes_out_once() -> None:
 
 def test_claims_mounted_by_a_workload() -> None:
     assert claims_mounted(WEB) == {"persistentvolumeclaims/shop/data"}
+
+
+def test_a_stateful_set_waits_for_the_claims_of_its_templates() -> None:
+    db = obj(
+        "apps/v1",
+        "StatefulSet",
+        "db",
+        spec={"replicas": 2, "volumeClaimTemplates": [{"metadata": {"name": "pgdata"}}]},
+    )
+    assert claims_mounted(db) == {
+        "persistentvolumeclaims/shop/pgdata-db-0",
+        "persistentvolumeclaims/shop/pgdata-db-1",
+    }
