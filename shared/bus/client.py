@@ -53,7 +53,9 @@ class BusClient:
                 reply = await self.nc.request(subject, payload, timeout=self.timeout)
             except NoRespondersError as e:
                 if pause is None:
-                    raise TemporaryError(f"no Ferry intake service answers on {subject}: is it running?") from e
+                    raise TemporaryError(
+                        f"no Ferry intake service answers on {subject}: is it running?"
+                    ) from e
                 await asyncio.sleep(pause)
                 continue
             except (NatsTimeout, TimeoutError) as e:

@@ -5,9 +5,12 @@ The client reconnects forever with a bounded wait: a NATS restart pauses Ferry, 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import nats
@@ -48,10 +51,19 @@ def _check_file(kind: str, path: str) -> str | None:
     return path
 
 
-async def connect(settings: BusSettings, *, max_reconnects: int = -1) -> Client:
-    """A connected client; a wrong credential is permanent, an unreachable server temporary."""
+def _is_auth_error(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "authorization" in text or "authentication" in text or "permissions violation" in text
+
+
+async def connect(settings: BusSettings, *, max_reconnects: int = -1, within: float = 30.0) -> Client:
+    """A connected client. A refused credential is permanent (nats-py would retry it forever); no
+    server answering within ``within`` seconds is temporary. Once connected, it reconnects forever."""
+    auth_refused: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     async def on_error(e: Exception) -> None:
+        if _is_auth_error(e) and not auth_refused.done():
+            auth_refused.set_result(e)
         log.warning("nats error: %s", e)
 
     async def on_disconnect() -> None:
@@ -81,13 +93,25 @@ async def connect(settings: BusSettings, *, max_reconnects: int = -1) -> Client:
         options["nkeys_seed"] = seed
     if tls := settings.tls_context():
         options["tls"] = tls
-    try:
-        return await nats.connect(**options)  # type: ignore[arg-type]
-    except nats.errors.NoServersError as e:
-        raise TemporaryError(f"no NATS server answers at {settings.url}") from e
-    except (OSError, TimeoutError, nats.errors.TimeoutError) as e:
-        raise TemporaryError(f"cannot reach NATS at {settings.url}: {e}") from e
-    except nats.errors.Error as e:
-        if "authorization" in str(e).lower():
-            raise PermanentError(f"NATS at {settings.url} refused Ferry's credentials: {e}") from e
-        raise TemporaryError(f"NATS at {settings.url}: {e}") from e
+    attempt: asyncio.Future[Client] = asyncio.ensure_future(nats.connect(**options))  # type: ignore[arg-type]
+    racing: set[asyncio.Future[Any]] = {attempt, auth_refused}
+    done, _ = await asyncio.wait(racing, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    if attempt in done:
+        auth_refused.cancel()
+        try:
+            return attempt.result()
+        except nats.errors.NoServersError as e:
+            raise TemporaryError(f"no NATS server answers at {settings.url}") from e
+        except (OSError, TimeoutError, nats.errors.TimeoutError) as e:
+            raise TemporaryError(f"cannot reach NATS at {settings.url}: {e}") from e
+        except nats.errors.Error as e:
+            if _is_auth_error(e):
+                raise PermanentError(f"NATS at {settings.url} refused Ferry's credentials: {e}") from e
+            raise TemporaryError(f"NATS at {settings.url}: {e}") from e
+    attempt.cancel()
+    with contextlib.suppress(BaseException):
+        await attempt
+    if auth_refused.done() and not auth_refused.cancelled():
+        raise PermanentError(f"NATS at {settings.url} refused Ferry's credentials: {auth_refused.result()}")
+    auth_refused.cancel()
+    raise TemporaryError(f"no NATS server answered at {settings.url} within {within:.0f}s")

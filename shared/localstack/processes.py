@@ -104,6 +104,7 @@ class NatsServer:
     store_dir: Path
     port: int = -1
     monitor_port: int = -1
+    extra_args: tuple[str, ...] = ()  # e.g. ("--auth", TOKEN) or TLS flags, for security tests
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -113,7 +114,8 @@ class NatsServer:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        scheme = "tls" if "--tls" in self.extra_args else "nats"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def monitor_url(self) -> str:
@@ -128,6 +130,7 @@ class NatsServer:
             "-js",
             "-sd", str(self.store_dir / "jetstream"),
             "-l", str(self.log_path),
+            *self.extra_args,
         ]  # fmt: skip
         self.log_path.write_text("")
         self.proc = subprocess.Popen(
