@@ -143,3 +143,17 @@ async def test_kubectl_delete_namespace_waits_until_it_is_gone(
     assert f'namespace "{name}" deleted' in out
     names = [n.metadata.name for n in (await core.list_namespace()).items]
     assert name not in names
+
+
+async def test_kubectl_applies_the_shop_app_cleanly(kubectl: Kubectl, clusters: SandboxClusters) -> None:
+    from sandbox.apps import SHOP_DIR
+
+    # kubectl cannot map a custom resource whose CRD arrives in the same invocation (on any cluster),
+    # so the CRD goes first; the flag given last wins over the fixture's --context east
+    code, out, err = await kubectl("--context", "west", "apply", "-f", str(SHOP_DIR / "crds"))
+    assert code == 0, err
+    code, out, err = await kubectl("--context", "west", "apply", "-f", str(SHOP_DIR))
+    assert code == 0, err
+    assert "statefulset.apps/db created" in out and "promotion.shop.ferry.dev/winter-sale created" in out
+    code, out, err = await kubectl("--context", "west", "get", "pvc", "-n", "shop", "-o", "name")
+    assert "persistentvolumeclaim/web-uploads" in out.split()
