@@ -10,6 +10,7 @@ from kubernetes_asyncio import client
 
 from sandbox import SandboxCluster
 from sandbox.apps import SHOP_DIR, fill, fill_directory, install_shop, parse_size
+from sandbox.seeding import load_documents
 
 
 async def test_the_shop_installs_and_its_volumes_fill_to_the_requested_size(tmp_path: Path) -> None:
@@ -74,5 +75,23 @@ def test_sizes_are_parsed(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-def test_the_sample_app_ships_yaml_files() -> None:
-    assert len(list(SHOP_DIR.glob("*.yaml"))) >= 8
+def test_the_sample_app_has_every_kind_a_migration_must_handle() -> None:
+    kinds = {d["kind"] for d in load_documents([SHOP_DIR])}
+    assert {
+        "Namespace",
+        "CustomResourceDefinition",
+        "Promotion",
+        "StatefulSet",
+        "Deployment",
+        "PersistentVolumeClaim",
+        "Service",
+        "Ingress",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+        "CronJob",
+        "HorizontalPodAutoscaler",
+    } <= kinds
