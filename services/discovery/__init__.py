@@ -1,0 +1,1 @@
+"""Ferry's discovery service: the inventory of an application (see README.md)."""
