@@ -74,6 +74,17 @@ class KubeCluster:
                 raise
             raise ApiRefused(e.message) from e
 
+    async def job_logs(self, namespace: str, job: str, tail: int = 15) -> str:
+        """The last lines of the log of a Job's most recent pod ("" when there is none to read)."""
+        try:
+            pods = await self.cluster.list("pods", namespace, label_selector=f"job-name={job}")
+            if not pods:
+                return ""
+            pods.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
+            return await self.cluster.logs(pods[-1]["metadata"]["name"], namespace, tail_lines=tail)
+        except ApiError:
+            return ""
+
     async def close(self) -> None:
         if self.owned:
             await self.cluster.close()

@@ -34,12 +34,21 @@ def short_name(*parts: str, prefix: str = "ferry") -> str:
     return f"{prefix}-{head}-{digest}".replace("--", "-")
 
 
-def credentials_secret(settings: Settings, namespace: str, name: str, labels: dict[str, str]) -> Obj:
+def _secret_data(settings: Settings) -> dict[str, str]:
     data = {
         "FERRY_REPO_PASSWORD": settings.repo_password,
         "FERRY_S3_ACCESS_KEY": settings.s3.access_key,
         "FERRY_S3_SECRET_KEY": settings.s3.secret_key,
     }
+    return {k: v for k, v in data.items() if v}
+
+
+def secret_keys(settings: Settings) -> list[str]:
+    return sorted(_secret_data(settings))
+
+
+def credentials_secret(settings: Settings, namespace: str, name: str, labels: dict[str, str]) -> Obj:
+    data = _secret_data(settings)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -49,7 +58,7 @@ def credentials_secret(settings: Settings, namespace: str, name: str, labels: di
             "labels": {**labels, ROLE_LABEL: "mover-credentials"},
         },
         "type": "Opaque",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items() if v},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
     }
 
 
@@ -78,10 +87,8 @@ def mover_job(
         env.append({"name": "FERRY_S3_REGION", "value": settings.s3.region})
     if settings.nats.url:
         env.append({"name": "FERRY_NATS_URL", "value": settings.nats.url})
-    for key in ("FERRY_REPO_PASSWORD", "FERRY_S3_ACCESS_KEY", "FERRY_S3_SECRET_KEY"):
-        env.append(
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}}
-        )
+    for key in secret_keys(settings):  # only the keys the Secret holds: no optional refs needed
+        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     job_labels = {**labels, ROLE_LABEL: role}
     return {
         "apiVersion": "batch/v1",

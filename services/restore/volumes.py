@@ -86,7 +86,12 @@ class Movers:
         if not why:
             await self.cluster.delete(job)
         else:
-            why = f"{why} (Job {namespace}/{name} kept for its logs)"
+            logs = getattr(self.cluster, "job_logs", None)
+            tail = (await logs(namespace, name)).strip() if logs is not None else ""
+            last = tail.splitlines()[-3:] if tail else []
+            why = f"{why} (Job {namespace}/{name} kept for its logs)" + (
+                f": {' | '.join(last)}" if last else ""
+            )
         return why, name
 
     async def fill(self, claim: Manifest, snapshot_id: str) -> VolumeResult:

@@ -1,0 +1,196 @@
+"""The sample app moved east → west through transfer, restore and verify: a namespace rename and a
+storage-class mapping, real nats-server, two repositories (two regions), sandbox clusters whose
+kubelet runs the mover Jobs as real ``ferry-mover`` processes.
+
+The discovery and snapshot services are not part of this suite: ``capturing.snapshot`` stands in for
+them (it lists the namespace through the discovery API and backs the volume directories up). The
+full ``migrate`` itinerary is the last test, expected to fail until those services exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from sandbox import SandboxClusters
+from sandbox.seeding import seed
+from services.intake.intake import IntakeService
+from services.restore import manifests
+from services.restore.clusters import KubeCluster
+from services.restore.conflicts import differences, without_ferry_labels
+from services.restore.restoring import prepare
+from services.restore.service import RestoreOptions, RestoreService
+from services.restore.sources import restore_labels, transforms_for
+from services.restore.verifying import VerifyService
+from services.transfer.transferring import TransferOptions, TransferService
+from shared.bus.client import BusClient
+from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
+from shared.contracts.states import Phase
+from shared.localstack import NatsServer
+from shared.repository import Repository
+from shared.runtime import Settings, load_settings
+from shared.store import LocalStore
+from tests.repository.trees import file_hashes, random_files
+from tests.restore.capturing import snapshot, volume_dir
+from tests.restore.conftest import kube_cluster
+from tests.store.conftest import FAST_SCRYPT, PASSWORD
+from tests.waiting import eventually
+
+SHOP = Path(__file__).resolve().parents[2] / "sandbox" / "apps" / "shop"
+CLASSES = {"fast": "standard", "standard": "fast"}
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(nats_server: NatsServer, tmp_path: Path, sandboxes: SandboxClusters) -> Settings:
+    return load_settings({}, nats={"url": nats_server.url}, http_port=0, http_host="127.0.0.1", ack_wait=30.0,
+                         lease=30.0, max_attempts=2, drain_grace=2.0, concurrency=1,
+                         kubeconfig=str(sandboxes.kubeconfig_path), repo_password=PASSWORD.decode(),
+                         repositories={"east": str(tmp_path / "east"), "west": str(tmp_path / "west")})  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def ferry(settings: Settings) -> AsyncIterator[BusClient]:
+    options = RestoreOptions(timeout=60, mover_timeout=120)
+    nc = await nats.connect(settings.nats.url)
+    async with (
+        IntakeService(settings),
+        TransferService(settings, options=TransferOptions(threads=2)),
+        RestoreService(settings, options=options),
+        VerifyService(settings, options=options),
+    ):
+        yield BusClient(nc, timeout=5)
+    await nc.close()
+
+
+@pytest.fixture
+async def east_shop(sandboxes: SandboxClusters, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """The sample app in east with data in its volumes, captured as a Ferry snapshot in repo east."""
+    east = kube_cluster(sandboxes, "east")
+    try:
+        await seed(sandboxes["east"].url, [SHOP])
+        for claim in ("web-uploads", "pgdata-db-0"):
+            await east.wait_for("persistentvolumeclaims", claim, lambda o: (o or {}).get("status", {}).get("phase") == "Bound",
+                                namespace="shop", within=30)  # fmt: skip
+        uploads, pgdata = (
+            await volume_dir(east, "shop", "web-uploads"),
+            await volume_dir(east, "shop", "pgdata-db-0"),
+        )
+        random_files(uploads / "images", 6, 200_000, seed=3)
+        random_files(pgdata / "base" / "16384", 4, 300_000, seed=4)
+        (pgdata / "PG_VERSION").write_text("16\n")
+        repo = Repository.init(LocalStore(tmp_path / "east"), PASSWORD, scrypt_n=FAST_SCRYPT)
+        group, _items = await snapshot(east, "shop", repo)
+        yield group, "shop"
+    finally:
+        await east.close()
+
+
+def request_for(group: str) -> MobilityRequest:
+    return MobilityRequest(
+        kind=RequestKind.RESTORE,
+        source=Source(cluster="east", namespaces=["shop"], repository="east", snapshot=group),
+        target=Target(cluster="west", repository="west", namespace_map={"shop": "shop-west"}, storage_class_map=CLASSES),
+    )  # fmt: skip
+
+
+async def test_the_sample_app_moves_east_to_west_renamed_and_remapped(
+    settings: Settings, sandboxes: SandboxClusters, east_shop: tuple[str, str], tmp_path: Path
+) -> None:
+    group, _ = east_shop
+    request = request_for(group)
+    async with ferry(settings) as client:
+        request_id = await client.submit(request)
+        state = await client.wait(request_id, within=150)
+    assert state.phase is Phase.COMPLETED, state.reason
+    steps = {s.step.value: s.result for s in state.steps}
+    assert steps["verify"] is not None and steps["verify"].counts["files_verified"] == 11
+    assert steps["verify"].counts["volumes"] == 2 and steps["verify"].counts["volumes_failed"] == 0
+
+    # Every object of the snapshot is in west, equal to the source after cleaning and transforms.
+    captured, _volumes = manifests.load(Repository.open(LocalStore(tmp_path / "west"), PASSWORD), group)
+    plan = prepare(captured, transforms_for(request, restore_labels(request_id, group)), [])
+    west = KubeCluster(kube_cluster(sandboxes, "west"))
+    east = kube_cluster(sandboxes, "east")
+    try:
+        kinds = set()
+        for item in plan.items:
+            live = await west.get(item)
+            assert live is not None, f"{item.key} is missing in west"
+            assert differences(without_ferry_labels(item.obj), live) == [], item.key
+            assert live["metadata"]["labels"]["ferry.dev/request"] == request_id
+            kinds.add(item.kind)
+        assert {"Namespace", "CustomResourceDefinition", "Promotion", "Deployment", "StatefulSet", "Service",
+                "Ingress", "RoleBinding", "NetworkPolicy", "CronJob", "Secret", "ConfigMap"} <= kinds  # fmt: skip
+
+        async def obj(gr: str, name: str, ns: str | None = "shop-west") -> dict[str, Any]:
+            found = await west.cluster.find(gr, name, ns)
+            assert found is not None, f"{gr} {ns}/{name} missing in west"
+            return found
+
+        # RoleBinding subjects renamed; storage classes mapped; references resolve in the new namespace.
+        binding = await obj("rolebindings.rbac.authorization.k8s.io", "shop-web")
+        assert [s["namespace"] for s in binding["subjects"]] == ["shop-west"]
+        assert (await obj("persistentvolumeclaims", "pgdata-db-0"))["spec"]["storageClassName"] == "standard"
+        assert (await obj("persistentvolumeclaims", "web-uploads"))["spec"]["storageClassName"] == "fast"
+        web = (await obj("deployments.apps", "web"))["spec"]["template"]["spec"]
+        assert await obj("serviceaccounts", web["serviceAccountName"])
+        for volume in web["volumes"]:
+            if "persistentVolumeClaim" in volume:
+                await obj("persistentvolumeclaims", volume["persistentVolumeClaim"]["claimName"])
+            if "configMap" in volume:
+                await obj("configmaps", volume["configMap"]["name"])
+        for container in web["containers"]:
+            for source in container.get("envFrom") or []:
+                await obj("configmaps", source["configMapRef"]["name"])
+            for env in container.get("env") or []:
+                await obj("secrets", env["valueFrom"]["secretKeyRef"]["name"])
+        assert (await obj("secrets", "db-credentials"))["data"]["POSTGRES_PASSWORD"]
+
+        # Volumes byte-identical.
+        for claim in ("web-uploads", "pgdata-db-0"):
+            assert file_hashes(await volume_dir(west.cluster, "shop-west", claim)) == file_hashes(
+                await volume_dir(east, "shop", claim)
+            ), claim
+        await eventually(lambda: _ready(west), within=10, what="west workloads ready")
+    finally:
+        await west.close()
+        await east.close()
+
+
+async def _ready(west: KubeCluster) -> bool:
+    deploy = await west.cluster.find("deployments.apps", "web", "shop-west")
+    return bool(deploy and deploy.get("status", {}).get("availableReplicas") == 2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs services.snapshot (the discovery/snapshot helper's, not in the tree yet): a migrate "
+    "request has no consumer for its snapshot step; the test then still has to start both services",
+)
+async def test_a_migrate_request_runs_the_whole_itinerary(
+    settings: Settings, sandboxes: SandboxClusters
+) -> None:
+    importlib.import_module("services.snapshot")  # not there yet: the step has no service
+    importlib.import_module("services.discovery")
+
+    await seed(sandboxes["east"].url, [SHOP])
+    async with ferry(settings) as client:
+        request = MobilityRequest(kind=RequestKind.MIGRATE, source=Source(cluster="east", namespaces=["shop"],
+                                  repository="east"), target=Target(cluster="west", repository="west",
+                                  namespace_map={"shop": "shop-mig"}, storage_class_map=CLASSES))  # fmt: skip
+        state = await client.wait(await client.submit(request), within=150)
+    assert state.phase is Phase.COMPLETED, json.dumps(state.reason)
