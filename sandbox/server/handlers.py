@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from sandbox.server import errors, patching
+from sandbox.server import errors, patching, tables
 from sandbox.server.objects import DeleteOptions
 from sandbox.server.selectors import matcher
 from sandbox.server.storage import clone
@@ -121,7 +121,13 @@ async def handle(request: web.Request, server: ApiServer, t: Target) -> web.Stre
                 return await serve_watch(
                     request, server, rt, t.namespace, matcher(rt, None, f"metadata.name={name}")
                 )
-            return server.json(server.objects.get(rt, ns, name))
+            found = server.objects.get(rt, ns, name)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                meta = {"resourceVersion": found["metadata"]["resourceVersion"]}
+                return server.json(
+                    tables.table(rt, [found], meta, request.query.get("includeObject", "Metadata"))
+                )
+            return server.json(found)
         if method == "PUT":
             body = await _body(request)
             obj = server.objects.update(
@@ -175,6 +181,9 @@ async def _list_or_watch(request: web.Request, server: ApiServer, t: Target) -> 
         ).decode()
         meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
+    if tables.wants_table(request.headers.get("Accept", "")):
+        shown = [server.objects.present(rt, o) for o in items]
+        return server.json(tables.table(rt, shown, meta, q.get("includeObject", "Metadata")))
     rendered = []
     for obj in items:
         out = server.objects.present(rt, obj)

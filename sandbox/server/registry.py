@@ -82,6 +82,11 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                 generation=True,
                 strategic=False,
                 crd=crd["metadata"]["name"],
+                printer_columns=tuple(
+                    (c["name"], c.get("type", "string"), c["jsonPath"])
+                    for c in v.get("additionalPrinterColumns") or []
+                    if c.get("name") and c.get("jsonPath") and not c.get("priority")
+                ),
                 scale_paths=(
                     (scale or {}).get("specReplicasPath", ".spec.replicas").lstrip("."),
                     (scale or {}).get("statusReplicasPath", ".status.replicas").lstrip("."),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sandbox.server import errors
+from sandbox.server import errors, tables
 from sandbox.server.selectors import Matcher
 from sandbox.server.storage import Event, clone
 from sandbox.types import ResourceType
@@ -46,6 +46,15 @@ async def serve_watch(
     timeout = float(q.get("timeoutSeconds") or server.options.watch_timeout * (1 + random.random()))
     deadline = time.monotonic() + timeout
     rv_param = q.get("resourceVersion") or ""
+    as_table = tables.wants_table(request.headers.get("Accept", ""))
+    include = q.get("includeObject", "Metadata")
+
+    def render(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        shown = server.objects.present(rt, obj)
+        if as_table:
+            meta = {"resourceVersion": shown["metadata"]["resourceVersion"]}
+            return {"type": kind, "object": tables.table(rt, [shown], meta, include)}
+        return {"type": kind, "object": shown}
 
     def relevant(ev: Event) -> bool:
         if ev.resource != rt.resource:
@@ -66,7 +75,7 @@ async def serve_watch(
         if rv_param in ("", "0") or send_initial:
             for obj in store.items(rt.resource, namespace):
                 if match(obj):
-                    first.append({"type": "ADDED", "object": server.objects.present(rt, obj)})
+                    first.append(render("ADDED", obj))
             if send_initial and bookmarks:
                 first.append(_bookmark(rt, store.rv, initial_end=True))
         else:
@@ -86,7 +95,7 @@ async def serve_watch(
                 for past in store.events_after(since):
                     kind = _transition(past, match) if relevant(past) else None
                     if kind:
-                        first.append({"type": kind, "object": server.objects.present(rt, past.obj)})
+                        first.append(render(kind, past.obj))
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)

@@ -30,6 +30,7 @@ class ResourceType:
     extra_subresources: tuple[str, ...] = ()  # e.g. pods/log, namespaces/finalize
     field_selectors: tuple[str, ...] = field(default=())
     scale_paths: tuple[str, str, str] = ("spec.replicas", "status.replicas", "")
+    printer_columns: tuple[tuple[str, str, str], ...] = ()  # a CRD's (name, type, jsonPath) columns
 
     @property
     def resource(self) -> str:

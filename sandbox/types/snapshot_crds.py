@@ -11,12 +11,46 @@ from typing import Any
 GROUP = "snapshot.storage.k8s.io"
 
 
+def _col(name: str, path: str, kind: str = "string") -> dict[str, str]:
+    return {"name": name, "type": kind, "jsonPath": path}
+
+
+COLUMNS = {
+    "VolumeSnapshot": [
+        _col("ReadyToUse", ".status.readyToUse", "boolean"),
+        _col("SourcePVC", ".spec.source.persistentVolumeClaimName"),
+        _col("SourceSnapshotContent", ".spec.source.volumeSnapshotContentName"),
+        _col("RestoreSize", ".status.restoreSize"),
+        _col("SnapshotClass", ".spec.volumeSnapshotClassName"),
+        _col("SnapshotContent", ".status.boundVolumeSnapshotContentName"),
+        _col("CreationTime", ".status.creationTime", "date"),
+        _col("Age", ".metadata.creationTimestamp", "date"),
+    ],
+    "VolumeSnapshotContent": [
+        _col("ReadyToUse", ".status.readyToUse", "boolean"),
+        _col("RestoreSize", ".status.restoreSize", "integer"),
+        _col("DeletionPolicy", ".spec.deletionPolicy"),
+        _col("Driver", ".spec.driver"),
+        _col("VolumeSnapshotClass", ".spec.volumeSnapshotClassName"),
+        _col("VolumeSnapshot", ".spec.volumeSnapshotRef.name"),
+        _col("VolumeSnapshotNamespace", ".spec.volumeSnapshotRef.namespace"),
+        _col("Age", ".metadata.creationTimestamp", "date"),
+    ],
+    "VolumeSnapshotClass": [
+        _col("Driver", ".driver"),
+        _col("DeletionPolicy", ".deletionPolicy"),
+        _col("Age", ".metadata.creationTimestamp", "date"),
+    ],
+}
+
+
 def _crd(plural: str, kind: str, scope: str, short: list[str], status: bool) -> dict[str, Any]:
     version: dict[str, Any] = {
         "name": "v1",
         "served": True,
         "storage": True,
         "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        "additionalPrinterColumns": COLUMNS[kind],
     }
     if status:
         version["subresources"] = {"status": {}}

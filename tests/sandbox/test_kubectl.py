@@ -11,7 +11,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from sandbox import SandboxClusters
-from tests.sandbox.conftest import KUBECTL
+from tests.sandbox.conftest import KUBECTL, eventually
 
 Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
 
@@ -157,3 +157,23 @@ async def test_kubectl_applies_the_shop_app_cleanly(kubectl: Kubectl, clusters: 
     assert "statefulset.apps/db created" in out and "promotion.shop.ferry.dev/winter-sale created" in out
     code, out, err = await kubectl("--context", "west", "get", "pvc", "-n", "shop", "-o", "name")
     assert "persistentvolumeclaim/web-uploads" in out.split()
+
+
+async def test_kubectl_prints_the_columns_of_a_real_server(
+    kubectl: Kubectl, api: client.ApiClient, ns: str
+) -> None:
+    core = client.CoreV1Api(api)
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    await core.create_namespaced_persistent_volume_claim(ns, {"metadata": {"name": "shown"}, "spec": spec})
+
+    async def bound() -> bool:
+        return (await core.read_namespaced_persistent_volume_claim("shown", ns)).status.phase == "Bound"
+
+    await eventually(bound)
+    code, out, err = await kubectl("get", "pvc", "-n", ns)
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert header.split()[:3] == ["NAME", "STATUS", "VOLUME"]
+    assert row.split()[:2] == ["shown", "Bound"] and "standard" in row.split()
+    code, out, err = await kubectl("get", "storageclasses")
+    assert "standard (default)" in out
