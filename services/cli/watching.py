@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
@@ -32,6 +33,7 @@ from shared.contracts.events import (
 from shared.contracts.events import (
     Progress as ProgressEvent,
 )
+from shared.contracts.reports import Verification
 from shared.contracts.states import Phase, RequestState
 
 
@@ -138,10 +140,7 @@ class Watcher:
         elif isinstance(event, Report):
             self.reports.append(event)
             if "verif" not in event.title.lower():
-                say(
-                    f"[bold]{event.title}[/]: " + ", ".join(f"{k}={v}" for k, v in flatten(event.body)),
-                    highlight=False,
-                )
+                say(f"[bold]{event.title}[/]: {report_line(event.body)}", highlight=False)
         elif isinstance(event, PhaseChanged):
             self.phase, self.reason = event.phase, event.reason or self.reason
             say(
@@ -153,20 +152,60 @@ class Watcher:
     def summary(self) -> None:
         verification = [r for r in self.reports if "verif" in r.title.lower()]
         for report in verification:
-            table = Table(
-                title=report.title.capitalize(), box=None, header_style="bold", title_justify="left"
-            )
-            table.add_column("CHECK")
-            table.add_column("RESULT")
-            for key, value in flatten(report.body):
-                table.add_row(key, value)
-            self.console.print(table)
+            show_verification(self.console, report)
         if not verification and self.phase is Phase.COMPLETED:
             self.console.print("[dim]no verification report (this itinerary does not verify)[/]")
         line = f"{self.state.id}: {phase_text(self.phase)}"
         self.console.print(
             line + (f" — {self.reason}" if self.reason and self.phase is not Phase.COMPLETED else "")
         )
+
+
+def report_line(body: dict[str, object]) -> str:
+    """One line for a step's report: its counts, else its top-level scalars."""
+    counts = body.get("counts")
+    pairs = (
+        counts.items()
+        if isinstance(counts, dict)
+        else ((k, v) for k, v in body.items() if not isinstance(v, dict | list))
+    )
+    return ", ".join(f"{k}={v}" for k, v in list(pairs)[:12])
+
+
+def show_verification(console: Console, report: Report, limit: int = 20) -> None:
+    """The verify step's proof as people read it: objects accounted for, each volume, each problem."""
+    try:
+        proof = msgspec.convert(report.body, Verification)
+    except msgspec.ValidationError:  # another shape: show it as it is
+        table = Table(title="Verification", box=None, header_style="bold", title_justify="left")
+        table.add_column("CHECK")
+        table.add_column("RESULT")
+        for key, value in flatten(report.body):
+            table.add_row(key, value)
+        console.print(table)
+        return
+    verdict = "[green]verified[/]" if proof.ok else "[red]verification found problems[/]"
+    console.print(f"[bold]Verification[/] of snapshot {proof.snapshot or '-'}: {verdict}", highlight=False)
+    console.print(
+        f"  objects: {proof.objects_present}/{proof.objects_expected} accounted for, {len(proof.objects)} problem(s)",
+        highlight=False,
+    )
+    if proof.volumes:
+        table = Table(box=None, header_style="bold", padding=(0, 2))
+        for column in ("VOLUME", "OK", "FILES", "BYTES", "REASON"):
+            table.add_column(column)
+        for volume in proof.volumes[:limit]:
+            ok = "[green]yes[/]" if volume.ok else "[red]no[/]"
+            table.add_row(volume.claim, ok, str(volume.files), decimal(volume.bytes), volume.reason or "")
+        console.print(table)
+    problems = [f"{o.target or o.key}: {o.reason}" for o in proof.objects]
+    problems += [
+        f"{v.claim}: {path}: {why}" for v in proof.volumes for path, why in sorted(v.damaged.items())
+    ]
+    for line in problems[:limit]:
+        console.print(f"  [red]✗[/] {line}", highlight=False)
+    if len(problems) > limit:
+        console.print(f"  ... and {len(problems) - limit} more (ferry status ID -o json)", highlight=False)
 
 
 async def watch(console: Console, state: RequestState, events: AsyncIterator[tuple[int, Event]]) -> Phase:

@@ -72,8 +72,9 @@ async def test_watch_shows_progress_per_step_and_volume_and_the_verification_sum
         "✓ verify",
     ):
         assert words in screen, words
-    assert "Verification" in screen
-    assert "objects.matched" in screen and "volumes.mismatched" in screen
+    assert "Verification of snapshot grp-1: verified" in screen
+    assert "objects: 12/12 accounted for, 0 problem(s)" in screen
+    assert re.search(r"shop/data-db-0\s+yes\s+3\s+4\.2 MB", screen)
     assert screen.rstrip().endswith("Completed")
 
 
@@ -83,7 +84,9 @@ async def test_watch_of_a_finished_request_replays_it_and_exits_with_its_code(fe
     result = await ferry("watch", request_id)  # a log, not a terminal: no animation, same story
     assert result.code == 3
     assert "PartiallyFailed" in result.out and "1 volume differs" in result.out
-    assert "data-db-0" in result.out and "objects.matched" in result.out
+    assert "data-db-0" in result.out and "verification found problems" in result.out
+    assert "✗ shop/uploads: img/1.png: content differs" in result.out
+    assert "✗ configmaps/shop/x: forbidden" in result.out
 
 
 async def test_status_list_and_submit_output_parses_as_json_and_yaml(ferry: Ferry) -> None:

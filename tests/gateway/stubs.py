@@ -10,12 +10,39 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
+import msgspec
+
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
+from shared.contracts.reports import ObjectResult, Outcome, Verification, VolumeResult
 from shared.contracts.steps import StepName, StepResult
 from shared.runtime import StepContext, StepService
 
 VOLUMES = {"data-db-0": 4 * 1024 * 1024, "uploads": 1024 * 1024}
+
+
+def verification(partial: bool) -> Verification:
+    """What the real verify step publishes (shared.contracts.reports), for two volumes."""
+    volumes = [
+        VolumeResult(claim=f"shop/{name}", snapshot=f"s-{name}", ok=True, files=3, bytes=size)
+        for name, size in VOLUMES.items()
+    ]
+    if partial:
+        volumes[1] = VolumeResult(
+            claim="shop/uploads", snapshot="s-uploads", ok=False, files=3, bytes=VOLUMES["uploads"],
+            reason="1 file differs", damaged={"img/1.png": "content differs"},
+        )  # fmt: skip
+    problems = (
+        [ObjectResult(key="configmaps/shop/x", outcome=Outcome.FAILED, reason="forbidden")] if partial else []
+    )
+    return Verification(
+        request_id="",
+        snapshot="grp-1",
+        objects_expected=12,
+        objects_present=12,
+        objects=problems,
+        volumes=volumes,
+    )
 
 
 class VolumeStep(StepService):
@@ -44,10 +71,7 @@ class VolumeStep(StepService):
                     request_id=ctx.request_id,
                     step=self.step,
                     title="verification",
-                    body={
-                        "objects": {"matched": 12, "missing": 0},
-                        "volumes": {"checked": 2, "mismatched": 0},
-                    },
+                    body=msgspec.to_builtins(verification(partial=behaviour == "partial")),
                 )
             )
         partial = behaviour == "partial" and self.step is StepName.VERIFY
