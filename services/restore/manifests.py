@@ -11,6 +11,9 @@ a format change there does not silently restore nothing:
   ``resources/<resource.group>/{cluster|namespaces/<ns>}/<name>.json``;
 - multi-document YAML.
 
+An inventory document (``shared.contracts.inventory``: ``items`` of ``{key, resource, object, ...}``
+plus ``references``) is the first shape; its reference graph orders the restore too.
+
 Volume records name their claim with the tags ``ferry.dev/namespace`` and ``ferry.dev/pvc`` (or
 ``namespace``/``pvc``), or with a record name ``<namespace>/<pvc>``.
 """
@@ -76,6 +79,23 @@ def _from_tar(data: bytes) -> list[Manifest]:
     return found
 
 
+def references(data: bytes) -> list[tuple[str, str]]:
+    """(dependent key, dependency key) pairs of an inventory document's reference graph, if any."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    edges = []
+    for ref in doc.get("references") or []:
+        if isinstance(ref, dict) and ref.get("source") and ref.get("target") and not ref.get("missing"):
+            edges.append((str(ref["source"]), str(ref["target"])))
+    return edges
+
+
 def parse(data: bytes) -> list[Manifest]:
     """Every object of a manifests document (see the module docstring for the accepted shapes)."""
     if data[:2] == b"\x1f\x8b":
@@ -111,8 +131,17 @@ def _claim_of(record: Snapshot) -> tuple[str, str] | None:
     return None
 
 
-def load(repo: Repository, group: str) -> tuple[list[Manifest], dict[tuple[str, str], VolumeRecord]]:
-    """The manifests and the volume records (by source namespace and claim) of one Ferry snapshot."""
+@dataclass
+class Captured:
+    """One Ferry snapshot as restore sees it."""
+
+    items: list[Manifest]
+    volumes: dict[tuple[str, str], VolumeRecord]  # by source namespace and claim
+    edges: list[tuple[str, str]]  # the inventory's references: (dependent, dependency) keys
+
+
+def load(repo: Repository, group: str) -> Captured:
+    """The manifests, volume records and reference graph of one Ferry snapshot."""
     records = repo.snapshots(group=group)
     if not records:
         raise PermanentError(f"no snapshot {group!r} in the repository at {repo.store.location}")
@@ -120,9 +149,8 @@ def load(repo: Repository, group: str) -> tuple[list[Manifest], dict[tuple[str, 
     chosen = [(sid, r) for sid, r in blobs if r.name in MANIFEST_NAMES] or blobs
     if not chosen:
         raise PermanentError(f"snapshot {group} has no manifests record")
-    manifests: list[Manifest] = []
-    for snapshot_id, _record in chosen[-1:]:
-        manifests.extend(parse(read_blob(repo, snapshot_id)))
+    data = read_blob(repo, chosen[-1][0])
+    manifests = parse(data)
     volumes = {}
     for snapshot_id, record in records:
         if record.kind != "tree":
@@ -130,4 +158,4 @@ def load(repo: Repository, group: str) -> tuple[list[Manifest], dict[tuple[str, 
         claim = _claim_of(record)
         if claim is not None:
             volumes[claim] = VolumeRecord(snapshot_id, claim[0], claim[1], record.size)
-    return manifests, volumes
+    return Captured(manifests, volumes, references(data))

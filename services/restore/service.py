@@ -104,9 +104,10 @@ class RestoreService(StepService):
         group = await asyncio.to_thread(
             resolve_group, repo, ctx.outputs.get("snapshot") or request.source.snapshot
         )
-        captured, volumes = await asyncio.to_thread(manifests.load, repo, group)
+        captured = await asyncio.to_thread(manifests.load, repo, group)
         labels = restore_labels(ctx.request_id, group)
-        plan = prepare(captured, transforms_for(request, labels), rules, keep_owned=request.keep_owned)
+        plan = prepare(captured.items, transforms_for(request, labels), rules, keep_owned=request.keep_owned,
+                       extra_edges=captured.edges)  # fmt: skip
         for warning in plan.warnings:
             await ctx.warn(warning)
         cluster = await self.clusters(self.settings, request.target.cluster)
@@ -125,7 +126,7 @@ class RestoreService(StepService):
                 await ctx.warn(result.reason, obj=result.target)
 
         reverse = {v: k for k, v in request.target.namespace_map.items()}
-        engine = Restore(cluster, plan, policy=request.conflict_policy, dry_run=request.dry_run, volumes=volumes,
+        engine = Restore(cluster, plan, policy=request.conflict_policy, dry_run=request.dry_run, volumes=captured.volumes,
                          fill=lambda claim, record: movers.fill(claim, record.snapshot_id),
                          source_namespace=lambda ns: reverse.get(ns, ns), timeout=self.options.timeout,
                          on_result=on_result)  # fmt: skip

@@ -93,10 +93,10 @@ class VerifyService(StepService):
             ctx.outputs.get("target_repository") or request.target.repository or request.source.repository
         )
         repo = await asyncio.to_thread(open_target_repository, self.settings, repo_name)
-        captured, _volumes = await asyncio.to_thread(manifests.load, repo, group)
+        captured = await asyncio.to_thread(manifests.load, repo, group)
         labels = restore_labels(ctx.request_id, group)
-        plan = prepare(captured, transforms_for(request, labels), modifiers.parse(request.target.resource_modifiers),
-                       keep_owned=request.keep_owned)  # fmt: skip
+        plan = prepare(captured.items, transforms_for(request, labels), modifiers.parse(request.target.resource_modifiers),
+                       keep_owned=request.keep_owned, extra_edges=captured.edges)  # fmt: skip
         by_target = {r.target: r for r in restored.objects}
         cluster = await self.clusters(self.settings, request.target.cluster or "")
         problems: list[ObjectResult] = [r for r in plan.results if r.failed]
