@@ -25,7 +25,10 @@ async def _serve(args: argparse.Namespace) -> None:
         snapshots=not args.no_snapshots,
         workloads=not args.no_workloads,
         kubelet=not args.no_kubelet,
+        snapshot_ready_delay=args.snapshot_ready_delay,
     )
+    if args.ferry_image:
+        options.ferry_images = tuple(args.ferry_image)
     server = ApiServer(args.name, Path(args.data), options)
     url = await server.start(args.host, args.port)
     kubeconfig = Path(args.kubeconfig or Path(args.data) / "kubeconfig")
@@ -50,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--data", required=True, help="data directory (PV directories, logs, kubeconfig)")
     serve.add_argument("--kubeconfig", help="where to write the kubeconfig (default DATA/kubeconfig)")
+    serve.add_argument(
+        "--ferry-image",
+        action="append",
+        help="image repository name the kubelet runs locally (repeatable; default: ferry, ferry-mover)",
+    )
+    serve.add_argument(
+        "--snapshot-ready-delay", type=float, default=0.0, help="seconds before snapshots are ready"
+    )
     for ctl in ("storage", "snapshots", "workloads", "kubelet"):
         serve.add_argument(f"--no-{ctl}", action="store_true", help=f"switch the {ctl} controller off")
     seeder = sub.add_parser("seed", help="apply a folder of YAML to a cluster (server-side apply)")
