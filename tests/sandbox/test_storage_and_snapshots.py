@@ -256,3 +256,44 @@ async def test_a_claim_restored_verbatim_with_its_binding_annotation_is_lost(
         return pvc.status.phase == "Lost"
 
     await eventually(lost)
+
+
+async def test_a_pre_provisioned_snapshot_binds_and_restores_its_data(
+    api: client.ApiClient, ns: str, clusters: SandboxClusters, unique: str
+) -> None:
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    handle = f"imported-{unique}"
+    data = clusters["east"].data_dir / "snapshots" / handle
+    data.mkdir(parents=True)
+    (data / "payload.bin").write_bytes(b"\x00\x01imported")
+    content = {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshotContent",
+        "metadata": {"name": f"content-{unique}"},
+        "spec": {
+            "deletionPolicy": "Retain",
+            "driver": "sandbox.ferry.dev/local-path",
+            "source": {"snapshotHandle": handle},
+            "volumeSnapshotRef": {"name": "imported", "namespace": ns},
+        },
+    }
+    await custom.create_cluster_custom_object(*SNAP, "volumesnapshotcontents", content)
+    snapshot = {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": {"name": "imported"},
+        "spec": {"source": {"volumeSnapshotContentName": f"content-{unique}"}},
+    }
+    await custom.create_namespaced_custom_object(*SNAP, ns, "volumesnapshots", snapshot)
+    vs = await _ready(custom, ns, "imported")
+    assert vs["status"]["boundVolumeSnapshotContentName"] == f"content-{unique}"
+    bound_content = await custom.get_cluster_custom_object(
+        *SNAP, "volumesnapshotcontents", f"content-{unique}"
+    )
+    assert bound_content["spec"]["volumeSnapshotRef"]["uid"] == vs["metadata"]["uid"]
+    ref = {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "imported"}
+    await core.create_namespaced_persistent_volume_claim(ns, claim("from-import", dataSourceRef=ref))
+    restored = await bound(core, ns, "from-import")
+    assert (
+        clusters["east"].volume_path(restored.spec.volume_name) / "payload.bin"
+    ).read_bytes() == b"\x00\x01imported"
