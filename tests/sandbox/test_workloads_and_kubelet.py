@@ -271,3 +271,50 @@ async def test_a_service_gets_endpoints_and_an_owned_endpoint_slice_that_go_with
         return not left and not endpoints
 
     await eventually(cleaned)
+
+
+WAIT_FOR_STOP = """
+import os, sys, time
+deadline = time.time() + 20
+while not os.path.exists(os.path.join(sys.argv[1], "stop")) and time.time() < deadline:
+    time.sleep(0.02)
+"""
+
+
+async def test_a_claim_in_use_by_a_running_pod_is_protected_until_the_pod_ends(
+    api: client.ApiClient, ns: str, clusters: SandboxClusters
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    await core.create_namespaced_persistent_volume_claim(
+        ns,
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    job = ferry_job(
+        "holder",
+        ["python", "-c", WAIT_FOR_STOP, "/data"],
+        volumeMounts=[{"name": "data", "mountPath": "/data"}],
+    )
+    job["spec"]["template"]["spec"]["volumes"] = job["spec"]["template"]["spec"]["volumes"][:1]
+    await batch.create_namespaced_job(ns, job)
+
+    async def running() -> Any:
+        pods = (await core.list_namespaced_pod(ns, label_selector="job-name=holder")).items
+        return pods and pods[0].status.phase == "Running"
+
+    await eventually(running)
+    pvc = await core.read_namespaced_persistent_volume_claim("data", ns)
+    pv_dir = clusters["east"].volume_path(pvc.spec.volume_name)
+    await core.delete_namespaced_persistent_volume_claim("data", ns)
+    held = await core.read_namespaced_persistent_volume_claim("data", ns)
+    assert held.metadata.deletion_timestamp is not None
+    assert held.metadata.finalizers == ["kubernetes.io/pvc-protection"]
+    (pv_dir / "stop").touch()
+
+    async def released() -> bool:
+        names = [c.metadata.name for c in (await core.list_namespaced_persistent_volume_claim(ns)).items]
+        return "data" not in names
+
+    await eventually(released, within=20)
