@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 from typing import Any
 
 from rich.console import Console
@@ -109,11 +110,19 @@ async def list_requests(args: argparse.Namespace, io: Io, transport: Transport) 
         raise UsageError("--label", "expected key=value")
     if not 1 <= args.limit <= 1000:
         raise UsageError("--limit", "must be between 1 and 1000")
+    since = ""
+    if args.since:
+        try:
+            when = dt.datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError("--since", "expected an ISO 8601 time, e.g. 2026-11-23T10:00:00Z") from None
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        since = when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     query = ListQuery(
         phase=args.phase or "",
         kind=args.kind or "",
         label=args.label or "",
-        since=args.since or "",
+        since=since,
         limit=args.limit,
     )
     states = await transport.list(query)

@@ -14,7 +14,7 @@ import sys
 from rich.console import Console
 
 from services.cli.commands import COMMANDS, EXIT_ERROR, EXIT_OK, EXIT_USAGE, Io
-from services.cli.parsing import UsageError, build_parser, request_from_args
+from services.cli.parsing import UsageError, build_parser, request_from_args, script
 from services.cli.transports import CliError, open_transport
 
 
@@ -33,8 +33,6 @@ async def run(
     except SystemExit as e:  # argparse printed the usage and the flag at fault
         return _exit_code(e)
     if args.command == "completion":
-        from services.cli.completion import script
-
         out.file.write(script(parser, args.shell))
         return EXIT_OK
     if args.command == "sandbox":

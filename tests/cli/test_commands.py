@@ -107,6 +107,10 @@ async def test_status_list_and_submit_output_parses_as_json_and_yaml(ferry: Ferr
         (await ferry("list", "--label", "team=b", "--kind", "migrate", "-o", "yaml")).out
     )
     assert [item["request"]["labels"]["team"] for item in filtered["items"]] == ["b"]
+    future = json.loads((await ferry("list", "--since", "2999-01-01T00:00:00Z", "-o", "json")).out)
+    assert future == {"items": []}
+    recent = json.loads((await ferry("list", "--since", "2000-01-01T00:00:00+02:00", "-o", "json")).out)
+    assert len(recent["items"]) == 2
     table = await ferry("list")
     assert accepted["id"] in table.out and "replicate" in table.out and "east → west" in table.out
     shown = await ferry("status", accepted["id"])

@@ -226,6 +226,11 @@ def test_resource_modifiers_are_read_from_the_file(tmp_path: Path) -> None:
             "argument --label: expected key=value",
             id="a list label filter without a value",
         ),
+        pytest.param(
+            ["list", "--since", "yesterday", "--url", "http://127.0.0.1:9"],
+            "argument --since: expected an ISO 8601 time",
+            id="a list since a time that is not one",
+        ),
         pytest.param(["teleport"], "invalid choice: 'teleport'", id="an unknown command"),
     ],
 )
