@@ -14,9 +14,18 @@ import datetime as dt
 from typing import Any
 
 from rich.console import Console
+from rich.filesize import decimal
 
 from services.cli.parsing import UsageError, request_from_args
-from services.cli.rendering import generic_table, phase_text, requests_table, show_state, write_data
+from services.cli.rendering import (
+    generic_table,
+    phase_text,
+    requests_table,
+    show_snapshot,
+    show_state,
+    snapshots_table,
+    write_data,
+)
 from services.cli.transports import CliError, Transport
 from services.cli.watching import watch
 from shared.contracts.requests import encode_request
@@ -146,17 +155,25 @@ async def cancel(args: argparse.Namespace, io: Io, transport: Transport) -> int:
 
 
 async def snapshots(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    """The catalog's documents (shared/contracts/snapshots.py): a list, one snapshot, a deletion."""
     if args.delete and not args.id:
         raise UsageError("--delete", "name the snapshot to delete: ferry snapshots ID --delete")
-    query = {k: v for k, v in (("cluster", args.cluster), ("namespace", args.namespace)) if v}
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit", "must be at least 1")
+    filters = (("cluster", args.cluster), ("namespace", args.namespace), ("app", args.app))
+    filters += (("repository", args.repository), ("limit", str(args.limit) if args.limit else ""))
+    query = {k: v for k, v in filters if v}
     doc: Any = await transport.snapshots(args.id, query, delete=args.delete)
     if io.output != "table":
         write_data(io.out, doc, io.output)
+    elif args.delete:
+        freed = doc.get("bytes_freed", 0) if isinstance(doc, dict) else 0
+        io.out.print(f"snapshot {args.id} deleted ({decimal(int(freed))} freed)", highlight=False)
     elif args.id is None:
-        items = doc.get("items", doc) if isinstance(doc, dict) else doc
-        io.out.print(generic_table(items) if items else "no snapshots")
+        items = doc.get("items", []) if isinstance(doc, dict) else doc
+        io.out.print(snapshots_table(items) if items else "no snapshots")
     else:
-        write_data(io.out, doc, "yaml")
+        show_snapshot(io.out, doc)
     return EXIT_OK
 
 

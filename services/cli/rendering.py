@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import yaml
 from rich.console import Console
+from rich.filesize import decimal
 from rich.table import Table
 
 from shared.contracts.states import Phase, RequestState
@@ -136,3 +137,80 @@ def flatten(body: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         else:
             rows.append((name, json.dumps(value) if isinstance(value, list | dict) else str(value)))
     return rows
+
+
+def _size(value: Any) -> str:
+    return decimal(int(value)) if isinstance(value, int) else "-"
+
+
+def snapshots_table(items: list[dict[str, Any]]) -> Table:
+    """SnapshotSummary documents: what was captured, when, how big, how consistent."""
+    table = Table(box=None, header_style="bold")
+    for column in (
+        "ID",
+        "TIME",
+        "APP",
+        "CLUSTER",
+        "NAMESPACES",
+        "OBJECTS",
+        "VOLUMES",
+        "SIZE",
+        "NEW",
+        "CONSISTENCY",
+    ):
+        table.add_column(column, no_wrap=column != "NAMESPACES")
+    for item in items:
+        table.add_row(
+            str(item.get("id", "-")),
+            str(item.get("time", "-")),
+            str(item.get("app") or "-"),
+            str(item.get("cluster") or "-"),
+            ",".join(item.get("namespaces") or []) or "-",
+            str(item.get("objects", "-")),
+            str(item.get("volumes", "-")),
+            _size(item.get("bytes")),
+            _size(item.get("new_bytes")),
+            str(item.get("consistency") or "-"),
+        )
+    return table
+
+
+def show_snapshot(console: Console, doc: dict[str, Any]) -> None:
+    """A SnapshotDetail: the summary, object counts per resource, one row per volume."""
+    summary = doc.get("summary") or {}
+    if not summary:  # not the catalog's shape: show it as it is
+        console.file.write(yaml.safe_dump(doc, sort_keys=False))
+        return
+    console.print(
+        f"[bold]{summary.get('id')}[/]  {summary.get('time', '')}  app {summary.get('app') or '-'}",
+        highlight=False,
+    )
+    namespaces = ",".join(summary.get("namespaces") or []) or "-"
+    console.print(
+        f"cluster {summary.get('cluster') or '-'}  namespaces {namespaces}  request {summary.get('request_id') or '-'}",
+        highlight=False,
+    )
+    console.print(
+        f"{summary.get('objects', 0)} objects, {summary.get('volumes', 0)} volumes, {_size(summary.get('bytes'))} "
+        f"({_size(summary.get('new_bytes'))} new), consistency {summary.get('consistency') or '-'}",
+        highlight=False,
+    )
+    counts = doc.get("counts") or {}
+    if counts:
+        console.print("objects: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())), highlight=False)
+    volumes = doc.get("volume_records") or []
+    if volumes:
+        table = Table(box=None, header_style="bold")
+        for column in ("VOLUME", "FILES", "SIZE", "NEW", "STORED", "CONSISTENCY", "RECORD"):
+            table.add_column(column)
+        for v in volumes:
+            table.add_row(
+                f"{v.get('namespace')}/{v.get('claim')}",
+                str(v.get("files", 0)),
+                _size(v.get("bytes")),
+                _size(v.get("new_bytes")),
+                _size(v.get("stored_bytes")),
+                str(v.get("consistency") or "-"),
+                str(v.get("record", "")),
+            )
+        console.print(table)

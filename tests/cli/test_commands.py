@@ -127,3 +127,74 @@ async def test_the_same_idempotency_key_is_reported_as_the_same_request(ferry: F
     first = json.loads((await ferry("migrate", *STUB, "--idempotency-key", "k-1", "-o", "json")).out)
     again = json.loads((await ferry("migrate", *STUB, "--idempotency-key", "k-1", "-o", "json")).out)
     assert again == {**first, "duplicate": True}
+
+
+SUMMARY = {
+    "id": "snap-7",
+    "time": "2026-11-23T10:00:00Z",
+    "app": "shop",
+    "cluster": "east",
+    "namespaces": ["shop"],
+    "request_id": "replicate-1",
+    "objects": 31,
+    "volumes": 1,
+    "bytes": 5_000_000,
+    "new_bytes": 1_000_000,
+    "consistency": "csi",
+    "repository": "",
+}
+DETAIL = {
+    "summary": SUMMARY,
+    "counts": {"deployments.apps": 2, "configmaps": 3},
+    "volume_records": [
+        {"namespace": "shop", "claim": "data-db-0", "record": "r1", "bytes": 4_000_000, "new_bytes": 900_000,
+         "stored_bytes": 500_000, "files": 12, "consistency": "csi"},
+    ],
+    "manifests_record": "r0",
+}  # fmt: skip
+
+
+async def test_snapshots_are_listed_described_and_deleted(
+    ferry: Ferry, client: BusClient, transport: list[str]
+) -> None:
+    asked: list[tuple[str, bytes]] = []
+
+    async def catalog(msg) -> None:  # the snapshot service's endpoints, as shared/contracts/snapshots.py says
+        asked.append((msg.subject, msg.data))
+        if msg.subject.endswith(".list"):
+            await msg.respond(json.dumps({"items": [SUMMARY]}).encode())
+        elif msg.subject.endswith(".delete"):
+            await msg.respond(
+                json.dumps({"id": "snap-7", "records_removed": 2, "bytes_freed": 1_000_000}).encode()
+            )
+        elif msg.data == b"snap-7":
+            await msg.respond(json.dumps(DETAIL).encode())
+        else:
+            await msg.respond(
+                b'{"type": "rejected", "error": "no snapshot", "field": "id", "code": "not-found"}'
+            )
+
+    sub = await client.nc.subscribe("ferry.snapshots.*", cb=catalog)
+    await client.nc.flush()
+    try:
+        listed = await ferry("snapshots", "--cluster", "east", "--limit", "5")
+        described = await ferry("snapshots", "snap-7")
+        missing = await ferry("snapshots", "nope")
+        as_json = await ferry("snapshots", "-o", "json")
+        deleted = await ferry("snapshots", "snap-7", "--delete")
+    finally:
+        await sub.unsubscribe()
+    assert listed.code == 0, listed.err
+    assert re.search(
+        r"snap-7\s+2026-11-23T10:00:00Z\s+shop\s+east\s+shop\s+31\s+1\s+5.0 MB\s+1.0 MB\s+csi", listed.out
+    )
+    assert json.loads(asked[0][1]) == {"cluster": "east", "limit": "5"}
+    assert described.code == 0
+    assert "31 objects, 1 volumes, 5.0 MB (1.0 MB new), consistency csi" in described.out
+    assert re.search(r"shop/data-db-0\s+12\s+4.0 MB", described.out)
+    assert missing.code == 1 and "no snapshot" in missing.err
+    assert json.loads(as_json.out) == {"items": [SUMMARY]}
+    if "--url" in transport:  # the CLI token has read + submit; deleting needs admin
+        assert deleted.code == 1 and "not allowed" in deleted.err and "admin" in deleted.err
+    else:
+        assert deleted.code == 0 and "snapshot snap-7 deleted (1.0 MB freed)" in deleted.out
