@@ -7,6 +7,7 @@ namespaced resource, otherwise it is a namespace subresource (``status``, ``fina
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -148,8 +149,36 @@ async def handle(request: web.Request, server: ApiServer, t: Target) -> web.Stre
         if tail:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
+        if parse_bool(request.query.get("follow")):
+            return await _follow_log(request, server, ns, name, text)
         return web.Response(text=text, content_type="text/plain")
     raise errors.path_not_found()
+
+
+async def _follow_log(
+    request: web.Request, server: ApiServer, ns: str, name: str, first: str
+) -> web.StreamResponse:
+    """``follow=true``: stream the log as it grows until the pod has finished (or is gone)."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    sent = len(server.pod_log(ns, name, None))
+    try:
+        await resp.write(first.encode())
+        while True:
+            pod = server.store.get("pods", ns, name)
+            done = pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            text = server.pod_log(ns, name, None)
+            if len(text) > sent:
+                await resp.write(text[sent:].encode())
+                sent = len(text)
+            if done:
+                break
+            await asyncio.sleep(0.1)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    return resp
 
 
 async def _list_or_watch(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -318,3 +320,37 @@ async def test_a_claim_in_use_by_a_running_pod_is_protected_until_the_pod_ends(
         return "data" not in names
 
     await eventually(released, within=20)
+
+
+TALK_THEN_WAIT = """
+import os, sys, time
+print("one", flush=True)
+deadline = time.time() + 20
+while not os.path.exists(sys.argv[1]) and time.time() < deadline:
+    time.sleep(0.02)
+print("two", flush=True)
+"""
+
+
+async def test_following_a_pod_log_streams_until_the_process_ends(
+    api: client.ApiClient, ns: str, tmp_path: Path
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    stop = tmp_path / "stop"
+    job = ferry_job("talker", ["python", "-c", TALK_THEN_WAIT, str(stop)])
+    job["spec"]["template"]["spec"]["volumes"] = []
+    await batch.create_namespaced_job(ns, job)
+
+    async def running() -> Any:
+        pods = (await core.list_namespaced_pod(ns, label_selector="job-name=talker")).items
+        return pods[0].metadata.name if pods and pods[0].status.phase == "Running" else None
+
+    pod = await eventually(running)
+    response = await core.read_namespaced_pod_log(pod, ns, follow=True, _preload_content=False)
+    try:
+        async with asyncio.timeout(20):
+            assert await response.content.readline() == b"one\n"
+            stop.touch()
+            assert await response.content.read() == b"two\n"
+    finally:
+        response.release()
