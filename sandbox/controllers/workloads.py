@@ -101,15 +101,19 @@ class WorkloadController(Controller):
                 observedGeneration=gen, currentRevision=revision, updateRevision=revision, collisionCount=0
             )
         elif resource == DS:
+            # one node: scheduled there unless the pod's nodeSelector excludes it (how quiescing works)
+            selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+            node = self.store.get("nodes", "", NODE)
+            labels = ((node or {}).get("metadata") or {}).get("labels") or {}
+            n = 1 if all(labels.get(k) == v for k, v in selector.items()) else 0
             status = {
-                "currentNumberScheduled": 1,
-                "desiredNumberScheduled": 1,
-                "numberAvailable": 1,
+                "currentNumberScheduled": n,
+                "desiredNumberScheduled": n,
                 "numberMisscheduled": 0,
-                "numberReady": 1,
+                "numberReady": n,
                 "observedGeneration": gen,
-                "updatedNumberScheduled": 1,
             }
+            status.update(_compact({"numberAvailable": n, "updatedNumberScheduled": n}))
         elif resource == RS:
             status = {"replicas": replicas, "observedGeneration": gen}
             status.update(

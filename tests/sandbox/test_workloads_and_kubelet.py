@@ -354,3 +354,30 @@ async def test_following_a_pod_log_streams_until_the_process_ends(
             assert await response.content.read() == b"two\n"
     finally:
         response.release()
+
+
+NODE_SELECTORS = [
+    pytest.param({}, 1, id="a daemonset without a node selector runs on the one node"),
+    pytest.param({"kubernetes.io/os": "linux"}, 1, id="a matching node selector keeps it scheduled"),
+    pytest.param({"migration.example/quiesce": "true"}, 0, id="a selector no node has quiesces it"),
+]
+
+
+@pytest.mark.parametrize(("node_selector", "scheduled"), NODE_SELECTORS)
+async def test_a_daemonset_is_scheduled_where_its_node_selector_allows(
+    api: client.ApiClient, ns: str, node_selector: dict[str, str], scheduled: int
+) -> None:
+    apps = client.AppsV1Api(api)
+    template = pod_template("fluentd")
+    template["spec"]["nodeSelector"] = node_selector
+    await apps.create_namespaced_daemon_set(
+        ns,
+        {"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": LABELS}, "template": template}},
+    )
+
+    async def observed() -> Any:
+        ds = await apps.read_namespaced_daemon_set("agent", ns)
+        return ds if ds.status.observed_generation == 1 else None
+
+    ds = await eventually(observed)
+    assert ds.status.desired_number_scheduled == scheduled and ds.status.number_ready == scheduled
