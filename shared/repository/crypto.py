@@ -68,6 +68,12 @@ class Cipher:
         nonce = os.urandom(NONCE)
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
+    def seal_into(self, plaintext: bytes | memoryview, aad: bytes, out: memoryview) -> None:
+        """Seal into ``out`` (exactly ``len(plaintext) + OVERHEAD`` bytes): no allocation per blob."""
+        nonce = os.urandom(NONCE)
+        out[:NONCE] = nonce
+        self._aead.encrypt_into(nonce, plaintext, aad, out[NONCE:])
+
     def open(self, sealed: bytes | memoryview, aad: bytes, what: str) -> bytes:
         view = memoryview(sealed)
         if len(view) < OVERHEAD:

@@ -5,23 +5,26 @@ A pack is ``blob || blob || ... || sealed header || u32 header length``; each bl
 and compression flag, so an index can be rebuilt from packs alone. Many small files therefore cost
 one object per 16 MiB rather than one per file, and 16 MiB PUTs run about twice as fast as 4 MiB ones.
 
-Concurrency, sized on purpose: callers (a pool of ``cpu_count`` workers) compress and encrypt in their
-own threads — zstd, AES and BLAKE3 release the GIL — and hand sealed blobs here; full packs go to an
-upload pool (I/O bound, 4 threads by default). At most ``upload_threads + 2`` packs exist at once,
-which bounds memory whatever the volume size. A blob id is *claimed* before it is sealed, so two
-threads (or a file repeated twice) never store the same chunk twice in one run.
+Memory and CPU, on purpose: a pack is assembled in a reused buffer from a small pool. A worker
+reserves its blob's place in the open pack under a lock, then encrypts straight into it
+(``encrypt_into``) outside the lock, so workers fill one pack concurrently and nothing is allocated
+or copied per blob; the last writer of a full pack hands it to the upload pool (4 threads, I/O
+bound). The pool holds ``upload_threads + 4`` buffers: when all are busy, workers wait — that is the
+back-pressure that bounds memory whatever the volume size. A blob id is *claimed* before it is
+sealed, so two threads (or a file repeated twice) never store the same chunk twice in one run.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import struct
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from shared.repository.crypto import Cipher, blob_aad, pack_id
+from shared.repository.crypto import OVERHEAD, Cipher, blob_aad, pack_id
 from shared.repository.formats import HEADER_DECODER, MSGPACK, IndexedPack, PackedBlob
 from shared.repository.indexes import Index, write_index
 from shared.store import ObjectStore, layout
@@ -30,13 +33,16 @@ log = logging.getLogger("ferry.repository")
 HEADER_AAD = b"ferry-pack-header-v1"
 INDEX_EVERY_PACKS = 8
 INDEX_EVERY_SECONDS = 10.0
+SLACK = 5 * 1024 * 1024  # room past pack_size: the blob that fills a pack, and its header
 
 
 @dataclass
 class _OpenPack:
-    parts: list[bytes] = field(default_factory=list)
+    buffer: bytearray
     blobs: list[PackedBlob] = field(default_factory=list)
     size: int = 0
+    writers: int = 0
+    full: bool = False
 
 
 @dataclass
@@ -63,11 +69,13 @@ class Packer:
         self.store, self.cipher, self.index, self.pack_size = store, cipher, index, pack_size
         self.stats = PackStats()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._claimed: set[bytes] = set()
         self._open: dict[int, _OpenPack] = {}
+        self._outstanding = 0  # packs opened and not yet uploaded (or failed)
         self._pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="ferry-upload")
-        self._slots = threading.BoundedSemaphore(upload_threads + 2)
-        self._pending: set[Future[None]] = set()
+        self._buffers: queue.LifoQueue[bytearray] = queue.LifoQueue()
+        self._buffers_left = upload_threads + 4
         self._unsaved: list[IndexedPack] = []
         self._index_lock = threading.Lock()
         self._last_index = time.monotonic()
@@ -88,41 +96,91 @@ class Packer:
         if not self.claim(blob_id):
             return False
         payload, compressed = self.cipher.compress(plaintext)
-        sealed = self.cipher.seal(payload, blob_aad(blob_id, blob_type))
-        self.add_sealed(blob_id, blob_type, sealed, len(plaintext), compressed)
+        pack, offset = self._reserve(blob_id, blob_type, len(payload) + OVERHEAD, len(plaintext), compressed)
+        try:
+            out = memoryview(pack.buffer)[offset : offset + len(payload) + OVERHEAD]
+            self.cipher.seal_into(payload, blob_aad(blob_id, blob_type), out)
+        finally:
+            self._written(pack)
         return True
 
     def add_sealed(self, blob_id: bytes, blob_type: int, sealed: bytes, size: int, compressed: bool) -> None:
-        """Pack an already sealed blob (the caller claimed it); uploads a pack when it is full."""
+        """Pack an already sealed blob (the caller claimed it): copy, prune and repack use this."""
+        pack, offset = self._reserve(blob_id, blob_type, len(sealed), size, compressed)
+        try:
+            pack.buffer[offset : offset + len(sealed)] = sealed
+        finally:
+            self._written(pack)
+
+    def _buffer(self, needed: int) -> bytearray:
+        if needed > self.pack_size + SLACK // 2:  # a huge tree blob: a buffer of its own
+            return bytearray(needed + SLACK)
+        try:
+            return self._buffers.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            make = self._buffers_left > 0
+            self._buffers_left -= 1 if make else 0
+        return bytearray(self.pack_size + SLACK) if make else self._buffers.get()
+
+    def _reserve(
+        self, blob_id: bytes, blob_type: int, length: int, size: int, compressed: bool
+    ) -> tuple[_OpenPack, int]:
         if self._error is not None:
             raise self._error
-        full: _OpenPack | None = None
-        with self._lock:
-            pack = self._open.setdefault(blob_type, _OpenPack())
-            pack.blobs.append(PackedBlob(blob_id, blob_type, pack.size, len(sealed), size, compressed))
-            pack.parts.append(sealed)
-            pack.size += len(sealed)
-            self.stats.new_chunks += 1
-            self.stats.new_bytes += size
-            self.stats.stored_bytes += len(sealed)
-            if pack.size >= self.pack_size:
-                full = self._open.pop(blob_type)
-        if full is not None:
-            self._submit(full)
+        spare: bytearray | None = None
+        while True:
+            with self._lock:
+                pack = self._open.get(blob_type)
+                if pack is not None and pack.size + length > len(pack.buffer) - SLACK // 2 and pack.blobs:
+                    pack.full = True  # does not fit: close this pack, open another
+                    del self._open[blob_type]
+                    self._seal_if_done(pack)
+                    pack = None
+                if pack is None and spare is not None:
+                    pack = self._open[blob_type] = _OpenPack(spare)
+                    self._outstanding += 1
+                    spare = None
+                if pack is not None:
+                    offset = pack.size
+                    pack.blobs.append(PackedBlob(blob_id, blob_type, offset, length, size, compressed))
+                    pack.size += length
+                    pack.writers += 1
+                    self.stats.new_chunks += 1
+                    self.stats.new_bytes += size
+                    self.stats.stored_bytes += length
+                    if pack.size >= self.pack_size:
+                        pack.full = True
+                        del self._open[blob_type]
+                    break
+            spare = self._buffer(length)  # may wait for an upload to finish: never under the lock
+        if spare is not None and len(spare) == self.pack_size + SLACK:
+            self._buffers.put(spare)
+        return pack, offset
 
-    def _submit(self, pack: _OpenPack) -> None:
-        self._slots.acquire()
-        future = self._pool.submit(self._upload, pack)
+    def _written(self, pack: _OpenPack) -> None:
         with self._lock:
-            self._pending.add(future)
-        future.add_done_callback(self._done)
+            pack.writers -= 1
+            self._seal_if_done(pack)
 
-    def _done(self, future: Future[None]) -> None:
+    def _seal_if_done(self, pack: _OpenPack) -> None:
+        """Under the lock: a full pack whose last writer is done goes to the upload pool."""
+        if pack.full and pack.writers == 0:
+            pack.writers = -1  # submitted once
+            self._pool.submit(self._upload_one, pack)
+
+    def _upload_one(self, pack: _OpenPack) -> None:
+        error: BaseException | None = None
+        try:
+            self._upload(pack)
+        except BaseException as e:  # recorded, raised to the producer by the next add or flush
+            error = e
         with self._lock:
-            self._pending.discard(future)
-        self._slots.release()
-        if future.exception() is not None and self._error is None:
-            self._error = future.exception()
+            if error is not None and self._error is None:
+                self._error = error
+            self._outstanding -= 1
+            self._idle.notify_all()
 
     def _throttle(self, nbytes: int) -> None:
         if not self._rate:
@@ -134,14 +192,20 @@ class Packer:
         time.sleep(max(0.0, self._rate_next - now))
 
     def _upload(self, pack: _OpenPack) -> None:
-        header = self.cipher.seal_record(MSGPACK.encode(pack.blobs), HEADER_AAD)
-        pack.parts.append(header)
-        pack.parts.append(struct.pack("<I", len(header)))
-        data = b"".join(pack.parts)
-        pack.parts.clear()
-        name = pack_id(data)
-        self._throttle(len(data))
-        self.store.put(layout.pack(name), data)
+        try:
+            header = self.cipher.seal_record(MSGPACK.encode(pack.blobs), HEADER_AAD)
+            end = pack.size + len(header) + 4
+            if end <= len(pack.buffer):
+                pack.buffer[pack.size : end] = header + struct.pack("<I", len(header))
+                data: bytes | memoryview = memoryview(pack.buffer)[:end]
+            else:
+                data = bytes(pack.buffer[: pack.size]) + header + struct.pack("<I", len(header))
+            name = pack_id(data)
+            self._throttle(len(data))
+            self.store.put(layout.pack(name), data)
+        finally:
+            if len(pack.buffer) == self.pack_size + SLACK:
+                self._buffers.put(pack.buffer)
         indexed = IndexedPack(name, len(data), pack.blobs)
         self.index.add_pack(indexed)
         with self._index_lock:
@@ -160,18 +224,12 @@ class Packer:
     def flush(self) -> None:
         """Upload the partial packs, wait for every upload, and write the remaining index entries."""
         with self._lock:
-            partial = list(self._open.values())
+            for pack in self._open.values():
+                pack.full = True
+                self._seal_if_done(pack)
             self._open.clear()
-        for pack in partial:
-            if pack.blobs:
-                self._submit(pack)
-        while True:
-            with self._lock:
-                pending = list(self._pending)
-            if not pending:
-                break
-            for future in pending:
-                future.exception()
+            while self._outstanding:
+                self._idle.wait()
         if self._error is not None:
             raise self._error
         with self._index_lock:
@@ -180,6 +238,7 @@ class Packer:
     def abort(self) -> None:
         """After a failure or an interrupt: drop the partial packs, but index what was uploaded."""
         with self._lock:
+            self._outstanding -= len(self._open)
             self._open.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._index_lock:
