@@ -154,6 +154,21 @@ _BUILTIN: dict[str, list[Column]] = {
         ("StorageClass", "string", lambda o: _s(o, "spec.storageClassName")),
     ],
     "namespaces": [("Status", "string", lambda o: _s(o, "status.phase"))],
+    "nodes": [
+        (
+            "Status",
+            "string",
+            lambda o: (
+                "Ready"
+                if any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in _s(o, "status.conditions", [])
+                )
+                else "NotReady"
+            ),
+        ),
+        ("Roles", "string", lambda o: "<none>"),
+    ],
     "horizontalpodautoscalers.autoscaling": [
         (
             "Reference",
@@ -206,7 +221,10 @@ def _columns(rt: ResourceType) -> list[Column]:
             (name, "string", _age_at(path)) if kind == "date" else (name, kind, _value_at(path))
             for name, kind, path in rt.printer_columns
         ]
-    return [*_BUILTIN.get(rt.resource, []), ("Age", "string", _age_at("metadata.creationTimestamp"))]
+    tail: list[Column] = [("Age", "string", _age_at("metadata.creationTimestamp"))]
+    if rt.resource == "nodes":
+        tail.append(("Version", "string", _value_at("status.nodeInfo.kubeletVersion")))
+    return [*_BUILTIN.get(rt.resource, []), *tail]
 
 
 def table(
