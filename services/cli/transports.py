@@ -36,8 +36,16 @@ _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
 
 
+RETRIES = 6  # attempts of a read while the gateway is unreachable: about 10 s in all
+BACKOFF = 0.5  # seconds, times the attempt number
+
+
 class CliError(Exception):
     """Anything that stops a command which is not a usage error; exit code 1."""
+
+
+class Unreachable(CliError):
+    """The gateway did not answer at all (connection refused, reset, timeout): worth retrying."""
 
 
 class Transport(Protocol):
@@ -68,6 +76,20 @@ class GatewayTransport:
     async def _call(
         self, method: str, path: str, *, data: bytes | None = None, params: dict[str, str] | None = None
     ) -> bytes:
+        """One call; reads (GET) are retried while the gateway is unreachable (a replica restarting)."""
+        attempts = RETRIES if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._call_once(method, path, data=data, params=params)
+            except Unreachable:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(BACKOFF * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call_once(
+        self, method: str, path: str, *, data: bytes | None, params: dict[str, str] | None
+    ) -> bytes:
         try:
             async with self.session.request(
                 method,
@@ -82,9 +104,9 @@ class GatewayTransport:
                     raise CliError(self._error(response.status, body))
                 return body
         except aiohttp.ClientError as e:
-            raise CliError(f"cannot reach the gateway at {self.url}: {e}") from None
+            raise Unreachable(f"cannot reach the gateway at {self.url}: {e}") from None
         except TimeoutError:
-            raise CliError(f"the gateway at {self.url} did not answer within {self.timeout}s") from None
+            raise Unreachable(f"the gateway at {self.url} did not answer within {self.timeout}s") from None
 
     @staticmethod
     def _error(status: int, body: bytes) -> str:
@@ -118,7 +140,12 @@ class GatewayTransport:
         return _state.decode(await self._call("POST", f"/v1/requests/{request_id}/cancel"))
 
     async def events(self, request_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
-        """SSE frames as (sequence, event); reconnects from the last id until the final phase."""
+        """SSE frames as (sequence, event) until the final phase.
+
+        A dropped stream (a gateway replica restarting, a proxy's idle timeout) is resumed from the
+        last id seen with ``Last-Event-ID``; a stream that ends without a final phase is checked
+        against the request's state, so a finished request does not reconnect forever.
+        """
         last, failures = after, 0
         while True:
             headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
@@ -130,7 +157,6 @@ class GatewayTransport:
                 ) as response:
                     if response.status >= 400:
                         raise CliError(self._error(response.status, await response.read()))
-                    failures = 0
                     seq, data = 0, ""
                     async for raw in response.content:
                         line = raw.decode().rstrip("\r\n")
@@ -140,16 +166,23 @@ class GatewayTransport:
                             data = line[6:]
                         elif not line and data:
                             event = event_decoder.decode(data)
-                            last, data = seq, ""
+                            last, data, failures = seq, "", 0
                             yield seq, event
                             if isinstance(event, PhaseChanged) and event.phase.final:
                                 return
-                    return  # the gateway ended the stream: the request is over
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
+                if (await self.get(request_id)).phase.final:
+                    return  # the history ended and the request is over
+                raise Unreachable("the event stream ended before the request did")
+            except (
+                aiohttp.ClientPayloadError,
+                aiohttp.ClientConnectionError,
+                TimeoutError,
+                Unreachable,
+            ) as e:
                 failures += 1
-                if failures > 5:
+                if failures > RETRIES:
                     raise CliError(f"lost the event stream from {self.url}: {e}") from None
-                await asyncio.sleep(min(0.5 * failures, 3.0))
+                await asyncio.sleep(BACKOFF * failures)
 
     async def snapshots(self, snapshot_id: str | None, query: dict[str, str], delete: bool = False) -> Any:
         if snapshot_id is None:

@@ -4,15 +4,22 @@ both transports: exit codes for each outcome, parseable JSON/YAML, live progress
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 
 import pytest
 import yaml
 
+from services.gateway.service import GatewayService
+from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
 from shared.contracts.states import ListQuery, Phase
-from tests.cli.conftest import Ferry
+from shared.contracts.steps import StepName
+from shared.runtime import Settings
+from tests.cli.conftest import Ferry, invoke
+from tests.gateway.stack import TOKENS, gateway_config, running
+from tests.gateway.stubs import volume_step
 from tests.waiting import eventually
 
 STUB = ["--from", "east", "--to", "west", "-n", "shop", "--steps", "snapshot,verify"]
@@ -198,3 +205,40 @@ async def test_snapshots_are_listed_described_and_deleted(
         assert deleted.code == 1 and "not allowed" in deleted.err and "admin" in deleted.err
     else:
         assert deleted.code == 0 and "snapshot snap-7 deleted (1.0 MB freed)" in deleted.out
+
+
+async def test_a_watch_survives_a_gateway_restart(
+    settings: Settings, client: BusClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway keeps no state: another replica on the same address resumes the stream (Last-Event-ID)."""
+    monkeypatch.setenv("FERRY_TOKEN", TOKENS["cli"])
+    steps = [volume_step(step)(settings) for step in (StepName.SNAPSHOT, StepName.VERIFY)]
+    first = GatewayService(settings, config=gateway_config())
+    async with running(IntakeService(settings), *steps):
+        await first.start()
+        url, port = first.url, first.port
+        watching = asyncio.create_task(
+            invoke(
+                "migrate",
+                *STUB,
+                "--label",
+                "behaviour=sleep",
+                "--label",
+                "seconds=1.5",
+                "--watch",
+                "--url",
+                url,
+            )
+        )
+
+        async def started() -> bool:
+            return any(s.phase is Phase.IN_PROGRESS for s in await client.list(ListQuery()))
+
+        await eventually(started, what="the request started")
+        await first.drain()  # the replica goes away mid-stream ...
+        second = GatewayService(settings, config=dataclasses.replace(gateway_config(), port=port))
+        async with second:  # ... and another takes its place
+            result = await asyncio.wait_for(watching, timeout=30)
+    assert result.code == 0, result.err
+    assert "Completed" in result.out and "Verification of snapshot grp-1: verified" in result.out
+    assert result.out.count("→ Completed") == 1  # resumed after the last event seen: nothing twice
