@@ -18,6 +18,13 @@ REQUEST_GET = f"{PREFIX}.requests.get"  # body: request id; reply: RequestState 
 REQUEST_CANCEL = f"{PREFIX}.requests.cancel"  # body: request id; reply: RequestState or Rejected
 REQUEST_LIST = f"{PREFIX}.requests.list"  # body: ListQuery; reply: RequestList
 
+# The snapshot catalog (core NATS request-reply, answered by the snapshot service's replicas);
+# documents in shared/contracts/snapshots.py.
+SNAPSHOTS_LIST = f"{PREFIX}.snapshots.list"  # body: SnapshotQuery JSON; reply: SnapshotList
+SNAPSHOTS_DESCRIBE = f"{PREFIX}.snapshots.describe"  # body: snapshot id; reply: SnapshotDetail
+SNAPSHOTS_DELETE = f"{PREFIX}.snapshots.delete"  # body: snapshot id; reply: Deleted
+SNAPSHOTS_RETAIN = f"{PREFIX}.snapshots.retain"  # body: RetentionQuery JSON; reply: RetentionResult
+
 # Step commands: one JetStream work-queue stream, one durable pull consumer per step.
 STEPS_STREAM = "FERRY_STEPS"
 STEP_PREFIX = f"{PREFIX}.step"

@@ -1,0 +1,171 @@
+"""The temporary objects of a snapshot step: names, labels, and the manifests of mover Jobs.
+
+Every temporary object (credentials Secret, VolumeSnapshot, claim from the snapshot, mover Job)
+carries ``ferry.dev/request=<request id>`` and ``ferry.dev/step=snapshot``, so one label selector
+finds what any attempt of the step left behind — the sweep at the start and at the end of every
+attempt deletes them all. Names are stable for (request, claim), short enough for DNS-1123.
+
+The mover Job runs Ferry's image with ``ferry-mover backup /data``, the claim mounted read-only at
+``/data``; the repository URL and S3 endpoint are plain env, the repository password and S3 keys
+come from the Secret, progress goes to NATS with the request id (the mover publishes per-volume
+Progress events itself).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from shared.contracts import snapshots as c
+from shared.runtime.settings import Settings
+
+MOUNT = "/data"
+REQUEST_LABEL = "ferry.dev/request"
+STEP_LABEL = "ferry.dev/step"
+ROLE_LABEL = "ferry.dev/role"
+TEMPORARY = ("jobs.batch", "persistentvolumeclaims", "volumesnapshots.snapshot.storage.k8s.io", "secrets")
+SNAPSHOT_API = "snapshot.storage.k8s.io"
+
+
+def labels(request_id: str, role: str) -> dict[str, str]:
+    return {REQUEST_LABEL: request_id, STEP_LABEL: "snapshot", ROLE_LABEL: role}
+
+
+def selector(request_id: str) -> str:
+    return f"{REQUEST_LABEL}={request_id},{STEP_LABEL}=snapshot"
+
+
+def short_name(*parts: str, prefix: str = "ferry-snap") -> str:
+    """A DNS-1123 name under 63 characters, stable for the same parts."""
+    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
+    head = "".join(ch if ch.isalnum() else "-" for ch in parts[-1].lower())[: 63 - len(prefix) - 10].strip(
+        "-"
+    )
+    return f"{prefix}-{head}-{digest}" if head else f"{prefix}-{digest}"
+
+
+def _secret_values(settings: Settings) -> dict[str, str]:
+    data = {
+        "FERRY_REPO_PASSWORD": settings.repo_password,
+        "FERRY_S3_ACCESS_KEY": settings.s3.access_key,
+        "FERRY_S3_SECRET_KEY": settings.s3.secret_key,
+    }
+    return {k: v for k, v in data.items() if v}
+
+
+def secret_keys(settings: Settings) -> list[str]:
+    return sorted(_secret_values(settings))
+
+
+def credentials(settings: Settings, name: str, namespace: str, request_id: str) -> dict[str, Any]:
+    data = _secret_values(settings)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(request_id, "mover-credentials")},
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def volume_snapshot(
+    name: str, namespace: str, claim: str, snapshot_class: str, request_id: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{SNAPSHOT_API}/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(request_id, "volume-snapshot")},
+        "spec": {"volumeSnapshotClassName": snapshot_class, "source": {"persistentVolumeClaimName": claim}},
+    }
+
+
+def claim_from_snapshot(
+    name: str, namespace: str, snapshot: str, storage_class: str, size: str, request_id: str
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+        "dataSource": {"apiGroup": SNAPSHOT_API, "kind": "VolumeSnapshot", "name": snapshot},
+    }
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(request_id, "snapshot-claim")},
+        "spec": spec,
+    }
+
+
+def backup_args(namespace: str, claim: str, group: str, parent: str, tags: dict[str, str]) -> list[str]:
+    args = ["backup", MOUNT, "--name", f"{namespace}/{claim}", "--group", group, "--parent", parent or "none"]
+    for key, value in sorted(tags.items()):
+        args += ["--tag", f"{key}={value}"]
+    return [*args, "--json", "--quiet", "--step", "snapshot"]
+
+
+def mover_job(
+    settings: Settings,
+    *,
+    name: str,
+    namespace: str,
+    claim: str,
+    args: list[str],
+    repository_url: str,
+    secret: str,
+    request_id: str,
+) -> dict[str, Any]:
+    env: list[dict[str, Any]] = [
+        {"name": "FERRY_REPO", "value": repository_url},
+        {"name": "FERRY_REQUEST_ID", "value": request_id},
+    ]
+    if settings.s3.endpoint:
+        env.append({"name": "FERRY_S3_ENDPOINT", "value": settings.s3.endpoint})
+    if settings.s3.region:
+        env.append({"name": "FERRY_S3_REGION", "value": settings.s3.region})
+    if settings.nats.url:
+        env.append({"name": "FERRY_NATS_URL", "value": settings.nats.url})
+    for key in secret_keys(settings):  # only the keys the Secret holds (the sandbox mishandles optional)
+        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    job_labels = labels(request_id, "mover")
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": job_labels},
+        "spec": {
+            "backoffLimit": 1,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "mover",
+                            "image": settings.image,
+                            "command": ["ferry-mover"],
+                            "args": args,
+                            "env": env,
+                            "volumeMounts": [{"name": "data", "mountPath": MOUNT, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def volume_tags(
+    app: str, cluster: str, namespace: str, claim: str, consistency: str, request_id: str
+) -> dict[str, str]:
+    return {
+        c.APP_TAG: app,
+        c.CLUSTER_TAG: cluster,
+        c.NAMESPACE_TAG: namespace,
+        c.PVC_TAG: claim,
+        c.CONSISTENCY_TAG: consistency,
+        c.REQUEST_TAG: request_id,
+    }

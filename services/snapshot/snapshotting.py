@@ -1,0 +1,277 @@
+"""The snapshot step: one Ferry snapshot (manifests + every volume) of the application in its inventory.
+
+Consumes ``ferry.step.snapshot``. Reads the inventory discovery stored, opens the source
+repository, and writes one group of records under a snapshot id derived from the request id (so a
+redelivered step writes into the same group and reuses the volumes an earlier attempt finished):
+
+1. sweep what an earlier attempt left (by label) and un-quiesce what it left quiesced;
+2. quiesce if asked (annotations remember the originals: ``quiescing``);
+3. copy the volumes, ``request.volumes.parallel`` at a time (``copying``): a CSI VolumeSnapshot and
+   a claim from it when a snapshot class fits (``auto``/``csi``), else the live claim read-only,
+   which is crash-consistent only and said so as a warning; progress per volume and in total;
+4. write the manifests blob last (encrypted like all repository data — it holds Secrets); its
+   tags are what the catalog lists, and a group without it is an interrupted attempt;
+5. always: un-quiesce, delete every temporary object (credentials Secret, VolumeSnapshots,
+   claims, Jobs) — on success and on failure.
+
+Outputs: ``{"snapshot": <id>, "repository": <name>}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from services.snapshot import catalog, movers
+from services.snapshot.copying import Job, Progress, copy_volume, sweep
+from services.snapshot.endpoints import CatalogEndpoints
+from services.snapshot.quiescing import quiesce, unquiesce
+from shared.contracts import snapshots as c
+from shared.contracts.errors import PermanentError
+from shared.contracts.inventory import Inventory, Volume, decode_inventory
+from shared.contracts.requests import MobilityRequest, SnapshotMethod
+from shared.contracts.steps import StepName, StepResult
+from shared.kube import Cluster, Clusters, RetryPolicy
+from shared.repository import Repository, Snapshot, put_blob
+from shared.runtime import StepContext, StepService
+from shared.runtime.repositories import open_repository, repository_url
+
+log = logging.getLogger("ferry.snapshot")
+
+
+def app_of(request: MobilityRequest, inventory: Inventory) -> str:
+    """The retention series: the request's ``app`` label, else cluster + namespaces (+ selector)."""
+    if request.labels.get("app"):
+        return request.labels["app"]
+    app = f"{inventory.cluster}/{','.join(sorted(inventory.namespaces))}"
+    return f"{app}?{inventory.selector}" if inventory.selector else app
+
+
+def manifests_document(inventory: Inventory, keep_owned: bool) -> bytes:
+    """The objects as a Kubernetes-List-like JSON document restore reads (sorted: dedups well)."""
+    items = [
+        {
+            "resource": i.resource,
+            "namespaced": i.namespaced,
+            "owned": i.owned,
+            "needed_by": i.needed_by,
+            "object": i.object,
+        }
+        for i in sorted(inventory.items, key=lambda i: i.key)
+        if keep_owned or not i.owned
+    ]
+    doc = {"apiVersion": "v1", "kind": "List", "metadata": {"cluster": inventory.cluster}, "items": items}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def method_for(request: MobilityRequest, volume: Volume) -> str:
+    if request.volumes.method is SnapshotMethod.LIVE:
+        return "live"
+    if volume.snapshot_class:
+        return "csi"
+    if request.volumes.method is SnapshotMethod.CSI:
+        raise PermanentError(
+            f"volume {volume.key} (driver {volume.driver or 'unknown'}) has no VolumeSnapshotClass, "
+            "and the request asks for CSI snapshots only (volumes.method=csi)"
+        )
+    return "live"
+
+
+def parents(repo: Repository, app: str) -> dict[str, str]:
+    """The newest finished volume record of each claim in this application's series (for the mover)."""
+    found: dict[str, str] = {}
+    for record_id, record in repo.snapshots(tags={c.APP_TAG: app}):
+        if record.kind == "tree" and c.VERIFICATION_TAG not in record.tags:
+            found[f"{record.tags.get(c.NAMESPACE_TAG)}/{record.tags.get(c.PVC_TAG)}"] = record_id
+    return found
+
+
+@dataclass
+class Attempt:
+    """One attempt of the step: what the volume copies and the manifests write share."""
+
+    ctx: StepContext
+    cluster: Cluster
+    repo: Repository
+    request: MobilityRequest
+    inventory: Inventory
+    group: str
+    app: str
+    url: str
+    secret: str
+    done: dict[str, Snapshot]  # volumes an earlier attempt finished, by claim key
+    previous: dict[str, str]  # the parent record of each claim (the series' newest)
+
+
+def record_of(repo: Repository, group: str, volume: Volume) -> Snapshot | None:
+    """The volume record a mover stored for this claim in this group, if any."""
+    for _, record in repo.snapshots(group=group, name=f"{volume.namespace}/{volume.claim}"):
+        if record.kind == "tree":
+            return record
+    return None
+
+
+class SnapshotService(StepService):
+    name = "snapshot"
+    description = "Ferry snapshot: an application's manifests and volumes into the repository"
+    step = StepName.SNAPSHOT
+
+    async def setup(self) -> None:
+        self.clusters = Clusters(self.settings.kubeconfig, retry=RetryPolicy(attempts=4))
+        self.catalog = CatalogEndpoints(self.settings)
+        assert self.micro is not None
+        await self.catalog.register(self.micro)
+        await super().setup()
+
+    async def teardown(self) -> None:
+        await self.clusters.close()
+        await asyncio.to_thread(self.catalog.close)
+        await super().teardown()
+
+    async def handle(self, ctx: StepContext) -> StepResult:
+        request: MobilityRequest = ctx.request
+        name = ctx.outputs.get("inventory")
+        if not name:
+            raise PermanentError("no inventory: the snapshot step needs the discover step before it")
+        inventory = decode_inventory((await self.topology.inventories.get(name)).data)
+        cluster = await self.clusters.get(inventory.cluster)
+        repo = await asyncio.to_thread(open_repository, self.settings, request.source.repository)
+        try:
+            return await self._snapshot(ctx, request, inventory, cluster, repo)
+        finally:
+            await asyncio.to_thread(repo.close)
+
+    async def _snapshot(
+        self,
+        ctx: StepContext,
+        request: MobilityRequest,
+        inventory: Inventory,
+        cluster: Cluster,
+        repo: Repository,
+    ) -> StepResult:
+        rid, group = ctx.request_id, catalog.snapshot_id_for(ctx.request_id)
+        app = app_of(request, inventory)
+        namespaces = sorted({v.namespace for v in inventory.volumes} | set(inventory.namespaces))
+        warnings: list[str] = []
+        if await sweep(cluster, namespaces, rid):
+            log.info("removed what an earlier attempt of %s left", rid)
+        await unquiesce(cluster, inventory.namespaces)  # an earlier attempt may have crashed quiesced
+        chosen: list[tuple[Volume, str]] = []
+        for volume in inventory.volumes if request.volumes.copy_data else []:
+            if volume.storage_class in request.volumes.exclude_storage_classes:
+                warnings.append(
+                    f"volume {volume.key} not copied: storage class {volume.storage_class} is excluded"
+                )
+            elif volume.phase != "Bound":
+                warnings.append(f"volume {volume.key} not copied: the claim is {volume.phase or 'not bound'}")
+            else:
+                chosen.append((volume, method_for(request, volume)))
+        existing = await asyncio.to_thread(repo.snapshots, group=group)
+        attempt = Attempt(
+            ctx=ctx, cluster=cluster, repo=repo, request=request, inventory=inventory, group=group, app=app,
+            url=repository_url(self.settings, request.source.repository), secret=movers.short_name(rid, "credentials"),
+            done={f"{r.tags.get(c.NAMESPACE_TAG)}/{r.tags.get(c.PVC_TAG)}": r for _, r in existing if r.kind == "tree"},
+            previous=await asyncio.to_thread(parents, repo, app),
+        )  # fmt: skip
+        try:
+            for namespace in sorted({v.namespace for v, _ in chosen}):
+                await cluster.create(movers.credentials(self.settings, attempt.secret, namespace, rid))
+            if request.quiesce:
+                await quiesce(cluster, inventory.items)
+            for volume, method in chosen:
+                if method == "live" and not request.quiesce:
+                    warning = (
+                        f"volume {volume.key} has no CSI snapshot class: copied live, crash-consistent only"
+                    )
+                    warnings.append(warning)
+                    await ctx.warn(warning, f"persistentvolumeclaims/{volume.key}")
+            consistencies = await self._copy_all(attempt, chosen)
+            await ctx.checkpoint()
+            if not any(r.kind == "blob" and r.name == c.MANIFESTS for _, r in existing):
+                await self._write_manifests(attempt, consistencies)
+        finally:
+            if request.quiesce:
+                await unquiesce(cluster, inventory.namespaces)
+            await sweep(cluster, namespaces, rid)
+        summary = (
+            await asyncio.to_thread(catalog.describe, repo, group, request.source.repository or "default")
+        ).summary
+        message = (
+            f"snapshot {group}: {summary.objects} objects, {summary.volumes} volumes, "
+            f"{summary.bytes} bytes ({summary.new_bytes} new), {summary.consistency}"
+        )
+        counts = {
+            "objects": summary.objects,
+            "volumes": summary.volumes,
+            "bytes": summary.bytes,
+            "new_bytes": summary.new_bytes,
+        }
+        return StepResult(
+            outputs={"snapshot": group, "repository": request.source.repository or "default"},
+            counts=counts,
+            warnings=warnings,
+            message=message,
+        )
+
+    async def _write_manifests(self, attempt: Attempt, consistencies: list[str]) -> None:
+        request, inventory = attempt.request, attempt.inventory
+        consistency = catalog.weakest(consistencies) or ("quiesced" if request.quiesce else "csi")
+        counts = inventory.counts()
+        for item in inventory.items:
+            if item.owned and not request.keep_owned:
+                counts[item.resource] -= 1
+        tags = {
+            c.APP_TAG: attempt.app, c.CLUSTER_TAG: inventory.cluster, c.NAMESPACES_TAG: ",".join(inventory.namespaces),
+            c.REQUEST_TAG: attempt.ctx.request_id, c.CONSISTENCY_TAG: consistency,
+            c.COUNTS_TAG: json.dumps({k: v for k, v in counts.items() if v}),
+        }  # fmt: skip
+        document = manifests_document(inventory, request.keep_owned)
+        await asyncio.to_thread(
+            put_blob, attempt.repo, document, name=c.MANIFESTS, group=attempt.group, tags=tags
+        )
+
+    async def _copy_all(self, attempt: Attempt, chosen: list[tuple[Volume, str]]) -> list[str]:
+        """Copy the volumes, ``parallel`` at a time; returns each volume's consistency."""
+        ctx, request, rid = attempt.ctx, attempt.request, attempt.ctx.request_id
+        limit = asyncio.Semaphore(request.volumes.parallel)
+        results: list[str] = []
+
+        async def emit(**fields: Any) -> None:
+            await ctx.progress(**fields)
+
+        async with Progress(self.nc, rid, [v.key for v, _ in chosen], emit) as progress:
+
+            async def one(volume: Volume, method: str) -> None:
+                consistency = "quiesced" if request.quiesce else method
+                if volume.key in attempt.done:  # an earlier attempt finished this one
+                    record = attempt.done[volume.key]
+                    results.append(record.tags.get(c.CONSISTENCY_TAG, consistency))
+                    await progress.done(volume.key, record.stats.bytes)
+                    return
+                tags = movers.volume_tags(
+                    attempt.app, attempt.inventory.cluster, volume.namespace, volume.claim, consistency, rid
+                )
+                job = Job(attempt.cluster, self.settings, rid, attempt.group, attempt.url, attempt.secret,
+                          attempt.previous.get(volume.key, ""), tags, method, ctx.checkpoint)  # fmt: skip
+                async with limit:
+                    summary = await copy_volume(job, volume)
+                found = await asyncio.to_thread(record_of, attempt.repo, attempt.group, volume)
+                if found is None:
+                    raise PermanentError(
+                        f"the mover Job for volume {volume.key} finished but stored no snapshot record "
+                        f"(is {self.settings.image} Ferry's image?)"
+                    )
+                results.append(consistency)
+                await progress.done(volume.key, int(summary.get("bytes") or found.stats.bytes))
+
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    for volume, method in chosen:
+                        tasks.create_task(one(volume, method), name=f"copy:{volume.key}")
+            except* Exception as group:  # the step runner classifies one error, not a group
+                errors = list(group.exceptions)
+                raise next((e for e in errors if isinstance(e, PermanentError)), errors[0]) from None
+        return results

@@ -1,0 +1,85 @@
+"""Fixtures for snapshot tests: per test, a fresh nats-server, fresh sandbox clusters with the shop app
+installed and its volumes filled, a local-directory repository, and settings for the services.
+
+The sandbox kubelet runs the mover Jobs as local processes (``ferry-mover`` from this venv), with
+the claims' mount paths mapped to the PV directories, so the bytes really go through the mover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from sandbox import SandboxClusters, SandboxOptions, sandbox_clusters
+from sandbox.apps import fill, install_shop
+from services.discovery.discovering import DiscoveryService
+from services.intake.intake import IntakeService
+from services.snapshot.snapshotting import SnapshotService
+from shared.bus.client import BusClient
+from shared.localstack import NatsServer
+from shared.repository import Repository
+from shared.runtime import Settings, load_settings
+from shared.store import LocalStore
+
+PASSWORD = "correct horse battery staple"
+FILL = "3MB"
+
+
+@pytest.fixture
+def cluster_options() -> SandboxOptions:
+    return SandboxOptions()
+
+
+@pytest.fixture
+async def clusters(tmp_path: Path, cluster_options: SandboxOptions) -> AsyncIterator[SandboxClusters]:
+    async with sandbox_clusters(tmp_path / "clusters", options=cluster_options) as running:
+        await install_shop(running["east"].url)
+        await fill(running["east"].url, "shop", FILL, seed=7)
+        yield running
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    path = tmp_path / "repository"
+    Repository.init(LocalStore(path), PASSWORD.encode(), scrypt_n=2**10, pack_size=1024 * 1024).close()
+    return path
+
+
+@pytest.fixture
+def settings(nats_server: NatsServer, clusters: SandboxClusters, repository: Path) -> Settings:
+    return load_settings(
+        {},
+        nats={"url": nats_server.url},
+        kubeconfig=str(clusters.kubeconfig_path),
+        repository=str(repository),
+        repo_password=PASSWORD,
+        http_port=0,
+        http_host="127.0.0.1",
+        ack_wait=3.0,
+        lease=3.0,
+        max_attempts=3,
+        drain_grace=2.0,
+        concurrency=2,
+    )
+
+
+@pytest.fixture
+async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
+    nc = await nats.connect(nats_server.url)
+    yield BusClient(nc, timeout=10)
+    await nc.close()
+
+
+@contextlib.asynccontextmanager
+async def pipeline(settings: Settings, *, snapshot: bool = True) -> AsyncIterator[None]:
+    """Intake, discovery and (unless told otherwise) snapshot services, in this process."""
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(IntakeService(settings))
+        await stack.enter_async_context(DiscoveryService(settings))
+        if snapshot:
+            await stack.enter_async_context(SnapshotService(settings))
+        yield
