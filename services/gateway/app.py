@@ -1,6 +1,7 @@
-"""The aiohttp application: routes, JSON errors, bearer-token scopes and the body limit.
+"""The aiohttp application: routes, JSON errors, bearer-token scopes, the body limit, metrics.
 
-Three middlewares wrap every handler, outermost first. ``errors`` turns anything raised into a JSON body naming the
+Four middlewares wrap every handler, outermost first. ``observe`` counts calls per route pattern
+and status for Prometheus. ``errors`` turns anything raised into a JSON body naming the
 problem (``{"error", "field", "code"}``) and never lets an internal detail out on a 500. ``auth``
 reads the scopes a route needs (set with ``@requires``) and answers 401 without a valid token,
 403 when the token lacks the scope (before anything else: an anonymous caller learns nothing).
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.gateway.config import ANONYMOUS_ADMIN, GatewayConfig, Identity, Scope
 from shared.bus.client import BusClient, RequestRejected
@@ -28,6 +31,30 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLIENT = web.AppKey("client", BusClient)
 CONFIG = web.AppKey("config", GatewayConfig)
 IDENTITY = web.RequestKey("identity", Identity)
+
+
+class HttpMetrics:
+    """The API's Prometheus series, on the service's registry (served on FERRY_HTTP_PORT/metrics)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "ferry_gateway_http_requests_total",
+            "API calls by route and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "ferry_gateway_http_request_duration_seconds",
+            "Time to answer an API call (event streams excluded)",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.streams = Gauge("ferry_gateway_event_streams", "Event streams open now", registry=registry)
+        self.open_streams = 0
+
+
+METRICS = web.AppKey("metrics", HttpMetrics)
 
 _encoder = msgspec.json.Encoder()
 _STATUS_OF_CODE = {"invalid": 400, "not-found": 404, "conflict": 409, "unavailable": 503}
@@ -73,6 +100,24 @@ def requires(*scopes: Scope) -> Callable[[Handler], Handler]:
         return handler
 
     return mark
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every call by its route pattern (never the raw path: ids would explode the series)."""
+    metrics = request.app[METRICS]
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        if not route.endswith("/events"):
+            metrics.seconds.labels(request.method, route).observe(time.monotonic() - started)
 
 
 @web.middleware
@@ -149,13 +194,16 @@ async def healthz(_: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-def build_app(client: BusClient, config: GatewayConfig) -> web.Application:
+def build_app(
+    client: BusClient, config: GatewayConfig, registry: CollectorRegistry | None = None
+) -> web.Application:
     """The whole REST API; ``client`` is the gateway's only way to state (the bus)."""
     from services.gateway import catalog, openapi, requests
 
-    app = web.Application(middlewares=[errors, auth, body_limit], client_max_size=config.max_body)
+    app = web.Application(middlewares=[observe, errors, auth, body_limit], client_max_size=config.max_body)
     app[CLIENT] = client
     app[CONFIG] = config
+    app[METRICS] = HttpMetrics(registry or CollectorRegistry())
     app.router.add_get("/healthz", healthz)
     requests.add_routes(app.router)
     catalog.add_routes(app.router)

@@ -6,7 +6,7 @@ The gateway never sees a token in clear except in a request header; it hashes wh
 compares against every configured digest with ``hmac.compare_digest`` (no early exit, so the time
 taken does not tell which digest came close). The port and the insecure dev switch are gateway-only
 settings read from the environment (``FERRY_GATEWAY_PORT``, ``FERRY_GATEWAY_INSECURE``,
-``FERRY_GATEWAY_MAX_BODY``), so shared settings stay the lead's.
+``FERRY_GATEWAY_MAX_BODY``, ``FERRY_GATEWAY_MAX_STREAMS``), so shared settings stay the lead's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from shared.runtime import Settings
 
 DEFAULT_PORT = 8081
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: a mobility request is a few kB, resource modifiers included
+DEFAULT_MAX_STREAMS = 500
 
 
 class Scope(StrEnum):
@@ -103,6 +104,7 @@ class GatewayConfig:
     port: int = DEFAULT_PORT
     max_body: int = DEFAULT_MAX_BODY
     insecure: bool = False  # no token check at all: local development only
+    max_streams: int = DEFAULT_MAX_STREAMS  # open event streams per replica (each holds a consumer)
     kubeconfig: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -124,6 +126,7 @@ class GatewayConfig:
             port=_int(env, "FERRY_GATEWAY_PORT", DEFAULT_PORT),
             max_body=_int(env, "FERRY_GATEWAY_MAX_BODY", DEFAULT_MAX_BODY),
             insecure=insecure,
+            max_streams=_int(env, "FERRY_GATEWAY_MAX_STREAMS", DEFAULT_MAX_STREAMS),
             kubeconfig=settings.kubeconfig,
         )
 

@@ -20,7 +20,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.gateway.app import CLIENT, IDENTITY, GatewayError, json_response, requires, without_values
+from services.gateway.app import (
+    CLIENT,
+    CONFIG,
+    IDENTITY,
+    METRICS,
+    GatewayError,
+    json_response,
+    requires,
+    without_values,
+)
 from services.gateway.config import Scope
 from shared.bus.client import BusClient
 from shared.contracts.events import Event, event_encoder, event_kind
@@ -162,6 +171,23 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     after = resume_after(request)
     state = await client.get(rid)  # 404 before the stream starts
     follow = not state.phase.final  # a finished request: its history, then the end
+    metrics = request.app[METRICS]
+    if metrics.open_streams >= request.app[CONFIG].max_streams:
+        raise GatewayError(
+            503, "too many event streams open on this gateway; retry later", code="unavailable"
+        )
+    metrics.open_streams += 1
+    metrics.streams.inc()
+    try:
+        return await _stream(request, client, rid, after, follow)
+    finally:
+        metrics.open_streams -= 1
+        metrics.streams.dec()
+
+
+async def _stream(
+    request: web.Request, client: BusClient, rid: str, after: int, follow: bool
+) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

@@ -44,7 +44,7 @@ class GatewayService(Service):
     async def setup(self) -> None:
         assert self.nc is not None
         self.client = BusClient(self.nc)
-        app = build_app(self.client, self.config)
+        app = build_app(self.client, self.config, self.metrics.registry)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
