@@ -149,15 +149,16 @@ class _Backup:
             elif stat.S_ISREG(mode):
                 self.stats.files += 1
                 self.progress.files_done += 1
-                if st.st_nlink > 1:
-                    first = self.links.setdefault((st.st_dev, st.st_ino), child_rel)
-                    if first != child_rel:
-                        node.type, node.target, node.size = "hardlink", first, st.st_size
-                        nodes.append(node)
-                        continue
+                first = self.links.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+                if first is not None:
+                    node.type, node.target, node.size = "hardlink", first, st.st_size
+                    nodes.append(node)
+                    continue
                 futures = self.save_file(entry.path, child_rel, node, st, old.get(entry.name))
                 if futures is None:
                     continue
+                if st.st_nlink > 1:  # later links of this inode point here (only if it was readable)
+                    self.links[(st.st_dev, st.st_ino)] = child_rel
                 if futures:  # an unchanged file already has its chunk list from the parent
                     pending.append((node, futures))
             elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):

@@ -170,6 +170,9 @@ class _Restore:
                     continue
             except FileExistsError:
                 pass
+            except OSError as e:
+                self.damaged[rel] = f"cannot create {node.type}: {e.strerror}"
+                continue
             if node.type != "hardlink":
                 self.metadata(path, node)
         for file in self.files:

@@ -109,24 +109,27 @@ def test_a_damaged_restore_fails_unless_partial_is_allowed(
     assert lost["damaged"] == {".": lost["damaged"]["."]} and "directory listing lost" in lost["damaged"]["."]
 
 
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "terminated"])
 def test_a_killed_backup_resumes_without_uploading_again(
-    env: dict[str, str], store: ObjectStore, tmp_path: Path
+    how: signal.Signals, env: dict[str, str], store: ObjectStore, tmp_path: Path
 ) -> None:
-    random_files(tmp_path / "src", 24, 1024 * 1024)
+    random_files(tmp_path / "src", 16, 1024 * 1024)
     mover(env, "init", "--pack-size-mib", "1")
     job = subprocess.Popen([*MOVER, "backup", str(tmp_path / "src"), "--limit-upload", "3072"], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 60
-    while len(list(store.list(layout.DATA))) < 6 and time.monotonic() < deadline and job.poll() is None:
+    while len(list(store.list(layout.DATA))) < 4 and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
-    job.send_signal(signal.SIGKILL)
-    job.wait()
+    job.send_signal(how)
+    assert job.wait() == (-9 if how == signal.SIGKILL else 130), (
+        "SIGTERM: exit 130 after indexing what was uploaded"
+    )
     uploaded = len(list(store.list(layout.DATA)))
-    assert 6 <= uploaded < 24, "killed halfway"
+    assert 4 <= uploaded < 16, "killed halfway"
     assert mover(env, "ls")["snapshots"] == []
     assert mover(env, "check")["ok"] is True
     resumed = mover(env, "backup", str(tmp_path / "src"))
-    assert resumed["stored_bytes"] <= (24 - uploaded + 2) * 1024 * 1024
+    assert resumed["stored_bytes"] <= (16 - uploaded + 2) * 1024 * 1024
     mover(env, "prune")  # the killed job's lock is stale (its process is gone): prune is not blocked
     mover(env, "restore", "latest", str(tmp_path / "dst"))
     assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
