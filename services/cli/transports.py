@@ -28,10 +28,6 @@ from shared.contracts.events import Event, PhaseChanged, event_decoder
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
 from shared.runtime import load_settings
 
-SNAPSHOTS_LIST = getattr(subjects, "SNAPSHOTS_LIST", f"{subjects.PREFIX}.snapshots.list")
-SNAPSHOTS_DESCRIBE = getattr(subjects, "SNAPSHOTS_DESCRIBE", f"{subjects.PREFIX}.snapshots.describe")
-SNAPSHOTS_DELETE = getattr(subjects, "SNAPSHOTS_DELETE", f"{subjects.PREFIX}.snapshots.delete")
-
 _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
 
@@ -188,7 +184,8 @@ class GatewayTransport:
         if snapshot_id is None:
             return json.loads(await self._call("GET", "/v1/snapshots", params=query))
         method = "DELETE" if delete else "GET"
-        return json.loads(await self._call(method, f"/v1/snapshots/{snapshot_id}"))
+        params = {"repository": query["repository"]} if query.get("repository") else None
+        return json.loads(await self._call(method, f"/v1/snapshots/{snapshot_id}", params=params))
 
     async def clusters(self) -> Any:
         return json.loads(await self._call("GET", "/v1/clusters"))
@@ -244,9 +241,12 @@ class BusTransport:
 
     async def snapshots(self, snapshot_id: str | None, query: dict[str, str], delete: bool = False) -> Any:
         if snapshot_id is None:
-            subject, payload = SNAPSHOTS_LIST, msgspec.json.encode(query)
+            subject, payload = subjects.SNAPSHOTS_LIST, msgspec.json.encode(query)
         else:
-            subject, payload = (SNAPSHOTS_DELETE if delete else SNAPSHOTS_DESCRIBE), snapshot_id.encode()
+            subject = subjects.SNAPSHOTS_DELETE if delete else subjects.SNAPSHOTS_DESCRIBE
+            payload = snapshot_id.encode()
+            if query.get("repository"):
+                payload = msgspec.json.encode({"id": snapshot_id, "repository": query["repository"]})
         try:
             reply = await self.client.nc.request(subject, payload, timeout=self.client.timeout)
         except NoRespondersError:

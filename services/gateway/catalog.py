@@ -1,8 +1,9 @@
 """Snapshots and clusters: what Ferry can restore from, and where it can move things to.
 
 Snapshots are answered by the snapshot service on ``ferry.snapshots.list|describe|delete``
-(request-reply); the gateway passes the service's JSON through unchanged and maps a ``rejected``
-reply onto an HTTP status, so it needs no copy of the catalog's types and holds no state.
+(request-reply, documents in shared/contracts/snapshots.py); the gateway checks the query against
+``SnapshotQuery``, passes the service's JSON through unchanged and maps a ``rejected`` reply onto
+an HTTP status, so it holds no state.
 
 Clusters are the contexts of the gateway's kubeconfig. Reachability is a ``GET {server}/version``
 with a short timeout, done with aiohttp: a probe needs no Kubernetes client, and a 401/403 still
@@ -38,11 +39,7 @@ from services.gateway.app import (
 )
 from services.gateway.config import Scope
 from shared.contracts import subjects
-
-# The snapshot service's subjects (shared.contracts.subjects once it publishes them).
-SNAPSHOTS_LIST = getattr(subjects, "SNAPSHOTS_LIST", f"{subjects.PREFIX}.snapshots.list")
-SNAPSHOTS_DESCRIBE = getattr(subjects, "SNAPSHOTS_DESCRIBE", f"{subjects.PREFIX}.snapshots.describe")
-SNAPSHOTS_DELETE = getattr(subjects, "SNAPSHOTS_DELETE", f"{subjects.PREFIX}.snapshots.delete")
+from shared.contracts.snapshots import SnapshotQuery
 
 log = logging.getLogger("ferry.gateway")
 PROBE_TIMEOUT = 2.0
@@ -96,28 +93,45 @@ async def _ask(request: web.Request, subject: str, payload: bytes) -> web.Respon
     return web.Response(body=reply.data, content_type="application/json")
 
 
-def _snapshot_id(request: web.Request) -> bytes:
+SNAPSHOT_QUERY = frozenset(SnapshotQuery.__struct_fields__)  # cluster, namespace, app, repository, limit
+
+
+def _snapshot_target(request: web.Request) -> bytes:
+    """The describe/delete body: the raw id, or ``{"id", "repository"}`` with ``?repository=``."""
     value = request.match_info["id"]
     if not value or len(value) > 256 or any(c in value for c in " \t\r\n*>"):
         raise GatewayError(404, "no snapshot with this id", field="id", code="not-found")
+    unknown = sorted(set(request.query) - {"repository"})
+    if unknown:
+        raise GatewayError(400, "unknown query parameter", field=unknown[0])
+    if repository := request.query.get("repository", ""):
+        return msgspec.json.encode({"id": value, "repository": repository})
     return value.encode()
 
 
 @requires(Scope.READ)
 async def list_snapshots(request: web.Request) -> web.Response:
-    """Query parameters (cluster, namespace, repository, limit...) go to the service as a JSON object."""
-    query = {k: v for k, v in request.query.items()}
-    return await _ask(request, SNAPSHOTS_LIST, msgspec.json.encode(query))
+    """The query string is a SnapshotQuery (shared/contracts/snapshots.py); unknown parameters are refused."""
+    unknown = sorted(set(request.query) - SNAPSHOT_QUERY)
+    if unknown:
+        raise GatewayError(
+            400, f"unknown query parameter (known: {', '.join(sorted(SNAPSHOT_QUERY))})", field=unknown[0]
+        )
+    limit = request.query.get("limit", "")
+    if limit and (not limit.isdigit() or int(limit) < 1):
+        raise GatewayError(400, "limit must be a positive integer", field="limit")
+    query = SnapshotQuery(**{k: v for k, v in request.query.items()})
+    return await _ask(request, subjects.SNAPSHOTS_LIST, msgspec.json.encode(query))
 
 
 @requires(Scope.READ)
 async def describe_snapshot(request: web.Request) -> web.Response:
-    return await _ask(request, SNAPSHOTS_DESCRIBE, _snapshot_id(request))
+    return await _ask(request, subjects.SNAPSHOTS_DESCRIBE, _snapshot_target(request))
 
 
 @requires(Scope.ADMIN)
 async def delete_snapshot(request: web.Request) -> web.Response:
-    response = await _ask(request, SNAPSHOTS_DELETE, _snapshot_id(request))
+    response = await _ask(request, subjects.SNAPSHOTS_DELETE, _snapshot_target(request))
     log.info("%s deleted snapshot %s", request[IDENTITY].name, request.match_info["id"])
     return response
 

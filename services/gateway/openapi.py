@@ -20,6 +20,7 @@ from services.gateway.app import ErrorBody
 from services.gateway.catalog import ClusterList
 from shared.contracts.events import Event
 from shared.contracts.requests import MobilityRequest
+from shared.contracts.snapshots import Deleted, SnapshotDetail, SnapshotList, SnapshotQuery
 from shared.contracts.states import Accepted, RequestList, RequestState
 from shared.runtime.lifecycle import VERSION
 
@@ -48,6 +49,13 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _ANY = {"type": "object", "additionalProperties": True}
+_REPOSITORY = {
+    "name": "repository",
+    "in": "query",
+    "required": False,
+    "description": "the repository's name (default: the default)",
+    "schema": {"type": "string"},
+}
 
 
 def _paths() -> dict[str, Any]:
@@ -143,23 +151,27 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/snapshots": {
             "get": {
-                "summary": "List snapshots; query parameters are passed to the snapshot catalog (scope read)",
-                "responses": {
-                    "200": _json(_ANY, "The snapshot catalog's answer"),
-                    **_errors(400, 401, 403, 503),
-                },
+                "summary": "List snapshots, newest first (scope read)",
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in SnapshotQuery.__struct_fields__
+                ],
+                "responses": {"200": _json(_ref("SnapshotList"), "Snapshots"), **_errors(400, 401, 403, 503)},
             }
         },
         "/v1/snapshots/{id}": {
             "get": {
-                "summary": "Describe one snapshot (scope read)",
-                "parameters": [_ID],
-                "responses": {"200": _json(_ANY, "The snapshot"), **_errors(401, 403, 404, 503)},
+                "summary": "Describe one snapshot: counts per resource, one record per volume (scope read)",
+                "parameters": [_ID, _REPOSITORY],
+                "responses": {
+                    "200": _json(_ref("SnapshotDetail"), "The snapshot"),
+                    **_errors(400, 401, 403, 404, 503),
+                },
             },
             "delete": {
-                "summary": "Delete one snapshot (scope admin)",
-                "parameters": [_ID],
-                "responses": {"200": _json(_ANY, "Deleted"), **_errors(401, 403, 404, 503)},
+                "summary": "Delete one snapshot and prune what only it used (scope admin)",
+                "parameters": [_ID, _REPOSITORY],
+                "responses": {"200": _json(_ref("Deleted"), "Deleted"), **_errors(400, 401, 403, 404, 503)},
             },
         },
         "/v1/clusters": {
@@ -173,6 +185,7 @@ def _paths() -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     types = [MobilityRequest, Accepted, RequestState, RequestList, Event, ErrorBody, ClusterList]
+    types += [SnapshotList, SnapshotDetail, Deleted]
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     components["Event"] = schemas[types.index(Event)]  # a tagged union: a oneOf of the event kinds
     return {

@@ -1,0 +1,112 @@
+"""Snapshots over HTTP, answered by the snapshot service's real catalog endpoints on a real repository."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from services.snapshot.endpoints import CatalogEndpoints
+from shared.bus.client import BusClient
+from shared.contracts import snapshots as c
+from shared.repository import Repository
+from shared.repository.blobs import put_blob
+from shared.runtime import Service, Settings
+from shared.store import LocalStore
+from tests.gateway.stack import Gateway, ferry_stack, running
+
+PASSWORD = "gateway tests only"
+
+
+class Catalog(Service):
+    """Only the snapshot service's catalog endpoints (no step consumer, no cluster access)."""
+
+    name = "snapshot-catalog"
+
+    async def setup(self) -> None:
+        assert self.micro is not None
+        self.endpoints = CatalogEndpoints(self.settings)
+        await self.endpoints.register(self.micro)
+
+    async def teardown(self) -> None:
+        self.endpoints.close()
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    """A repository holding one Ferry snapshot: the manifests record the snapshot step writes last."""
+    path = tmp_path / "repository"
+    repo = Repository.init(LocalStore(path), PASSWORD.encode(), scrypt_n=2**10, pack_size=1024 * 1024)
+    tags = {
+        c.APP_TAG: "shop",
+        c.CLUSTER_TAG: "east",
+        c.NAMESPACES_TAG: "shop",
+        c.REQUEST_TAG: "replicate-1",
+        c.COUNTS_TAG: json.dumps({"configmaps": 2, "deployments.apps": 1}),
+        c.CONSISTENCY_TAG: "csi",
+    }
+    put_blob(repo, b'{"items": []}', name=c.MANIFESTS, group="snap-shop-1", tags=tags)
+    repo.close()
+    return path
+
+
+@pytest.fixture
+async def catalog_gateway(settings: Settings, client: BusClient, repository: Path) -> AsyncIterator[Gateway]:
+    with_repo = msgspec.structs.replace(settings, repository=str(repository), repo_password=PASSWORD)
+    async with running(Catalog(with_repo)), ferry_stack(with_repo, client, steps=False) as gateway:
+        yield gateway
+
+
+async def call(gateway: Gateway, method: str, path: str, who: str = "read") -> tuple[int, dict]:
+    async with gateway.session.request(method, gateway.url + path, headers=gateway.auth(who)) as response:
+        return response.status, await response.json()
+
+
+async def test_snapshots_are_listed_filtered_described_and_deleted(catalog_gateway: Gateway) -> None:
+    status, listed = await call(catalog_gateway, "GET", "/v1/snapshots")
+    assert status == 200
+    (summary,) = msgspec.convert(listed, c.SnapshotList).items
+    assert (summary.id, summary.app, summary.cluster, summary.namespaces) == (
+        "snap-shop-1",
+        "shop",
+        "east",
+        ["shop"],
+    )
+    assert summary.objects == 3 and summary.request_id == "replicate-1"
+    assert (await call(catalog_gateway, "GET", "/v1/snapshots?cluster=east&limit=5"))[1]["items"] != []
+    assert (await call(catalog_gateway, "GET", "/v1/snapshots?cluster=west"))[1] == {"items": []}
+
+    status, detail = await call(catalog_gateway, "GET", "/v1/snapshots/snap-shop-1")
+    assert status == 200
+    assert msgspec.convert(detail, c.SnapshotDetail).counts == {"configmaps": 2, "deployments.apps": 1}
+    status, missing = await call(catalog_gateway, "GET", "/v1/snapshots/snap-nope")
+    assert (status, missing["code"]) == (404, "not-found")
+
+    status, refused = await call(catalog_gateway, "DELETE", "/v1/snapshots/snap-shop-1", "cli")
+    assert (status, refused["code"]) == (403, "forbidden")
+    status, deleted = await call(catalog_gateway, "DELETE", "/v1/snapshots/snap-shop-1", "admin")
+    assert status == 200 and deleted["id"] == "snap-shop-1"
+    assert (await call(catalog_gateway, "GET", "/v1/snapshots"))[1] == {"items": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        pytest.param("/v1/snapshots?colour=red", "colour", id="an unknown filter"),
+        pytest.param("/v1/snapshots?limit=-1", "limit", id="a limit that is not a positive integer"),
+        pytest.param("/v1/snapshots/snap-shop-1?colour=red", "colour", id="an unknown parameter on describe"),
+    ],
+)
+async def test_bad_snapshot_queries_name_the_parameter(
+    catalog_gateway: Gateway, path: str, field: str
+) -> None:
+    status, error = await call(catalog_gateway, "GET", path)
+    assert (status, error["field"]) == (400, field)
+
+
+async def test_an_unknown_repository_is_reported_by_the_catalog(catalog_gateway: Gateway) -> None:
+    status, error = await call(catalog_gateway, "GET", "/v1/snapshots?repository=mars")
+    assert status == 400 and "unknown repository" in error["error"]
