@@ -48,8 +48,8 @@ class Job:
 
 
 async def sweep(cluster: Cluster, namespaces: list[str], request_id: str) -> int:
-    """Delete every temporary object of this request's snapshot step; returns how many."""
-    deleted = 0
+    """Delete every temporary object of this request's snapshot step and wait until they are gone."""
+    gone: list[tuple[str, str, str]] = []
     for namespace in namespaces:
         for resource in movers.TEMPORARY:
             try:
@@ -58,8 +58,10 @@ async def sweep(cluster: Cluster, namespaces: list[str], request_id: str) -> int
                 continue
             for obj in found:
                 await cluster.delete(resource, obj["metadata"]["name"], namespace=namespace)
-                deleted += 1
-    return deleted
+                gone.append((resource, obj["metadata"]["name"], namespace))
+    for resource, name, namespace in gone:  # finalizers keep some a moment: names are reused next attempt
+        await cluster.wait_deleted(resource, name, namespace=namespace, within=120)
+    return len(gone)
 
 
 async def _ready_snapshot(job: Job, name: str, namespace: str) -> dict[str, Any]:

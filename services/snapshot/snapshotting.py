@@ -183,9 +183,12 @@ class SnapshotService(StepService):
                 await quiesce(cluster, inventory.items)
             for volume, method in chosen:
                 if method == "live" and not request.quiesce:
-                    warning = (
-                        f"volume {volume.key} has no CSI snapshot class: copied live, crash-consistent only"
+                    why = (
+                        "the request asks for volumes.method=live"
+                        if request.volumes.method is SnapshotMethod.LIVE
+                        else f"no VolumeSnapshotClass for driver {volume.driver or 'unknown'}"
                     )
+                    warning = f"volume {volume.key} is copied live ({why}): crash-consistent only"
                     warnings.append(warning)
                     await ctx.warn(warning, f"persistentvolumeclaims/{volume.key}")
             consistencies = await self._copy_all(attempt, chosen)

@@ -1,0 +1,153 @@
+"""Quiesce, crashes and failures: the application always comes back as it was, and nothing Ferry made
+for the step survives it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from sandbox import SandboxClusters, SandboxOptions
+from services.snapshot import catalog
+from services.snapshot.snapshotting import SnapshotService
+from shared.bus.client import BusClient
+from shared.contracts import subjects
+from shared.contracts.events import Warning
+from shared.contracts.snapshots import SnapshotDetail, SnapshotList
+from shared.contracts.states import Phase
+from shared.contracts.steps import StepName
+from shared.kube import Clusters
+from shared.runtime import Settings
+from tests.snapshot.conftest import pipeline
+from tests.snapshot.helpers import leftovers, snapshot_request, workload_state
+from tests.waiting import eventually
+
+ORIGINAL = {"web": 3, "db": 1, "suspend": False, "annotations": {}}
+
+
+@pytest.fixture
+def cluster_options() -> SandboxOptions:
+    return SandboxOptions(snapshot_ready_delay=2.0)  # a window in which the step is surely mid-way
+
+
+@pytest.fixture
+def snapshot_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "FERRY_NATS_URL": settings.nats.url,
+        "FERRY_KUBECONFIG": settings.kubeconfig,
+        "FERRY_REPOSITORY": settings.repository,
+        "FERRY_REPO_PASSWORD": settings.repo_password,
+        "FERRY_HTTP_PORT": "0",
+        "FERRY_HTTP_HOST": "127.0.0.1",
+        "FERRY_ACK_WAIT": str(settings.ack_wait),
+        "FERRY_LEASE": str(settings.lease),
+        "FERRY_LOG_FORMAT": "text",
+    }
+    log = (tmp_path / "snapshot.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.snapshot"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    log.close()
+
+
+async def test_quiesce_then_unquiesce_restores_replicas_exactly_even_after_the_service_is_killed_mid_step(
+    settings: Settings,
+    client: BusClient,
+    clusters: SandboxClusters,
+    snapshot_process: subprocess.Popen[bytes],
+) -> None:
+    async with Clusters(settings.kubeconfig) as kube:
+        east = await kube.get("east")
+        await east.patch("deployments.apps", "web", {"spec": {"replicas": 3}}, namespace="shop")
+        assert await workload_state(east) == ORIGINAL
+        async with pipeline(settings, snapshot=False):
+            rid = await client.submit(snapshot_request(quiesce=True))
+
+            async def quiesced_and_copying() -> bool:
+                state = await workload_state(east)
+                snaps = await east.list("volumesnapshots.snapshot.storage.k8s.io", "shop")
+                return state["web"] == 0 and state["suspend"] and bool(snaps)
+
+            await eventually(
+                quiesced_and_copying, within=60, what="the snapshot step to quiesce and start copying"
+            )
+            snapshot_process.send_signal(signal.SIGKILL)
+            snapshot_process.wait(10)
+            killed = await workload_state(east)
+            assert (killed["web"], killed["db"], killed["suspend"]) == (0, 0, True)
+            assert killed["annotations"] == {"ferry.dev/pre-quiesce-replicas": "1", "ferry.dev/pre-quiesce-suspend": "false"} or \
+                set(killed["annotations"]) == {"ferry.dev/pre-quiesce-replicas", "ferry.dev/pre-quiesce-suspend"}  # fmt: skip
+            async with SnapshotService(settings, instance="survivor"):
+                state = await client.wait(rid, within=120)
+                assert state.phase is Phase.COMPLETED, state.reason
+                detail = msgspec.json.decode(
+                    (await client.nc.request(subjects.SNAPSHOTS_DESCRIBE, catalog.snapshot_id_for(rid).encode(), timeout=10)).data,
+                    type=SnapshotDetail,
+                )  # fmt: skip
+        assert state.phase is Phase.COMPLETED, state.reason
+        assert state.step_state(StepName.SNAPSHOT).attempts == 2
+        assert await workload_state(east) == ORIGINAL
+        await eventually(lambda: _none_left(east), within=20, what="temporary objects to be deleted")
+    assert detail.summary.consistency == "quiesced" and detail.summary.volumes == 2
+
+
+async def _none_left(east: object) -> bool:
+    return await leftovers(east) == []  # type: ignore[arg-type]
+
+
+async def test_a_failed_step_leaves_no_temporary_object_and_the_application_running(
+    settings: Settings, client: BusClient, clusters: SandboxClusters
+) -> None:
+    broken = msgspec.structs.replace(settings, image="docker.io/library/busybox:1.36")  # not a mover
+    async with Clusters(settings.kubeconfig) as kube:
+        east = await kube.get("east")
+        await east.patch("deployments.apps", "web", {"spec": {"replicas": 3}}, namespace="shop")
+        async with pipeline(broken):
+            rid = await client.submit(snapshot_request(quiesce=True))
+            state = await client.wait(rid, within=90)
+            listed = msgspec.json.decode(
+                (await client.nc.request(subjects.SNAPSHOTS_LIST, b"{}", timeout=10)).data, type=SnapshotList
+            )
+        assert state.phase is Phase.FAILED
+        assert (
+            "finished but stored no snapshot record (is docker.io/library/busybox:1.36 Ferry's image?)"
+            in state.reason
+        )
+        assert await workload_state(east) == ORIGINAL
+        await eventually(lambda: _none_left(east), within=20, what="temporary objects to be deleted")
+    assert listed.items == [], "an interrupted snapshot must not be listed"
+
+
+async def test_without_a_snapshot_class_volumes_are_copied_live_with_a_warning(
+    settings: Settings, client: BusClient, clusters: SandboxClusters
+) -> None:
+    async with pipeline(settings):
+        rid = await client.submit(snapshot_request(method="live"))
+        state = await client.wait(rid, within=90)
+        warnings = [
+            e.message async for _, e in client.events(rid, follow=False, idle=0.3) if isinstance(e, Warning)
+        ]
+        detail = msgspec.json.decode(
+            (await client.nc.request(subjects.SNAPSHOTS_DESCRIBE, catalog.snapshot_id_for(rid).encode(), timeout=10)).data,
+            type=SnapshotDetail,
+        )  # fmt: skip
+    assert state.phase is Phase.COMPLETED, state.reason
+    assert sorted(warnings) == [
+        f"volume shop/{claim} is copied live (the request asks for volumes.method=live): crash-consistent only"
+        for claim in ("pgdata-db-0", "web-uploads")
+    ]
+    assert detail.summary.consistency == "live"
+    assert {v.consistency for v in detail.volume_records} == {"live"}
+    await asyncio.sleep(0)
