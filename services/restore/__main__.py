@@ -15,6 +15,10 @@ from services.restore.verifying import VerifyService
 from shared.runtime import Service, load_settings, serve, setup_logging
 
 
+async def _wait(event: asyncio.Event) -> None:
+    await event.wait()
+
+
 async def serve_all(services: list[Service]) -> None:
     """Like ``shared.runtime.serve`` for several services: the first to stop (or a signal) stops all."""
     if len(services) == 1:
@@ -28,7 +32,7 @@ async def serve_all(services: list[Service]) -> None:
         for service in services:
             await service.start()
         waits = [asyncio.create_task(s.wait(), name=f"wait:{s.name}") for s in services]
-        waits.append(asyncio.create_task(stop.wait(), name="wait:signal"))
+        waits.append(asyncio.create_task(_wait(stop), name="wait:signal"))
         _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()

@@ -117,6 +117,14 @@ def update_patch(desired: Obj) -> Obj:
     return patch
 
 
+def result_of(
+    item: Manifest, outcome: Outcome, reason: str = "", diff: list[str] | None = None
+) -> ObjectResult:
+    """The result of ``item``, named as captured and as written, with the notes gathered on the way."""
+    return ObjectResult(key=item.source_key, target=item.key, outcome=outcome, reason=reason, diff=diff or [],
+                        warnings=list(item.notes))  # fmt: skip
+
+
 async def _wait_gone(cluster: Cluster, item: Manifest, within: float) -> bool:
     deadline = time.monotonic() + within
     delay = 0.05
@@ -137,45 +145,44 @@ async def write(
     delete_timeout: float = 60.0,
 ) -> ObjectResult:
     """Write ``item`` (already cleaned and transformed) under ``policy``; never raises ApiRefused."""
-    result = {"key": item.source_key, "target": item.key, "warnings": list(item.notes)}
     try:
         live = await cluster.get(item) if dry_run else None
         if not dry_run:
             try:
                 await cluster.create(item)
-                return ObjectResult(outcome=Outcome.CREATED, **result)
+                return result_of(item, Outcome.CREATED)
             except AlreadyExists:
                 live = await cluster.get(item)
                 if live is None:  # deleted in between: try once more
                     await cluster.create(item)
-                    return ObjectResult(outcome=Outcome.CREATED, **result)
+                    return result_of(item, Outcome.CREATED)
         if live is None:
-            return ObjectResult(outcome=Outcome.PLANNED, reason="would be created", **result)
+            return result_of(item, Outcome.PLANNED, reason="would be created")
         diff = differences(without_ferry_labels(item.obj), live)
         if not diff:
-            return ObjectResult(outcome=Outcome.UNCHANGED, reason="already equal to the snapshot", **result)
+            return result_of(item, Outcome.UNCHANGED, reason="already equal to the snapshot")
         if item.kind == "Namespace" and policy is not ConflictPolicy.UPDATE:
             reason = "namespace exists; its objects are restored into it"
-            return ObjectResult(outcome=Outcome.SKIPPED, reason=reason, diff=diff, **result)
+            return result_of(item, Outcome.SKIPPED, reason=reason, diff=diff)
         if policy is ConflictPolicy.SKIP:
             reason = "already exists and differs (conflict policy skip)"
-            return ObjectResult(outcome=Outcome.SKIPPED, reason=reason, diff=diff, **result)
+            return result_of(item, Outcome.SKIPPED, reason=reason, diff=diff)
         if policy is ConflictPolicy.FAIL:
             reason = "already exists and differs (conflict policy fail)"
-            return ObjectResult(outcome=Outcome.FAILED, reason=reason, diff=diff, **result)
+            return result_of(item, Outcome.FAILED, reason=reason, diff=diff)
         if dry_run:
             reason = (
                 f"would be {'updated' if policy is ConflictPolicy.UPDATE else 'deleted and created again'}"
             )
-            return ObjectResult(outcome=Outcome.PLANNED, reason=reason, diff=diff, **result)
+            return result_of(item, Outcome.PLANNED, reason=reason, diff=diff)
         if policy is ConflictPolicy.UPDATE or item.kind == "Namespace":
             await cluster.merge_patch(item, update_patch(item.obj))
-            return ObjectResult(outcome=Outcome.UPDATED, diff=diff, **result)
+            return result_of(item, Outcome.UPDATED, diff=diff)
         await cluster.delete(item)
         if not await _wait_gone(cluster, item, delete_timeout):
             reason = f"deleted for recreate, but still present after {delete_timeout:.0f}s (finalizers?)"
-            return ObjectResult(outcome=Outcome.FAILED, reason=reason, diff=diff, **result)
+            return result_of(item, Outcome.FAILED, reason=reason, diff=diff)
         await cluster.create(item)
-        return ObjectResult(outcome=Outcome.RECREATED, diff=diff, **result)
+        return result_of(item, Outcome.RECREATED, diff=diff)
     except (ApiRefused, AlreadyExists) as e:
-        return ObjectResult(outcome=Outcome.FAILED, reason=str(e) or type(e).__name__, **result)
+        return result_of(item, Outcome.FAILED, reason=str(e) or type(e).__name__)

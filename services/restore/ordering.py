@@ -182,9 +182,9 @@ def references(item: Manifest, crd_of: dict[str, str] | None = None) -> set[str]
             refs.add(object_key("storageclasses.storage.k8s.io", "", sc))
     elif kind == "HorizontalPodAutoscaler":
         target = dig(obj, "spec", "scaleTargetRef") or {}
-        gr = _KIND_TO_GR.get(target.get("kind", ""))
-        if gr:
-            refs.add(object_key(gr, ns, target.get("name", "")))
+        target_gr = _KIND_TO_GR.get(target.get("kind", ""))
+        if target_gr:
+            refs.add(object_key(target_gr, ns, target.get("name", "")))
     elif kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
         for hook in obj.get("webhooks") or []:
             service = dig(hook, "clientConfig", "service") or {}

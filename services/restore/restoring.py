@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.restore import modifiers
 from services.restore.cleaning import clean, whiteout
-from services.restore.conflicts import Cluster, write
+from services.restore.conflicts import Cluster, result_of, write
 from services.restore.manifests import VolumeRecord
 from services.restore.objects import Manifest, Obj, object_key
 from services.restore.ordering import claims_mounted, crd_index, order
@@ -40,7 +41,7 @@ from shared.contracts.requests import ConflictPolicy
 log = logging.getLogger("ferry.restore")
 
 # Fills one claim: (target claim manifest, its volume record) -> its result. Provided by the service.
-VolumeFiller = Callable[[Manifest, VolumeRecord], Awaitable[VolumeResult]]
+VolumeFiller = Callable[[Manifest, VolumeRecord], Coroutine[Any, Any, VolumeResult]]
 
 
 @dataclass
@@ -65,19 +66,18 @@ def prepare(
     claims = {(m.namespace, m.name) for m in captured if m.kind == "PersistentVolumeClaim"}
     ready_items = []
     for item in captured:
-        base = {"key": item.key, "target": item.key}
         why = whiteout(item, keep_owned=keep_owned)
         if not why and item.kind == "PersistentVolume":
             ref = item.obj.get("spec", {}).get("claimRef") or {}
             if (ref.get("namespace", ""), ref.get("name", "")) in claims:
                 why = "its claim is restored with a new volume from the claim's storage class"
         if why:
-            plan.results.append(ObjectResult(outcome=Outcome.SKIPPED, reason=why, **base))
+            plan.results.append(result_of(item, Outcome.SKIPPED, reason=why))
             continue
         clean(item)
         outcome = modifiers.apply(rules, item)
         if outcome.error:
-            plan.results.append(ObjectResult(outcome=Outcome.FAILED, reason=outcome.error, **base))
+            plan.results.append(result_of(item, Outcome.FAILED, reason=outcome.error))
             continue
         item.notes.extend(outcome.notes)
         transform(item, transforms)
@@ -152,16 +152,13 @@ class Restore:
         established: dict[str, asyncio.Future[str]] = {}
         try:
             for item in self.plan.items:
-                base = {"key": item.source_key, "target": item.key, "warnings": list(item.notes)}
                 if item.gr in crds and not self.dry_run:
                     why = await established[crds[item.gr]] if crds[item.gr] in established else ""
                     if why:
-                        await self._record(ObjectResult(outcome=Outcome.FAILED, reason=why, **base))
+                        await self._record(result_of(item, Outcome.FAILED, reason=why))
                         continue
                 if not self.dry_run and (why := await self._claims_ready(item)):
-                    await self._record(
-                        ObjectResult(outcome=Outcome.FAILED, reason=f"not created: {why}", **base)
-                    )
+                    await self._record(result_of(item, Outcome.FAILED, reason=f"not created: {why}"))
                     continue
                 result = await self._record(
                     await write(self.cluster, item, self.policy, dry_run=self.dry_run)

@@ -25,7 +25,7 @@ import msgspec
 from services.restore import jobs, manifests, modifiers
 from services.restore.checking import compare_trees, forget_verification
 from services.restore.clusters import KubeClusters
-from services.restore.conflicts import differences, without_ferry_labels
+from services.restore.conflicts import differences, result_of, without_ferry_labels
 from services.restore.restoring import prepare
 from services.restore.service import ClusterFactory, RestoreOptions
 from services.restore.sources import open_target_repository, restore_labels, transforms_for
@@ -105,20 +105,18 @@ class VerifyService(StepService):
             for item in plan.items:
                 earlier = by_target.get(item.key)
                 live = await cluster.get(item)
-                base = {"key": item.source_key, "target": item.key}
                 if live is None:
                     why = (
                         f"missing in the target ({earlier.reason})"
                         if earlier and earlier.reason
                         else "missing in the target"
                     )
-                    problems.append(ObjectResult(outcome=Outcome.FAILED, reason=why, **base))
+                    problems.append(result_of(item, Outcome.FAILED, reason=why))
                     continue
                 present += 1
                 diff = differences(without_ferry_labels(item.obj), live)
                 if diff and not (earlier and earlier.outcome is Outcome.SKIPPED):
-                    problems.append(ObjectResult(outcome=Outcome.FAILED, reason="differs from the snapshot",
-                                                 diff=diff[:20], **base))  # fmt: skip
+                    problems.append(result_of(item, Outcome.FAILED, "differs from the snapshot", diff[:20]))
             movers = Movers(cluster, self.settings, request_id=ctx.request_id, step=StepName.VERIFY.value,
                             repository_url=repository_url(self.settings, repo_name), labels=labels,
                             timeout=self.options.mover_timeout)  # fmt: skip

@@ -2,16 +2,14 @@
 storage-class mapping, real nats-server, two repositories (two regions), sandbox clusters whose
 kubelet runs the mover Jobs as real ``ferry-mover`` processes.
 
-The discovery and snapshot services are not part of this suite: ``capturing.snapshot`` stands in for
-them (it lists the namespace through the discovery API and backs the volume directories up). The
-full ``migrate`` itinerary is the last test, expected to fail until those services exist.
+The first test stands in for the snapshot step with ``capturing.snapshot`` (the real discovery code,
+volume directories backed up directly) and drives transfer → restore → verify; the last one runs the
+whole ``migrate`` itinerary with every real service, the snapshot service's mover Jobs included.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -177,21 +175,33 @@ async def _ready(west: KubeCluster) -> bool:
     return bool(deploy and deploy.get("status", {}).get("availableReplicas") == 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs services.snapshot (the discovery/snapshot helper's, not in the tree yet): a migrate "
-    "request has no consumer for its snapshot step; the test then still has to start both services",
-)
 async def test_a_migrate_request_runs_the_whole_itinerary(
-    settings: Settings, sandboxes: SandboxClusters
+    settings: Settings, sandboxes: SandboxClusters, east_shop: tuple[str, str], tmp_path: Path
 ) -> None:
-    importlib.import_module("services.snapshot")  # not there yet: the step has no service
-    importlib.import_module("services.discovery")
+    """discover → snapshot → transfer → restore → verify, every step the real service."""
+    from services.discovery.discovering import DiscoveryService
+    from services.snapshot.snapshotting import SnapshotService
 
-    await seed(sandboxes["east"].url, [SHOP])
-    async with ferry(settings) as client:
-        request = MobilityRequest(kind=RequestKind.MIGRATE, source=Source(cluster="east", namespaces=["shop"],
-                                  repository="east"), target=Target(cluster="west", repository="west",
-                                  namespace_map={"shop": "shop-mig"}, storage_class_map=CLASSES))  # fmt: skip
-        state = await client.wait(await client.submit(request), within=150)
-    assert state.phase is Phase.COMPLETED, json.dumps(state.reason)
+    request = MobilityRequest(kind=RequestKind.MIGRATE, source=Source(cluster="east", namespaces=["shop"],
+                              repository="east"), target=Target(cluster="west", repository="west",
+                              namespace_map={"shop": "shop-mig"}, storage_class_map=CLASSES))  # fmt: skip
+    async with DiscoveryService(settings), SnapshotService(settings), ferry(settings) as client:
+        request_id = await client.submit(request)
+        state = await client.wait(request_id, within=120)
+    assert state.phase is Phase.COMPLETED, state.reason
+    assert [s.step.value for s in state.steps] == ["discover", "snapshot", "transfer", "restore", "verify"]
+    verified = state.steps[-1].result
+    assert (
+        verified is not None and verified.counts["volumes"] == 2 and verified.counts["files_verified"] == 11
+    )
+    west, east = kube_cluster(sandboxes, "west"), kube_cluster(sandboxes, "east")
+    try:
+        for claim in ("web-uploads", "pgdata-db-0"):
+            assert file_hashes(await volume_dir(west, "shop-mig", claim)) == file_hashes(
+                await volume_dir(east, "shop", claim)
+            ), claim
+        binding = await west.get("rolebindings.rbac.authorization.k8s.io", "shop-web", "shop-mig")
+        assert [s["namespace"] for s in binding["subjects"]] == ["shop-mig"]
+    finally:
+        await west.close()
+        await east.close()
