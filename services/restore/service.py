@@ -25,7 +25,13 @@ from services.restore import manifests, modifiers
 from services.restore.clusters import KubeClusters
 from services.restore.conflicts import Cluster
 from services.restore.restoring import Restore, prepare, rendered
-from services.restore.sources import open_target_repository, resolve_group, restore_labels, transforms_for
+from services.restore.sources import (
+    inventory_edges,
+    open_target_repository,
+    resolve_group,
+    restore_labels,
+    transforms_for,
+)
 from services.restore.volumes import Movers
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
@@ -106,8 +112,9 @@ class RestoreService(StepService):
         )
         captured = await asyncio.to_thread(manifests.load, repo, group)
         labels = restore_labels(ctx.request_id, group)
+        edges = captured.edges + await inventory_edges(ctx.outputs, self.topology.inventories)
         plan = prepare(captured.items, transforms_for(request, labels), rules, keep_owned=request.keep_owned,
-                       extra_edges=captured.edges)  # fmt: skip
+                       extra_edges=edges)  # fmt: skip
         for warning in plan.warnings:
             await ctx.warn(warning)
         cluster = await self.clusters(self.settings, request.target.cluster)

@@ -8,8 +8,11 @@ Label values are limited to 63 characters, so the snapshot label carries the id'
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.restore.transforming import REQUEST_LABEL, SNAPSHOT_LABEL, Transforms
 from shared.contracts.errors import PermanentError
+from shared.contracts.inventory import decode_inventory
 from shared.contracts.requests import MobilityRequest
 from shared.repository import Repository, RepositoryNotFound, WrongKey
 from shared.runtime.repositories import repository_url, store_settings
@@ -34,10 +37,27 @@ def resolve_group(repo: Repository, snapshot: str) -> str:
         raise PermanentError("no snapshot to restore: the request names none and no step produced one")
     if snapshot != "latest":
         return snapshot
-    groups = [record.group for _id, record in repo.snapshots() if record.kind == "blob" and record.group]
+    groups = [
+        record.group
+        for _id, record in repo.snapshots()
+        if record.kind == "blob" and record.name == "manifests" and record.group
+    ]
     if not groups:
         raise PermanentError(f"no Ferry snapshot in {repo.store.location} to take as 'latest'")
     return groups[-1]
+
+
+async def inventory_edges(ctx_outputs: dict[str, str], store: Any) -> list[tuple[str, str]]:
+    """The reference graph discovery stored for this request (migrate), as (dependent, dependency)."""
+    name = ctx_outputs.get("inventory")
+    if not name:
+        return []
+    try:
+        found = await store.get(name)
+    except Exception:  # noqa: BLE001 - an inventory that expired only costs the extra ordering hints
+        return []
+    inventory = decode_inventory(found.data or b"")
+    return [(r.source, r.target) for r in inventory.references if not r.missing]
 
 
 def restore_labels(request_id: str, group: str) -> dict[str, str]:

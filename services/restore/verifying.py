@@ -28,7 +28,7 @@ from services.restore.clusters import KubeClusters
 from services.restore.conflicts import differences, result_of, without_ferry_labels
 from services.restore.restoring import prepare
 from services.restore.service import ClusterFactory, RestoreOptions
-from services.restore.sources import open_target_repository, restore_labels, transforms_for
+from services.restore.sources import inventory_edges, open_target_repository, restore_labels, transforms_for
 from services.restore.volumes import Movers
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
@@ -95,8 +95,9 @@ class VerifyService(StepService):
         repo = await asyncio.to_thread(open_target_repository, self.settings, repo_name)
         captured = await asyncio.to_thread(manifests.load, repo, group)
         labels = restore_labels(ctx.request_id, group)
+        edges = captured.edges + await inventory_edges(ctx.outputs, self.topology.inventories)
         plan = prepare(captured.items, transforms_for(request, labels), modifiers.parse(request.target.resource_modifiers),
-                       keep_owned=request.keep_owned, extra_edges=captured.edges)  # fmt: skip
+                       keep_owned=request.keep_owned, extra_edges=edges)  # fmt: skip
         by_target = {r.target: r for r in restored.objects}
         cluster = await self.clusters(self.settings, request.target.cluster or "")
         problems: list[ObjectResult] = [r for r in plan.results if r.failed]

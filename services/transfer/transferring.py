@@ -92,7 +92,11 @@ def resolve_group(repo: Repository, snapshot: str) -> str:
     """A Ferry snapshot id, or ``latest``: the group of the newest manifests record."""
     if snapshot != "latest":
         return snapshot
-    groups = [record.group for _id, record in repo.snapshots() if record.kind == "blob" and record.group]
+    groups = [
+        record.group
+        for _id, record in repo.snapshots()
+        if record.kind == "blob" and record.name == "manifests" and record.group
+    ]
     if not groups:
         raise PermanentError(f"no Ferry snapshot in {repo.store.location} to take as 'latest'")
     return groups[-1]
