@@ -7,6 +7,7 @@ Tables use rich and are meant to be read, not parsed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -51,54 +52,75 @@ def phase_text(phase: Phase) -> str:
 
 def _route(state: RequestState) -> str:
     source, target = state.request.source, state.request.target
-    return f"{source.cluster} → {target.cluster}" if target.cluster else source.cluster
+    return f"{source.cluster}→{target.cluster}" if target.cluster else source.cluster
+
+
+def short_time(value: str) -> str:
+    """``2026-11-23T20:10:49.745Z`` -> ``2026-11-23 20:10:49`` (UTC, as stored)."""
+    return value[:19].replace("T", " ") if value else "-"
+
+
+def took(started: str, finished: str) -> str:
+    try:
+        seconds = (
+            dt.datetime.fromisoformat(finished.replace("Z", "+00:00"))
+            - dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
+        ).total_seconds()
+    except ValueError:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def _key_column(table: Table, name: str, values: list[str]) -> None:
+    """A column people copy from (ids): never wrapped, never cut."""
+    table.add_column(name, no_wrap=True, min_width=max([len(name), *map(len, values)]))
 
 
 def requests_table(states: list[RequestState]) -> Table:
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "KIND", "PHASE", "CLUSTERS", "NAMESPACES", "CREATED"):
-        table.add_column(column, no_wrap=column != "NAMESPACES")
+    _key_column(table, "ID", [s.id for s in states])
+    _key_column(table, "PHASE", [s.phase.value for s in states])
+    for column in ("KIND", "CLUSTERS", "NAMESPACES", "CREATED (UTC)"):
+        table.add_column(column, no_wrap=column != "NAMESPACES", overflow="ellipsis")
     for state in states:
         namespaces = ",".join(state.request.source.namespaces) or state.request.source.selector or "-"
         table.add_row(
             state.id,
-            state.request.kind.value,
             phase_text(state.phase),
+            state.request.kind.value,
             _route(state),
             namespaces,
-            state.created_at,
+            short_time(state.created_at),
         )
     return table
 
 
 def show_state(console: Console, state: RequestState) -> None:
     console.print(
-        f"[bold]{state.id}[/]  {state.request.kind.value}  {_route(state)}  {phase_text(state.phase)}"
+        f"[bold]{state.id}[/]  {state.request.kind.value}  {_route(state)}  {phase_text(state.phase)}",
+        highlight=False,
     )
     if state.reason:
         console.print(f"reason: {state.reason}", markup=False)
     namespaces = ", ".join(state.request.source.namespaces) or "-"
     console.print(
-        f"namespaces: {namespaces}   created: {state.created_at}   updated: {state.updated_at}", markup=False
+        f"namespaces: {namespaces}   created: {short_time(state.created_at)}   updated: {short_time(state.updated_at)} (UTC)",
+        markup=False,
+        highlight=False,
     )
     table = Table(box=None, header_style="bold")
-    for column in ("STEP", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "RESULT"):
-        table.add_column(column)
+    _key_column(table, "STEP", [s.step.value for s in state.steps])
+    _key_column(table, "STATUS", [s.status.value for s in state.steps])
+    for column in ("TRIES", "TOOK", "RESULT"):
+        table.add_column(column, no_wrap=column != "RESULT")
     for step in state.steps:
         style = STATUS_STYLE.get(step.status.value, "")
         status = f"[{style}]{step.status.value}[/]" if style else step.status.value
         result = step.error
-        if step.result is not None:
-            counts = ", ".join(f"{k}={v}" for k, v in step.result.counts.items())
-            result = "; ".join(p for p in (counts, step.result.message) if p)
-        table.add_row(
-            step.step.value,
-            status,
-            str(step.attempts),
-            step.started_at or "-",
-            step.finished_at or "-",
-            result or "",
-        )
+        if step.result is not None:  # the message says it for people; counts are in -o json
+            result = step.result.message or ", ".join(f"{k}={v}" for k, v in step.result.counts.items())
+        duration = took(step.started_at, step.finished_at) if step.finished_at else "-"
+        table.add_row(step.step.value, status, str(step.attempts), duration, result or "")
     console.print(table)
 
 
@@ -146,30 +168,18 @@ def _size(value: Any) -> str:
 def snapshots_table(items: list[dict[str, Any]]) -> Table:
     """SnapshotSummary documents: what was captured, when, how big, how consistent."""
     table = Table(box=None, header_style="bold")
-    for column in (
-        "ID",
-        "TIME",
-        "APP",
-        "CLUSTER",
-        "NAMESPACES",
-        "OBJECTS",
-        "VOLUMES",
-        "SIZE",
-        "NEW",
-        "CONSISTENCY",
-    ):
-        table.add_column(column, no_wrap=column != "NAMESPACES")
+    _key_column(table, "ID", [str(item.get("id", "-")) for item in items])
+    for column in ("TIME (UTC)", "CLUSTER", "NAMESPACES", "OBJECTS", "VOLUMES", "SIZE", "CONSISTENCY"):
+        table.add_column(column, no_wrap=column != "NAMESPACES", overflow="ellipsis")
     for item in items:
         table.add_row(
             str(item.get("id", "-")),
-            str(item.get("time", "-")),
-            str(item.get("app") or "-"),
+            short_time(str(item.get("time", ""))),
             str(item.get("cluster") or "-"),
             ",".join(item.get("namespaces") or []) or "-",
             str(item.get("objects", "-")),
             str(item.get("volumes", "-")),
             _size(item.get("bytes")),
-            _size(item.get("new_bytes")),
             str(item.get("consistency") or "-"),
         )
     return table
@@ -182,7 +192,7 @@ def show_snapshot(console: Console, doc: dict[str, Any]) -> None:
         console.file.write(yaml.safe_dump(doc, sort_keys=False))
         return
     console.print(
-        f"[bold]{summary.get('id')}[/]  {summary.get('time', '')}  app {summary.get('app') or '-'}",
+        f"[bold]{summary.get('id')}[/]  {short_time(str(summary.get('time', '')))}  app {summary.get('app') or '-'}",
         highlight=False,
     )
     namespaces = ",".join(summary.get("namespaces") or []) or "-"
@@ -201,8 +211,10 @@ def show_snapshot(console: Console, doc: dict[str, Any]) -> None:
     volumes = doc.get("volume_records") or []
     if volumes:
         table = Table(box=None, header_style="bold")
-        for column in ("VOLUME", "FILES", "SIZE", "NEW", "STORED", "CONSISTENCY", "RECORD"):
-            table.add_column(column)
+        _key_column(table, "VOLUME", [f"{v.get('namespace')}/{v.get('claim')}" for v in volumes])
+        for column in ("FILES", "SIZE", "NEW", "STORED", "CONSISTENCY"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("RECORD", no_wrap=True, overflow="ellipsis", max_width=14)
         for v in volumes:
             table.add_row(
                 f"{v.get('namespace')}/{v.get('claim')}",

@@ -17,7 +17,7 @@ import msgspec
 from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from services.cli.rendering import flatten, phase_text
@@ -43,10 +43,8 @@ class AmountColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         total = task.total
         if task.fields.get("unit") == "bytes":
-            return Text(
-                f"{decimal(int(task.completed))}/{decimal(int(total)) if total else '?'}",
-                style="progress.download",
-            )
+            done = decimal(int(task.completed))
+            return Text(f"{done}/{decimal(int(total))}" if total else done, style="progress.download")
         if total:
             return Text(f"{int(task.completed)}/{int(total)}", style="progress.download")
         return Text("")
@@ -62,7 +60,10 @@ class RateColumn(ProgressColumn):
 
 def new_progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn(
+            "{task.description}",
+            table_column=Column(min_width=24, max_width=40, no_wrap=True, overflow="ellipsis"),
+        ),
         BarColumn(bar_width=30),
         AmountColumn(),
         RateColumn(),
@@ -124,11 +125,14 @@ class Watcher:
             task = self._step(step)
             total = self.progress.tasks[task].total or 1
             mark = "[yellow]![/]" if event.partial else "[green]✓[/]"
-            note = f" [yellow]{event.message}[/]" if event.message else ""
-            self.progress.update(task, completed=total, total=total, description=f"{mark} {step}{note}")
-            for (vstep, _), vtask in self.volumes.items():
-                if vstep == step and self.progress.tasks[vtask].total:
-                    self.progress.update(vtask, completed=self.progress.tasks[vtask].total)
+            self.progress.update(task, completed=total, total=total, description=f"{mark} {step}")
+            if event.message:  # above the bars, where a long line can wrap without squeezing them
+                say(f"{mark} {step}: {event.message}", highlight=False)
+            for (vstep, volume), vtask in self.volumes.items():
+                if vstep == step:
+                    vtotal = self.progress.tasks[vtask].total
+                    described = f"  {mark} [dim]{step}[/] {volume}"
+                    self.progress.update(vtask, completed=vtotal or 0, total=vtotal, description=described)
         elif isinstance(event, Failed):
             kind = f"retrying ({event.attempt}/{event.max_attempts})" if event.temporary else "failed"
             say(f"[red]✗ {step} {kind}:[/] {event.reason}", highlight=False)
@@ -169,7 +173,7 @@ def report_line(body: dict[str, object]) -> str:
         if isinstance(counts, dict)
         else ((k, v) for k, v in body.items() if not isinstance(v, dict | list))
     )
-    return ", ".join(f"{k}={v}" for k, v in list(pairs)[:12])
+    return ", ".join(f"{k}={v}" for k, v in list(pairs)[:6])
 
 
 def show_verification(console: Console, report: Report, limit: int = 20) -> None:
