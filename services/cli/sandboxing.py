@@ -239,6 +239,7 @@ def _explain(out: Console, state: dict[str, Any], state_file: Path) -> None:
         out.print(
             f"  export FERRY_URL={state['gateway_url']} FERRY_TOKEN=$(jq -r .token {state_file})",
             highlight=False,
+            soft_wrap=True,
         )
     else:
         out.print(f"  export FERRY_BUS={state['nats_url']}", highlight=False, soft_wrap=True)
@@ -246,6 +247,7 @@ def _explain(out: Console, state: dict[str, Any], state_file: Path) -> None:
     out.print(
         f"  ferry clusters; ferry migrate --from east --to west -n shop --watch; ferry sandbox down --dir {state['dir']}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -292,6 +294,7 @@ def sandbox(args: argparse.Namespace, out: Console) -> int:
             out.print(
                 f"{entry['name']:<20} pid {entry['pid']:<8} {'[green]running[/]' if alive else '[red]stopped[/]'}",
                 highlight=False,
+                soft_wrap=True,
             )
         return 0
     stopped = down_processes(state["processes"])
@@ -299,5 +302,6 @@ def sandbox(args: argparse.Namespace, out: Console) -> int:
     out.print(
         f"sandbox down: stopped {', '.join(stopped) or 'nothing (already stopped)'}; data left in {root}",
         highlight=False,
+        soft_wrap=True,
     )
     return 0
