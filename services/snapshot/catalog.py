@@ -24,7 +24,7 @@ from shared.repository import Repository, Snapshot, SnapshotNotFound
 from shared.repository.pruning import prune
 
 Records = list[tuple[str, Snapshot]]
-ORDER = {"live": 0, "csi": 1, "quiesced": 2}
+ORDER = {"live": 0, "csi": 1, "quiesced": 2}  # weakest first; "manifests-only": no volume data
 
 
 def snapshot_id_for(request_id: str) -> str:

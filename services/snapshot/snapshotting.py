@@ -221,7 +221,7 @@ class SnapshotService(StepService):
 
     async def _write_manifests(self, attempt: Attempt, consistencies: list[str]) -> None:
         request, inventory = attempt.request, attempt.inventory
-        consistency = catalog.weakest(consistencies) or ("quiesced" if request.quiesce else "csi")
+        consistency = catalog.weakest(consistencies) or "manifests-only"  # no volume data copied
         counts = inventory.counts()
         for item in inventory.items:
             if item.owned and not request.keep_owned:

@@ -265,3 +265,24 @@ async def test_a_request_that_cannot_be_discovered_fails_with_the_reason(
     assert state.phase is Phase.FAILED
     assert reason in state.reason and state.reason.startswith("discover failed")
     assert inventory is None
+
+
+async def test_a_selector_without_namespaces_captures_the_matching_objects_of_every_namespace(
+    settings: Settings, client: BusClient
+) -> None:
+    request = MobilityRequest(
+        kind=RequestKind.REPLICATE, itinerary=["discover"], source=Source(cluster="east", selector="app=web")
+    )
+    state, inventory = await run(settings, client, request)
+    assert state.phase is Phase.COMPLETED, state.reason
+    assert inventory is not None and inventory.namespaces == ["shop"]
+    namespaced = {i.key for i in inventory.items if i.namespaced}
+    assert namespaced == {
+        "deployments.apps/shop/web",
+        "services/shop/web",
+        "persistentvolumeclaims/shop/web-uploads",
+    }
+    assert "namespaces/shop" in {i.key for i in inventory.items}
+    assert any(
+        "configmaps/shop/shop-config" in w and "outside the selection" in w for w in inventory.warnings
+    )

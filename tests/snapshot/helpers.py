@@ -63,15 +63,16 @@ async def workload_state(east: Cluster) -> dict[str, Any]:
     web = await east.get("deployments.apps", "web", "shop")
     db = await east.get("statefulsets.apps", "db", "shop")
     cron = await east.get("cronjobs.batch", "nightly-report", "shop")
-    notes = {
-        k: v
-        for obj in (web, db, cron)
-        for k, v in (obj["metadata"].get("annotations") or {}).items()
-        if k.startswith("ferry.dev/")
-    }
+
+    def notes(obj: dict[str, Any]) -> dict[str, str]:
+        found = (obj["metadata"].get("annotations") or {}).items()
+        return {k: v for k, v in found if k.startswith("ferry.dev/")}
+
     return {
         "web": web["spec"]["replicas"],
         "db": db["spec"]["replicas"],
         "suspend": bool(cron["spec"].get("suspend")),
-        "annotations": notes,
+        "annotations": {
+            name: notes(obj) for name, obj in (("web", web), ("db", db), ("cron", cron)) if notes(obj)
+        },
     }

@@ -87,8 +87,11 @@ async def test_quiesce_then_unquiesce_restores_replicas_exactly_even_after_the_s
             snapshot_process.wait(10)
             killed = await workload_state(east)
             assert (killed["web"], killed["db"], killed["suspend"]) == (0, 0, True)
-            assert killed["annotations"] == {"ferry.dev/pre-quiesce-replicas": "1", "ferry.dev/pre-quiesce-suspend": "false"} or \
-                set(killed["annotations"]) == {"ferry.dev/pre-quiesce-replicas", "ferry.dev/pre-quiesce-suspend"}  # fmt: skip
+            assert killed["annotations"] == {
+                "web": {"ferry.dev/pre-quiesce-replicas": "3"},
+                "db": {"ferry.dev/pre-quiesce-replicas": "1"},
+                "cron": {"ferry.dev/pre-quiesce-suspend": "false"},
+            }
             async with SnapshotService(settings, instance="survivor"):
                 state = await client.wait(rid, within=120)
                 assert state.phase is Phase.COMPLETED, state.reason
