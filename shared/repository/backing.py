@@ -73,6 +73,7 @@ class _Backup:
         self.chunker = FastCDC(cfg.chunker_avg, min_size=cfg.chunker_min, max_size=cfg.chunker_max)
         self.small = cfg.chunker_min
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="ferry-chunk")
+        self.finisher = ThreadPoolExecutor(1, thread_name_prefix="ferry-trees")
         self.slots = threading.BoundedSemaphore(4 * threads + 8)
         self.links: dict[tuple[int, int], str] = {}
         self.progress_fn = progress
@@ -104,7 +105,8 @@ class _Backup:
         log.warning("%s", message)
         self.stats.warnings.append(message)
 
-    def save_dir(self, path: str, rel: str, parent: Tree | None) -> bytes:
+    def save_dir(self, path: str, rel: str, parent: Tree | None) -> Future[bytes]:
+        """Walk one directory; its tree blob is finished later, by the finisher thread (see below)."""
         old = {node.name: node for node in parent.nodes} if parent else {}
         try:
             with os.scandir(path) as it:
@@ -114,6 +116,7 @@ class _Backup:
             entries = []
         nodes: list[Node] = []
         pending: list[tuple[Node, list[Future[bytes]]]] = []
+        subdirs: list[tuple[Node, Future[bytes]]] = []
         for entry in entries:
             child_rel = f"{rel}/{entry.name}" if rel else entry.name
             try:
@@ -141,7 +144,7 @@ class _Backup:
                     if previous and previous.type == "dir" and previous.subtree in self.index
                     else None
                 )
-                node.subtree = self.save_dir(entry.path, child_rel, sub)
+                subdirs.append((node, self.save_dir(entry.path, child_rel, sub)))
                 self.stats.dirs += 1
             elif stat.S_ISLNK(mode):
                 node.type = "symlink"
@@ -168,8 +171,20 @@ class _Backup:
                 continue
             nodes.append(node)
             self.report()
+        # Waiting here for this directory's chunks would drain the pipeline at the end of every
+        # directory; one finisher thread does it instead, in walk order (children before parents).
+        return self.finisher.submit(self._finish_dir, nodes, pending, subdirs)
+
+    def _finish_dir(
+        self,
+        nodes: list[Node],
+        pending: list[tuple[Node, list[Future[bytes]]]],
+        subdirs: list[tuple[Node, Future[bytes]]],
+    ) -> bytes:
         for node, futures in pending:
             node.content = [future.result() for future in futures]
+        for node, subtree in subdirs:
+            node.subtree = subtree.result()
         tree_id, data = self.repo.encode_tree(Tree(nodes))
         self.packer.add(tree_id, TREE, data)
         return tree_id
@@ -296,11 +311,13 @@ def backup(
         )
         totals.start()
         try:
-            record.root = job.save_dir(str(source), "", parent_tree)
+            record.root = job.save_dir(str(source), "", parent_tree).result()
+            job.finisher.shutdown(wait=True)
             job.pool.shutdown(wait=True)
             packer.flush()
         except BaseException:
             job.pool.shutdown(wait=True, cancel_futures=True)
+            job.finisher.shutdown(wait=True, cancel_futures=True)
             packer.abort()
             raise
         finally:

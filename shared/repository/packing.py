@@ -9,7 +9,7 @@ Memory and CPU, on purpose: a pack is assembled in a reused buffer from a small 
 reserves its blob's place in the open pack under a lock, then encrypts straight into it
 (``encrypt_into``) outside the lock, so workers fill one pack concurrently and nothing is allocated
 or copied per blob; the last writer of a full pack hands it to the upload pool (4 threads, I/O
-bound). The pool holds ``upload_threads + 4`` buffers: when all are busy, workers wait — that is the
+bound). The pool holds ``upload_threads + 3`` buffers: when all are busy, workers wait — that is the
 back-pressure that bounds memory whatever the volume size. A blob id is *claimed* before it is
 sealed, so two threads (or a file repeated twice) never store the same chunk twice in one run.
 """
@@ -75,7 +75,7 @@ class Packer:
         self._outstanding = 0  # packs opened and not yet uploaded (or failed)
         self._pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="ferry-upload")
         self._buffers: queue.LifoQueue[bytearray] = queue.LifoQueue()
-        self._buffers_left = upload_threads + 4
+        self._buffers_left = upload_threads + 3
         self._unsaved: list[IndexedPack] = []
         self._index_lock = threading.Lock()
         self._last_index = time.monotonic()
