@@ -77,6 +77,15 @@ def _paths() -> dict[str, Any]:
         "/v1/requests": {
             "post": {
                 "summary": "Submit a mobility request (scope submit)",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "used when the body has no idempotency_key",
+                        "schema": {"type": "string", "maxLength": 256},
+                    }
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("MobilityRequest")}},

@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
+import msgspec
 from aiohttp import web
 
 from services.gateway.app import (
@@ -57,6 +58,11 @@ async def submit(request: web.Request) -> web.Response:
         mobility = decode_request(body)
     except RequestInvalid as e:
         raise GatewayError(400, without_values(e.reason), field=e.field) from None
+    if key := request.headers.get("Idempotency-Key", ""):  # the HTTP convention; the body's key wins
+        if len(key) > 256:
+            raise GatewayError(400, "at most 256 characters", field="Idempotency-Key")
+        if not mobility.idempotency_key:
+            mobility = msgspec.structs.replace(mobility, idempotency_key=key)
     reply = await request.app[CLIENT].submit_raw(encode_request(mobility))
     if not isinstance(reply, Accepted):
         status = 503 if reply.code == "unavailable" else 400

@@ -73,6 +73,12 @@ async def test_the_same_idempotency_key_gives_back_the_same_request(gateway: Gat
     ) as response:
         assert response.status == 200
         assert await response.json() == {"type": "accepted", "id": first, "duplicate": True}
+    headers = {**gateway.auth("submit"), "Idempotency-Key": "deploy-8"}  # the HTTP header works too
+    async with gateway.session.post(gateway.url + "/v1/requests", data=body(), headers=headers) as response:
+        assert response.status == 201
+        second = (await response.json())["id"]
+    async with gateway.session.post(gateway.url + "/v1/requests", data=body(), headers=headers) as response:
+        assert (response.status, (await response.json())["id"]) == (200, second)
 
 
 async def test_requests_are_listed_with_filters(gateway: Gateway) -> None:
