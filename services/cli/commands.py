@@ -160,8 +160,8 @@ async def snapshots(args: argparse.Namespace, io: Io, transport: Transport) -> i
         raise UsageError("--delete", "name the snapshot to delete: ferry snapshots ID --delete")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit", "must be at least 1")
-    filters = (("cluster", args.cluster), ("namespace", args.namespace), ("app", args.app))
-    filters += (("repository", args.repository), ("limit", str(args.limit) if args.limit else ""))
+    filters: list[tuple[str, str]] = [("cluster", args.cluster), ("namespace", args.namespace)]
+    filters += [("app", args.app), ("repository", args.repository), ("limit", str(args.limit or ""))]
     query = {k: v for k, v in filters if v}
     doc: Any = await transport.snapshots(args.id, query, delete=args.delete)
     if io.output != "table":

@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import msgspec
 from aiohttp import web
@@ -149,7 +149,7 @@ async def _pump(
         queue.put_nowait(None)  # the queue is unbounded: never blocks, even while cancelled
 
 
-async def _frames(client: BusClient, rid: str, after: int, follow: bool) -> AsyncIterator[bytes]:
+async def _frames(client: BusClient, rid: str, after: int, follow: bool) -> AsyncGenerator[bytes, None]:
     queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue()
     pump = asyncio.create_task(_pump(client, rid, after, follow, queue), name=f"gateway:sse:{rid}")
     try:
