@@ -328,6 +328,7 @@ def backup(
         record.stats.stored_bytes = packer.stats.stored_bytes
         record.stats.new_chunks = packer.stats.new_chunks
         record.stats.duration = time.monotonic() - started
+        lock.check()
         snapshot_id = repo.save_snapshot(record)
         job.report(force=True)
     finally:

@@ -67,6 +67,7 @@ class Lock:
         self.store, self.exclusive, self.purpose = store, exclusive, purpose
         self.stale_after, self.refresh = stale_after, refresh
         self.id = secrets.token_hex(16)
+        self._refreshed = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -108,8 +109,17 @@ class Lock:
         while not self._stop.wait(self.refresh):
             try:
                 self._write()
+                self._refreshed = time.monotonic()
             except StoreError as e:  # keep trying: the lock only goes stale after stale_after
                 log.warning("could not refresh repository lock: %s", e)
+
+    def check(self) -> None:
+        """Raise if the lock may have gone stale (refreshes failed): a prune could have run meanwhile,
+        so a backup must not write a snapshot that relies on data it did not upload itself."""
+        if time.monotonic() - self._refreshed > self.stale_after * 0.8:
+            raise RepositoryLocked(
+                f"lost the repository lock: not refreshed for {self.stale_after * 0.8:.0f}s"
+            )
 
     def release(self) -> None:
         self._stop.set()

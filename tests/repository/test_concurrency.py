@@ -147,3 +147,23 @@ def test_an_interrupted_backup_leaves_packs_the_next_one_reuses(
     assert resumed.snapshot.stats.new_bytes <= 4_000_000 - 2 * 1024 * 1024 + 100_000
     restore(repo, resumed.snapshot_id, tmp_path / "dst")
     assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+
+
+def test_a_backup_whose_lock_could_not_be_refreshed_saves_no_snapshot(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the lock went stale, a prune may have run: the snapshot would point at deleted data."""
+    random_files(tmp_path / "src", 2, 10_000)
+    monkeypatch.setattr(Lock, "acquire", _acquire_then_go_silent)
+    with pytest.raises(RepositoryLocked, match="lost the repository lock"):
+        backup(repo, tmp_path / "src")
+    assert repo.snapshots() == []
+
+
+_real_acquire = Lock.acquire
+
+
+def _acquire_then_go_silent(self: Lock) -> Lock:
+    _real_acquire(self)
+    self._refreshed -= self.stale_after  # as if every refresh had failed since
+    return self
