@@ -5,6 +5,8 @@ Built for throughput against gateways such as SeaweedFS, MinIO or AWS itself:
   CPU for nothing (packs carry their own BLAKE3 id and AEAD tags);
 - one client shared by all threads (boto3 clients are thread-safe) with a connection pool larger than
   the upload pool, so that concurrent PUTs never queue on a connection;
+- boto3 is imported when the first ``S3Store`` is made, not with this module (it costs ~0.1 s of
+  start-up that a mover on a local directory should not pay);
 - botocore's own retries are switched off and replaced by Ferry's loop (``base.retrying``) so that
   every failure is classified into Ferry's errors (temporary / permanent) and each attempt is logged.
 """
@@ -15,10 +17,6 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-
-import boto3
-import botocore.config
-import botocore.exceptions
 
 from shared.store.base import ObjectInfo, RetryPolicy, retrying
 from shared.store.errors import (
@@ -63,6 +61,8 @@ class _RetryAfter(TemporaryStoreError):
 
 def classify(error: Exception, what: str) -> StoreError:
     """Map a botocore exception onto Ferry's error types (the caller chains it with ``from``)."""
+    import botocore.exceptions
+
     if isinstance(error, botocore.exceptions.ClientError):
         info = error.response.get("Error", {})
         code = str(info.get("Code", ""))
@@ -124,6 +124,9 @@ class S3Store:
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self._prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
+        import boto3  # imported here: a mover working on a local directory does not pay for it
+        import botocore.config
+
         config = botocore.config.Config(
             region_name=settings.region,
             s3={"addressing_style": "path" if settings.path_style else "virtual"},
@@ -152,6 +155,8 @@ class S3Store:
         return f"s3://{self.settings.bucket}/{self._prefix}".rstrip("/")
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
+        import botocore.exceptions
+
         def once() -> T:
             try:
                 return call()
