@@ -1,0 +1,86 @@
+"""A transfer service stopped mid-copy (SIGTERM, as in a rolling restart) and another replica finishing
+the step: what the first one sent is not sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+import pytest
+
+from services.intake.intake import IntakeService
+from services.transfer.transferring import TransferOptions, TransferService
+from shared.bus.client import BusClient
+from shared.contracts.events import Progress
+from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
+from shared.contracts.states import Phase
+from shared.repository import Repository
+from shared.runtime import Settings
+from tests.store.conftest import FAST_SCRYPT, PASSWORD
+from tests.transfer.conftest import PACK, Regions, make_snapshot
+from tests.waiting import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_process(settings: Settings, regions: Regions, tmp_path: Path) -> subprocess.Popen[bytes]:
+    config = tmp_path / "ferry.toml"
+    config.write_text(f'[repositories]\neast = "{regions.source_url}"\nwest = "{regions.target_url}"\n')
+    env = {**os.environ, "FERRY_CONFIG": str(config), "FERRY_NATS_URL": settings.nats.url,
+           "FERRY_REPO_PASSWORD": PASSWORD.decode(), "FERRY_HTTP_PORT": "0", "FERRY_HTTP_HOST": "127.0.0.1",
+           "FERRY_LEASE": "3", "FERRY_ACK_WAIT": "5", "FERRY_DRAIN_GRACE": "0.5", "FERRY_LOG_FORMAT": "text",
+           "FERRY_TRANSFER_LIMIT_KIB": "1024", "FERRY_TRANSFER_THREADS": "2"}  # fmt: skip
+    with open(tmp_path / "transfer.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "services.transfer"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+async def test_a_stopped_transfer_is_finished_by_another_replica_without_resending(
+    settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
+) -> None:
+    if regions.kind != "local":
+        pytest.skip("one store is enough to test the step's resume")
+    group = make_snapshot(source_repo, tmp_path / "src", files=30)
+    # The target as the first transfer creates it (sharing the chunk-id key), with small packs so
+    # that many are uploaded (and indexed) before the stop.
+    Repository.init(regions.target, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=PACK, like=source_repo)
+    request = MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["transfer"], target=Target(repository="west"),
+                              source=Source(cluster="east", namespaces=["shop"], repository="east", snapshot=group))  # fmt: skip
+    nc = await nats.connect(settings.nats.url)
+    client = BusClient(nc, timeout=5)
+    first = service_process(settings, regions, tmp_path)
+    try:
+        async with IntakeService(settings):
+            request_id = await client.submit(request)
+            sent_before = 0
+
+            async def halfway() -> bool:
+                nonlocal sent_before
+                async for _, event in client.events(request_id, follow=False, idle=0.2):
+                    if isinstance(event, Progress) and event.items_done >= 10:
+                        sent_before = event.items_done
+                        return True
+                return False
+
+            await eventually(halfway, within=60, what="the first replica to be well into the copy")
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(first.wait, 20) == 0, (tmp_path / "transfer.log").read_text()[
+                -2000:
+            ]
+            async with TransferService(settings, options=TransferOptions(threads=2)):
+                state = await client.wait(request_id, within=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        await nc.close()
+    assert state.phase is Phase.COMPLETED, state.reason
+    counts = state.steps[0].result.counts if state.steps[0].result else {}
+    assert counts["records_copied"] == 2, counts  # the first replica finished no record
+    assert counts["blobs_present"] >= 4, f"the second replica re-sent what the first had copied: {counts}"
+    assert counts["blobs_sent"] + counts["blobs_present"] == counts["blobs_needed"]
+    assert sent_before >= 10
