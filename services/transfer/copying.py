@@ -212,6 +212,35 @@ class GroupCopy:
         return self.stats
 
 
+def plan_group(source: Repository, target: Repository | None, group: str) -> TransferStats:
+    """What a transfer of ``group`` would send (a dry run): nothing is written, nothing locked."""
+    stats = TransferStats()
+    records = source.snapshots(group=group)
+    if not records:
+        raise IntegrityError(f"no snapshot with group {group!r} in {source.store.location}")
+    stats.records = len(records)
+    if target is not None and source.config.id == target.config.id:
+        stats.same_repository, stats.records_present = True, len(records)
+        return stats
+    stats.same_keys = target is not None and source.cipher.key.chunk_id == target.cipher.key.chunk_id
+    present = {r.tags.get(COPIED_FROM) for _id, r in target.snapshots(group=group)} if target else set()
+    wanted: set[bytes] = set()
+    for snapshot_id, record in records:
+        if snapshot_id in present:
+            stats.records_present += 1
+            continue
+        ids = {blob_id for _path, blob_id in referenced(source, record)}
+        stats.blobs_needed += len(ids)
+        wanted |= {i for i in ids if not (stats.same_keys and target is not None and i in target.index)}
+    stats.blobs_sent = len(wanted)  # would be sent (at most, when the keys differ)
+    stats.blobs_present = stats.blobs_needed - stats.blobs_sent
+    for blob_id in wanted:
+        found = source.index.get(blob_id)
+        stats.bytes_total += found[1].length if found else 0
+    stats.bytes_sent = stats.bytes_total
+    return stats
+
+
 def transfer_group(source: Repository, target: Repository, group: str, **options: object) -> TransferStats:
     """Copy every record of ``group`` from ``source`` to ``target``; see ``GroupCopy``."""
     return GroupCopy(source, target, group, **options).run()  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from dataclasses import asdict
 
 import msgspec
 
-from services.transfer.copying import GroupCopy, TransferStats
+from services.transfer.copying import GroupCopy, TransferStats, plan_group
 from services.transfer.verifying import verify_group
 from shared.contracts.errors import FerryError, PermanentError, TemporaryError
 from shared.contracts.events import Report
@@ -126,6 +126,32 @@ class TransferService(StepService):
         super().__init__(settings, **kwargs)
         self.options = options or TransferOptions.from_env()
 
+    async def _plan(self, ctx: StepContext, snapshot: str, source_name: str, target_name: str) -> StepResult:
+        """A dry run: count what would be sent; the restore's dry run then reads the source repository."""
+
+        def plan() -> tuple[str, TransferStats]:
+            source = open_named(self.settings, source_name)
+            try:
+                target = source if target_name == source_name else open_named(self.settings, target_name)
+            except PermanentError:
+                target = None  # not created yet: everything would be sent
+            group = resolve_group(source, snapshot)
+            return group, plan_group(source, target, group)
+
+        try:
+            group, stats = await asyncio.to_thread(plan)
+        except (RepositoryError, StoreError) as e:
+            raise classify(e) from e
+        counts = {"records": stats.records, "records_present": stats.records_present,
+                  "blobs_needed": stats.blobs_needed, "blobs_to_send": stats.blobs_sent,
+                  "bytes_to_send": stats.bytes_sent}  # fmt: skip
+        message = (f"dry run: would copy {stats.blobs_sent} chunk(s), {stats.bytes_sent} bytes, of "
+                   f"{stats.records - stats.records_present} record(s); nothing written")  # fmt: skip
+        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.TRANSFER, title="transfer (dry run)",
+                              body={"snapshot": group, "counts": counts, "summary": message}))  # fmt: skip
+        return StepResult(outputs={"snapshot": group, "target_repository": source_name or "default"},
+                          counts=counts, message=message)  # fmt: skip
+
     async def handle(self, ctx: StepContext) -> StepResult:
         request = ctx.request
         snapshot = ctx.outputs.get("snapshot") or request.source.snapshot
@@ -134,6 +160,8 @@ class TransferService(StepService):
         source_name = request.source.repository
         target_name = request.target.repository or source_name
         stop = threading.Event()
+        if request.dry_run:
+            return await self._plan(ctx, snapshot, source_name, target_name)
 
         def run() -> tuple[str, TransferStats, list[str], dict[str, int]]:
             source = open_named(self.settings, source_name)

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import nats
 import pytest
 
@@ -105,3 +106,20 @@ async def test_one_repository_for_both_regions_is_verified_and_nothing_copied(
     result = state.steps[0].result
     assert result is not None and "same repository" in result.message
     assert result.counts["blobs_sent"] == 0 and result.counts["verified_blobs"] > 0
+
+
+async def test_a_dry_run_writes_nothing_to_the_target_and_says_what_it_would_send(
+    settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
+) -> None:
+    if regions.kind != "local":
+        pytest.skip("tested once, on the local store")
+    group = make_snapshot(source_repo, tmp_path / "src", files=6)
+    request = msgspec.structs.replace(replicate(group), dry_run=True)
+    async with transfer_running(settings) as client:
+        state = await client.wait(await client.submit(request), within=60)
+    assert state.phase is Phase.COMPLETED, state.reason
+    result = state.steps[0].result
+    assert result is not None and result.counts["blobs_to_send"] == result.counts["blobs_needed"] > 5
+    assert result.outputs["target_repository"] == "east"  # a restore dry run reads the source
+    assert "nothing written" in result.message
+    assert not list(regions.target.list("")), "a dry run created or wrote the target repository"
