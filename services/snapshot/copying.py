@@ -70,7 +70,7 @@ async def _ready_snapshot(job: Job, name: str, namespace: str) -> dict[str, Any]
         return obj is None or bool(status.get("readyToUse")) or bool(status.get("error"))
 
     snap = await job.cluster.wait_for(
-        "volumesnapshots.snapshot.storage.k8s.io", name, settled, namespace=namespace, within=600,
+        movers.VOLUME_SNAPSHOTS, name, settled, namespace=namespace, within=600,
         what=f"VolumeSnapshot {namespace}/{name} to be ready",
     )  # fmt: skip
     if snap is None:
@@ -106,10 +106,30 @@ async def _mover_summary(cluster: Cluster, namespace: str, job_name: str) -> dic
 
 
 async def copy_volume(job: Job, volume: Volume) -> dict[str, Any]:
-    """Back up one claim with a mover Job; returns the mover's summary (snapshot_id, bytes, ...)."""
+    """Back up one claim with a mover Job; returns the mover's summary (snapshot_id, bytes, ...).
+
+    The volume's own temporaries (Job, claim, VolumeSnapshot) are deleted as soon as it is done, so a
+    large application never holds twice its claims (velero #6731); the step's sweep catches the rest.
+    """
+    cluster, ns, claim = job.cluster, volume.namespace, volume.claim
+    name = movers.short_name(job.request_id, ns, claim)
+    try:
+        return await _copy(job, volume, name)
+    finally:
+        made = ["jobs.batch"] + (
+            ["persistentvolumeclaims", movers.VOLUME_SNAPSHOTS] if job.method == "csi" else []
+        )
+        for resource in made:
+            try:
+                await cluster.delete(resource, name, namespace=ns)
+            except KubeError as e:  # the sweep at the end of the step tries again
+                log.warning("could not delete %s %s/%s: %s", resource, ns, name, e)
+        log.debug("temporaries of %s/%s deleted", ns, claim)
+
+
+async def _copy(job: Job, volume: Volume, name: str) -> dict[str, Any]:
     cluster, ns, claim = job.cluster, volume.namespace, volume.claim
     mounted = claim
-    name = movers.short_name(job.request_id, ns, claim)
     if job.method == "csi":
         await cluster.create(movers.volume_snapshot(name, ns, claim, volume.snapshot_class, job.request_id))
         snap = await _ready_snapshot(job, name, ns)

@@ -24,7 +24,8 @@ MOUNT = "/data"
 REQUEST_LABEL = "ferry.dev/request"
 STEP_LABEL = "ferry.dev/step"
 ROLE_LABEL = "ferry.dev/role"
-TEMPORARY = ("jobs.batch", "persistentvolumeclaims", "volumesnapshots.snapshot.storage.k8s.io", "secrets")
+VOLUME_SNAPSHOTS = "volumesnapshots.snapshot.storage.k8s.io"
+TEMPORARY = ("jobs.batch", "persistentvolumeclaims", VOLUME_SNAPSHOTS, "secrets")
 SNAPSHOT_API = "snapshot.storage.k8s.io"
 
 

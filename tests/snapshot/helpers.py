@@ -35,13 +35,15 @@ def tree(root: Path) -> dict[str, str]:
     return found
 
 
-def snapshot_request(quiesce: bool = False, method: str = "auto", **labels: str) -> MobilityRequest:
+def snapshot_request(
+    quiesce: bool = False, method: str = "auto", parallel: int = 2, **labels: str
+) -> MobilityRequest:
     return MobilityRequest(
         kind=RequestKind.REPLICATE,
         source=Source(cluster="east", namespaces=["shop"]),
         itinerary=["discover", "snapshot"],
         quiesce=quiesce,
-        volumes=VolumePolicy(method=method),  # type: ignore[arg-type]
+        volumes=VolumePolicy(method=method, parallel=parallel),  # type: ignore[arg-type]
         labels=labels,
     )
 
