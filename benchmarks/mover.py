@@ -56,9 +56,11 @@ class Run:
         return self.nbytes / self.seconds / 1e6
 
     def line(self) -> str:
-        rss = f"{self.rss / MiB:7.0f} MiB" if self.rss else " " * 11
-        repo = f"{self.repo_size / MiB:8.0f} MiB" if self.repo_size else ""
-        return f"  {self.name:34} {self.seconds:7.2f} s  {self.rate:8.1f} MB/s  RSS {rss}  repo {repo}"
+        rss = f"{self.rss / MiB:5.0f} MiB" if self.rss else " " * 9
+        repo = f"{self.repo_size / MiB:6.0f} MiB" if self.repo_size else " " * 10
+        # The 1-minute load average: on a shared 2-core machine, other work skews every figure.
+        load = os.getloadavg()[0]
+        return f"  {self.name:34} {self.seconds:7.2f} s  {self.rate:7.1f} MB/s  RSS {rss}  repo {repo}  load {load:4.1f}"
 
 
 # -- the dataset -------------------------------------------------------------------------------------
