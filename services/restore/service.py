@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,8 +48,21 @@ REPORT_LIMIT = 200  # objects listed in a Report event body; the stored report h
 
 
 class RestoreOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Tuning read from ``FERRY_RESTORE_*`` env vars (until they join the shared Settings)."""
+
     timeout: float = 600.0  # waiting for workloads, claims and Jobs
     mover_timeout: float = 3600.0  # one volume's mover Job
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> RestoreOptions:
+        env = dict(os.environ if env is None else env)
+        data = {
+            k[len("FERRY_RESTORE_") :].lower(): v for k, v in env.items() if k.startswith("FERRY_RESTORE_")
+        }
+        try:
+            return msgspec.convert(data, cls, strict=False)
+        except msgspec.ValidationError as e:
+            raise PermanentError(f"invalid restore setting: {e}") from e
 
 
 def summary(report: RestoreReport) -> dict[str, Any]:
@@ -88,7 +102,7 @@ class RestoreService(StepService):
     ) -> None:
         super().__init__(settings, **kwargs)
         self.clusters = clusters or KubeClusters()
-        self.options = options or RestoreOptions()
+        self.options = options or RestoreOptions.from_env()
 
     async def teardown(self) -> None:
         close = getattr(self.clusters, "close", None)
@@ -126,6 +140,8 @@ class RestoreService(StepService):
         async def on_result(result: ObjectResult) -> None:
             nonlocal done
             done += 1
+            if done % 10 == 0:
+                await ctx.checkpoint()  # a cancelled request stops between objects
             await ctx.progress(
                 items_done=done, items_total=total, message=f"{result.outcome.value} {result.target}"
             )

@@ -73,7 +73,7 @@ class VerifyService(StepService):
     ) -> None:  # fmt: skip
         super().__init__(settings, **kwargs)
         self.clusters = clusters or KubeClusters()
-        self.options = options or RestoreOptions()
+        self.options = options or RestoreOptions.from_env()
 
     async def teardown(self) -> None:
         close = getattr(self.clusters, "close", None)
@@ -130,6 +130,7 @@ class VerifyService(StepService):
                     ):  # failed, or existing data kept: nothing of ours to check
                         checked.append(volume)
                         continue
+                    await ctx.checkpoint()
                     namespace, _, claim = volume.claim.partition("/")
                     await ctx.progress(message=f"reading back volume {volume.claim}", volume=volume.claim)
                     why, _job = await movers.run(namespace, claim, jobs.verify_args(volume.claim, verify_group,

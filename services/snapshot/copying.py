@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.snapshot")
 TEMPORARY_EXIT_CODES = {11, 13}  # repository locked; object store unreachable
+SNAPSHOT_READY_SECONDS = 600
 
 
 @dataclass
@@ -64,22 +66,32 @@ async def sweep(cluster: Cluster, namespaces: list[str], request_id: str) -> int
     return len(gone)
 
 
-async def _ready_snapshot(job: Job, name: str, namespace: str) -> dict[str, Any]:
+async def _ready_snapshot(job: Job, name: str, namespace: str, claim: str) -> dict[str, Any]:
+    """Wait (checking for cancellation every 2 s, at most 10 min) until the VolumeSnapshot is ready."""
+
     def settled(obj: dict[str, Any] | None) -> bool:
         status = (obj or {}).get("status") or {}
         return obj is None or bool(status.get("readyToUse")) or bool(status.get("error"))
 
-    snap = await job.cluster.wait_for(
-        movers.VOLUME_SNAPSHOTS, name, settled, namespace=namespace, within=600,
-        what=f"VolumeSnapshot {namespace}/{name} to be ready",
-    )  # fmt: skip
+    deadline = time.monotonic() + SNAPSHOT_READY_SECONDS
+    while True:
+        try:
+            snap = await job.cluster.wait_for(
+                movers.VOLUME_SNAPSHOTS, name, settled, namespace=namespace, within=2.0
+            )
+            break
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise TemporaryError(
+                    f"the CSI snapshot of volume {namespace}/{claim} is not ready after {SNAPSHOT_READY_SECONDS}s"
+                ) from None
+            await job.checkpoint()
     if snap is None:
         raise TemporaryError(f"VolumeSnapshot {namespace}/{name} disappeared before it was ready")
     error = (snap.get("status") or {}).get("error")
     if error:
-        raise PermanentError(
-            f"the CSI snapshot of a volume in {namespace} failed: {error.get('message', error)}"
-        )
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise PermanentError(f"the CSI snapshot of volume {namespace}/{claim} failed: {message}")
     return snap
 
 
@@ -132,7 +144,7 @@ async def _copy(job: Job, volume: Volume, name: str) -> dict[str, Any]:
     mounted = claim
     if job.method == "csi":
         await cluster.create(movers.volume_snapshot(name, ns, claim, volume.snapshot_class, job.request_id))
-        snap = await _ready_snapshot(job, name, ns)
+        snap = await _ready_snapshot(job, name, ns, claim)
         size = (snap.get("status") or {}).get("restoreSize") or volume.capacity or volume.size
         await cluster.create(
             movers.claim_from_snapshot(name, ns, name, volume.storage_class, str(size), job.request_id)
