@@ -165,3 +165,31 @@ async def test_without_a_snapshot_class_volumes_are_copied_live_with_a_warning(
     assert detail.summary.consistency == "live"
     assert {v.consistency for v in detail.volume_records} == {"live"}
     await asyncio.sleep(0)
+
+
+async def test_a_cancelled_snapshot_stops_brings_the_application_back_and_removes_its_temporaries(
+    settings: Settings, client: BusClient, clusters: SandboxClusters
+) -> None:
+    async with Clusters(settings.kubeconfig) as kube:
+        east = await kube.get("east")
+        await east.patch("deployments.apps", "web", {"spec": {"replicas": 3}}, namespace="shop")
+        async with pipeline(settings):
+            rid = await client.submit(snapshot_request(quiesce=True))
+
+            async def pending() -> bool:
+                return bool(await east.list("volumesnapshots.snapshot.storage.k8s.io", "shop"))
+
+            await eventually(pending, within=60, what="the snapshot step to start copying")
+            await client.cancel(rid)
+            state = await client.wait(rid, within=60)
+            assert state.phase is Phase.CANCELLED
+
+            async def back() -> bool:
+                return await workload_state(east) == ORIGINAL
+
+            await eventually(back, within=20, what="the application to be un-quiesced")
+            await eventually(lambda: _none_left(east), within=20, what="temporary objects to be deleted")
+            listed = msgspec.json.decode(
+                (await client.nc.request(subjects.SNAPSHOTS_LIST, b"{}", timeout=10)).data, type=SnapshotList
+            )
+    assert listed.items == []
