@@ -3,8 +3,9 @@
 Restore is organised around packs, not files (as restic's restorer is): the plan maps each needed
 blob to the places it goes (a chunk shared by many files is fetched once), then each pack is read
 with one ranged GET covering the blobs needed from it, decrypted, checked against its keyed hash and
-written with ``pwrite`` at its offsets. A pool of ``threads`` readers keeps that many packs in flight,
-which bounds memory at about ``threads x 16 MiB``.
+written with ``pwrite`` at its offsets. A pool of ``threads`` readers (6: GETs wait on the network,
+decryption and hashing release the GIL) keeps that many packs in flight, which bounds memory at
+about ``threads x 2 x 16 MiB``.
 
 A pack that is missing, a blob that fails authentication or whose hash differs: each file that needed
 it is recorded as damaged with the reason. Everything else is still restored; then ``DamagedFiles``
@@ -197,7 +198,7 @@ def restore(
     *,
     allow_partial: bool = False,
     progress: ProgressFn | None = None,
-    threads: int = 4,
+    threads: int = 6,
 ) -> RestoreResult:
     """Write snapshot ``snapshot_id`` under ``target``; raise ``DamagedFiles`` unless ``allow_partial``."""
     target = Path(target).absolute()
