@@ -313,6 +313,28 @@ class Cluster:
             await asyncio.sleep(delay)
             delay = min(delay * 2, interval)
 
+    async def wait_condition(
+        self,
+        resource: str | Resource,
+        name: str,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        status: str = "True",
+        within: float = 60.0,
+    ) -> Obj:
+        """Wait until the object has status condition ``kind`` (e.g. ``Complete``, ``Ready``) = ``status``."""
+        found = await self.wait_for(
+            resource,
+            name,
+            lambda o: has_condition(o, kind, status),
+            namespace=namespace,
+            within=within,
+            what=f"{resource} {name} to be {kind}",
+        )
+        assert found is not None
+        return found
+
     async def wait_deleted(
         self, resource: str | Resource, name: str, *, namespace: str | None = None, within: float = 60.0
     ) -> None:

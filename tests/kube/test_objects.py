@@ -139,6 +139,7 @@ async def test_watch_resumes_and_wait_for_sees_a_condition(
         "jobs.batch", "j", lambda o: has_condition(o, "Complete"), namespace=ns, within=10
     )
     assert done is not None
+    assert (await east.wait_condition("jobs.batch", "j", "Complete", namespace=ns))["metadata"]["name"] == "j"
     with pytest.raises(TimeoutError, match="never"):
         await east.wait_for("jobs.batch", "j", lambda o: False, namespace=ns, within=0.3, what="never")
 
