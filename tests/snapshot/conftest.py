@@ -8,6 +8,7 @@ the claims' mount paths mapped to the PV directories, so the bytes really go thr
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,10 +21,11 @@ from services.discovery.discovering import DiscoveryService
 from services.intake.intake import IntakeService
 from services.snapshot.snapshotting import SnapshotService
 from shared.bus.client import BusClient
-from shared.localstack import NatsServer
+from shared.localstack import LocalStack, NatsServer
 from shared.repository import Repository
 from shared.runtime import Settings, load_settings
-from shared.store import LocalStore
+from shared.store import LocalStore, S3Store
+from tests.store.conftest import s3_settings
 
 PASSWORD = "correct horse battery staple"
 FILL = "3MB"
@@ -83,3 +85,20 @@ async def pipeline(settings: Settings, *, snapshot: bool = True) -> AsyncIterato
         if snapshot:
             await stack.enter_async_context(SnapshotService(settings))
         yield
+
+
+@pytest.fixture(scope="session")
+def snapshot_bucket(stack: LocalStack) -> str:
+    """One bucket on the session's SeaweedFS for the snapshot tests, a prefix per test."""
+    bucket = f"ferry-snapshots-{secrets.token_hex(3)}"
+    store = S3Store(s3_settings(stack, bucket))
+    store.create_bucket()
+    store.close()
+    return bucket
+
+
+@pytest.fixture
+def s3_repository(stack: LocalStack, snapshot_bucket: str, unique: str) -> str:
+    store = S3Store(s3_settings(stack, snapshot_bucket, f"snapshots-{unique}"))
+    Repository.init(store, PASSWORD.encode(), scrypt_n=2**10, pack_size=1024 * 1024).close()
+    return f"s3://{snapshot_bucket}/snapshots-{unique}"

@@ -3,6 +3,7 @@ Jobs run by the sandbox kubelet, the result read back from the repository as res
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from shared.contracts.inventory import decode_inventory
 from shared.contracts.snapshots import SnapshotDetail, SnapshotList
 from shared.contracts.states import Phase
 from shared.kube import Clusters
+from shared.localstack import LocalStack
 from shared.repository import Repository, read_blob, restore
 from shared.runtime import Settings
+from shared.runtime.repositories import open_repository
 from shared.store import LocalStore
 from tests.snapshot.conftest import PASSWORD, pipeline
 from tests.snapshot.helpers import leftovers, snapshot_request, tree
@@ -144,3 +147,32 @@ async def test_a_second_snapshot_stores_only_what_changed_and_retention_keeps_th
     repo = open_repo(settings)
     restored_ok = repo.snapshots()
     assert restored_ok == []
+
+
+async def test_a_snapshot_into_an_s3_repository_restores_to_the_same_bytes(
+    settings: Settings,
+    client: BusClient,
+    clusters: SandboxClusters,
+    s3_repository: str,
+    stack: LocalStack,
+    tmp_path: Path,
+) -> None:
+    s3 = {"endpoint": stack.s3.endpoint, "region": stack.s3.region, "access_key": stack.s3.access_key,
+          "secret_key": stack.s3.secret_key}  # fmt: skip
+    settings = msgspec.structs.replace(
+        settings, repository=s3_repository, s3=msgspec.convert(s3, type(settings.s3))
+    )
+    async with pipeline(settings):
+        rid = await client.submit(snapshot_request())
+        state = await client.wait(rid, within=90)
+    assert state.phase is Phase.COMPLETED, state.reason
+    repo = await asyncio.to_thread(open_repository, settings, "", create=False)
+    records = repo.snapshots(group=state.outputs["snapshot"])
+    async with Clusters(settings.kubeconfig) as kube:
+        east = await kube.get("east")
+        volume = (await east.get("persistentvolumeclaims", "pgdata-db-0", "shop"))["spec"]["volumeName"]
+        secrets_left = [s["metadata"]["name"] for s in await east.list("secrets", "shop")]
+    record_id = next(i for i, r in records if r.tags.get("ferry.dev/pvc") == "pgdata-db-0")
+    restore(repo, record_id, tmp_path / "restored")
+    assert tree(tmp_path / "restored") == tree(clusters["east"].volume_path(volume))
+    assert secrets_left == ["db-credentials"], "the mover's credentials Secret was left behind"
