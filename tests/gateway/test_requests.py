@@ -211,6 +211,11 @@ async def test_snapshots_are_answered_by_the_snapshot_service(gateway: Gateway, 
     sub = await nc.subscribe("ferry.snapshots.*", cb=catalog)
     await nc.flush()  # the server knows the subscription before the gateway asks
     try:
+
+        async def answered() -> bool:  # seen from the gateway's own connection (rarely a beat later)
+            return (await get(gateway, "/v1/snapshots?cluster=east", who))[0] == 200
+
+        await eventually(answered, within=10, what="the stub catalog answers")
         status, listed = await get(gateway, "/v1/snapshots?cluster=east", who)
         assert (status, listed) == (200, {"items": [{"id": "snap-1", "cluster": "east"}]}), listed
         assert await get(gateway, "/v1/snapshots/snap-1", who) == (200, {"id": "snap-1", "volumes": 2})
