@@ -17,6 +17,7 @@ sealed, so two threads (or a file repeated twice) never store the same chunk twi
 from __future__ import annotations
 
 import logging
+import mmap
 import queue
 import struct
 import threading
@@ -38,7 +39,7 @@ SLACK = 5 * 1024 * 1024  # room past pack_size: the blob that fills a pack, and 
 
 @dataclass
 class _OpenPack:
-    buffer: bytearray
+    buffer: mmap.mmap
     blobs: list[PackedBlob] = field(default_factory=list)
     size: int = 0
     writers: int = 0
@@ -74,7 +75,7 @@ class Packer:
         self._open: dict[int, _OpenPack] = {}
         self._outstanding = 0  # packs opened and not yet uploaded (or failed)
         self._pool = ThreadPoolExecutor(upload_threads, thread_name_prefix="ferry-upload")
-        self._buffers: queue.LifoQueue[bytearray] = queue.LifoQueue()
+        self._buffers: queue.LifoQueue[mmap.mmap] = queue.LifoQueue()
         self._buffers_left = upload_threads + 3
         self._unsaved: list[IndexedPack] = []
         self._index_lock = threading.Lock()
@@ -112,9 +113,10 @@ class Packer:
         finally:
             self._written(pack)
 
-    def _buffer(self, needed: int) -> bytearray:
+    def _buffer(self, needed: int) -> mmap.mmap:
+        """A pack buffer: page-aligned anonymous memory, so a local store can write it with O_DIRECT."""
         if needed > self.pack_size + SLACK // 2:  # a huge tree blob: a buffer of its own
-            return bytearray(needed + SLACK)
+            return mmap.mmap(-1, needed + SLACK)
         try:
             return self._buffers.get_nowait()
         except queue.Empty:
@@ -122,14 +124,14 @@ class Packer:
         with self._lock:
             make = self._buffers_left > 0
             self._buffers_left -= 1 if make else 0
-        return bytearray(self.pack_size + SLACK) if make else self._buffers.get()
+        return mmap.mmap(-1, self.pack_size + SLACK) if make else self._buffers.get()
 
     def _reserve(
         self, blob_id: bytes, blob_type: int, length: int, size: int, compressed: bool
     ) -> tuple[_OpenPack, int]:
         if self._error is not None:
             raise self._error
-        spare: bytearray | None = None
+        spare: mmap.mmap | None = None
         while True:
             with self._lock:
                 pack = self._open.get(blob_type)

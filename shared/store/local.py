@@ -1,13 +1,16 @@
 """A repository in a local directory (one machine, a mounted volume, NFS): the same interface as S3.
 
 Writes go to a temporary file in the destination directory, are fsync'ed, then renamed into place, so
-that an object is either complete or absent — the same guarantee an S3 PUT gives, and the one the
+that an object is either complete or absent. Big page-aligned buffers (the packer's pack buffers) are
+written with ``O_DIRECT`` where the file system supports it, skipping the copy into the page cache — the same guarantee an S3 PUT gives, and the one the
 repository relies on for crash consistency. OS errors are mapped onto Ferry's store errors.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import mmap
 import os
 import secrets
 from collections.abc import Iterator
@@ -23,6 +26,21 @@ from shared.store.errors import (
 )
 
 _TEMP_SUFFIX = ".ferry-tmp"
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+BLOCK = 4096
+DIRECT_ABOVE = 1024 * 1024
+
+
+def _page_aligned(view: memoryview) -> bool:
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(view)) % BLOCK == 0
+    except (TypeError, ValueError):  # read-only (bytes): cannot be aligned on purpose
+        return False
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _wrap(error: OSError, what: str, key: str) -> StoreError:
@@ -41,6 +59,7 @@ class LocalStore:
     def __init__(self, root: str | Path, *, fsync: bool = True) -> None:
         self.root = Path(root).absolute()
         self.fsync = fsync
+        self._direct = O_DIRECT != 0
         self._made: set[Path] = set()
 
     @property
@@ -65,16 +84,20 @@ class LocalStore:
             if path.parent not in self._made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(path.parent)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            view = memoryview(data).cast("B")
+            if not (
+                self._direct
+                and len(view) >= DIRECT_ABOVE
+                and _page_aligned(view)
+                and self._put_direct(temp, view)
+            ):
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    _write_all(fd, view)
+                    if self.fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
             os.replace(temp, path)
         except OSError as e:
             try:
@@ -82,6 +105,30 @@ class LocalStore:
             except OSError:
                 pass
             raise _wrap(e, "put", key) from e
+
+    def _put_direct(self, temp: Path, view: memoryview) -> bool:
+        """Write a page-aligned buffer with O_DIRECT: no copy into the page cache (packs are not read
+        back soon, and copying them there was a third of a local backup's CPU). False if unsupported."""
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_DIRECT, 0o600)
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # EINVAL: this file system has no O_DIRECT (tmpfs...)
+                raise
+            self._direct = False
+            return False
+        try:
+            whole = len(view) - len(view) % BLOCK
+            _write_all(fd, view[:whole])
+            if whole < len(view):  # O_DIRECT writes whole blocks: pad the last one, then cut the file
+                block = mmap.mmap(-1, BLOCK)
+                block[: len(view) - whole] = view[whole:]
+                _write_all(fd, memoryview(block))
+                os.ftruncate(fd, len(view))
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
 
     def get(self, key: str) -> bytes:
         try:
