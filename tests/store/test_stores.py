@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,17 @@ def test_an_injected_s3_error_is_retried_and_the_write_lands(
     assert failures["left"] == 0
     assert "attempt 2/6" in caplog.text and "SlowDown" in caplog.text
     assert store.get("data/00/0011") == b"payload"
+
+
+@pytest.mark.parametrize(
+    "size", [1024 * 1024, 3 * 1024 * 1024 + 100], ids=["whole blocks", "a partial last block"]
+)
+def test_local_direct_writes_of_aligned_buffers_read_back_exactly(tmp_path: Path, size: int) -> None:
+    """Pack buffers are page-aligned and written with O_DIRECT: the tail block must be cut exactly."""
+    buffer = mmap.mmap(-1, size + 8192)
+    payload = os.urandom(size)
+    buffer[:size] = payload
+    store = LocalStore(tmp_path / "repo")
+    store.put("data/aa/aa22", memoryview(buffer)[:size])
+    assert store.get("data/aa/aa22") == payload
+    assert [info.size for info in store.list("data/")] == [size]
