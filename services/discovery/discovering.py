@@ -97,8 +97,9 @@ class DiscoveryService(StepService):
         await ctx.checkpoint()
         name = object_name(ctx.request_id)
         await self.topology.inventories.put(name, encode_inventory(inventory))
-        for warning in inventory.warnings:
-            await ctx.warn(warning)
+        for warning in inventory.warnings:  # "<key> references ...": the event names the object
+            first = warning.split(" ", 1)[0]
+            await ctx.warn(warning, first if first.count("/") in (1, 2) else "")
         owned = sum(1 for i in inventory.items if i.owned)
         message = (
             f"{len(inventory.items)} objects ({owned} owned) and {len(inventory.volumes)} volumes "

@@ -25,12 +25,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from services.snapshot import catalog, movers
 from services.snapshot.copying import Job, Progress, copy_volume, sweep
 from services.snapshot.endpoints import CatalogEndpoints
 from services.snapshot.quiescing import quiesce, unquiesce
 from shared.contracts import snapshots as c
 from shared.contracts.errors import PermanentError
+from shared.contracts.events import Report
 from shared.contracts.inventory import Inventory, Volume, decode_inventory
 from shared.contracts.requests import MobilityRequest, SnapshotMethod
 from shared.contracts.steps import StepName, StepResult
@@ -199,9 +202,18 @@ class SnapshotService(StepService):
             if request.quiesce:
                 await unquiesce(cluster, inventory.namespaces)
             await sweep(cluster, namespaces, rid)
-        summary = (
-            await asyncio.to_thread(catalog.describe, repo, group, request.source.repository or "default")
-        ).summary
+        detail = await asyncio.to_thread(
+            catalog.describe, repo, group, request.source.repository or "default"
+        )
+        summary = detail.summary
+        await ctx.emit(
+            Report(
+                request_id=rid,
+                step=StepName.SNAPSHOT,
+                title=f"Snapshot {group} of {summary.app}",
+                body=msgspec.to_builtins(detail),
+            )
+        )
         message = (
             f"snapshot {group}: {summary.objects} objects, {summary.volumes} volumes, "
             f"{summary.bytes} bytes ({summary.new_bytes} new), {summary.consistency}"

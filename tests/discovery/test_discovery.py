@@ -191,6 +191,7 @@ async def test_owned_objects_role_bindings_priority_classes_and_dangling_referen
     }
     warned = [e async for _, e in client.events(state.id, follow=False, idle=0.3) if isinstance(e, Warning)]
     assert [w.message for w in warned] == inventory.warnings
+    assert [w.object for w in warned] == ["deployments.apps/shop/worker"]
 
 
 async def test_a_dry_run_stops_after_discovery_with_the_inventory_as_a_report(

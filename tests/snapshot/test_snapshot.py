@@ -13,7 +13,7 @@ from sandbox import SandboxClusters
 from services.snapshot import catalog
 from shared.bus.client import BusClient
 from shared.contracts import subjects
-from shared.contracts.events import Progress, Warning
+from shared.contracts.events import Progress, Report, Warning
 from shared.contracts.inventory import decode_inventory
 from shared.contracts.snapshots import SnapshotDetail, SnapshotList
 from shared.contracts.states import Phase
@@ -89,6 +89,9 @@ async def test_a_snapshot_holds_every_manifest_and_the_exact_bytes_of_every_volu
     assert totals and totals[-1].items_done == totals[-1].items_total == 2
     assert totals[-1].bytes_done == totals[-1].bytes_total == sum(r.stats.bytes for _, r in volumes.values())
     assert not [e for e in events if isinstance(e, Warning)]
+    reports = [e for e in events if isinstance(e, Report) and e.step and e.step.value == "snapshot"]
+    assert len(reports) == 1 and reports[0].body["summary"]["volumes"] == 2
+    assert {v["claim"] for v in reports[0].body["volume_records"]} == set(claims)
 
     assert [s.id for s in listed.items] == [outputs["snapshot"]]
     summary = listed.items[0]
