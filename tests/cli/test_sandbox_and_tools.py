@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,28 @@ def test_the_ferry_console_script_runs_and_usage_errors_exit_2() -> None:
     )
     assert bad.returncode == 2
     assert "argument --to" in bad.stderr
+
+
+@pytest.mark.slow
+async def test_a_migration_in_the_sandbox_is_watched_to_its_verification(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every real service as `ferry sandbox up` starts them; the command watches a real migration."""
+    for name in [k for k in os.environ if k.startswith("FERRY_")]:
+        monkeypatch.delenv(name)
+    where = tmp_path / "sb"
+    up = await invoke("sandbox", "up", "--dir", str(where), "--seed")
+    try:
+        assert up.code == 0, up.err
+        state = json.loads((where / "sandbox.json").read_text())
+        monkeypatch.setenv("FERRY_TOKEN", state["token"])
+        args = ["--from", "east", "--to", "west", "-n", "shop", "--namespace-mapping", "shop:shop-west"]
+        watched = await invoke("migrate", *args, "--watch", "--url", state["gateway_url"])
+        assert watched.code == 0, watched.out + watched.err
+        assert "✓ discover" in watched.out and "✓ restore" in watched.out
+        assert re.search(r"Verification of snapshot snap-\S+: verified", watched.out)
+        assert "shop-west/" in watched.out  # the volumes, checked in the renamed namespace
+        snapshots = await invoke("snapshots", "--bus", state["nats_url"], "-o", "json")
+        assert [s["namespaces"] for s in json.loads(snapshots.out)["items"]] == [["shop"]]
+    finally:
+        await invoke("sandbox", "down", "--dir", str(where))
