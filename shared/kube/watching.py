@@ -1,6 +1,8 @@
 """Watching a collection, resumed where it broke: the loop kubernetes-asyncio's ``Watch`` half does.
 
-A watch is a long GET answered with one JSON event per line. Streams end (``timeoutSeconds``, a
+A watch without a starting version lists first (the items come as ADDED events) and watches from
+the list's resourceVersion, as informers do. A watch is a long GET answered with one JSON event
+per line. Streams end (``timeoutSeconds``, a
 proxy, a restarted API server); the watch then reconnects from the last ``resourceVersion`` it saw
 — from an event or a bookmark (asked for with ``allowWatchBookmarks``) — so no event is lost or
 repeated. An ``ERROR`` event carrying a 410 ``Expired`` Status (the server no longer keeps that
@@ -10,6 +12,7 @@ informers do. Other ``ERROR`` events raise the matching Ferry error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -47,6 +50,16 @@ async def watch(
 ) -> AsyncIterator[WatchEvent]:
     deadline = None if within is None else time.monotonic() + within
     version = resource_version
+    if version is None:  # list first: the list's version is a safe point to resume from, object RVs are not
+        selectors = {"labelSelector": label_selector or None, "fieldSelector": field_selector or None}
+        listing = await transport.request(
+            "GET", resource.path(namespace), query=selectors, what=resource.name
+        )
+        for obj in listing.get("items") or []:
+            obj.setdefault("apiVersion", resource.api_version)
+            obj.setdefault("kind", resource.kind)
+            yield WatchEvent("ADDED", obj)
+        version = str((listing.get("metadata") or {}).get("resourceVersion") or "") or None
     failures = 0
     while True:
         remaining = STREAM_SECONDS if deadline is None else int(deadline - time.monotonic())
@@ -83,4 +96,4 @@ async def watch(
             failures += 1
             if failures >= 5:
                 raise
-            continue
+            await asyncio.sleep(min(0.2 * 2**failures, 5.0))
