@@ -48,7 +48,7 @@ def test_init_backup_restore_round_trip(env: dict[str, str], tmp_path: Path) -> 
     first = mover(
         env, "backup", str(tmp_path / "src"), "--name", "data-0", "--tag", "app=shop", "--group", "g1"
     )
-    assert first["files"] == 12 and first["new_bytes"] > 0 and first["warnings"] == []
+    assert first["files"] == 13 and first["new_bytes"] > 0 and first["warnings"] == []
     (tmp_path / "src" / "text.txt").write_text("changed\n")
     second = mover(env, "backup", str(tmp_path / "src"), "--name", "data-0", "--tag", "app=shop")
     assert second["parent"] == first["snapshot_id"] and second["bytes_read"] == len("changed\n"), (

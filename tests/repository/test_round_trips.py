@@ -23,6 +23,8 @@ def test_an_awkward_tree_comes_back_identical(repo: Repository, tmp_path: Path) 
     restored = (tmp_path / "dst" / "sparse.img").stat()
     assert restored.st_size == 20 * 1024 * 1024
     assert restored.st_blocks * 512 < 1024 * 1024, "the holes of a sparse file must stay holes"
+    disk = (tmp_path / "dst" / "disk.img").stat()
+    assert disk.st_size == 40 * 1024 * 1024 and disk.st_blocks * 512 < 2 * 1024 * 1024
     links = tmp_path / "dst" / "links"
     assert (links / "hard-to-text").stat().st_ino == (tmp_path / "dst" / "text.txt").stat().st_ino
     assert (links / "second-hard").stat().st_nlink == 3

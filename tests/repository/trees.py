@@ -26,6 +26,11 @@ def awkward_tree(root: Path) -> None:
         f.seek(5 * 1024 * 1024)
         f.write(b"middle" * 1000)
         f.truncate(20 * 1024 * 1024)
+    with open(root / "disk.img", "wb") as f:  # several data regions: chunks span the holes between them
+        for region in range(4):
+            f.seek(region * 8 * 1024 * 1024 + 4096)
+            f.write(rng.randbytes(300_000 + region))
+        f.truncate(40 * 1024 * 1024)
     (root / "links").mkdir()
     os.link(root / "text.txt", root / "links" / "hard-to-text")
     os.link(root / "text.txt", root / "links" / "second-hard")
