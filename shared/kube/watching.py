@@ -1,13 +1,12 @@
 """Watching a collection, resumed where it broke: the loop kubernetes-asyncio's ``Watch`` half does.
 
 A watch without a starting version lists first (the items come as ADDED events) and watches from
-the list's resourceVersion, as informers do. A watch is a long GET answered with one JSON event
-per line. Streams end (``timeoutSeconds``, a
-proxy, a restarted API server); the watch then reconnects from the last ``resourceVersion`` it saw
-— from an event or a bookmark (asked for with ``allowWatchBookmarks``) — so no event is lost or
-repeated. An ``ERROR`` event carrying a 410 ``Expired`` Status (the server no longer keeps that
-version) raises ``Expired``: the caller lists again and watches from the list's version, as
-informers do. Other ``ERROR`` events raise the matching Ferry error.
+the list's resourceVersion, as informers do. The watch itself is a long GET answered with one JSON
+event per line. Streams end (``timeoutSeconds``, a proxy, a restarted API server); the watch then
+reconnects from the last ``resourceVersion`` it saw — from an event or a bookmark (asked for with
+``allowWatchBookmarks``) — so no event is lost or repeated. An ``ERROR`` event carrying a 410
+``Expired`` Status (the server no longer keeps that version) raises ``Expired``: the caller lists
+again and watches from the list's version. Other ``ERROR`` events raise the matching Ferry error.
 """
 
 from __future__ import annotations
