@@ -30,6 +30,16 @@ from shared.contracts.requests import (
 from shared.contracts.states import Phase
 
 OUTPUTS = ("table", "json", "yaml")
+EXAMPLES = {
+    "migrate": """examples:
+  ferry migrate --from east --to west -n shop --namespace-mapping shop:shop-west --watch
+  ferry migrate --from east --to west -l app=web --storage-class-mapping gp2:standard --dry-run
+  ferry migrate --from east --to west -n shop --quiesce --wait -o json | jq .phase""",
+    "replicate": """examples:
+  ferry replicate --from east -n shop --to-repository west --idempotency-key nightly-2026-11-23""",
+    "restore": """examples:
+  ferry restore --from east --to west --from-snapshot latest --namespace-mapping shop:shop-drill --watch""",
+}
 
 
 class UsageError(Exception):
@@ -235,7 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         "restore": "restore a snapshot into a cluster",
     }
     for kind in (RequestKind.MIGRATE, RequestKind.REPLICATE, RequestKind.RESTORE):
-        p = sub.add_parser(kind.value, help=helps[kind.value])
+        p = sub.add_parser(
+            kind.value,
+            help=helps[kind.value],
+            epilog=EXAMPLES[kind.value],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _request_flags(p, kind.value)
         _common(p)
     for name, text in (
