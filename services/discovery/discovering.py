@@ -75,6 +75,7 @@ class DiscoveryService(StepService):
     async def build(self, request_id: str, request: Any) -> Inventory:
         cluster = await self.clusters.get(request.source.cluster)
         version = await cluster.version()
+        await cluster.resources.refresh()  # types installed since the last request (new CRDs) count too
         collected = await collect(cluster, request)
         linked = await link(cluster, collected)
         return Inventory(
