@@ -3,7 +3,7 @@
 Exit codes: 0 the request completed (or the command succeeded), 1 any other error (unreachable,
 rejected, not found), 2 a usage error (a bad flag, named), 3 the request partially failed, 4 it
 failed, 5 it was cancelled. Only the commands that end on a request's final phase use 3-5:
-``ferry watch``, and ``migrate|replicate|restore`` with ``--wait`` or ``--watch``.
+``ferry watch``, and ``migrate|replicate|restore|drill`` with ``--wait`` or ``--watch``.
 """
 
 from __future__ import annotations
@@ -198,6 +198,7 @@ COMMANDS = {
     "migrate": submit,
     "replicate": submit,
     "restore": submit,
+    "drill": submit,
     "status": status,
     "watch": watch_request,
     "list": list_requests,

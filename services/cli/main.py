@@ -45,7 +45,7 @@ async def run(
             return EXIT_ERROR
     io = Io(out, err, args.output)
     try:
-        if args.command in ("migrate", "replicate", "restore"):
+        if args.command in ("migrate", "replicate", "restore", "drill"):
             request_from_args(args)  # a usage error before any connection is tried
         transport = await open_transport(args)
         try:

@@ -39,6 +39,8 @@ EXAMPLES = {
   ferry replicate --from east -n shop --to-repository west --idempotency-key nightly-2026-11-23""",
     "restore": """examples:
   ferry restore --from east --to west --from-snapshot latest --namespace-mapping shop:shop-drill --watch""",
+    "drill": """examples:
+  ferry drill --from east --to west --from-snapshot latest --namespace-mapping shop:shop-drill --watch""",
 }
 
 
@@ -183,7 +185,7 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument(
         "--to", dest="target_cluster", metavar="CONTEXT", help="target cluster (kubeconfig context)"
     )
-    if kind == "restore":
+    if kind in ("restore", "drill"):
         parser.add_argument(
             "--from-snapshot",
             required=True,
@@ -243,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate": "move an application to another cluster",
         "replicate": "copy an application's snapshot to another region (DR)",
         "restore": "restore a snapshot into a cluster",
+        "drill": "DR drill: restore a replica into an isolated namespace, verify it, clean up",
     }
-    for kind in (RequestKind.MIGRATE, RequestKind.REPLICATE, RequestKind.RESTORE):
+    for kind in RequestKind:
         p = sub.add_parser(
             kind.value,
             help=helps[kind.value],

@@ -137,6 +137,21 @@ def fields(request: Any) -> dict[str, Any]:
             {"kind": "restore", "source.snapshot": "latest", "target.namespace_map": {"shop": "shop-drill"}},
             id="a restore of the latest snapshot into a renamed namespace",
         ),
+        pytest.param(
+            [
+                "drill",
+                "--from",
+                "east",
+                "--to",
+                "west",
+                "--from-snapshot",
+                "snap-1",
+                "--namespace-mapping",
+                "shop:shop-drill",
+            ],
+            {"kind": "drill", "source.snapshot": "snap-1", "target.namespace_map": {"shop": "shop-drill"}},
+            id="a drill into an isolated namespace",
+        ),
     ],
 )
 def test_flags_build_the_request(argv: list[str], expected: dict[str, Any]) -> None:
