@@ -162,14 +162,22 @@ class SnapshotService(StepService):
         if await sweep(cluster, namespaces, rid):
             log.info("removed what an earlier attempt of %s left", rid)
         await unquiesce(cluster, inventory.namespaces)  # an earlier attempt may have crashed quiesced
+
+        async def warn(message: str, volume: Volume) -> None:
+            warnings.append(message)
+            await ctx.warn(message, f"persistentvolumeclaims/{volume.key}")
+
         chosen: list[tuple[Volume, str]] = []
         for volume in inventory.volumes if request.volumes.copy_data else []:
             if volume.storage_class in request.volumes.exclude_storage_classes:
-                warnings.append(
-                    f"volume {volume.key} not copied: storage class {volume.storage_class} is excluded"
+                await warn(
+                    f"volume {volume.key} not copied: storage class {volume.storage_class} is excluded",
+                    volume,
                 )
             elif volume.phase != "Bound":
-                warnings.append(f"volume {volume.key} not copied: the claim is {volume.phase or 'not bound'}")
+                await warn(
+                    f"volume {volume.key} not copied: the claim is {volume.phase or 'not bound'}", volume
+                )
             else:
                 chosen.append((volume, method_for(request, volume)))
         existing = await asyncio.to_thread(repo.snapshots, group=group)
@@ -191,9 +199,7 @@ class SnapshotService(StepService):
                         if request.volumes.method is SnapshotMethod.LIVE
                         else f"no VolumeSnapshotClass for driver {volume.driver or 'unknown'}"
                     )
-                    warning = f"volume {volume.key} is copied live ({why}): crash-consistent only"
-                    warnings.append(warning)
-                    await ctx.warn(warning, f"persistentvolumeclaims/{volume.key}")
+                    await warn(f"volume {volume.key} is copied live ({why}): crash-consistent only", volume)
             consistencies = await self._copy_all(attempt, chosen)
             await ctx.checkpoint()
             if not any(r.kind == "blob" and r.name == c.MANIFESTS for _, r in existing):

@@ -20,6 +20,7 @@ from services.snapshot.snapshotting import SnapshotService
 from shared.bus.client import BusClient
 from shared.contracts import subjects
 from shared.contracts.events import Warning
+from shared.contracts.requests import SnapshotMethod, VolumePolicy
 from shared.contracts.snapshots import SnapshotDetail, SnapshotList
 from shared.contracts.states import Phase
 from shared.contracts.steps import StepName
@@ -144,11 +145,15 @@ async def test_a_failed_step_leaves_no_temporary_object_and_the_application_runn
     assert listed.items == [], "an interrupted snapshot must not be listed"
 
 
-async def test_without_a_snapshot_class_volumes_are_copied_live_with_a_warning(
+async def test_live_copies_and_excluded_classes_are_warned_about(
     settings: Settings, client: BusClient, clusters: SandboxClusters
 ) -> None:
+    request = msgspec.structs.replace(
+        snapshot_request(method="live"),
+        volumes=VolumePolicy(method=SnapshotMethod.LIVE, exclude_storage_classes=["fast"]),
+    )
     async with pipeline(settings):
-        rid = await client.submit(snapshot_request(method="live"))
+        rid = await client.submit(request)
         state = await client.wait(rid, within=90)
         warnings = [
             e.message async for _, e in client.events(rid, follow=False, idle=0.3) if isinstance(e, Warning)
@@ -158,13 +163,13 @@ async def test_without_a_snapshot_class_volumes_are_copied_live_with_a_warning(
             type=SnapshotDetail,
         )  # fmt: skip
     assert state.phase is Phase.COMPLETED, state.reason
-    assert sorted(warnings) == [
-        f"volume shop/{claim} is copied live (the request asks for volumes.method=live): crash-consistent only"
-        for claim in ("pgdata-db-0", "web-uploads")
+    assert warnings == [
+        "volume shop/pgdata-db-0 not copied: storage class fast is excluded",
+        "volume shop/web-uploads is copied live (the request asks for volumes.method=live): crash-consistent only",
     ]
     assert detail.summary.consistency == "live"
-    assert {v.consistency for v in detail.volume_records} == {"live"}
-    await asyncio.sleep(0)
+    assert [(v.claim, v.consistency) for v in detail.volume_records] == [("web-uploads", "live")]
+    assert detail.counts["persistentvolumeclaims"] == 2  # the claim's manifest is kept, its data is not
 
 
 async def test_a_cancelled_snapshot_stops_brings_the_application_back_and_removes_its_temporaries(
