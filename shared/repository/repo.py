@@ -270,9 +270,5 @@ class Repository:
         self.store.close()
 
 
-def tree_blob_type() -> int:
-    return TREE
-
-
 def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
