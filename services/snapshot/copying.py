@@ -150,12 +150,16 @@ async def _copy(job: Job, volume: Volume, name: str) -> dict[str, Any]:
             movers.claim_from_snapshot(name, ns, name, volume.storage_class, str(size), job.request_id)
         )
         mounted = name
+    node = ""
+    if job.method == "live" and "ReadWriteOnce" in volume.access_modes:
+        node = movers.node_of(await cluster.list("pods", ns), claim)
     args = movers.backup_args(ns, claim, job.group, job.parent, job.tags)
     manifest = movers.mover_job(
         job.settings, name=name, namespace=ns, claim=mounted, args=args, repository_url=job.repository_url,
-        secret=job.secret, request_id=job.request_id,
+        secret=job.secret, request_id=job.request_id, node=node,
     )  # fmt: skip
     await cluster.create(manifest)
+    polls = 0
     while True:
         obj = await cluster.find("jobs.batch", name, ns)
         if obj is None:
@@ -169,6 +173,13 @@ async def _copy(job: Job, volume: Volume, name: str) -> dict[str, Any]:
             if summary.get("exit_code") in TEMPORARY_EXIT_CODES:
                 raise TemporaryError(message)
             raise PermanentError(message)
+        polls += 1
+        if polls % 10 == 0:  # every few seconds: a pod that can never start fails the step now
+            why = movers.stuck(await cluster.list("pods", ns, label_selector=f"job-name={name}"))
+            if why:
+                raise PermanentError(
+                    f"the mover of volume {ns}/{claim} cannot start ({job.settings.image}): {why}"
+                )
         await job.checkpoint()
         await asyncio.sleep(0.3)
     summary = await _mover_summary(cluster, ns, name)

@@ -116,7 +116,9 @@ def mover_job(
     repository_url: str,
     secret: str,
     request_id: str,
+    node: str = "",
 ) -> dict[str, Any]:
+    """The Job; ``node`` pins its pod next to the pod that mounts a live ReadWriteOnce claim."""
     env: list[dict[str, Any]] = [
         {"name": "FERRY_REPO", "value": repository_url},
         {"name": "FERRY_REQUEST_ID", "value": request_id},
@@ -130,33 +132,63 @@ def mover_job(
     for key in secret_keys(settings):  # only the keys the Secret holds (the sandbox mishandles optional)
         env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     job_labels = labels(request_id, "mover")
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {
+                "name": "mover",
+                "image": settings.image,
+                "command": ["ferry-mover"],
+                "args": args,
+                "env": env,
+                "volumeMounts": [{"name": "data", "mountPath": MOUNT, "readOnly": True}],
+            }
+        ],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
+    }
+    if node:
+        term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+        pod_spec["affinity"] = {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+        }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": job_labels},
         "spec": {
             "backoffLimit": 1,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "mover",
-                            "image": settings.image,
-                            "command": ["ferry-mover"],
-                            "args": args,
-                            "env": env,
-                            "volumeMounts": [{"name": "data", "mountPath": MOUNT, "readOnly": True}],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-                    ],
-                },
-            },
+            "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
         },
     }
+
+
+STUCK = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
+
+
+def stuck(pods: list[dict[str, Any]]) -> str:
+    """Why a mover pod can never start (a bad image, a missing Secret key), or ""."""
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK:
+                return f"{waiting['reason']}: {waiting.get('message') or status.get('image', '')}".strip()
+    return ""
+
+
+def node_of(pods: list[dict[str, Any]], claim: str) -> str:
+    """The node of a running pod that mounts ``claim`` (a live RWO copy must run there too)."""
+    for pod in pods:
+        volumes = (pod.get("spec") or {}).get("volumes") or []
+        mounts = any((v.get("persistentVolumeClaim") or {}).get("claimName") == claim for v in volumes)
+        if mounts and (pod.get("status") or {}).get("phase") == "Running" and pod["spec"].get("nodeName"):
+            return str(pod["spec"]["nodeName"])
+    return ""
 
 
 def volume_tags(
