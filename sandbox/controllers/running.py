@@ -9,6 +9,7 @@ loop never blocks and no child watcher is needed on this non-main thread) and re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -172,8 +173,16 @@ async def run_pod(k: Kubelet, pod: dict[str, Any], procs: list[subprocess.Popen[
     started = now()
     _set_status(k, pod, "Running", container, {"running": {"startedAt": started}})
     loop = asyncio.get_running_loop()
+    spawning = loop.run_in_executor(None, _spawn, words, {**k.base_env(), **env}, cwd, log_path)
     try:
-        proc = await loop.run_in_executor(None, _spawn, words, {**k.base_env(), **env}, cwd, log_path)
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # the cluster is stopping while the process starts: do not leave it running unowned
+        with contextlib.suppress(OSError):
+            late = await spawning
+            late.kill()
+            await loop.run_in_executor(None, late.wait)
+        raise
     except OSError as e:
         state = {
             "terminated": {

@@ -2,7 +2,9 @@
 
 What kube-controller-manager's PV controller and a CSI external-provisioner do, on directories:
 - seeds StorageClasses ``standard`` (the default) and ``fast``, both provisioned by
-  ``sandbox.ferry.dev/local-path`` with reclaimPolicy Delete and Immediate binding;
+  ``sandbox.ferry.dev/local-path`` with reclaimPolicy Delete and Immediate binding, and
+  ``local-wffc`` (WaitForFirstConsumer: a claim binds once a pod uses it, and gets the
+  ``volume.kubernetes.io/selected-node`` annotation);
 - a Pending PVC of such a class gets a PV ``pvc-<uid>`` whose data is ``<data>/volumes/pvc-<uid>``;
   with ``dataSource``/``dataSourceRef`` naming a VolumeSnapshot or a PVC, it waits until the
   source is ready and starts with a copy of its data;
@@ -30,6 +32,8 @@ VSC = "volumesnapshotcontents.snapshot.storage.k8s.io"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+NODE = "sandbox-node"
 
 
 class StorageController(Controller):
@@ -38,7 +42,12 @@ class StorageController(Controller):
 
     async def seed(self) -> None:
         sc = self.objects.rt(SC)
-        for name, default, params in (("standard", True, {}), ("fast", False, {"tier": "fast"})):
+        classes = (
+            ("standard", True, {}, "Immediate"),
+            ("fast", False, {"tier": "fast"}, "Immediate"),
+            ("local-wffc", False, {}, "WaitForFirstConsumer"),
+        )
+        for name, default, params, binding in classes:
             if self.store.get(SC, "", name) is None:
                 meta: dict[str, Any] = {"name": name}
                 if default:
@@ -47,7 +56,7 @@ class StorageController(Controller):
                     "metadata": meta,
                     "provisioner": PROVISIONER,
                     "reclaimPolicy": "Delete",
-                    "volumeBindingMode": "Immediate",
+                    "volumeBindingMode": binding,
                     "allowVolumeExpansion": True,
                 }
                 if params:
@@ -129,6 +138,10 @@ class StorageController(Controller):
         sc = self.store.get(SC, "", class_name or "")
         if sc is None or sc.get("provisioner") != PROVISIONER:
             return None  # nothing can provision it: it stays Pending, as on a real cluster
+        if sc.get("volumeBindingMode") == "WaitForFirstConsumer":
+            if not self._in_use(pvc):
+                return None  # waits for a pod (pod events bring it back here)
+            pvc = self._annotate(pvc, {SELECTED_NODE: NODE})
         pvc = self._annotate(
             pvc,
             {

@@ -381,3 +381,32 @@ async def test_a_daemonset_is_scheduled_where_its_node_selector_allows(
 
     ds = await eventually(observed)
     assert ds.status.desired_number_scheduled == scheduled and ds.status.number_ready == scheduled
+
+
+async def test_a_wait_for_first_consumer_claim_binds_when_a_pod_uses_it(
+    api: client.ApiClient, ns: str
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    await core.create_namespaced_persistent_volume_claim(
+        ns, {"metadata": {"name": "data"}, "spec": {**spec, "storageClassName": "local-wffc"}}
+    )
+    await core.create_namespaced_persistent_volume_claim(ns, {"metadata": {"name": "marker"}, "spec": spec})
+
+    async def marker_bound() -> bool:
+        return (await core.read_namespaced_persistent_volume_claim("marker", ns)).status.phase == "Bound"
+
+    await eventually(marker_bound)  # the storage controller has seen both claims by now
+    assert (await core.read_namespaced_persistent_volume_claim("data", ns)).status.phase == "Pending"
+    job = ferry_job(
+        "consumer", ["python", "-c", "pass"], volumeMounts=[{"name": "data", "mountPath": "/data"}]
+    )
+    job["spec"]["template"]["spec"]["volumes"] = job["spec"]["template"]["spec"]["volumes"][:1]
+    await batch.create_namespaced_job(ns, job)
+
+    async def bound() -> Any:
+        pvc = await core.read_namespaced_persistent_volume_claim("data", ns)
+        return pvc if pvc.status.phase == "Bound" else None
+
+    pvc = await eventually(bound, within=20)
+    assert pvc.metadata.annotations["volume.kubernetes.io/selected-node"] == "sandbox-node"
