@@ -54,9 +54,14 @@ def app_of(request: MobilityRequest, inventory: Inventory) -> str:
 
 
 def manifests_document(inventory: Inventory, keep_owned: bool) -> bytes:
-    """The objects as a Kubernetes-List-like JSON document restore reads (sorted: dedups well)."""
+    """The objects as a Kubernetes-List-like JSON document restore reads (sorted: dedups well).
+
+    Items are ``{key, resource, namespaced, owned, needed_by, object}``; ``references`` is the
+    inventory's reference graph (restore orders by it) and ``volumes`` the claims' facts.
+    """
     items = [
         {
+            "key": i.key,
             "resource": i.resource,
             "namespaced": i.namespaced,
             "owned": i.owned,
@@ -66,7 +71,17 @@ def manifests_document(inventory: Inventory, keep_owned: bool) -> bytes:
         for i in sorted(inventory.items, key=lambda i: i.key)
         if keep_owned or not i.owned
     ]
-    doc = {"apiVersion": "v1", "kind": "List", "metadata": {"cluster": inventory.cluster}, "items": items}
+    references = sorted(
+        (msgspec.to_builtins(r) for r in inventory.references), key=lambda r: (r["source"], r["target"])
+    )
+    doc = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {"cluster": inventory.cluster, "namespaces": inventory.namespaces},
+        "items": items,
+        "references": references,
+        "volumes": [msgspec.to_builtins(v) for v in sorted(inventory.volumes, key=lambda v: v.key)],
+    }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
