@@ -333,7 +333,7 @@ def report(runs: dict[str, Run]) -> None:
             1.2,
         )
     else:
-        print("  (restic not on the PATH: `apt-get install -y restic` for the comparisons)")
+        print("  (no restic figures: skipped, or not on the PATH — `apt-get install -y restic`)")
     check("local-directory backup, MB/s", runs["local"].rate, 400, " MB/s")
     peak = max(r.rss for k, r in runs.items() if k.startswith(("ferry", "local")))
     verdict = "ok" if peak <= 512 * MiB else "MISSED"

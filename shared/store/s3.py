@@ -124,8 +124,10 @@ class S3Store:
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self._prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
-        import boto3  # imported here: a mover working on a local directory does not pay for it
+        # Imported here: a mover working on a local directory does not pay for it. The client comes
+        # from botocore's session (what boto3.client() wraps) to skip boto3's resource layer at start.
         import botocore.config
+        import botocore.session
 
         config = botocore.config.Config(
             region_name=settings.region,
@@ -138,9 +140,9 @@ class S3Store:
             response_checksum_validation="when_required",
             tcp_keepalive=True,
         )
-        session = boto3.session.Session()
+        session = botocore.session.get_session()
         verify: bool | str = settings.ca_bundle or settings.verify_tls
-        self.client: Any = session.client(
+        self.client: Any = session.create_client(
             "s3",
             endpoint_url=settings.endpoint or None,
             aws_access_key_id=settings.access_key,
