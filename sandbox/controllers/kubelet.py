@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.controllers import Controller
+from sandbox.controllers.events import record
 from sandbox.controllers.volumes import pv_path
 from sandbox.server.objects import now, random_suffix
 from sandbox.server.storage import Event, clone
@@ -143,6 +144,7 @@ class Kubelet(Controller):
         if failed:
             new_status["failed"] = failed
         if succeeded >= int(spec.get("completions") or 1):
+            record(self.objects, job, "Completed", "Job completed", "job-controller")
             new_status["completionTime"] = stamp
             message = "Reached expected number of succeeded pods"
             new_status["conditions"] = [
@@ -151,6 +153,7 @@ class Kubelet(Controller):
             ]
         elif failed > int(spec.get("backoffLimit", 6)):
             message = "Job has reached the specified backoff limit"
+            record(self.objects, job, "BackoffLimitExceeded", message, "job-controller", warning=True)
             new_status["conditions"] = [
                 _condition("FailureTarget", "BackoffLimitExceeded", message, stamp),
                 _condition("Failed", "BackoffLimitExceeded", message, stamp),
@@ -192,6 +195,9 @@ class Kubelet(Controller):
         }
         body["spec"].setdefault("restartPolicy", "Never")
         pod = self.objects.create(self.objects.rt(PODS), meta["namespace"], body)
+        record(
+            self.objects, job, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}", "job-controller"
+        )
         uid = pod["metadata"]["uid"]
         task = asyncio.create_task(
             self._run_pod(pod), name=f"sandbox-{self.server.name}-pod-{pod['metadata']['name']}"

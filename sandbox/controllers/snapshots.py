@@ -20,6 +20,7 @@ import uuid
 from typing import Any
 
 from sandbox.controllers import Controller, Key
+from sandbox.controllers.events import record
 from sandbox.controllers.volumes import (
     PROVISIONER,
     copy_tree,
@@ -185,6 +186,14 @@ class SnapshotController(Controller):
                 "restoreSize": format_quantity(size),
             },
         )
+        if ready:
+            record(
+                self.objects,
+                vs,
+                "SnapshotReady",
+                f"Snapshot {namespace}/{name} is ready to use.",
+                "snapshot-controller",
+            )
         return None if ready else max(0.05, delay - waited)
 
     def _default_class(self) -> str | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.controllers import Controller, Key
+from sandbox.controllers.events import record
 from sandbox.controllers.volumes import PATH_ATTRIBUTE, PROVISIONER, copy_tree, pv_path, remove_tree
 from sandbox.server.storage import Event, clone
 
@@ -42,7 +43,7 @@ class StorageController(Controller):
 
     async def seed(self) -> None:
         sc = self.objects.rt(SC)
-        classes = (
+        classes: tuple[tuple[str, bool, dict[str, str], str], ...] = (
             ("standard", True, {}, "Immediate"),
             ("fast", False, {"tier": "fast"}, "Immediate"),
             ("local-wffc", False, {}, "WaitForFirstConsumer"),
@@ -213,6 +214,13 @@ class StorageController(Controller):
                 },
             }
             self.objects.create(self.objects.rt(PV), "", body)
+            record(
+                self.objects,
+                pvc,
+                "ProvisioningSucceeded",
+                f"Successfully provisioned volume {pv_name}",
+                f"{PROVISIONER}_sandbox-node",
+            )
         pv = self.store.get(PV, "", pv_name)
         assert pv is not None
         self._bind(pv, pvc, by_controller=True)

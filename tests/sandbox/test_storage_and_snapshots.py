@@ -65,6 +65,8 @@ async def test_a_claim_is_provisioned_and_bound_like_the_pv_controller_does(
     assert "kubernetes.io/pv-protection" in pv.metadata.finalizers
     directory = clusters["east"].volume_path(pv.metadata.name)
     assert directory.is_dir()
+    events = await core.list_namespaced_event(ns, field_selector="involvedObject.name=data")
+    assert [e.reason for e in events.items] == ["ProvisioningSucceeded"]
     await core.delete_namespaced_persistent_volume_claim("data", ns)
 
     async def reclaimed() -> bool:

@@ -181,6 +181,8 @@ async def test_a_ferry_image_job_runs_locally_against_the_pv_directory(
     assert [p.status.phase for p in pods] == ["Succeeded"]
     log = await core.read_namespaced_pod_log(pods[0].metadata.name, ns)
     assert f"done writing {pv_dir}" in log
+    events = await core.list_namespaced_event(ns, field_selector="involvedObject.name=mover")
+    assert sorted(e.reason for e in events.items) == ["Completed", "SuccessfulCreate"]
 
 
 async def test_a_failing_ferry_job_is_failed_with_its_log_kept(api: client.ApiClient, ns: str) -> None:
@@ -197,6 +199,8 @@ async def test_a_failing_ferry_job_is_failed_with_its_log_kept(api: client.ApiCl
     assert done.status.failed == 1
     reason = next(c.reason for c in done.status.conditions if c.type == "Failed")
     assert reason == "BackoffLimitExceeded"
+    events = await core.list_namespaced_event(ns, field_selector="involvedObject.name=broken,type=Warning")
+    assert [e.reason for e in events.items] == ["BackoffLimitExceeded"]
     pod = (await core.list_namespaced_pod(ns, label_selector="job-name=broken")).items[0]
     assert pod.status.phase == "Failed"
     assert pod.status.container_statuses[0].state.terminated.exit_code == 3
