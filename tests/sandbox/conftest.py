@@ -19,16 +19,15 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.dynamic import DynamicClient
 
-from sandbox import SandboxClusters, SandboxOptions, sandbox_clusters
+from sandbox import SandboxClusters
+from sandbox.testing import sandbox_pair_fixture  # noqa: F401 — provides sandbox_pair (east, west)
 
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
-async def clusters(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SandboxClusters]:
-    options = SandboxOptions(bookmark_interval=0.3)
-    async with sandbox_clusters(tmp_path_factory.mktemp("clusters"), options=options) as running:
-        yield running
+def clusters(sandbox_pair: SandboxClusters) -> SandboxClusters:
+    return sandbox_pair
 
 
 @pytest.fixture(scope="session")
