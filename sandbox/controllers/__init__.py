@@ -35,6 +35,7 @@ class Controller:
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
+        self._failures: dict[Key, int] = {}
 
     # -- hooks for subclasses -------------------------------------------------------------------
     async def seed(self) -> None:
@@ -96,14 +97,16 @@ class Controller:
             self._pending.discard(key)
             try:
                 again = await self.reconcile(*key)
+                self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except ApiError as e:
-                log.debug("%s: %s on %s, retrying", self.name, e.message, key)
-                again = 0.2
-            except Exception:  # noqa: BLE001 — a controller must survive its own bugs
-                log.exception("%s: reconcile %s failed", self.name, key)
-                again = 1.0
+            except Exception as e:  # a controller must survive its own bugs and refusals
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                again = min(5.0, 0.2 * 2 ** (failures - 1))  # back off, as workqueues do
+                if isinstance(e, ApiError):
+                    log.debug("%s: %s on %s, retry in %.1fs", self.name, e.message, key, again)
+                else:
+                    log.exception("%s: reconcile %s failed, retry in %.1fs", self.name, key, again)
             if again is not None:
                 self.enqueue_later(key, again)
 
