@@ -83,7 +83,7 @@ def backup(args: argparse.Namespace) -> int:
     limit = args.limit_upload * 1024 if args.limit_upload else None
     try:
         result = run_backup(repo, args.path, name=name, group=args.group, tags=parse_tags(args.tag), parent=parent,
-                            progress=reporter, threads=args.threads, limit_upload=limit)  # fmt: skip
+                            progress=reporter if reporter.active else None, threads=args.threads, limit_upload=limit)  # fmt: skip
     finally:
         reporter.close()
     s = result.snapshot.stats
@@ -104,7 +104,11 @@ def restore(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         result = run_restore(
-            repo, args.snapshot, args.target, allow_partial=args.allow_partial, progress=reporter
+            repo,
+            args.snapshot,
+            args.target,
+            allow_partial=args.allow_partial,
+            progress=reporter if reporter.active else None,
         )
     finally:
         reporter.close()

@@ -52,6 +52,11 @@ class Reporter:
             self._task = self._bar.add_task(label, total=None, files="0")
         self.last = RepoProgress()
 
+    @property
+    def active(self) -> bool:
+        """False when nothing shows progress (no terminal, no NATS): the repository can skip it."""
+        return self._bar is not None or self.nats is not None
+
     def __call__(self, progress: RepoProgress) -> None:
         self.last = progress
         with self._lock:

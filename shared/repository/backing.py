@@ -306,10 +306,12 @@ def backup(
             limit_upload=limit_upload,
         )
         job = _Backup(repo, packer, record, threads or default_threads(), progress)
+        # Totals only serve a progress display (ETA): nobody watching, no second walk of the tree.
         totals = threading.Thread(
             target=scan_totals, args=(source, job.progress), name="ferry-scan", daemon=True
         )
-        totals.start()
+        if progress is not None:
+            totals.start()
         try:
             record.root = job.save_dir(str(source), "", parent_tree).result()
             job.finisher.shutdown(wait=True)
@@ -322,7 +324,8 @@ def backup(
             raise
         finally:
             packer.close()
-        totals.join()
+        if progress is not None:
+            totals.join()
         record.size = record.stats.bytes
         record.stats.new_bytes = packer.stats.new_bytes
         record.stats.stored_bytes = packer.stats.stored_bytes
