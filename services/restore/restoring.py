@@ -34,7 +34,7 @@ from services.restore.manifests import VolumeRecord
 from services.restore.objects import Manifest, Obj, object_key
 from services.restore.ordering import claims_mounted, crd_index, order
 from services.restore.readiness import WAITED_KINDS, ready
-from services.restore.transforming import Transforms, transform
+from services.restore.transforming import REQUEST_LABEL, Transforms, transform
 from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, VolumeResult
 from shared.contracts.requests import ConflictPolicy
 
@@ -171,7 +171,7 @@ class Restore:
                     future.set_result("" if ok else f"its CRD {item.name} is not established: {why}")
                     established[item.key] = future
                 if item.kind == "PersistentVolumeClaim" and self.fill is not None:
-                    self._start_fill(item, result)
+                    await self._start_fill(item, result)
             volumes = [await task for task in self.fills.values()]
         finally:
             for task in self.fills.values():
@@ -182,13 +182,24 @@ class Restore:
         return RestoreReport(request_id="", snapshot="", dry_run=self.dry_run, objects=self.results,
                              volumes=volumes, waited=self.waited)  # fmt: skip
 
-    def _start_fill(self, claim: Manifest, result: ObjectResult) -> None:
+    async def _ours(self, claim: Manifest) -> bool:
+        """True when the live claim was created by this very request (an earlier attempt of the step)."""
+        mine = (claim.metadata.get("labels") or {}).get(REQUEST_LABEL)
+        live = await self.cluster.get(claim)
+        return (
+            bool(mine)
+            and live is not None
+            and (live["metadata"].get("labels") or {}).get(REQUEST_LABEL) == mine
+        )
+
+    async def _start_fill(self, claim: Manifest, result: ObjectResult) -> None:
         source = (self.source_namespace(claim.namespace), claim.name)
         record = self.volumes.get(source)
         if record is None or self.fill is None:
             return
         key = object_key("persistentvolumeclaims", claim.namespace, claim.name)
-        if result.outcome not in (Outcome.CREATED, Outcome.RECREATED):
+        fresh = result.outcome in (Outcome.CREATED, Outcome.RECREATED)
+        if not fresh and not (result.outcome is Outcome.UNCHANGED and await self._ours(claim)):
             # The claim was there before: its data is the target's, not overwritten (as Velero).
             note = f"claim {result.outcome.value}: its existing data was kept, the snapshot's not restored"
             done: asyncio.Future[VolumeResult] = asyncio.get_running_loop().create_future()
@@ -203,7 +214,7 @@ class Restore:
         created = {
             r.target
             for r in self.results
-            if r.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.RECREATED)
+            if r.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.RECREATED, Outcome.UNCHANGED)
         }
         waited = [i for i in self.plan.items if i.kind in WAITED_KINDS and i.key in created]
 

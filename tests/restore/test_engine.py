@@ -154,3 +154,19 @@ async def test_an_identical_object_is_unchanged_under_every_policy() -> None:
         again = await engine(cluster, policy=policy).run()
         conf = outcome_of(again, "configmaps/shop-west/conf")
         assert conf.outcome is Outcome.UNCHANGED, policy
+
+
+async def test_a_retried_restore_fills_the_claims_it_created_before_and_only_those() -> None:
+    cluster = FakeCluster()
+    await engine(cluster).run()  # the first attempt (its fills may not have finished)
+    again = await engine(cluster).run()  # redelivery: same request id, same labels
+    assert again.volumes[0].ok and again.volumes[0].reason == ""  # filled again: it is ours
+    assert cluster.journal.count("fill-start persistentvolumeclaims/shop-west/data") == 2
+
+    other = FakeCluster()
+    other.put({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop-west",
+               "labels": {"ferry.dev/request": "someone-else"}}, "spec": {"storageClassName": "standard",
+               "accessModes": ["ReadWriteOnce"]}})  # fmt: skip
+    report = await engine(other).run()
+    assert "existing data was kept" in report.volumes[0].reason
+    assert not any(line.startswith("fill-start") for line in other.journal)
