@@ -1,6 +1,6 @@
 """CRD cleanup: a deleted CRD keeps its ``customresourcecleanup`` finalizer until its objects are gone.
 
-Registration itself is synchronous (``sandbox.server.crds``); this controller does the slow half of
+Registration itself is synchronous (``sandbox.server.registry``); this controller does the slow half of
 a deletion, as the apiextensions-apiserver's finalizer controller does.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sandbox.controllers import Controller
 from sandbox.server.admission import CRD_FINALIZER
-from sandbox.server.crds import CRD_RESOURCE
+from sandbox.server.registry import CRD_RESOURCE
 from sandbox.server.storage import clone
 
 

@@ -19,11 +19,10 @@ from aiohttp import web
 
 from sandbox.server import discovery, errors
 from sandbox.server.admission import Admission
-from sandbox.server.crds import CrdRegistrar
 from sandbox.server.errors import ApiError
 from sandbox.server.handlers import handle, resolve
 from sandbox.server.objects import Objects
-from sandbox.server.registry import Registry
+from sandbox.server.registry import CrdRegistrar, Registry
 from sandbox.server.storage import Event, ObjectStore
 from sandbox.types.snapshot_crds import snapshot_crds
 

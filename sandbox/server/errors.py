@@ -88,6 +88,22 @@ def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> 
     )
 
 
+def invalid_name(rt: ResourceType, name: str) -> ApiError:
+    msg = (
+        f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric '
+        "characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "
+        "'example.com', regex used for validation is "
+        "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    )
+    return invalid(rt, name, [("FieldValueInvalid", "metadata.name", msg)])
+
+
+def resource_version_on_create() -> ApiError:
+    """What etcd3's store answers (surfaced as a 500) when a create carries a resourceVersion."""
+    why = "resourceVersion should not be set on objects to be created"
+    return ApiError(500, "InternalError", f"Internal error occurred: {why}", {"causes": [{"message": why}]})
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

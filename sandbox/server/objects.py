@@ -143,13 +143,7 @@ class Objects:
         if self.store.get(rt.resource, meta.get("namespace", ""), name) is not None:
             raise errors.already_exists(rt, name)
         if meta.get("resourceVersion"):
-            # etcd3's store refuses this; the apiserver surfaces it as a 500 (restore tools must strip it)
-            raise ApiError(
-                500,
-                "InternalError",
-                "Internal error occurred: resourceVersion should not be set on objects to be created",
-                {"causes": [{"message": "resourceVersion should not be set on objects to be created"}]},
-            )
+            raise errors.resource_version_on_create()  # etcd3 refuses it; restore tools must strip it
         for key in (*_SERVER_META, "resourceVersion", "selfLink"):
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
@@ -353,13 +347,7 @@ class Objects:
         else:
             ok = bool(_SUBDOMAIN.fullmatch(name)) and len(name) <= 253
         if not ok:
-            msg = (
-                f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric '
-                "characters, '-' or '.', and must start and end with an alphanumeric character (e.g. "
-                "'example.com', regex used for validation is "
-                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-            )
-            raise errors.invalid(rt, name, [("FieldValueInvalid", "metadata.name", msg)])
+            raise errors.invalid_name(rt, name)
 
 
 def _manage(obj: dict[str, Any], manager: str, operation: str, subresource: str) -> None:

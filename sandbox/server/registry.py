@@ -1,13 +1,18 @@
 """The registry of served resource types: built-ins at start, CRD versions added and removed live.
 
 Routing (group, version, plural), discovery and the write path all ask the registry, so a CRD
-becomes servable, discoverable and writable in one step, and disappears the same way.
+becomes servable, discoverable and writable in one step, and disappears the same way. The
+``CrdRegistrar`` is a store subscriber (called synchronously on every write) that keeps the registry
+in step with the CRD objects, so the answer to ``POST customresourcedefinitions`` is already
+followed by working discovery and CRUD for the new kind. Removing the objects of a deleted CRD
+(behind the ``customresourcecleanup`` finalizer) is the job of ``sandbox.controllers.crds``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sandbox.server.storage import Event, ObjectStore
 from sandbox.types import ResourceType, version_priority
 from sandbox.types.builtin import BUILTIN_TYPES
 
@@ -95,3 +100,26 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
             )
         )
     return out
+
+
+CRD_RESOURCE = "customresourcedefinitions.apiextensions.k8s.io"
+
+
+class CrdRegistrar:
+    def __init__(self, store: ObjectStore, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+        store.subscribe(self.on_event)
+
+    def on_event(self, event: Event) -> None:
+        if event.resource != CRD_RESOURCE:
+            return
+        name = event.obj["metadata"]["name"]
+        self.registry.remove_crd(name)
+        if event.type == "DELETED":
+            spec = event.obj.get("spec") or {}
+            resource = f"{spec.get('names', {}).get('plural')}.{spec.get('group')}"
+            self.store.drop_resource(resource)
+            return
+        for rt in types_from_crd(event.obj):
+            self.registry.add(rt)

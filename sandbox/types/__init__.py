@@ -2,7 +2,7 @@
 
 The registry is the single source of discovery, routing and per-kind behaviour (scope, status
 subresource, generation, strategic merge). Built-in kinds come from ``builtin.py``; CRDs add and
-remove entries at run time (``sandbox.server.crds``).
+remove entries at run time (``sandbox.server.registry``).
 """
 
 from __future__ import annotations
