@@ -158,7 +158,7 @@ class Kubelet(Controller):
                 _condition("FailureTarget", "BackoffLimitExceeded", message, stamp),
                 _condition("Failed", "BackoffLimitExceeded", message, stamp),
             ]
-        elif active == 0:
+        elif active == 0 and int(spec.get("parallelism", 1)) > 0:  # parallelism 0 holds a Job (quiesce)
             self._start_pod(job)
             active = 1
         if active and "conditions" not in new_status:
