@@ -121,9 +121,8 @@ def test_different_keys_are_re_encrypted_on_the_way(
     assert verify_group(target, group).ok
 
 
+@pytest.mark.parametrize("regions", ["local"], indirect=True)  # timing is measured once, on the local store
 def test_the_bandwidth_limit_holds(regions: Regions, source_repo: Repository, tmp_path: Path) -> None:
-    if regions.kind != "local":
-        pytest.skip("timing is measured once, on the local store")
     group = make_snapshot(source_repo, tmp_path / "src", files=8, size=300_000)
     target = target_like(regions, source_repo)
     limit = 3 * 1024 * 1024

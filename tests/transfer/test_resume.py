@@ -40,11 +40,10 @@ def service_process(settings: Settings, regions: Regions, tmp_path: Path) -> sub
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
+@pytest.mark.parametrize("regions", ["local"], indirect=True)  # one store is enough to test the step's resume
 async def test_a_stopped_transfer_is_finished_by_another_replica_without_resending(
     settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
 ) -> None:
-    if regions.kind != "local":
-        pytest.skip("one store is enough to test the step's resume")
     group = make_snapshot(source_repo, tmp_path / "src", files=30)
     # The target as the first transfer creates it (sharing the chunk-id key), with small packs so
     # that many are uploaded (and indexed) before the stop.

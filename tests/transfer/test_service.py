@@ -71,11 +71,12 @@ async def test_a_request_transfers_its_snapshot_to_the_target_region(
     assert {rec.name for _sid, rec in target.snapshots(group=group)} == {"shop/data", "manifests"}
 
 
+@pytest.mark.parametrize(
+    "regions", ["local"], indirect=True
+)  # the damage path is the same on both stores; tested once here
 async def test_damage_in_the_target_makes_the_request_partially_failed_with_the_files(
     settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
 ) -> None:
-    if regions.kind != "local":
-        pytest.skip("the damage path is the same on both stores; tested once here")
     group = make_snapshot(source_repo, tmp_path / "src", files=8)
     async with transfer_running(settings) as client:
         first = await client.wait(await client.submit(replicate(group)), within=60)
@@ -94,11 +95,10 @@ async def test_damage_in_the_target_makes_the_request_partially_failed_with_the_
         assert warnings and "damaged in the target repository" in warnings[0].message
 
 
+@pytest.mark.parametrize("regions", ["local"], indirect=True)  # tested once, on the local store
 async def test_one_repository_for_both_regions_is_verified_and_nothing_copied(
     settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
 ) -> None:
-    if regions.kind != "local":
-        pytest.skip("tested once, on the local store")
     group = make_snapshot(source_repo, tmp_path / "src", files=4)
     async with transfer_running(settings) as client:
         state = await client.wait(await client.submit(replicate(group, target_repository="east")), within=60)
@@ -108,11 +108,10 @@ async def test_one_repository_for_both_regions_is_verified_and_nothing_copied(
     assert result.counts["blobs_sent"] == 0 and result.counts["verified_blobs"] > 0
 
 
+@pytest.mark.parametrize("regions", ["local"], indirect=True)  # tested once, on the local store
 async def test_a_dry_run_writes_nothing_to_the_target_and_says_what_it_would_send(
     settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
 ) -> None:
-    if regions.kind != "local":
-        pytest.skip("tested once, on the local store")
     group = make_snapshot(source_repo, tmp_path / "src", files=6)
     request = msgspec.structs.replace(replicate(group), dry_run=True)
     async with transfer_running(settings) as client:
