@@ -10,10 +10,12 @@ whole ``migrate`` itinerary with every real service, the snapshot service's move
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 import pytest
 
@@ -205,3 +207,32 @@ async def test_a_migrate_request_runs_the_whole_itinerary(
     finally:
         await west.close()
         await east.close()
+
+
+async def test_a_dry_run_of_the_sample_app_writes_nothing_anywhere(
+    settings: Settings, sandboxes: SandboxClusters, east_shop: tuple[str, str], tmp_path: Path
+) -> None:
+    group, _ = east_shop
+    request = msgspec.structs.replace(request_for(group), dry_run=True,
+                                      target=msgspec.structs.replace(request_for(group).target,
+                                                                     namespace_map={"shop": "shop-dry"}))  # fmt: skip
+    async with ferry(settings) as client:
+        request_id = await client.submit(request)
+        state = await client.wait(request_id, within=60)
+        stored = await client.nc.jetstream().object_store("ferry-inventories")
+        docs = json.loads((await stored.get(f"{request_id}/rendered.json")).data or b"[]")
+    assert state.phase is Phase.COMPLETED, state.reason
+    restored = state.steps[1].result
+    assert (
+        restored is not None and restored.counts["planned"] >= 15 and restored.counts.get("created", 0) == 0
+    )
+    assert not (tmp_path / "west").exists(), "the dry run wrote the target repository"
+    west = kube_cluster(sandboxes, "west")
+    try:
+        assert await west.find("namespaces", "shop-dry") is None
+        assert not [j for j in await west.list("jobs.batch") if j["metadata"]["namespace"] == "shop-dry"]
+    finally:
+        await west.close()
+    kinds = [d["kind"] for d in docs]
+    assert kinds[:2] == ["CustomResourceDefinition", "Namespace"] and "Promotion" in kinds
+    assert all(d["metadata"].get("namespace") in (None, "shop-dry") for d in docs)
