@@ -166,7 +166,7 @@ async def test_a_retried_restore_fills_the_claims_it_created_before_and_only_tho
     other = FakeCluster()
     other.put({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop-west",
                "labels": {"ferry.dev/request": "someone-else"}}, "spec": {"storageClassName": "standard",
-               "accessModes": ["ReadWriteOnce"]}})  # fmt: skip
+               "accessModes": ["ReadWriteOnce"]}, "status": {"phase": "Bound"}})  # fmt: skip
     report = await engine(other).run()
     assert "existing data was kept" in report.volumes[0].reason
     assert not any(line.startswith("fill-start") for line in other.journal)
