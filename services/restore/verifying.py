@@ -26,6 +26,8 @@ from services.restore import jobs, manifests, modifiers
 from services.restore.checking import compare_trees, forget_verification
 from services.restore.clusters import KubeClusters
 from services.restore.conflicts import differences, result_of, without_ferry_labels
+from services.restore.objects import Manifest
+from services.restore.ordering import references
 from services.restore.restoring import prepare
 from services.restore.service import ClusterFactory, RestoreOptions
 from services.restore.sources import inventory_edges, open_target_repository, restore_labels, transforms_for
@@ -60,6 +62,15 @@ def _compare_volume(repo: Repository, volume: VolumeResult, group: str, request_
     reason = f"{len(damaged)} path(s) differ from the snapshot" if damaged else ""
     return VolumeResult(claim=volume.claim, snapshot=volume.snapshot, ok=not damaged, files=files, bytes=size,
                         reason=reason, damaged=damaged)  # fmt: skip
+
+
+def autoscaled_targets(items: list[Manifest]) -> set[str]:
+    """Keys of the workloads a HorizontalPodAutoscaler of the snapshot scales (their replicas move)."""
+    found = set()
+    for item in items:
+        if item.kind == "HorizontalPodAutoscaler":
+            found |= {ref for ref in references(item) if not ref.startswith("namespaces/")}
+    return found
 
 
 class VerifyService(StepService):
@@ -102,6 +113,7 @@ class VerifyService(StepService):
         cluster = await self.clusters(self.settings, request.target.cluster or "")
         problems: list[ObjectResult] = [r for r in plan.results if r.failed]
         present = sum(1 for r in plan.results if not r.failed)  # skipped on purpose, with the reason
+        autoscaled = autoscaled_targets(plan.items)
         try:
             for item in plan.items:
                 earlier = by_target.get(item.key)
@@ -116,6 +128,8 @@ class VerifyService(StepService):
                     continue
                 present += 1
                 diff = differences(without_ferry_labels(item.obj), live)
+                if item.key in autoscaled:  # an HPA owns the replica count from now on
+                    diff = [d for d in diff if not d.startswith("spec.replicas:")]
                 if diff and not (earlier and earlier.outcome is Outcome.SKIPPED):
                     problems.append(result_of(item, Outcome.FAILED, "differs from the snapshot", diff[:20]))
             movers = Movers(cluster, self.settings, request_id=ctx.request_id, step=StepName.VERIFY.value,

@@ -145,3 +145,11 @@ def test_a_stateful_set_waits_for_the_claims_of_its_templates() -> None:
         "persistentvolumeclaims/shop/pgdata-db-0",
         "persistentvolumeclaims/shop/pgdata-db-1",
     }
+
+
+def test_the_workload_an_autoscaler_scales_is_known() -> None:
+    from services.restore.verifying import autoscaled_targets
+
+    hpa = obj("autoscaling/v2", "HorizontalPodAutoscaler", "web",
+              spec={"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}})  # fmt: skip
+    assert autoscaled_targets([hpa, WEB]) == {"deployments.apps/shop/web"}
