@@ -98,6 +98,7 @@ class _Backup:
             self.slots.release()
 
     def _submit(self, data: bytes) -> Future[bytes]:
+        self.packer.raise_failure()  # an upload failed: stop reading the volume now, not at the end
         self.slots.acquire()
         return self.pool.submit(self._store_chunk, data)
 

@@ -84,6 +84,11 @@ class Packer:
         self._rate = limit_upload
         self._rate_next = time.monotonic()
 
+    def raise_failure(self) -> None:
+        """Raise the first upload failure, if any (producers call it to stop early)."""
+        if self._error is not None:
+            raise self._error
+
     def claim(self, blob_id: bytes) -> bool:
         """True if the caller must store this blob; False if it is stored or being stored already."""
         with self._lock:
