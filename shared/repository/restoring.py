@@ -45,6 +45,7 @@ class _File:
     path: str
     rel: str
     node: Node
+    left: int = 0  # content bytes still to write (progress counts a file when it reaches 0)
 
 
 class _Restore:
@@ -97,6 +98,9 @@ class _Restore:
                 offset += found[1].size if found else 0
                 if found is None:
                     self.mark(file, f"chunk {chunk.hex()[:16]} is not in the repository index")
+            file.left = offset
+            if offset == 0:
+                self.progress.files_done += 1
         packs: dict[str, list[tuple[PackedBlob, list[tuple[_File, int]]]]] = defaultdict(list)
         for chunk, targets in wanted.items():
             found = self.repo.index.get(chunk)
@@ -150,6 +154,9 @@ class _Restore:
             os.close(fd)
         with self.lock:
             self.progress.bytes_done += len(view)
+            file.left -= len(view)
+            if file.left == 0:
+                self.progress.files_done += 1
             if self.progress_fn is not None:
                 self.progress_fn(self.progress)
 

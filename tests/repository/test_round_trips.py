@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.repository import Repository, WrongKey, backup, put_blob, read_blob, restore
+from shared.repository import Progress, Repository, WrongKey, backup, put_blob, read_blob, restore
 from shared.store import ObjectStore, layout
 from tests.repository.trees import awkward_tree, describe, file_hashes, random_files
 from tests.store.conftest import FAST_SCRYPT, PASSWORD
@@ -120,3 +120,18 @@ def test_a_manifests_blob_shares_the_group_of_its_volumes(repo: Repository, tmp_
     ]
     stored = b"".join(repo.store.get(info.key) for info in repo.store.list(layout.DATA))
     assert b"kind: Secret" not in stored, "manifests (with Secrets) are encrypted like volume data"
+
+
+def test_progress_counts_every_byte_and_file_both_ways(repo: Repository, tmp_path: Path) -> None:
+    random_files(tmp_path / "src", 5, 600_000)
+    (tmp_path / "src" / "empty").write_bytes(b"")
+    seen: list[tuple[int, int, int, int]] = []
+
+    def record(p: Progress) -> None:
+        seen.append((p.bytes_done, p.bytes_total, p.files_done, p.files_total))
+
+    snapshot_id = backup(repo, tmp_path / "src", progress=record).snapshot_id
+    assert seen[-1] == (3_000_000, 3_000_000, 6, 6)
+    seen.clear()
+    restore(repo, snapshot_id, tmp_path / "dst", progress=record)
+    assert seen[-1] == (3_000_000, 3_000_000, 6, 6)
