@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,7 @@ def free_port_pair(offset: int = 10000) -> int:
     raise StackError("no free pair of loopback ports found")
 
 
-def _wait_for(probe_name: str, check: callable, proc: subprocess.Popen[bytes], log: Path) -> None:  # type: ignore[valid-type]
+def _wait_for(probe_name: str, check: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     delay = 0.02
     while time.monotonic() < deadline:
@@ -221,7 +221,7 @@ class SeaweedFS:
             find_binary("weed"), "server",
             f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={self.ports['master']}", f"-master.port.grpc={self.ports['master'] + 10000}",
-            "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+            "-master.volumeSizeLimitMB=128", "-volume.max=500",  # every bucket is a collection with volumes of its own
             f"-volume.port={self.ports['volume']}", f"-volume.port.grpc={self.ports['volume'] + 10000}",
             "-filer", f"-filer.port={self.ports['filer']}", f"-filer.port.grpc={self.ports['filer'] + 10000}",
             "-s3", f"-s3.port={self.ports['s3']}", f"-s3.port.grpc={self.ports['s3'] + 10000}",

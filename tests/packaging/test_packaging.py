@@ -37,12 +37,6 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 BASE = ROOT / "deploy" / "base"
 
 FERRY_SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "gateway")
-# Services whose package the lead engineer has not landed yet. Strict: a case that starts passing fails,
-# so this set shrinks to nothing as the services appear.
-NOT_YET_IMPLEMENTED: frozenset[str] = frozenset({"discovery", "snapshot", "transfer", "restore", "gateway"})
-NOT_YET = pytest.mark.xfail(strict=True, reason="service not yet implemented")
-# The same for the console scripts pyproject.toml declares (the mover: issue 4; the `ferry` command: issue 7).
-ENTRY_POINTS_NOT_YET_IMPLEMENTED: frozenset[str] = frozenset({"ferry-mover", "ferry"})
 # The oldest Kubernetes the manifests promise to work on (k3s in docker-compose runs it) and the newest
 # kubernetes-validate knows.
 KUBE_VERSIONS = ("1.30.0", all_versions()[-1])
@@ -69,8 +63,7 @@ def python_m_module(command: list[str]) -> str | None:
 
 
 def service_param(name: str, *values: Any, id: str) -> Any:
-    marks = [NOT_YET] if name in NOT_YET_IMPLEMENTED else []
-    return pytest.param(name, *values, id=id, marks=marks)
+    return pytest.param(name, *values, id=id)
 
 
 def load_compose() -> dict[str, Any]:
@@ -311,7 +304,7 @@ def test_every_reference_in_the_compose_file_is_defined() -> None:
                 problems.append(f"{name} uses undeclared config {config['source']}")
         command = service.get("command", [])
         if module := python_m_module(command):
-            if module_file(module) is None and module.split(".")[-1] not in NOT_YET_IMPLEMENTED:
+            if module_file(module) is None:
                 problems.append(f"{name} runs python -m {module}, which does not exist")
         elif len(command) == 2 and command[0] == "python":
             mounted = {c["target"]: c["source"] for c in service.get("configs", [])}
@@ -371,8 +364,7 @@ def test_the_image_default_command_names_a_service_module() -> None:
     command = json.loads(cmd[-1])  # exec form: python is PID 1 and gets SIGTERM itself
     module = python_m_module(command)
     assert module and module.split(".")[0] == "services" and module.split(".")[1] in FERRY_SERVICES
-    if module.split(".")[1] not in NOT_YET_IMPLEMENTED:
-        assert module_file(module) is not None, f"{module} does not exist"
+    assert module_file(module) is not None, f"{module} does not exist"
 
 
 def test_the_image_build_checks_every_service_module() -> None:
@@ -385,13 +377,7 @@ def test_the_image_build_checks_every_service_module() -> None:
 @pytest.mark.parametrize(
     "script",
     [
-        pytest.param(
-            script,
-            id=f"the image has the {script} entry point",
-            marks=[pytest.mark.xfail(strict=True, reason=f"{script} not yet implemented")]
-            if script in ENTRY_POINTS_NOT_YET_IMPLEMENTED
-            else [],
-        )
+        pytest.param(script, id=f"the image has the {script} entry point")
         for script in ("ferry-mover", "ferry")
     ],
 )
