@@ -1,7 +1,8 @@
 """Settings from an optional TOML file (``FERRY_CONFIG``) overlaid with ``FERRY_*`` env vars.
 
 Env names map onto fields: ``FERRY_NATS_URL`` -> ``nats.url``, ``FERRY_S3_ENDPOINT`` -> ``s3.endpoint``,
-``FERRY_HTTP_PORT`` -> ``http_port``. msgspec converts and validates, so a bad value is refused with
+``FERRY_HTTP_PORT`` -> ``http_port``; ``FERRY_REPOSITORIES=east=s3://a/x,west=s3://b/x`` names one
+repository per region. msgspec converts and validates, so a bad value is refused with
 the name of the setting, before a service starts.
 """
 
@@ -65,9 +66,22 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         section, _, rest = name.partition("_")
         if section in _SECTIONS and rest:
             data.setdefault(_SECTIONS[section], {})[rest.lower()] = value
+        elif name == "REPOSITORIES":
+            data["repositories"] = _pairs(key, value)
         else:
             data[name.lower()] = value
     return data
+
+
+def _pairs(key: str, value: str) -> dict[str, str]:
+    """``east=s3://ferry-east/apps,west=s3://ferry-west/apps`` -> a name -> URL map."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise PermanentError(f"invalid setting {key}: expected name=URL[,name=URL...], got {item!r}")
+        pairs[name.strip()] = url.strip()
+    return pairs
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -42,11 +42,21 @@ def test_env_vars_override_the_toml_file(tmp_path: Path) -> None:
     assert settings.repositories == {"west": "s3://west/apps"}
 
 
+def test_one_env_var_names_a_repository_per_region() -> None:
+    settings = load_settings({"FERRY_REPOSITORIES": "east=s3://ferry-east/apps, west=s3://ferry-west/apps"})
+    assert settings.repositories == {"east": "s3://ferry-east/apps", "west": "s3://ferry-west/apps"}
+
+
 @pytest.mark.parametrize(
     ("env", "words"),
     [
         pytest.param({"FERRY_HTTP_PORT": "eighty"}, "http_port", id="a port that is not a number"),
         pytest.param({"FERRY_LOG_FORMAT": "xml"}, "log_format", id="an unknown log format"),
+        pytest.param(
+            {"FERRY_REPOSITORIES": "east=s3://a/x,west"},
+            "FERRY_REPOSITORIES.*'west'",
+            id="a region without a URL",
+        ),
         pytest.param(
             {"FERRY_CONFIG": "/nonexistent/ferry.toml"}, "FERRY_CONFIG", id="a settings file that is missing"
         ),
