@@ -107,6 +107,14 @@ def _shop() -> Path | None:
 
 
 def up(args: argparse.Namespace, out: Console, root: Path, state_file: Path) -> int:
+    state = start(args, out, root)
+    _explain(out, state, state_file)
+    return 0
+
+
+def start(args: argparse.Namespace, out: Console, root: Path) -> dict[str, Any]:
+    """Start the whole sandbox under ``root`` and record it in ``root/sandbox.json``; its state."""
+    state_file = root / "sandbox.json"
     if state_file.exists() and any(
         _alive(p["pid"], p["marker"]) for p in json.loads(state_file.read_text())["processes"]
     ):
@@ -124,10 +132,14 @@ def up(args: argparse.Namespace, out: Console, root: Path, state_file: Path) -> 
     except (CliError, StackError, OSError) as e:
         down_processes(state["processes"])
         raise CliError(f"sandbox did not start: {e}") from None
+    if "token" in state:
+        token_file = root / "token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(state["token"] + "\n")
+        state["token_file"] = str(token_file)
+    state_file.touch(mode=0o600)
     state_file.write_text(json.dumps(state, indent=2))
-    state_file.chmod(0o600)
-    _explain(out, state, state_file)
-    return 0
+    return state
 
 
 def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any], wanted: list[str]) -> None:
@@ -179,7 +191,9 @@ def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any
         FERRY_S3_ACCESS_KEY=weed.s3.access_key,
         FERRY_S3_SECRET_KEY=weed.s3.secret_key,
         FERRY_KUBECONFIG=str(kubeconfig),
-        FERRY_REPOSITORY="s3://ferry-sandbox/repository",
+        # Two buckets stand for two regions; the default repository is east's.
+        FERRY_REPOSITORY=f"s3://ferry-{CLUSTERS[0]}/repository",
+        FERRY_REPOSITORIES=",".join(f"{c}=s3://ferry-{c}/repository" for c in CLUSTERS),
         FERRY_REPO_PASSWORD=secrets.token_urlsafe(18),
         FERRY_LOG_FORMAT="text",
         FERRY_HTTP_HOST="127.0.0.1",
@@ -237,7 +251,7 @@ def _explain(out: Console, state: dict[str, Any], state_file: Path) -> None:
     out.print("reach it with:", highlight=False, soft_wrap=True)
     if "gateway_url" in state:
         out.print(
-            f"  export FERRY_URL={state['gateway_url']} FERRY_TOKEN=$(jq -r .token {state_file})",
+            f"  export FERRY_URL={state['gateway_url']} FERRY_TOKEN=$(cat {state['token_file']})",
             highlight=False,
             soft_wrap=True,
         )
@@ -299,6 +313,7 @@ def sandbox(args: argparse.Namespace, out: Console) -> int:
         return 0
     stopped = down_processes(state["processes"])
     state_file.unlink()
+    (root / "token").unlink(missing_ok=True)
     out.print(
         f"sandbox down: stopped {', '.join(stopped) or 'nothing (already stopped)'}; data left in {root}",
         highlight=False,

@@ -1,8 +1,16 @@
-"""The demo's script: bring the local stack up, run Ferry's services, push a request, show events.
+"""``make demo``: migrate the sample app from cluster "east" to cluster "west", live, then prove it.
 
-Today it runs the backbone path: intake plus the ``echo`` step as real processes on a real
-nats-server, a request through that itinerary, its events printed live, and its final state. The
-full migration of the sample app east -> west plugs in here as the services land (issue 7).
+It starts everything a deployment has, on this machine (``ferry sandbox up``'s code): nats-server
+with JetStream, SeaweedFS with two buckets standing for two regions, two sandbox API servers, all
+four services and the gateway as separate processes. It seeds "east" with the shop app, fills its
+volumes with about 200 MB, then runs exactly what a user types::
+
+    ferry migrate --from east --to west -n shop --namespace-mapping shop:shop-west \\
+        --storage-class-mapping standard:fast --from-repository east --to-repository west --watch
+
+and ends with the verification report and a look at what landed in "west". The exit code is the
+migration's (0 only when it completed and verified). ``--keep`` leaves it all running and says how
+to reach it.
 """
 
 from __future__ import annotations
@@ -10,61 +18,76 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-import nats
 from rich.console import Console
-from rich.markup import escape
+from rich.table import Table
 
-from services.demo.processes import ServiceProcess, wait_ready
-from shared.bus.client import BusClient
-from shared.contracts.events import Event, Failed, PhaseChanged, Progress, StepCompleted, StepStarted, Warning
-from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
-from shared.contracts.states import Phase
-from shared.localstack import local_stack
+from sandbox.apps import parse_size
+from services.cli import sandboxing
+from services.cli.main import run as ferry
+from services.cli.transports import CliError
+from shared.kube import Clusters
 
 console = Console(highlight=False)
+SOURCE, TARGET = "shop", "shop-west"
 
 
-def describe(event: Event) -> str:
-    step = f"[{event.step.value}] " if event.step else ""
-    match event:
-        case PhaseChanged():
-            return f"phase → {event.phase.value}{': ' + event.reason if event.reason else ''}"
-        case StepStarted():
-            return f"{step}started (attempt {event.attempt})"
-        case Progress():
-            return f"{step}progress {event.items_done}/{event.items_total} items, {event.bytes_done >> 20}/{event.bytes_total >> 20} MiB"
-        case StepCompleted():
-            return f"{step}completed {event.counts} {event.message}"
-        case Failed():
-            return f"{step}failed (attempt {event.attempt}/{event.max_attempts}): {event.reason}"
-        case Warning():
-            return f"{step}warning: {event.message}"
-        case _:
-            return f"{step}{type(event).__name__}"
-
-
-async def push_stub_request(nats_url: str) -> Phase:
-    nc = await nats.connect(nats_url)
+def size(text: str) -> str:
     try:
-        client = BusClient(nc)
-        request = MobilityRequest(
-            kind=RequestKind.REPLICATE,
-            source=Source(cluster="east", namespaces=["shop"]),
-            target=Target(cluster="west"),
-            itinerary=["echo"],
-            labels={"demo": "backbone"},
-        )
-        request_id = await client.submit(request)
-        console.print(f"submitted [bold]{request_id}[/bold]")
-        async for _, event in client.events(request_id):
-            console.print(f"  {escape(describe(event))}")
-        state = await client.get(request_id)
-        return state.phase
-    finally:
-        await nc.close()
+        parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 200MB or 1GiB") from None
+    return text
+
+
+def migrate_argv(state: dict[str, Any]) -> list[str]:
+    return [
+        "migrate", "--from", "east", "--to", "west", "-n", SOURCE,
+        "--namespace-mapping", f"{SOURCE}:{TARGET}", "--storage-class-mapping", "standard:fast",
+        "--from-repository", "east", "--to-repository", "west",
+        "--url", state["gateway_url"], "--token-file", state["token_file"], "--watch",
+    ]  # fmt: skip
+
+
+def fill(state: dict[str, Any], size: str) -> None:
+    """Write ``size`` of varied files into the shop's volumes in "east" (the sandbox's own tool)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox.apps", "fill", "--server", state["clusters"]["east"],
+         "--namespace", SOURCE, "--size", size],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise CliError(f"filling the shop's volumes failed: {done.stderr[-800:]}")
+    for line in done.stdout.splitlines():
+        console.print(f"  [dim]{line.split(' in ')[0]}[/]")
+
+
+async def landed(kubeconfig: str) -> Table:
+    """What the target cluster holds now, as ``kubectl get`` would list it."""
+    table = Table(title=f"cluster west, namespace {TARGET}", title_justify="left")
+    for column in ("kind", "name", "detail"):
+        table.add_column(column)
+    async with Clusters(kubeconfig) as clusters:
+        west = await clusters.get("west")
+        for resource in ("persistentvolumeclaims", "deployments.apps", "statefulsets.apps", "services"):
+            async for obj in west.iterate(resource, TARGET):
+                meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+                if resource == "persistentvolumeclaims":
+                    detail = f"{status.get('phase', '?')}, class {spec.get('storageClassName')}"
+                else:
+                    ready = status.get("readyReplicas", 0) if "replicas" in spec else "-"
+                    detail = (
+                        f"ready {ready}/{spec['replicas']}" if "replicas" in spec else spec.get("type", "")
+                    )
+                table.add_row(obj["kind"], meta["name"], str(detail))
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,27 +95,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="leave everything running and say how to reach it"
     )
-    parser.add_argument("--dir", type=Path, help="where to keep state and logs (default: a temp dir)")
+    parser.add_argument("--dir", type=Path, help="where to keep state, data and logs (default: a temp dir)")
+    parser.add_argument(
+        "--size",
+        default="200MB",
+        type=size,
+        help="volume data to put in east, e.g. 200MB, 1GiB (default 200MB)",
+    )
     args = parser.parse_args(argv)
-    with contextlib.ExitStack() as stack:
-        root = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ferry-demo-")))
-        console.print("[bold]Ferry demo[/bold]: starting nats-server (JetStream) and SeaweedFS (S3)…")
-        running = stack.enter_context(local_stack(root / "stack"))
-        console.print(f"  NATS {running.nats_url}   S3 {running.s3.endpoint}")
-        env = {"FERRY_NATS_URL": running.nats_url, "FERRY_LOG_FORMAT": "json"}
-        services = [ServiceProcess(m, env, root / "logs") for m in ("services.intake", "services.demo.echo")]
-        for service in services:
-            stack.callback(service.stop)
-            service.start()
-        wait_ready(services)
-        console.print(f"  services up: {', '.join(s.name for s in services)} (logs in {root / 'logs'})")
-        phase = asyncio.run(push_stub_request(running.nats_url))
-        console.print(f"request finished: [bold]{phase.value}[/bold]")
+    root = (args.dir or Path(tempfile.mkdtemp(prefix="ferry-demo-"))).resolve()
+    began = time.monotonic()
+    state: dict[str, Any] = {"processes": []}
+    code = 1
+    try:
+        console.rule("[bold]Ferry demo[/]: the shop app, east → west")
+        console.print(
+            "starting nats-server, SeaweedFS, clusters east and west, the services and the gateway…"
+        )
+        options = argparse.Namespace(dir=str(root), seed=True, services=None)
+        state = sandboxing.start(options, console, root)
+        console.print(f"  services up in {time.monotonic() - began:.0f}s (logs in {root / 'logs'})")
+        console.print(f"putting {args.size} of files into the shop's volumes in east…")
+        fill(state, args.size)
+        argv_ = migrate_argv(state)
+        console.rule("ferry " + " ".join(a for a in argv_[:15]))
+        code = asyncio.run(ferry(argv_, out=console))
+        console.rule()
+        with contextlib.suppress(Exception):  # a look at the target; the verdict is the exit code above
+            console.print(asyncio.run(landed(state["kubeconfig"])))
+        verdict = "[green]migrated and verified[/]" if code == 0 else f"[red]failed (exit code {code})[/]"
+        console.print(f"demo {verdict} in {time.monotonic() - began:.0f}s")
         if args.keep:
-            console.print(
-                f"\nLeft running (Ctrl-C to stop): NATS {running.nats_url}, S3 {running.s3.endpoint}"
-            )
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(asyncio.Event().wait())
-        return 0 if phase is Phase.COMPLETED else 1
-    return 1
+            explain(state)
+    except CliError as e:
+        console.print(f"[red]demo failed:[/] {e}", soft_wrap=True)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        if not args.keep or code == 130:
+            sandboxing.down_processes(state["processes"])
+            if args.dir is None:
+                shutil.rmtree(root, ignore_errors=True)
+            else:
+                for name in ("sandbox.json", "token"):
+                    (root / name).unlink(missing_ok=True)
+    return code
+
+
+def explain(state: dict[str, Any]) -> None:
+    root = state["dir"]
+    console.print("\n[bold]Left running.[/] Reach it with:", soft_wrap=True)
+    console.print(
+        f"  export FERRY_URL={state['gateway_url']} FERRY_TOKEN=$(cat {state['token_file']})", soft_wrap=True
+    )
+    console.print(f"  export KUBECONFIG={state['kubeconfig']}   # contexts east and west", soft_wrap=True)
+    console.print(f"  NATS {state['nats_url']}   S3 {state['s3']['endpoint']}", soft_wrap=True)
+    console.print(
+        "  ferry list; ferry snapshots; kubectl --context west -n shop-west get all", soft_wrap=True
+    )
+    console.print(f"Stop it with: ferry sandbox down --dir {root}", soft_wrap=True)
