@@ -14,7 +14,10 @@ from typing import Any
 import msgspec
 
 from shared.contracts.events import Event
+from shared.contracts.inventory import Inventory
+from shared.contracts.reports import RestoreReport, Verification
 from shared.contracts.requests import MobilityRequest
+from shared.contracts.snapshots import SnapshotDetail, SnapshotList, SnapshotQuery
 from shared.contracts.states import Reply, RequestState
 
 PUBLIC: dict[str, Any] = {
@@ -22,6 +25,13 @@ PUBLIC: dict[str, Any] = {
     "event": Event,
     "reply": Reply,
     "request-state": RequestState,
+    # What the steps leave for people and automation to read (discovery, restore, verify, the catalog).
+    "inventory": Inventory,
+    "restore-report": RestoreReport,
+    "verification": Verification,
+    "snapshot-query": SnapshotQuery,
+    "snapshot-list": SnapshotList,
+    "snapshot-detail": SnapshotDetail,
 }
 
 
