@@ -16,6 +16,10 @@ first container runs as a subprocess:
   ``--source=/data/x`` becomes ``--source=<pv dir>/x``; ``/database`` is not touched by ``/data``;
 - env comes from this process's environment, then ``value``, ``valueFrom.secretKeyRef``,
   ``configMapKeyRef``, ``fieldRef`` (metadata.name/namespace, spec.nodeName) and ``envFrom``;
+- a Secret, ConfigMap or key that is missing is skipped when its reference is ``optional``;
+  otherwise the pod does not start, as on a real node: it stays Pending, its container waiting
+  (``CreateContainerConfigError`` for env, ``ContainerCreating`` plus a ``FailedMount`` event for a
+  volume) with the kubelet's message, and it starts once what it needs exists;
 - exit code 0 makes the Pod Succeeded and the Job Complete; anything else fails the Pod, and the
   Job retries up to ``backoffLimit`` then is Failed (``BackoffLimitExceeded``);
 - stdout and stderr are kept and served at ``GET .../pods/{name}/log``.
@@ -225,16 +229,18 @@ class Kubelet(Controller):
                 return str(candidate)
         return word
 
-    def secret_data(self, namespace: str, name: str) -> dict[str, bytes]:
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """The Secret's keys and values, or None when there is no such Secret."""
         secret = self.store.get("secrets", namespace, name)
         if secret is None:
-            raise PodFailed(f'secret "{name}" not found')
+            return None
         return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
 
-    def config_data(self, namespace: str, name: str) -> dict[str, bytes]:
+    def config_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """The ConfigMap's keys (``data`` and ``binaryData``) and values, or None when it is missing."""
         cm = self.store.get("configmaps", namespace, name)
         if cm is None:
-            raise PodFailed(f'configmap "{name}" not found')
+            return None
         data = {k: str(v).encode() for k, v in (cm.get("data") or {}).items()}
         data.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
         return data

@@ -4,6 +4,10 @@ Split out of ``kubelet.py`` (which decides *when* pods run) because this is the 
 the machine: it writes Secret/ConfigMap volumes to disk, waits for PVCs to bind, starts the
 subprocess in a thread (``subprocess.Popen`` + ``wait`` in the default executor, so the server's
 loop never blocks and no child watcher is needed on this non-main thread) and records the log.
+
+A Secret, ConfigMap or key the pod needs and does not have (and does not mark ``optional``) keeps
+it Pending with the real kubelet's waiting reason, message and event, retried every
+``CONFIG_RETRY`` seconds: creating the missing object later starts the pod, as on a real node.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sandbox.controllers.events import record
 from sandbox.controllers.kubelet import PodFailed, expand_vars, image_repository, map_paths
 from sandbox.server.objects import now
 from sandbox.server.storage import clone
@@ -23,6 +28,49 @@ if TYPE_CHECKING:
     from sandbox.controllers.kubelet import Kubelet
 
 CLAIM_WAIT = 60.0  # seconds a pod waits for its PVCs to bind before failing
+CONFIG_RETRY = 0.25  # seconds between attempts to start a pod whose Secret, ConfigMap or key is missing
+
+
+class NotReady(Exception):
+    """What the container needs is missing: it waits with ``reason`` and ``message`` (retried)."""
+
+    def __init__(self, reason: str, message: str, event_reason: str, event_message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+        self.event_reason, self.event_message = event_reason, event_message
+
+
+def _config_error(message: str) -> NotReady:
+    """An env source is missing: the kubelet's ``CreateContainerConfigError`` and ``Failed`` event."""
+    return NotReady("CreateContainerConfigError", message, "Failed", f"Error: {message}")
+
+
+def _mount_error(volume: str, message: str) -> NotReady:
+    """A volume's source is missing: the container is still being created, with a ``FailedMount``."""
+    return NotReady(
+        "ContainerCreating", "", "FailedMount", f'MountVolume.SetUp failed for volume "{volume}" : {message}'
+    )
+
+
+def _volume_data(k: Kubelet, ns: str, vol: dict[str, Any]) -> dict[str, bytes]:
+    """The files of a Secret or ConfigMap volume, key -> bytes (``items`` maps them to paths)."""
+    if vol.get("secret"):
+        src, kind, name = vol["secret"], "secret", vol["secret"].get("secretName", "")
+        data = k.secret_data(ns, name)
+        missing_key = "references non-existent secret key: {}"
+    else:
+        src, kind, name = vol["configMap"], "configmap", vol["configMap"].get("name", "")
+        data = k.config_data(ns, name)
+        missing_key = "configmap references non-existent config key: {}"
+    optional = bool(src.get("optional"))
+    if data is None:
+        if not optional:
+            raise _mount_error(vol["name"], f'{kind} "{name}" not found')
+        data = {}
+    for item in src.get("items") or []:
+        if item["key"] not in data and not optional:
+            raise _mount_error(vol["name"], missing_key.format(item["key"]))
+    return data
 
 
 async def _mounts(k: Kubelet, pod: dict[str, Any], work: Path) -> list[tuple[str, str]]:
@@ -42,10 +90,7 @@ async def _mounts(k: Kubelet, pod: dict[str, Any], work: Path) -> list[tuple[str
             host[name] = path
         elif vol.get("secret") or vol.get("configMap"):
             src = vol.get("secret") or vol.get("configMap")
-            if vol.get("secret"):
-                data = k.secret_data(ns, src["secretName"])
-            else:
-                data = k.config_data(ns, src["name"])
+            data = _volume_data(k, ns, vol)
             target = work / "volumes" / name
             target.mkdir(parents=True, exist_ok=True)
             items = {i["key"]: i["path"] for i in src.get("items") or []} or {key: key for key in data}
@@ -70,28 +115,52 @@ async def _mounts(k: Kubelet, pod: dict[str, Any], work: Path) -> list[tuple[str
     return mounts
 
 
+def _key_ref(k: Kubelet, ns: str, frm: dict[str, Any]) -> str | None:
+    """The value of a ``secretKeyRef`` / ``configMapKeyRef``; None when it is missing and optional."""
+    if frm.get("secretKeyRef"):
+        ref, kind = frm["secretKeyRef"], "Secret"
+        data = k.secret_data(ns, ref["name"])
+    else:
+        ref, kind = frm["configMapKeyRef"], "ConfigMap"
+        data = k.config_data(ns, ref["name"])
+    optional = bool(ref.get("optional"))
+    if data is None:
+        if optional:
+            return None
+        raise _config_error(f'{kind.lower()} "{ref["name"]}" not found')
+    if ref["key"] not in data:
+        if optional:
+            return None
+        raise _config_error(f"couldn't find key {ref['key']} in {kind} {ns}/{ref['name']}")
+    return data[ref["key"]].decode(errors="replace")
+
+
 def _env(k: Kubelet, pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
         if source.get("secretRef"):
-            data = k.secret_data(ns, source["secretRef"]["name"])
+            ref, kind = source["secretRef"], "secret"
+            data = k.secret_data(ns, ref["name"])
         elif source.get("configMapRef"):
-            data = k.config_data(ns, source["configMapRef"]["name"])
+            ref, kind = source["configMapRef"], "configmap"
+            data = k.config_data(ns, ref["name"])
         else:
             continue
+        if data is None:
+            if ref.get("optional"):
+                continue
+            raise _config_error(f'{kind} "{ref["name"]}" not found')
         env.update({prefix + key: value.decode(errors="replace") for key, value in data.items()})
     for var in container.get("env") or []:
         frm = var.get("valueFrom")
         if frm is None:
             env[var["name"]] = expand_vars(str(var.get("value", "")), env)
-        elif frm.get("secretKeyRef"):
-            ref = frm["secretKeyRef"]
-            env[var["name"]] = k.secret_data(ns, ref["name"])[ref["key"]].decode(errors="replace")
-        elif frm.get("configMapKeyRef"):
-            ref = frm["configMapKeyRef"]
-            env[var["name"]] = k.config_data(ns, ref["name"])[ref["key"]].decode(errors="replace")
+        elif frm.get("secretKeyRef") or frm.get("configMapKeyRef"):
+            value = _key_ref(k, ns, frm)
+            if value is not None:
+                env[var["name"]] = value
         elif frm.get("fieldRef"):
             path = frm["fieldRef"]["fieldPath"]
             values = {
@@ -150,13 +219,7 @@ async def run_pod(k: Kubelet, pod: dict[str, Any], procs: list[subprocess.Popen[
     log_path.touch()
     k.server.logs[(meta["namespace"], meta["name"])] = log_path
     try:
-        mounts = await _mounts(k, pod, work)
-        env = {key: map_paths(value, mounts) for key, value in _env(k, pod, container).items()}
-        words = list(container.get("command") or [image_repository(container.get("image", ""))])
-        words += list(container.get("args") or [])
-        words = [map_paths(expand_vars(str(w), env), mounts) for w in words]
-        words[0] = k.venv_command(words[0])
-        cwd = map_paths(container["workingDir"], mounts) if container.get("workingDir") else str(work)
+        prepared = await _prepare_until_ready(k, pod, container, work)
     except (PodFailed, KeyError) as e:
         log_path.write_text(f"sandbox kubelet: {e}\n")
         state = {
@@ -170,6 +233,9 @@ async def run_pod(k: Kubelet, pod: dict[str, Any], procs: list[subprocess.Popen[
         }
         _set_status(k, pod, "Failed", container, state)
         return
+    if prepared is None:  # deleted while it waited
+        return
+    words, env, cwd = prepared
     started = now()
     _set_status(k, pod, "Running", container, {"running": {"startedAt": started}})
     loop = asyncio.get_running_loop()
@@ -210,6 +276,44 @@ async def run_pod(k: Kubelet, pod: dict[str, Any], procs: list[subprocess.Popen[
     reason = "Completed" if code == 0 else "Error"
     state = {"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": now()}}
     _set_status(k, pod, "Succeeded" if code == 0 else "Failed", container, state)
+
+
+async def _prepare(
+    k: Kubelet, pod: dict[str, Any], container: dict[str, Any], work: Path
+) -> tuple[list[str], dict[str, str], str]:
+    """The command words, env and working directory of the container, its volumes written."""
+    mounts = await _mounts(k, pod, work)
+    env = {key: map_paths(value, mounts) for key, value in _env(k, pod, container).items()}
+    words = list(container.get("command") or [image_repository(container.get("image", ""))])
+    words += list(container.get("args") or [])
+    words = [map_paths(expand_vars(str(w), env), mounts) for w in words]
+    words[0] = k.venv_command(words[0])
+    cwd = map_paths(container["workingDir"], mounts) if container.get("workingDir") else str(work)
+    return words, env, cwd
+
+
+async def _prepare_until_ready(
+    k: Kubelet, pod: dict[str, Any], container: dict[str, Any], work: Path
+) -> tuple[list[str], dict[str, str], str] | None:
+    """``_prepare``, retried while a Secret/ConfigMap is missing; the pod shows why it waits.
+
+    None when the pod is deleted while it waits.
+    """
+    meta = pod["metadata"]
+    shown: tuple[str, str] | None = None
+    while True:
+        try:
+            return await _prepare(k, pod, container, work)
+        except NotReady as e:
+            current = k.store.get("pods", meta["namespace"], meta["name"])
+            if current is None or current["metadata"].get("deletionTimestamp"):
+                return None
+            if shown != (e.reason, e.event_message):
+                shown = (e.reason, e.event_message)
+                waiting = {"reason": e.reason, **({"message": e.message} if e.message else {})}
+                _set_status(k, pod, "Pending", container, {"waiting": waiting})
+                record(k.objects, current, e.event_reason, e.event_message, "kubelet", warning=True)
+        await asyncio.sleep(CONFIG_RETRY)
 
 
 def _spawn(words: list[str], env: dict[str, str], cwd: str, log_path: Path) -> subprocess.Popen[bytes]:
