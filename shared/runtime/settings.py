@@ -55,6 +55,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _SECTIONS = {"NATS": "nats", "S3": "s3"}
+_SECTION_TYPES: dict[str, type[msgspec.Struct]] = {"nats": BusSettings, "s3": S3Settings}
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -84,6 +85,18 @@ def _pairs(key: str, value: str) -> dict[str, str]:
     return pairs
 
 
+def _unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    """Keys of a settings file that no setting has: a typo there must not be silently ignored."""
+    unknown = []
+    for key, value in data.items():
+        if key not in Settings.__struct_fields__:
+            unknown.append(key)
+        elif key in _SECTION_TYPES and isinstance(value, Mapping):
+            known = _SECTION_TYPES[key].__struct_fields__
+            unknown += [f"{key}.{inner}" for inner in value if inner not in known]
+    return unknown
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in over.items():
@@ -102,6 +115,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             data = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise PermanentError(f"settings file FERRY_CONFIG={path}: {e}") from e
+        if unknown := _unknown_keys(data):
+            raise PermanentError(
+                f"settings file FERRY_CONFIG={path}: unknown setting(s) {', '.join(unknown)}"
+            )
     known = set(Settings.__struct_fields__)
     env_data = {k: v for k, v in _from_env(env).items() if k in known}
     data = _merge(_merge(data, env_data), overrides)

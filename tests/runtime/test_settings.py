@@ -42,6 +42,20 @@ def test_env_vars_override_the_toml_file(tmp_path: Path) -> None:
     assert settings.repositories == {"west": "s3://west/apps"}
 
 
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        pytest.param("concurency = 7\n", "concurency", id="a misspelt setting"),
+        pytest.param("[s3]\nendpont = 'http://s3'\n", "s3.endpont", id="a misspelt setting in a section"),
+    ],
+)
+def test_a_typo_in_the_settings_file_is_refused_naming_it(tmp_path: Path, text: str, named: str) -> None:
+    config = tmp_path / "ferry.toml"
+    config.write_text(text)
+    with pytest.raises(PermanentError, match=f"unknown setting.*{named}"):
+        load_settings({"FERRY_CONFIG": str(config)})
+
+
 def test_one_env_var_names_a_repository_per_region() -> None:
     settings = load_settings({"FERRY_REPOSITORIES": "east=s3://ferry-east/apps, west=s3://ferry-west/apps"})
     assert settings.repositories == {"east": "s3://ferry-east/apps", "west": "s3://ferry-west/apps"}
