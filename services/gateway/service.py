@@ -64,9 +64,9 @@ class GatewayService(Service):
 
 def main() -> None:
     """``python -m services.gateway``: a missing or bad token configuration stops it with exit 2."""
-    settings = load_settings()
-    setup_logging("gateway", settings.log_level, settings.log_format, settings.secrets())
     try:
+        settings = load_settings()
+        setup_logging("gateway", settings.log_level, settings.log_format, settings.secrets())
         config = GatewayConfig.load(settings)
     except PermanentError as e:
         print(f"ferry gateway: {e}", file=sys.stderr)

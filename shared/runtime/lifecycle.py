@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Coroutine
 from typing import Any
 
@@ -24,6 +25,7 @@ from nats.micro.service import Service as MicroService
 from shared.bus.connecting import connect
 from shared.bus.topology import Topology, ensure_topology
 from shared.contracts import subjects
+from shared.contracts.errors import PermanentError, TemporaryError
 from shared.runtime.health import HealthServer, Metrics
 from shared.runtime.settings import Settings
 
@@ -160,11 +162,21 @@ async def serve(service: Service) -> None:
         await service.drain()
 
 
+EXIT_CONFIG = 2  # the service cannot run as configured: fix the settings, restarting will not help
+
+
 def run(service_cls: type[Service]) -> None:
     """Entry point of ``python -m services.<name>``: settings, logs, serve until SIGTERM."""
     from shared.runtime.logs import setup_logging
     from shared.runtime.settings import load_settings
 
-    settings = load_settings()
-    setup_logging(service_cls.name, settings.log_level, settings.log_format, settings.secrets())
-    asyncio.run(serve(service_cls(settings)))
+    try:
+        settings = load_settings()
+        setup_logging(service_cls.name, settings.log_level, settings.log_format, settings.secrets())
+        asyncio.run(serve(service_cls(settings)))
+    except PermanentError as e:  # bad settings, refused credentials: one line, and a code that says so
+        print(f"ferry {service_cls.name}: {e}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    except TemporaryError as e:  # NATS unreachable at start: exit, and let the supervisor restart us
+        print(f"ferry {service_cls.name}: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import aiohttp
 import nats
+import pytest
 
 from services.intake.intake import IntakeService
 from shared.localstack import NatsServer
@@ -36,3 +40,26 @@ async def test_health_readiness_metrics_and_micro_discovery(nats_server: NatsSer
         await service.drain()
         await service.drain()  # idempotent
         assert service.nc is not None and service.nc.is_closed
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "words"),
+    [
+        pytest.param({"FERRY_HTTP_PORT": "eighty"}, 2, "http_port", id="a bad setting"),
+        pytest.param(
+            {"FERRY_CONFIG": "/nonexistent/ferry.toml"}, 2, "FERRY_CONFIG", id="a missing settings file"
+        ),
+    ],
+)
+def test_a_service_that_cannot_start_says_why_in_one_line(env: dict[str, str], code: int, words: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.intake"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == code, done.stderr
+    assert done.stderr.startswith("ferry intake: ") and words in done.stderr
+    assert "Traceback" not in done.stderr
