@@ -2,9 +2,12 @@
 
 Stateless: everything lives in JetStream KV, so any number of replicas answer in one queue group.
 A submission is checked (the reply names the bad field and nothing is stored), de-duplicated by its
-idempotency key (the same key returns the same request id), stored as Queued, and its first step is
-published with a de-duplicating message id. A crash between those writes is repaired by the
-client's retry with the same key: the stored state is found and the first step published again.
+idempotency key (the same key returns the same request id), stored as Queued, its ``phase → Queued``
+event published, and only then its first step: a watcher of the request's events never sees a step
+start before the request was queued. Both publishes carry de-duplicating message ids, so a crash
+between any two of those writes is repaired by the client's retry with the same key: the stored
+state is found, and the Queued event and the first step are published again (a no-op for whichever
+JetStream has already).
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import logging
 import secrets
 
 import msgspec
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.errors import Error as JsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.micro.request import Request
 
@@ -22,7 +28,7 @@ from shared.bus.publishing import publish_event, publish_step
 from shared.bus.states import RequestNotFound, RequestStore, StateConflict
 from shared.contracts import subjects
 from shared.contracts.errors import FerryError, TemporaryError
-from shared.contracts.events import PhaseChanged
+from shared.contracts.events import PhaseChanged, event_encoder, event_kind
 from shared.contracts.requests import MobilityRequest, RequestInvalid, decode_request
 from shared.contracts.states import (
     Accepted,
@@ -49,6 +55,35 @@ def new_request_id(request: MobilityRequest) -> str:
 
 def idempotency_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def queued_state(request_id: str, request: MobilityRequest) -> RequestState:
+    """A new request's state: Queued, every step of its itinerary pending."""
+    itinerary = itinerary_for(request)
+    return RequestState(
+        id=request_id,
+        request=request,
+        phase=Phase.QUEUED,
+        itinerary=itinerary,
+        steps=[StepState(step=step) for step in itinerary],
+    )
+
+
+async def announce_queued(js: JetStreamContext, request_id: str) -> None:
+    """Publish the request's ``phase → Queued`` event, once per request.
+
+    Its message id makes a retry's second publish a no-op within the events stream's
+    de-duplication window. Like every event, losing it is logged and does not stop the request.
+    """
+    event = PhaseChanged(request_id=request_id, phase=Phase.QUEUED)
+    try:
+        await js.publish(
+            subjects.event_subject(request_id, event_kind(event)),
+            event_encoder.encode(event),
+            headers={"Nats-Msg-Id": f"{request_id}.phase.{Phase.QUEUED.value}"},
+        )
+    except (NatsError, JsError, TimeoutError) as e:
+        log.warning("event phase of %s not published: %s", request_id, e)
 
 
 class IntakeService(Service):
@@ -101,7 +136,7 @@ class IntakeService(Service):
                     state, _ = await self.store.get(existing)
                 except RequestNotFound:  # the first submission died before storing its state
                     return await self._store_and_queue(existing, request, duplicate=True)
-                await self._queue_first(state)  # de-duplicated: a no-op unless the first publish was lost
+                await self._queue(state)  # de-duplicated: a no-op unless the first submission died
                 return Accepted(id=existing, duplicate=True)
             except KeyNotFoundError as e:  # the key expired between our create and get
                 raise TemporaryError("idempotency key expired during submission; retry") from e
@@ -110,25 +145,25 @@ class IntakeService(Service):
     async def _store_and_queue(
         self, request_id: str, request: MobilityRequest, *, duplicate: bool
     ) -> Accepted:
-        itinerary = itinerary_for(request)
-        state = RequestState(
-            id=request_id,
-            request=request,
-            phase=Phase.QUEUED,
-            itinerary=itinerary,
-            steps=[StepState(step=step) for step in itinerary],
-        )
+        state = queued_state(request_id, request)
         try:
             await self.store.create(state)
         except StateConflict:
             state, _ = await self.store.get(request_id)
-        await self._queue_first(state)
-        await publish_event(self.js, PhaseChanged(request_id=request_id, phase=Phase.QUEUED))
-        log.info("accepted %s (%s, %d steps)", request_id, request.kind.value, len(itinerary))
+        await self._queue(state)
+        log.info("accepted %s (%s, %d steps)", request_id, request.kind.value, len(state.itinerary))
         return Accepted(id=request_id, duplicate=duplicate)
 
-    async def _queue_first(self, state: RequestState) -> None:
-        if state.phase.final or not state.itinerary or state.steps[0].status is not StepStatus.PENDING:
+    async def _queue(self, state: RequestState) -> None:
+        """Announce a stored, not yet started request as Queued, then dispatch its first step.
+
+        In this order, and both de-duplicated, so that a retry after a crash anywhere in between
+        repeats them safely and no step's events ever precede ``phase → Queued``.
+        """
+        if state.phase.final or (state.steps and state.steps[0].status is not StepStatus.PENDING):
+            return  # cancelled, or the first step has started: both were published
+        await announce_queued(self.js, state.id)
+        if not state.itinerary:
             return
         first = StepCommand(
             request_id=state.id,
