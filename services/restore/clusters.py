@@ -74,6 +74,12 @@ class KubeCluster:
                 raise
             raise ApiRefused(e.message) from e
 
+    async def job_pods(self, namespace: str, job: str) -> list[Obj]:
+        try:
+            return await self.cluster.list("pods", namespace, label_selector=f"job-name={job}")
+        except ApiError:
+            return []
+
     async def job_logs(self, namespace: str, job: str, tail: int = 15) -> str:
         """The last lines of the log of a Job's most recent pod ("" when there is none to read)."""
         try:

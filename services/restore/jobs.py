@@ -7,23 +7,21 @@ creates a Job running Ferry's image with ``ferry-mover restore <snapshot> /data`
 again (no metadata shortcut), deduplication means nothing but trees is stored, and the two trees are
 compared in the repository (``checking.compare_trees``).
 
-The repository password and S3 credentials reach the Job through a Secret the step creates in the
-namespace (one per request, deleted with the Jobs when the step ends); the repository URL, endpoint,
-NATS URL (progress events) and request id are plain env/args. Everything carries the request's labels
-so a rollback or a cleanup finds it.
+The Job and its credentials Secret are built by ``shared.runtime.movers`` (one Secret per request and
+namespace, deleted with the Jobs when the step ends). Everything carries the request's labels so a
+rollback or a cleanup finds it.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-from typing import Any
 
 from services.restore.objects import Obj
+from shared.runtime import movers as moverjobs
 from shared.runtime.settings import Settings
 
-MOUNT = "/data"
-ROLE_LABEL = "ferry.dev/role"
+MOUNT = moverjobs.MOUNT
+ROLE_LABEL = moverjobs.ROLE_LABEL
 
 
 def short_name(*parts: str, prefix: str = "ferry") -> str:
@@ -34,32 +32,10 @@ def short_name(*parts: str, prefix: str = "ferry") -> str:
     return f"{prefix}-{head}-{digest}".replace("--", "-")
 
 
-def _secret_data(settings: Settings) -> dict[str, str]:
-    data = {
-        "FERRY_REPO_PASSWORD": settings.repo_password,
-        "FERRY_S3_ACCESS_KEY": settings.s3.access_key,
-        "FERRY_S3_SECRET_KEY": settings.s3.secret_key,
-    }
-    return {k: v for k, v in data.items() if v}
-
-
-def secret_keys(settings: Settings) -> list[str]:
-    return sorted(_secret_data(settings))
-
-
 def credentials_secret(settings: Settings, namespace: str, name: str, labels: dict[str, str]) -> Obj:
-    data = _secret_data(settings)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {**labels, ROLE_LABEL: "mover-credentials"},
-        },
-        "type": "Opaque",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
+    return moverjobs.credentials_secret(
+        settings, name=name, namespace=namespace, labels={**labels, ROLE_LABEL: "mover-credentials"}
+    )
 
 
 def mover_job(
@@ -76,45 +52,12 @@ def mover_job(
     labels: dict[str, str],
     role: str,
 ) -> Obj:
-    """A Job running ``ferry-mover <args>`` with ``claim`` mounted at /data."""
-    env: list[dict[str, Any]] = [
-        {"name": "FERRY_REPO", "value": repository_url},
-        {"name": "FERRY_REQUEST_ID", "value": request_id},
-    ]
-    if settings.s3.endpoint:
-        env.append({"name": "FERRY_S3_ENDPOINT", "value": settings.s3.endpoint})
-    if settings.s3.region:
-        env.append({"name": "FERRY_S3_REGION", "value": settings.s3.region})
-    if settings.nats.url:
-        env.append({"name": "FERRY_NATS_URL", "value": settings.nats.url})
-    for key in secret_keys(settings):  # only the keys the Secret holds: no optional refs needed
-        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
-    job_labels = {**labels, ROLE_LABEL: role}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": job_labels},
-        "spec": {
-            "backoffLimit": 2,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "mover",
-                            "image": settings.image,
-                            "command": ["ferry-mover"],
-                            "args": [*args, "--json", "--quiet", "--step", step],
-                            "env": env,
-                            "volumeMounts": [{"name": "data", "mountPath": MOUNT}],
-                        }
-                    ],
-                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
-                },
-            },
-        },
-    }
+    """A Job running ``ferry-mover <args>`` with ``claim`` mounted at /data (writable: it fills it)."""
+    return moverjobs.mover_job(
+        settings, name=name, namespace=namespace, claim=claim, args=[*args, "--json", "--quiet", "--step", step],
+        repository_url=repository_url, secret=secret, request_id=request_id, labels={**labels, ROLE_LABEL: role},
+        read_only=False, backoff_limit=2,
+    )  # fmt: skip
 
 
 def restore_args(snapshot_id: str) -> list[str]:

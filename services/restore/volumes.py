@@ -16,6 +16,7 @@ from services.restore import jobs
 from services.restore.conflicts import AlreadyExists, ApiRefused, Cluster
 from services.restore.objects import Manifest
 from shared.contracts.reports import VolumeResult
+from shared.runtime import movers as moverjobs
 from shared.runtime.settings import Settings
 
 
@@ -74,11 +75,16 @@ class Movers:
         except AlreadyExists:
             pass  # started by an earlier attempt of this step: wait for that one
         deadline = time.monotonic() + self.timeout
-        delay = 0.1
+        delay, polls = 0.1, 0
         while True:
             finished, why = jobs.job_state(await self.cluster.get(job))
             if finished:
                 break
+            polls += 1
+            if polls % 5 == 0 and (pods := getattr(self.cluster, "job_pods", None)) is not None:
+                if cannot := moverjobs.stuck(await pods(namespace, name)):
+                    why = f"the mover cannot start ({self.settings.image}): {cannot}"
+                    break
             if time.monotonic() > deadline:
                 return f"mover Job {namespace}/{name} did not finish within {self.timeout:.0f}s", name
             await asyncio.sleep(delay)

@@ -5,25 +5,24 @@ carries ``ferry.dev/request=<request id>`` and ``ferry.dev/step=snapshot``, so o
 finds what any attempt of the step left behind — the sweep at the start and at the end of every
 attempt deletes them all. Names are stable for (request, claim), short enough for DNS-1123.
 
-The mover Job runs Ferry's image with ``ferry-mover backup /data``, the claim mounted read-only at
-``/data``; the repository URL and S3 endpoint are plain env, the repository password and S3 keys
-come from the Secret, progress goes to NATS with the request id (the mover publishes per-volume
-Progress events itself).
+The mover Job (built by ``shared.runtime.movers``) runs Ferry's image with ``ferry-mover backup
+/data``, the claim mounted read-only at ``/data``; credentials come from the Secret, progress goes to
+NATS with the request id (the mover publishes per-volume Progress events itself).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from typing import Any
 
 from shared.contracts import snapshots as c
+from shared.runtime import movers as moverjobs
 from shared.runtime.settings import Settings
 
-MOUNT = "/data"
+MOUNT = moverjobs.MOUNT
 REQUEST_LABEL = "ferry.dev/request"
 STEP_LABEL = "ferry.dev/step"
-ROLE_LABEL = "ferry.dev/role"
+ROLE_LABEL = moverjobs.ROLE_LABEL
 VOLUME_SNAPSHOTS = "volumesnapshots.snapshot.storage.k8s.io"
 TEMPORARY = ("jobs.batch", "persistentvolumeclaims", VOLUME_SNAPSHOTS, "secrets")
 SNAPSHOT_API = "snapshot.storage.k8s.io"
@@ -46,28 +45,10 @@ def short_name(*parts: str, prefix: str = "ferry-snap") -> str:
     return f"{prefix}-{head}-{digest}" if head else f"{prefix}-{digest}"
 
 
-def _secret_values(settings: Settings) -> dict[str, str]:
-    data = {
-        "FERRY_REPO_PASSWORD": settings.repo_password,
-        "FERRY_S3_ACCESS_KEY": settings.s3.access_key,
-        "FERRY_S3_SECRET_KEY": settings.s3.secret_key,
-    }
-    return {k: v for k, v in data.items() if v}
-
-
-def secret_keys(settings: Settings) -> list[str]:
-    return sorted(_secret_values(settings))
-
-
 def credentials(settings: Settings, name: str, namespace: str, request_id: str) -> dict[str, Any]:
-    data = _secret_values(settings)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels(request_id, "mover-credentials")},
-        "type": "Opaque",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
+    return moverjobs.credentials_secret(
+        settings, name=name, namespace=namespace, labels=labels(request_id, "mover-credentials")
+    )
 
 
 def volume_snapshot(
@@ -118,67 +99,15 @@ def mover_job(
     request_id: str,
     node: str = "",
 ) -> dict[str, Any]:
-    """The Job; ``node`` pins its pod next to the pod that mounts a live ReadWriteOnce claim."""
-    env: list[dict[str, Any]] = [
-        {"name": "FERRY_REPO", "value": repository_url},
-        {"name": "FERRY_REQUEST_ID", "value": request_id},
-    ]
-    if settings.s3.endpoint:
-        env.append({"name": "FERRY_S3_ENDPOINT", "value": settings.s3.endpoint})
-    if settings.s3.region:
-        env.append({"name": "FERRY_S3_REGION", "value": settings.s3.region})
-    if settings.nats.url:
-        env.append({"name": "FERRY_NATS_URL", "value": settings.nats.url})
-    for key in secret_keys(settings):  # only the keys the Secret holds (the sandbox mishandles optional)
-        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
-    job_labels = labels(request_id, "mover")
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [
-            {
-                "name": "mover",
-                "image": settings.image,
-                "command": ["ferry-mover"],
-                "args": args,
-                "env": env,
-                "volumeMounts": [{"name": "data", "mountPath": MOUNT, "readOnly": True}],
-            }
-        ],
-        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
-    }
-    if node:
-        term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
-        pod_spec["affinity"] = {
-            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
-        }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": job_labels},
-        "spec": {
-            "backoffLimit": 1,
-            "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
-        },
-    }
+    """The Job reading ``claim`` read-only; ``node`` pins its pod next to the pod that mounts a live
+    ReadWriteOnce claim."""
+    return moverjobs.mover_job(
+        settings, name=name, namespace=namespace, claim=claim, args=args, repository_url=repository_url,
+        secret=secret, request_id=request_id, labels=labels(request_id, "mover"), read_only=True, node=node,
+    )  # fmt: skip
 
 
-STUCK = {
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-}
-
-
-def stuck(pods: list[dict[str, Any]]) -> str:
-    """Why a mover pod can never start (a bad image, a missing Secret key), or ""."""
-    for pod in pods:
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            waiting = (status.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in STUCK:
-                return f"{waiting['reason']}: {waiting.get('message') or status.get('image', '')}".strip()
-    return ""
+stuck = moverjobs.stuck  # why a mover pod can never start (a bad image, a missing Secret key), or ""
 
 
 def node_of(pods: list[dict[str, Any]], claim: str) -> str:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
+
+import msgspec
 
 from shared.bus import BusSettings, connect, publish_event
 from shared.contracts.events import Progress as ProgressEvent
@@ -21,6 +25,17 @@ from shared.contracts.steps import StepName
 from shared.repository import Progress as RepoProgress
 
 log = logging.getLogger("ferry.mover")
+
+
+def bus_settings(url: str, env: Mapping[str, str] | None = None) -> BusSettings:
+    """The bus settings a mover Job gets (``shared.runtime.movers``): FERRY_NATS_* env vars."""
+    env = os.environ if env is None else env
+    fields = {
+        name: env[f"FERRY_NATS_{name.upper()}"]
+        for name in ("user", "password", "token", "creds", "nkey_seed", "tls_ca", "tls_cert", "tls_key")
+        if env.get(f"FERRY_NATS_{name.upper()}")
+    }
+    return msgspec.convert({**fields, "url": url, "name": "ferry-mover"}, BusSettings)
 
 
 class NatsProgress:
@@ -37,7 +52,7 @@ class NatsProgress:
         self._inflight: Future[None] | None = None
         try:
             self._client = asyncio.run_coroutine_threadsafe(
-                connect(BusSettings(url=url, name="ferry-mover"), max_reconnects=5), self._loop
+                connect(bus_settings(url), max_reconnects=5), self._loop
             ).result(timeout=10)
         except Exception as e:  # progress is best effort: the data path goes on without it
             log.warning("progress events disabled, cannot connect to NATS at %s: %s", url, e)

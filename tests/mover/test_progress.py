@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import sys
 from pathlib import Path
 
 import nats
+import pytest
 
 from shared.bus import ensure_topology
 from shared.contracts import Progress, subjects
+from shared.contracts.errors import PermanentError
 from shared.contracts.events import event_decoder
-from shared.localstack import LocalStack
+from shared.localstack import LocalStack, NatsServer
+from shared.runtime import load_settings, movers
 from tests.repository.trees import random_files
 
 
@@ -47,3 +52,95 @@ async def test_a_backup_publishes_progress_events_for_its_request(
     assert last.request_id == request_id and last.volume == "data-0" and last.step == "snapshot"
     assert last.bytes_done == last.bytes_total == 4_000_000
     assert last.items_done == last.items_total == 8
+
+
+async def test_a_mover_reaches_a_bus_that_requires_a_token_with_the_env_its_job_gets(
+    tmp_path: Path, unique: str
+) -> None:
+    """The credentials the services use reach the mover Job (shared.runtime.movers), so progress is
+    not lost where NATS requires auth — as the deploy base does."""
+    token = f"tok-{unique}"
+    server = NatsServer(tmp_path / "nats", extra_args=("--auth", token)).start()
+    try:
+        random_files(tmp_path / "src", 3, 100_000)
+        settings = load_settings(
+            {"FERRY_NATS_URL": server.url, "FERRY_NATS_TOKEN": token, "FERRY_REPO_PASSWORD": "pw"}
+        )
+        job = movers.mover_job(
+            settings, name="m", namespace="ns", claim="c", args=[], repository_url=str(tmp_path / "repo"),
+            secret="creds", request_id=f"req-{unique}", labels={}, read_only=True,
+        )  # fmt: skip
+        secret = movers.credentials_secret(settings, name="creds", namespace="ns", labels={})
+        env = dict(os.environ)
+        for var in job["spec"]["template"]["spec"]["containers"][0]["env"]:  # what the kubelet would set
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            else:
+                key = var["valueFrom"]["secretKeyRef"]["key"]
+                env[var["name"]] = base64.b64decode(secret["data"][key]).decode()
+        client = await nats.connect(server.url, token=token)
+        try:
+            await ensure_topology(client.jetstream())
+            seen: list[Progress] = []
+            sub = await client.subscribe(subjects.event_subject(f"req-{unique}", "progress"))
+            for args in (
+                ["init"],
+                ["backup", str(tmp_path / "src"), "--name", "data-0", "--step", "snapshot"],
+            ):
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "shared.mover", *args, env=env
+                )
+                assert await proc.wait() == 0
+            msg = await sub.next_msg(timeout=10)
+            event = event_decoder.decode(msg.data)
+            assert isinstance(event, Progress)
+            seen.append(event)
+        finally:
+            await client.drain()
+    finally:
+        server.stop()
+    assert seen[0].request_id == f"req-{unique}" and seen[0].volume == "data-0"
+
+
+def test_a_mover_job_holds_no_secret_and_mounts_the_files_its_settings_name(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot-really\n-----END CERTIFICATE-----\n")
+    creds = tmp_path / "ferry.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\njwt\n")
+    settings = load_settings(
+        {
+            "FERRY_NATS_URL": "tls://nats.ferry.svc:4222",
+            "FERRY_NATS_CREDS": str(creds),
+            "FERRY_NATS_TLS_CA": str(ca),
+            "FERRY_NATS_PASSWORD": "nats-password-value",
+            "FERRY_S3_SECRET_KEY": "s3-secret-value",
+            "FERRY_S3_PATH_STYLE": "false",
+            "FERRY_REPO_PASSWORD": "repo-password-value",
+        }
+    )
+    job = movers.mover_job(
+        settings, name="m", namespace="ns", claim="data", args=["restore", "s1", "/data"],
+        repository_url="s3://b/r", secret="creds", request_id="r1", labels={"a": "b"}, read_only=False,
+    )  # fmt: skip
+    text = json.dumps(job)
+    for value in ("nats-password-value", "s3-secret-value", "repo-password-value", "not-really", "jwt"):
+        assert value not in text
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {v["name"]: v.get("value", v.get("valueFrom")) for v in container["env"]}
+    assert env["FERRY_NATS_CREDS"] == f"{movers.FILES_MOUNT}/nats.creds"
+    assert env["FERRY_NATS_TLS_CA"] == f"{movers.FILES_MOUNT}/nats-ca.pem"
+    assert env["FERRY_S3_VIRTUAL_HOST"] == "1"
+    assert env["FERRY_NATS_PASSWORD"] == {"secretKeyRef": {"name": "creds", "key": "FERRY_NATS_PASSWORD"}}
+    assert container["resources"]["limits"]["memory"] == "768Mi"
+    assert {"name": "mover-files", "mountPath": movers.FILES_MOUNT, "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    secret = movers.credentials_secret(settings, name="creds", namespace="ns", labels={})
+    assert base64.b64decode(secret["data"]["nats.creds"]) == creds.read_bytes()
+    assert base64.b64decode(secret["data"]["FERRY_REPO_PASSWORD"]) == b"repo-password-value"
+
+
+def test_a_file_setting_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    settings = load_settings({"FERRY_S3_CA_BUNDLE": str(tmp_path / "missing.pem")})
+    with pytest.raises(PermanentError, match="FERRY_S3_CA_BUNDLE=.*missing.pem"):
+        movers.credentials_secret(settings, name="creds", namespace="ns", labels={})

@@ -4,6 +4,7 @@ in the target cluster after each policy, with the API's own refusals."""
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from services.restore.clusters import KubeCluster
 from services.restore.conflicts import write
 from services.restore.objects import Manifest
+from services.restore.volumes import Movers
 from shared.contracts.reports import Outcome
 from shared.contracts.requests import ConflictPolicy
+from shared.runtime import load_settings
 
 
 def configmap(ns: str, value: str) -> dict[str, Any]:
@@ -102,3 +105,27 @@ async def test_a_dry_run_writes_nothing(west: KubeCluster, namespace: str) -> No
     assert await west.get(Manifest(service(namespace, 80))) is None
     live = await west.get(Manifest(configmap(namespace, "")))
     assert live is not None and live["data"]["key"] == "live"
+
+
+async def test_a_mover_that_cannot_start_fails_its_volume_at_once_with_the_kubelets_reason(
+    west: KubeCluster, namespace: str
+) -> None:
+    """A pod that can never start (here: its credentials Secret is gone) is reported as such, within
+    seconds, instead of after the mover timeout."""
+    await existing(
+        west,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": namespace},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+    )  # fmt: skip
+    settings = load_settings({"FERRY_REPO_PASSWORD": "pw"})
+    movers = Movers(west, settings, request_id=f"req-{namespace}", step="restore",
+                    repository_url="s3://nowhere/repo", labels={}, timeout=600)  # fmt: skip
+    movers._secrets[namespace] = Manifest(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gone", "namespace": namespace}}
+    )
+    started = time.monotonic()
+    why, job = await movers.run(namespace, "data", ["restore", "s1", "/data"], "restore")
+    assert time.monotonic() - started < 60
+    assert "the mover cannot start" in why and 'CreateContainerConfigError: secret "gone" not found' in why
+    assert f"Job {namespace}/{job} kept for its logs" in why
