@@ -26,7 +26,7 @@ class EchoService(StepService):
             await ctx.progress(
                 items_done=done, items_total=total, bytes_done=done << 20, bytes_total=total << 20
             )
-        return StepResult(counts={"items": total}, message="echoed")
+        return StepResult(counts={"items": total}, message="echoed", bytes_moved=total << 20)
 
 
 if __name__ == "__main__":

@@ -187,4 +187,5 @@ class VerifyService(StepService):
         message = "verified: every object accounted for, every volume equal to the snapshot" if report.ok else (
             f"{len(lines)} problem(s): {'; '.join(lines[:5])}")  # fmt: skip
         return StepResult(outputs={"verification": output}, counts=counts, warnings=lines[:100],
-                          partial=not report.ok, message=message)  # fmt: skip
+                          partial=not report.ok, message=message,
+                          bytes_moved=sum(v.bytes for v in checked))  # fmt: skip

@@ -250,6 +250,7 @@ class SnapshotService(StepService):
             counts=counts,
             warnings=warnings,
             message=message,
+            bytes_moved=summary.bytes,
         )
 
     async def _write_manifests(self, attempt: Attempt, consistencies: list[str]) -> None:

@@ -251,4 +251,5 @@ class TransferService(StepService):
             warnings=damaged[:100],
             partial=bool(damaged),
             message=message,
+            bytes_moved=stats.bytes_sent,
         )

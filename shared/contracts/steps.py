@@ -66,6 +66,7 @@ class StepResult(Struct, frozen=True, kw_only=True):
     warnings: list[str] = field(default_factory=list)
     partial: bool = False
     message: str = ""
+    bytes_moved: int = 0  # volume bytes the step read, sent or checked (metric ferry_bytes_total)
 
 
 command_encoder = msgspec.json.Encoder()

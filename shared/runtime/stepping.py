@@ -183,6 +183,8 @@ class StepService(Service):
         self.metrics.steps(
             step=command.step.value, outcome="partial" if result.partial else "succeeded"
         ).inc()
+        if result.bytes_moved > 0:
+            self.metrics.bytes(step=command.step.value).inc(result.bytes_moved)
         state = await self._record(command, result)
         await publish_event(
             self.js,

@@ -10,8 +10,14 @@ import sys
 import aiohttp
 import nats
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from services.demo.echo import EchoService
 from services.intake.intake import IntakeService
+from shared.bus.client import BusClient
+from shared.contracts.events import PhaseChanged
+from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
+from shared.contracts.states import Phase
 from shared.localstack import NatsServer
 from shared.runtime import load_settings
 
@@ -63,3 +69,32 @@ def test_a_service_that_cannot_start_says_why_in_one_line(env: dict[str, str], c
     assert done.returncode == code, done.stderr
     assert done.stderr.startswith("ferry intake: ") and words in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_step_counts_the_bytes_it_moved_in_its_metrics(nats_server: NatsServer) -> None:
+    settings = load_settings({}, nats={"url": nats_server.url}, http_port=0, http_host="127.0.0.1")
+    echo = EchoService(settings)
+    async with IntakeService(settings), echo, aiohttp.ClientSession() as http:
+        nc = await nats.connect(nats_server.url)
+        try:
+            client = BusClient(nc, timeout=5)
+            request = MobilityRequest(
+                kind=RequestKind.REPLICATE, source=Source(cluster="east"), target=Target(cluster="west"),
+                itinerary=["echo"],
+            )  # fmt: skip
+            request_id = await client.submit(request)
+            events = [event async for _, event in client.events(request_id)]
+        finally:
+            await nc.close()
+        assert isinstance(events[-1], PhaseChanged) and events[-1].phase is Phase.COMPLETED
+        assert echo.health is not None
+        async with http.get(f"http://127.0.0.1:{echo.health.port}/metrics") as response:
+            text = await response.text()
+    moved = {
+        sample.labels["step"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "ferry_bytes"
+        for sample in family.samples
+        if sample.name == "ferry_bytes_total"
+    }
+    assert moved == {"echo": 10 << 20}
