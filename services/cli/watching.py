@@ -158,7 +158,12 @@ class Watcher:
         for report in verification:
             show_verification(self.console, report)
         if not verification and self.phase is Phase.COMPLETED:
-            self.console.print("[dim]no verification report (this itinerary does not verify)[/]")
+            why = (
+                "a dry run restores nothing to verify"
+                if self.state.request.dry_run
+                else "this itinerary does not verify"
+            )
+            self.console.print(f"[dim]no verification report ({why})[/]")
         line = f"{self.state.id}: {phase_text(self.phase)}"
         self.console.print(
             line + (f" — {self.reason}" if self.reason and self.phase is not Phase.COMPLETED else "")

@@ -10,11 +10,14 @@ import re
 
 import pytest
 import yaml
+from rich.console import Console
 
+from services.cli.watching import Watcher
 from services.gateway.service import GatewayService
 from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
-from shared.contracts.states import ListQuery, Phase
+from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
+from shared.contracts.states import ListQuery, Phase, RequestState
 from shared.contracts.steps import StepName
 from shared.runtime import Settings
 from tests.cli.conftest import Ferry, invoke
@@ -241,3 +244,21 @@ async def test_a_watch_survives_a_gateway_restart(
     assert result.code == 0, result.err
     assert "Completed" in result.out and "Verification of snapshot grp-1: verified" in result.out
     assert result.out.count("→ Completed") == 1  # resumed after the last event seen: nothing twice
+
+
+@pytest.mark.parametrize(
+    ("dry_run", "words"),
+    [(True, "a dry run restores nothing to verify"), (False, "this itinerary does not verify")],
+    ids=["a dry run", "an itinerary without verify"],
+)
+def test_the_summary_says_why_there_is_no_verification_report(dry_run: bool, words: str) -> None:
+    console = Console(record=True, width=120)
+    request = MobilityRequest(
+        kind=RequestKind.MIGRATE,
+        source=Source(cluster="east"),
+        target=Target(cluster="west"),
+        dry_run=dry_run,
+    )
+    watcher = Watcher(console, RequestState(id="r1", request=request, phase=Phase.COMPLETED))
+    watcher.summary()
+    assert f"no verification report ({words})" in console.export_text()
