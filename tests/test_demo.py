@@ -45,6 +45,7 @@ def test_the_demo_migrates_the_shop_east_to_west_and_verifies_it() -> None:
     # Both volumes landed in the renamed namespace, on the mapped storage class, with their bytes.
     for claim in ("pgdata-db-0", "web-uploads"):
         assert f"shop-west/{claim}" in out
+        assert f"restore shop-west/{claim}" in out  # the restore mover's progress is labelled by claim
         assert f"{claim} │ Bound, class fast" in out
     assert "Deployment            │ web" in out
     assert "demo migrated and verified" in out

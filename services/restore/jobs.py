@@ -60,8 +60,8 @@ def mover_job(
     )  # fmt: skip
 
 
-def restore_args(snapshot_id: str) -> list[str]:
-    return ["restore", snapshot_id, MOUNT]
+def restore_args(snapshot_id: str, volume: str) -> list[str]:
+    return ["restore", snapshot_id, MOUNT, "--name", volume]
 
 
 def verify_args(name: str, group: str, request_id: str) -> list[str]:

@@ -103,7 +103,9 @@ class Movers:
     async def fill(self, claim: Manifest, snapshot_id: str) -> VolumeResult:
         label = f"{claim.namespace}/{claim.name}"
         try:
-            why, _job = await self.run(claim.namespace, claim.name, jobs.restore_args(snapshot_id), "restore")
+            why, _job = await self.run(
+                claim.namespace, claim.name, jobs.restore_args(snapshot_id, label), "restore"
+            )
         except ApiRefused as e:
             why = f"the mover Job was refused: {e}"
         return VolumeResult(claim=label, snapshot=snapshot_id, ok=not why, reason=why)

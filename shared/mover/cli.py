@@ -135,6 +135,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("snapshot", help="snapshot id, unique prefix, or 'latest'")
     p.add_argument("target")
     p.add_argument(
+        "--name", help="the volume's name in progress events (default: the target directory's name)"
+    )
+    p.add_argument(
         "--allow-partial", action="store_true", help="exit 3 instead of 15 when some files are damaged"
     )
     p = command("ls", commands.ls, "list snapshots, or the files of one snapshot")

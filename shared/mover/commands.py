@@ -100,7 +100,7 @@ def backup(args: argparse.Namespace) -> int:
 
 def restore(args: argparse.Namespace) -> int:
     repo = _open(args)
-    reporter = _reporter(args, "restore", os.path.basename(os.path.abspath(args.target)))
+    reporter = _reporter(args, "restore", args.name or os.path.basename(os.path.abspath(args.target)))
     started = time.monotonic()
     try:
         result = run_restore(
