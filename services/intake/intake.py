@@ -150,9 +150,34 @@ class IntakeService(Service):
             await self.store.create(state)
         except StateConflict:
             state, _ = await self.store.get(request_id)
-        await self._queue(state)
+        try:
+            await self._queue(state)
+        except TemporaryError as e:
+            if not request.idempotency_key:  # nobody can resume it: say so in its state, not Queued forever
+                await self._undispatchable(request_id, str(e))
+            raise  # with a key, a retry of the same submission dispatches it
         log.info("accepted %s (%s, %d steps)", request_id, request.kind.value, len(state.itinerary))
         return Accepted(id=request_id, duplicate=duplicate)
+
+    async def _undispatchable(self, request_id: str, why: str) -> None:
+        """Fail a stored request whose first step could not be queued (best effort: NATS is ailing)."""
+        reason = f"{why}; the submission was refused, submit again"
+
+        def fail(state: RequestState) -> bool:
+            if state.phase is not Phase.QUEUED or state.steps[0].status is not StepStatus.PENDING:
+                return False
+            state.phase, state.reason = Phase.FAILED, reason
+            return True
+
+        try:
+            state = await self.store.update(request_id, fail)
+        except FerryError as e:
+            log.warning("could not mark %s failed: %s", request_id, e)
+            return
+        if state.phase is Phase.FAILED:
+            await publish_event(
+                self.js, PhaseChanged(request_id=request_id, phase=Phase.FAILED, reason=reason)
+            )
 
     async def _queue(self, state: RequestState) -> None:
         """Announce a stored, not yet started request as Queued, then dispatch its first step.
