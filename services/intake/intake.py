@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import secrets
 
 import msgspec
@@ -242,7 +243,10 @@ class IntakeService(Service):
         try:
             query = list_query_decoder.decode(req.data or b"{}")
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            await req.respond(encoder.encode(Rejected(error=f"bad list query: {e}")))
+            where = re.search(r"at `(\$[^`]*)`", str(e))
+            await req.respond(
+                encoder.encode(Rejected(error=f"bad list query: {e}", field=where.group(1) if where else ""))
+            )
             return
         label_key, _, label_value = query.label.partition("=")
         items = []

@@ -88,10 +88,10 @@ class BusClient:
         return state
 
     async def list(self, query: ListQuery | None = None) -> list[RequestState]:
-        reply = _list.decode(await self._call(subjects.REQUEST_LIST, _encoder.encode(query or ListQuery())))
-        if isinstance(reply, Rejected):
-            raise RequestRejected(reply)
-        items: list[RequestState] = reply.items
+        data = await self._call(subjects.REQUEST_LIST, _encoder.encode(query or ListQuery()))
+        if _is_rejected(data):
+            raise RequestRejected(_rejected.decode(data))
+        items: list[RequestState] = _list.decode(data).items
         return items
 
     async def events(

@@ -15,7 +15,7 @@ from shared.bus.client import BusClient, RequestRejected
 from shared.bus.topology import ensure_topology
 from shared.contracts import subjects
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
-from shared.contracts.states import Phase, StepStatus
+from shared.contracts.states import ListQuery, Phase, StepStatus
 from shared.runtime import Settings
 
 
@@ -51,3 +51,10 @@ async def test_with_an_idempotency_key_a_retry_dispatches_it(settings: Settings,
         info = await nc.jetstream().stream_info(subjects.STEPS_STREAM)
     assert info.state.messages == 1
     assert state.steps[0].status is StepStatus.PENDING
+
+
+async def test_a_bad_list_query_is_refused_naming_the_field(settings: Settings, client: BusClient) -> None:
+    async with IntakeService(settings):
+        with pytest.raises(RequestRejected, match="bad list query") as refused:
+            await client.list(ListQuery(limit="many"))  # type: ignore[arg-type]
+    assert refused.value.rejected.field == "$.limit"
