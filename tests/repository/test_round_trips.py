@@ -10,7 +10,7 @@ import pytest
 
 from shared.repository import Progress, Repository, WrongKey, backup, put_blob, read_blob, restore
 from shared.store import ObjectStore, layout
-from tests.repository.trees import awkward_tree, describe, file_hashes, random_files
+from tests.repository.trees import OWNER, awkward_tree, describe, file_hashes, random_files
 from tests.store.conftest import FAST_SCRYPT, PASSWORD
 
 
@@ -20,6 +20,10 @@ def test_an_awkward_tree_comes_back_identical(repo: Repository, tmp_path: Path) 
     assert result.snapshot.stats.warnings == []
     restore(repo, result.snapshot_id, tmp_path / "dst")
     assert describe(tmp_path / "dst") == describe(tmp_path / "src")
+    if os.geteuid() == 0:
+        for given_away in ("secret.key", "readonly-dir"):
+            owner = (tmp_path / "dst" / given_away).stat()
+            assert (owner.st_uid, owner.st_gid) == (OWNER, OWNER), f"{given_away} keeps its owner"
     restored = (tmp_path / "dst" / "sparse.img").stat()
     assert restored.st_size == 20 * 1024 * 1024
     assert restored.st_blocks * 512 < 1024 * 1024, "the holes of a sparse file must stay holes"

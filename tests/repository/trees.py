@@ -8,9 +8,12 @@ import random
 import stat
 from pathlib import Path
 
+OWNER = 1234  # uid and gid given to one file and one directory of the awkward tree (as root only)
+
 
 def awkward_tree(root: Path) -> None:
-    """Empty files, sparse files, hard links, symlinks, unicode names, deep paths, odd permissions."""
+    """Empty files, sparse files, hard links, symlinks, unicode names, deep paths, odd permissions,
+    and (when run as root) a file and a directory owned by another user and group."""
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(7)
     (root / "empty").write_bytes(b"")
@@ -48,11 +51,15 @@ def awkward_tree(root: Path) -> None:
     (readonly / "inside").write_text("ro\n")
     os.mkfifo(root / "a-fifo")
     readonly.chmod(0o555)
+    if os.geteuid() == 0:  # only root can give files away; ``describe`` compares owners either way
+        os.chown(secret, OWNER, OWNER)
+        os.chown(readonly, OWNER, OWNER)
     os.utime(root / "text.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
 
 
 def describe(root: Path) -> dict[str, tuple[object, ...]]:
-    """Every entry under ``root``: type, permissions, size, mtime, content hash or link target."""
+    """Every entry under ``root``: type, owner (uid, gid), permissions, size, mtime, content hash or
+    link target."""
     found: dict[str, tuple[object, ...]] = {}
     inodes: dict[int, str] = {}
     for directory, dirs, files in os.walk(root):
@@ -62,16 +69,26 @@ def describe(root: Path) -> dict[str, tuple[object, ...]]:
             rel = str(path.relative_to(root))
             st = path.lstat()
             mode = stat.S_IMODE(st.st_mode)
+            owner = (st.st_uid, st.st_gid)
             if stat.S_ISLNK(st.st_mode):
-                found[rel] = ("symlink", os.readlink(path))
+                found[rel] = ("symlink", os.readlink(path), owner)
             elif stat.S_ISDIR(st.st_mode):
-                found[rel] = ("dir", mode, st.st_mtime_ns)
+                found[rel] = ("dir", mode, st.st_mtime_ns, owner)
             elif stat.S_ISFIFO(st.st_mode):
-                found[rel] = ("fifo", mode)
+                found[rel] = ("fifo", mode, owner)
             else:
                 first = inodes.setdefault(st.st_ino, rel) if st.st_nlink > 1 else rel
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                found[rel] = ("file", mode, st.st_size, st.st_mtime_ns, digest, st.st_nlink, first == rel)
+                found[rel] = (
+                    "file",
+                    mode,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    digest,
+                    st.st_nlink,
+                    first == rel,
+                    owner,
+                )
     return found
 
 
