@@ -197,6 +197,18 @@ async def _job_with_an_old_selector(api: client.ApiClient, ns: str) -> None:
     await client.BatchV1Api(api).create_namespaced_job(ns, {"metadata": {"name": "j"}, "spec": spec})
 
 
+async def _create_on_the_all_namespaces_path(api: client.ApiClient, ns: str) -> None:
+    """POST to /api/v1/configmaps: that path only lists and watches; a real server answers 405."""
+    await api.call_api(
+        "/api/v1/configmaps",
+        "POST",
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": ns}},
+        response_types_map={201: "V1ConfigMap"},
+        auth_settings=["BearerToken"],
+    )
+
+
 ERRORS = [
     pytest.param(
         _service_ip_out_of_range,
@@ -302,6 +314,13 @@ ERRORS = [
         "Conflict",
         "Precondition failed: UID in precondition: not-the-uid",
         id="a failed delete precondition is Conflict",
+    ),
+    pytest.param(
+        _create_on_the_all_namespaces_path,
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+        id="creating on the all-namespaces path of a namespaced kind is MethodNotAllowed",
     ),
 ]
 
