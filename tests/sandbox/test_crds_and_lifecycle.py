@@ -164,6 +164,34 @@ async def test_garbage_collection_follows_the_propagation_policy(
         assert child.metadata.owner_references is None
 
 
+async def test_foreground_deletion_keeps_the_owner_until_its_dependents_are_gone(
+    api: client.ApiClient, ns: str
+) -> None:
+    core = client.CoreV1Api(api)
+    owner = await core.create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    held = {"name": "child", "ownerReferences": [ref], "finalizers": ["example.com/hold"]}
+    await core.create_namespaced_config_map(ns, {"metadata": held})
+    await core.delete_namespaced_config_map("owner", ns, propagation_policy="Foreground")
+
+    async def child_deleted() -> Any:
+        child = await core.read_namespaced_config_map("child", ns)
+        return child if child.metadata.deletion_timestamp else None
+
+    child = await eventually(child_deleted)  # the garbage collector has deleted the dependent...
+    assert child.metadata.finalizers == ["example.com/hold"]  # ...which its own finalizer holds
+    waiting = await core.read_namespaced_config_map("owner", ns)
+    assert waiting.metadata.deletion_timestamp is not None
+    assert waiting.metadata.finalizers == ["foregroundDeletion"]
+    await core.patch_namespaced_config_map("child", ns, {"metadata": {"finalizers": None}})
+
+    async def both_gone() -> bool:
+        names = {c.metadata.name for c in (await core.list_namespaced_config_map(ns)).items}
+        return not names & {"owner", "child"}
+
+    await eventually(both_gone)
+
+
 async def test_the_dynamic_client_returns_errors_as_status_data(dyn: DynamicClient, ns: str) -> None:
     cms = await dyn.resources.get(api_version="v1", kind="ConfigMap")
     answer = await dyn.get(cms, name="absent", namespace=ns)
