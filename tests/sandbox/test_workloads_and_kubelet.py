@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,34 @@ async def test_a_deployment_is_available_and_scaling_to_zero_is_reflected(
         )
 
     await eventually(zero)
+
+
+async def test_a_replicaset_reports_its_replicas_ready_and_scaling_to_zero(
+    api: client.ApiClient, ns: str
+) -> None:
+    apps = client.AppsV1Api(api)
+    body = {
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": LABELS}, "template": pod_template("nginx")},
+    }
+    await apps.create_namespaced_replica_set(ns, body)
+
+    async def ready() -> Any:
+        rs = await apps.read_namespaced_replica_set("web", ns)
+        return rs if rs.status.observed_generation == 1 else None
+
+    status = (await eventually(ready)).status
+    assert (status.replicas, status.ready_replicas, status.available_replicas) == (2, 2, 2)
+    assert status.fully_labeled_replicas == 2
+    await apps.patch_namespaced_replica_set_scale("web", ns, {"spec": {"replicas": 0}})
+
+    async def scaled_down() -> Any:
+        rs = await apps.read_namespaced_replica_set("web", ns)
+        return rs if rs.status.observed_generation == 2 else None
+
+    status = (await eventually(scaled_down)).status
+    assert status.replicas == 0  # required in ReplicaSetStatus, so it is sent as 0
+    assert status.ready_replicas is None and status.available_replicas is None  # omitempty
 
 
 async def test_a_job_with_another_image_is_simulated_as_succeeded_without_pods(
@@ -183,6 +214,82 @@ async def test_a_ferry_image_job_runs_locally_against_the_pv_directory(
     assert f"done writing {pv_dir}" in log
     events = await core.list_namespaced_event(ns, field_selector="involvedObject.name=mover")
     assert sorted(e.reason for e in events.items) == ["Completed", "SuccessfulCreate"]
+
+
+async def _mover(*args: str, env: dict[str, str]) -> str:
+    """Run the venv's ``ferry-mover`` on this machine, as a person inspecting the repository would."""
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "ferry-mover"),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def _finished(api: client.ApiClient, ns: str, job: str) -> tuple[str, str]:
+    """Wait until a Job is Complete or Failed; its condition and its pod's log."""
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+
+    async def condition() -> str | None:
+        j = await batch.read_namespaced_job(job, ns)
+        return next((c.type for c in j.status.conditions or [] if c.type in ("Complete", "Failed")), None)
+
+    outcome = await eventually(condition, within=60)
+    pods = (await core.list_namespaced_pod(ns, label_selector=f"job-name={job}")).items
+    return outcome, await core.read_namespaced_pod_log(pods[0].metadata.name, ns)
+
+
+async def test_a_ferry_mover_job_backs_up_a_claim_into_a_repository_on_another_claim(
+    api: client.ApiClient, ns: str, clusters: SandboxClusters
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    await core.create_namespaced_secret(
+        ns, {"metadata": {"name": "repo-creds"}, "stringData": {"password": "correct horse"}}
+    )
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    for claim_name in ("data", "repo"):
+        await core.create_namespaced_persistent_volume_claim(
+            ns, {"metadata": {"name": claim_name}, "spec": spec}
+        )
+
+    async def bound(claim_name: str) -> Any:
+        pvc = await core.read_namespaced_persistent_volume_claim(claim_name, ns)
+        return pvc if pvc.status.phase == "Bound" else None
+
+    data_dir = clusters["east"].volume_path((await eventually(lambda: bound("data"))).spec.volume_name)
+    repo_dir = clusters["east"].volume_path((await eventually(lambda: bound("repo"))).spec.volume_name)
+    (data_dir / "sub").mkdir()
+    (data_dir / "index.html").write_text("<h1>shop</h1>\n")
+    (data_dir / "sub" / "orders.csv").write_text("id,total\n1,9.99\n")
+    (data_dir / "sub" / "photo.bin").write_bytes(os.urandom(50_000))
+    password = {"secretKeyRef": {"name": "repo-creds", "key": "password"}}
+    env = [{"name": "FERRY_REPO", "value": "/repo"}, {"name": "FERRY_REPO_PASSWORD", "valueFrom": password}]
+    mounts = [{"name": "data", "mountPath": "/data"}, {"name": "repo", "mountPath": "/repo"}]
+    volumes = [{"name": c, "persistentVolumeClaim": {"claimName": c}} for c in ("data", "repo")]
+    steps = {
+        "init": ["ferry-mover", "init"],
+        "backup": ["ferry-mover", "backup", "/data", "--name", f"{ns}/data", "--quiet"],
+    }
+    for job_name, command in steps.items():
+        job = ferry_job(job_name, command, env=env, volumeMounts=mounts)
+        job["spec"]["template"]["spec"]["volumes"] = volumes
+        job["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/ferry-dev/ferry-mover:test"
+        await batch.create_namespaced_job(ns, job)
+        outcome, log = await _finished(api, ns, job_name)
+        assert outcome == "Complete", log
+
+    local = {"FERRY_REPO": str(repo_dir), "FERRY_REPO_PASSWORD": "correct horse"}
+    listing = json.loads((await _mover("ls", "--json", env=local)).splitlines()[-1])
+    snapshots = [(s["name"], s["kind"]) for s in listing["snapshots"]]
+    assert snapshots == [(f"{ns}/data", "tree")]
+    files = await _mover("ls", listing["snapshots"][0]["id"], env=local)
+    entries = [line.split()[-1] for line in files.splitlines() if line.startswith("-")]
+    assert sorted(entries) == ["index.html", "sub/orders.csv", "sub/photo.bin"]
 
 
 async def test_a_failing_ferry_job_is_failed_with_its_log_kept(api: client.ApiClient, ns: str) -> None:
