@@ -39,7 +39,7 @@ from shared.contracts.events import Report
 from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, report_encoder
 from shared.contracts.steps import StepName, StepResult
 from shared.runtime import StepContext, StepService
-from shared.runtime.repositories import repository_url
+from shared.runtime.repositories import for_repository, repository_url
 from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.restore")
@@ -132,7 +132,7 @@ class RestoreService(StepService):
         for warning in plan.warnings:
             await ctx.warn(warning)
         cluster = await self.clusters(self.settings, request.target.cluster)
-        movers = Movers(cluster, self.settings, request_id=ctx.request_id, step=StepName.RESTORE.value,
+        movers = Movers(cluster, for_repository(self.settings, repo_name), request_id=ctx.request_id, step=StepName.RESTORE.value,
                         repository_url=repository_url(self.settings, repo_name), labels=labels,
                         timeout=self.options.mover_timeout)  # fmt: skip
         total, done = len(plan.items) + len(plan.results), len(plan.results)

@@ -45,7 +45,7 @@ from shared.contracts.reports import (
 from shared.contracts.steps import StepName, StepResult
 from shared.repository import Repository
 from shared.runtime import StepContext, StepService
-from shared.runtime.repositories import repository_url
+from shared.runtime.repositories import for_repository, repository_url
 from shared.runtime.settings import Settings
 
 
@@ -132,7 +132,7 @@ class VerifyService(StepService):
                     diff = [d for d in diff if not d.startswith("spec.replicas:")]
                 if diff and not (earlier and earlier.outcome is Outcome.SKIPPED):
                     problems.append(result_of(item, Outcome.FAILED, "differs from the snapshot", diff[:20]))
-            movers = Movers(cluster, self.settings, request_id=ctx.request_id, step=StepName.VERIFY.value,
+            movers = Movers(cluster, for_repository(self.settings, repo_name), request_id=ctx.request_id, step=StepName.VERIFY.value,
                             repository_url=repository_url(self.settings, repo_name), labels=labels,
                             timeout=self.options.mover_timeout)  # fmt: skip
             checked: list[VolumeResult] = []

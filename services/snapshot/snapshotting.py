@@ -40,7 +40,7 @@ from shared.contracts.steps import StepName, StepResult
 from shared.kube import Cluster, Clusters, RetryPolicy
 from shared.repository import Repository, Snapshot, put_blob
 from shared.runtime import StepContext, StepService
-from shared.runtime.repositories import open_repository, repository_url
+from shared.runtime.repositories import for_repository, open_repository, repository_url
 
 log = logging.getLogger("ferry.snapshot")
 
@@ -204,7 +204,14 @@ class SnapshotService(StepService):
         )  # fmt: skip
         try:
             for namespace in sorted({v.namespace for v, _ in chosen}):
-                await cluster.create(movers.credentials(self.settings, attempt.secret, namespace, rid))
+                await cluster.create(
+                    movers.credentials(
+                        for_repository(self.settings, request.source.repository),
+                        attempt.secret,
+                        namespace,
+                        rid,
+                    )
+                )
             if request.quiesce:
                 await quiesce(cluster, inventory.items)
             for volume, method in chosen:
@@ -291,7 +298,7 @@ class SnapshotService(StepService):
                 tags = movers.volume_tags(
                     attempt.app, attempt.inventory.cluster, volume.namespace, volume.claim, consistency, rid
                 )
-                job = Job(attempt.cluster, self.settings, rid, attempt.group, attempt.url, attempt.secret,
+                job = Job(attempt.cluster, for_repository(self.settings, request.source.repository), rid, attempt.group, attempt.url, attempt.secret,
                           attempt.previous.get(volume.key, ""), tags, method, ctx.checkpoint)  # fmt: skip
                 async with limit:
                     summary = await copy_volume(job, volume)

@@ -73,7 +73,7 @@ def open_named(settings: Settings, name: str, *, like: Repository | None = None)
     if not settings.repo_password:
         raise PermanentError("no repository password configured (FERRY_REPO_PASSWORD)")
     url = repository_url(settings, name)
-    store = open_store(url, store_settings(settings))
+    store = open_store(url, store_settings(settings, name))
     password = settings.repo_password.encode()
     try:
         return Repository.open(store, password)

@@ -1,21 +1,25 @@
 """Open the repository a request names, from the service's settings.
 
 A request names repositories by name (``source.repository``, ``target.repository``; empty means
-the default). Settings map names to URLs (``repositories = {east = "s3://ferry-east/apps"}``) and
-give the S3 endpoint/credentials and the repository password. A repository that does not exist yet
+the default). Settings map names to URLs (``repositories = {east = "s3://ferry-east/apps"}``), or
+to tables with a repository's own S3 endpoint and credentials (another region, another cloud), and
+give the shared S3 endpoint/credentials and the repository password. A repository that does not exist yet
 is created on first use, as Velero does with its backup repositories. Blocking: call it through
 ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
 
+import msgspec
+
 from shared.contracts.errors import PermanentError
 from shared.repository import Repository, RepositoryExists, RepositoryNotFound, WrongKey
-from shared.runtime.settings import Settings
+from shared.runtime.settings import RepositoryLocation, Settings
+from shared.runtime.settings import S3Settings as S3Config
 from shared.store import S3Settings, open_store
 
 
-def repository_url(settings: Settings, name: str = "") -> str:
+def _location(settings: Settings, name: str) -> str | RepositoryLocation:
     if not name or name == "default":
         if settings.repository:
             return settings.repository
@@ -31,8 +35,36 @@ def repository_url(settings: Settings, name: str = "") -> str:
         raise PermanentError(f"unknown repository {name!r} (configured: {known})") from None
 
 
-def store_settings(settings: Settings) -> S3Settings:
-    s3 = settings.s3
+def repository_url(settings: Settings, name: str = "") -> str:
+    location = _location(settings, name)
+    return location if isinstance(location, str) else location.url
+
+
+def repository_s3(settings: Settings, name: str = "") -> S3Config:
+    """The S3 settings of the named repository: ``[s3]``, overridden by the repository's own."""
+    location = _location(settings, name)
+    if isinstance(location, str):
+        return settings.s3
+    own = {
+        "endpoint": location.endpoint,
+        "region": location.region,
+        "access_key": location.access_key,
+        "secret_key": location.secret_key,
+        "ca_bundle": location.ca_bundle,
+    }
+    changes: dict[str, object] = {k: v for k, v in own.items() if v}
+    if location.path_style is not None:
+        changes["path_style"] = location.path_style
+    return msgspec.structs.replace(settings.s3, **changes)
+
+
+def for_repository(settings: Settings, name: str = "") -> Settings:
+    """The settings a mover Job of the named repository gets: ``s3`` is that repository's."""
+    return msgspec.structs.replace(settings, s3=repository_s3(settings, name))
+
+
+def store_settings(settings: Settings, name: str = "") -> S3Settings:
+    s3 = repository_s3(settings, name)
     return S3Settings(
         bucket="",
         endpoint=s3.endpoint or None,
@@ -49,7 +81,7 @@ def open_repository(settings: Settings, name: str = "", *, create: bool = True) 
     if not settings.repo_password:
         raise PermanentError("no repository password configured (FERRY_REPO_PASSWORD)")
     url = repository_url(settings, name)
-    store = open_store(url, store_settings(settings))
+    store = open_store(url, store_settings(settings, name))
     password = settings.repo_password.encode()
     try:
         return Repository.open(store, password)

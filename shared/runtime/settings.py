@@ -29,6 +29,19 @@ class S3Settings(msgspec.Struct, kw_only=True, frozen=True):
     path_style: bool = True
 
 
+class RepositoryLocation(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One region's repository: its URL and, where they differ from ``[s3]``, its own S3 endpoint and
+    credentials (another region, another cloud). Empty fields take the ``[s3]`` values."""
+
+    url: str
+    endpoint: str = ""
+    region: str = ""
+    access_key: str = ""
+    secret_key: str = ""
+    ca_bundle: str = ""
+    path_style: bool | None = None
+
+
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     nats: BusSettings = msgspec.field(default_factory=BusSettings)
     s3: S3Settings = msgspec.field(default_factory=S3Settings)
@@ -38,7 +51,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_format: Literal["json", "text"] = "json"
     kubeconfig: str = ""  # contexts are cluster names; empty: in-cluster or ~/.kube/config
     repository: str = ""  # default repository URL: s3://bucket/prefix or a directory
-    repositories: dict[str, str] = msgspec.field(default_factory=dict)  # name -> URL, per region
+    # name -> URL, or a table with its own S3 endpoint and credentials: one per region
+    repositories: dict[str, str | RepositoryLocation] = msgspec.field(default_factory=dict)
     repo_password: str = ""
     image: str = "ghcr.io/ferry-dev/ferry:0.1.0"  # the image mover Jobs run
     concurrency: int = 2  # steps one replica runs at once
@@ -51,6 +65,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line."""
         values = [self.nats.password, self.nats.token, self.s3.secret_key, self.repo_password]
+        values += [r.secret_key for r in self.repositories.values() if isinstance(r, RepositoryLocation)]
         return [v for v in values if v and len(v) >= 4]
 
 
@@ -74,9 +89,16 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
-def _pairs(key: str, value: str) -> dict[str, str]:
-    """``east=s3://ferry-east/apps,west=s3://ferry-west/apps`` -> a name -> URL map."""
-    pairs: dict[str, str] = {}
+def _pairs(key: str, value: str) -> dict[str, Any]:
+    """``east=s3://ferry-east/apps,west=s3://ferry-west/apps`` -> a name -> URL map; a JSON object
+    (``{"west": {"url": ..., "endpoint": ..., "access_key": ...}}``) is taken as it is."""
+    if value.lstrip().startswith("{"):
+        try:
+            decoded: dict[str, Any] = msgspec.json.decode(value, type=dict[str, Any])
+        except msgspec.DecodeError as e:
+            raise PermanentError(f"invalid setting {key}: not a JSON object ({e})") from None
+        return decoded
+    pairs: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         name, sep, url = item.partition("=")
         if not sep or not name.strip() or not url.strip():

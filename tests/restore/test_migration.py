@@ -33,7 +33,7 @@ from services.transfer.transferring import TransferOptions, TransferService
 from shared.bus.client import BusClient
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
-from shared.localstack import NatsServer
+from shared.localstack import LocalStack, NatsServer, SeaweedFS
 from shared.repository import Repository
 from shared.runtime import Settings, load_settings
 from shared.store import LocalStore
@@ -236,3 +236,71 @@ async def test_a_dry_run_of_the_sample_app_writes_nothing_anywhere(
     kinds = [d["kind"] for d in docs]
     assert kinds[:2] == ["CustomResourceDefinition", "Namespace"] and "Promotion" in kinds
     assert all(d["metadata"].get("namespace") in (None, "shop-dry") for d in docs)
+
+
+async def test_a_migration_crosses_two_object_stores_each_with_its_own_endpoint_and_credentials(
+    settings: Settings,
+    sandboxes: SandboxClusters,
+    east_shop: tuple[str, str],
+    tmp_path: Path,
+    stack: LocalStack,
+) -> None:
+    """Another region on another cloud: the west repository is on a second S3 service that only its
+    own credentials open. Snapshot movers write east's store, transfer copies between the two, and
+    restore and verify movers read west's store with west's endpoint and keys."""
+    from services.discovery.discovering import DiscoveryService
+    from services.snapshot.snapshotting import SnapshotService
+
+    other = SeaweedFS(tmp_path / "other-cloud", access_key="west-cloud").start()
+    try:
+        west_repo = {"url": "s3://ferry-west-cloud/apps", "endpoint": other.s3.endpoint,
+                     "access_key": other.access_key, "secret_key": other.secret_key}  # fmt: skip
+        crossing = load_settings(
+            {}, **{f: getattr(settings, f) for f in ("nats", "http_port", "http_host", "ack_wait", "lease",
+                                                     "max_attempts", "drain_grace", "concurrency", "kubeconfig",
+                                                     "repo_password")},
+            s3={"endpoint": stack.s3.endpoint, "access_key": stack.s3.access_key, "secret_key": stack.s3.secret_key},
+            repositories={"east": "s3://ferry-east-cloud/apps", "west": west_repo},
+        )  # fmt: skip
+        request = MobilityRequest(kind=RequestKind.MIGRATE, source=Source(cluster="east", namespaces=["shop"],
+                                  repository="east"), target=Target(cluster="west", repository="west",
+                                  namespace_map={"shop": "shop-cloud"}, storage_class_map=CLASSES))  # fmt: skip
+        async with DiscoveryService(crossing), SnapshotService(crossing), ferry(crossing) as client:
+            request_id = await client.submit(request)
+            state = await client.wait(request_id, within=150)
+        assert state.phase is Phase.COMPLETED, state.reason
+        transferred = state.steps[2].result
+        assert transferred is not None and transferred.counts["bytes_sent"] > 0
+        assert state.steps[-1].result is not None and state.steps[-1].result.counts["volumes_failed"] == 0
+        west, east = kube_cluster(sandboxes, "west"), kube_cluster(sandboxes, "east")
+        try:
+            for claim in ("web-uploads", "pgdata-db-0"):
+                assert file_hashes(await volume_dir(west, "shop-cloud", claim)) == file_hashes(
+                    await volume_dir(east, "shop", claim)
+                ), claim
+        finally:
+            await west.close()
+            await east.close()
+        # The packs are in the other cloud's bucket; east's store never held a west bucket.
+        keys = boto3_keys(other.s3, "ferry-west-cloud")
+        assert any(k.startswith("apps/") for k in keys)
+        assert "ferry-west-cloud" not in buckets(stack.s3)
+    finally:
+        other.stop()
+
+
+def boto3_keys(s3: Any, bucket: str) -> list[str]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
+                          aws_secret_access_key=s3.secret_key, region_name="us-east-1")  # fmt: skip
+    return [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])]  # fmt: skip
+
+
+def buckets(s3: Any) -> set[str]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
+                          aws_secret_access_key=s3.secret_key, region_name="us-east-1")  # fmt: skip
+    return {b["Name"] for b in client.list_buckets().get("Buckets", [])}

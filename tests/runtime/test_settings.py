@@ -10,6 +10,7 @@ import pytest
 
 from shared.contracts.errors import PermanentError
 from shared.runtime.logs import JsonFormatter, request_context
+from shared.runtime.repositories import repository_s3, repository_url
 from shared.runtime.settings import load_settings
 
 
@@ -100,3 +101,38 @@ def test_log_lines_carry_the_request_id_and_never_a_secret() -> None:
     assert '"request_id": "migrate-1"' in line and '"step": "snapshot"' in line
     assert "hunter2" not in line and "AKIA" not in line
     assert line.count("***") == 2
+
+
+def test_a_region_on_another_cloud_has_its_own_endpoint_and_credentials(tmp_path: Path) -> None:
+    config = tmp_path / "ferry.toml"
+    config.write_text(
+        '[s3]\nendpoint = "http://east-s3:8333"\naccess_key = "east-key"\nsecret_key = "east-secret-value"\n'
+        '[repositories]\neast = "s3://ferry-east/apps"\n'
+        '[repositories.west]\nurl = "s3://ferry-west/apps"\nendpoint = "https://s3.eu-west-1.amazonaws.com"\n'
+        'region = "eu-west-1"\naccess_key = "west-key"\nsecret_key = "west-secret-value"\npath_style = false\n'
+    )
+    settings = load_settings({"FERRY_CONFIG": str(config)})
+    east, west = repository_s3(settings, "east"), repository_s3(settings, "west")
+    assert (repository_url(settings, "west"), west.endpoint, west.region) == (
+        "s3://ferry-west/apps", "https://s3.eu-west-1.amazonaws.com", "eu-west-1"
+    )  # fmt: skip
+    assert (west.access_key, west.secret_key, west.path_style) == ("west-key", "west-secret-value", False)
+    assert (east.endpoint, east.access_key, east.path_style) == ("http://east-s3:8333", "east-key", True)
+    assert "west-secret-value" in settings.secrets()  # redacted from every log line
+
+
+def test_the_repositories_env_var_takes_a_json_object_too() -> None:
+    settings = load_settings(
+        {
+            "FERRY_REPOSITORIES": '{"east": "s3://a/x", "west": {"url": "s3://b/x", "endpoint": "http://w:8333"}}'
+        }
+    )
+    assert repository_url(settings, "east") == "s3://a/x"
+    assert repository_s3(settings, "west").endpoint == "http://w:8333"
+
+
+def test_an_unknown_field_of_a_repository_table_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "ferry.toml"
+    config.write_text('[repositories.west]\nurl = "s3://b/x"\nendpont = "http://w"\n')
+    with pytest.raises(PermanentError, match="endpont"):
+        load_settings({"FERRY_CONFIG": str(config)})
