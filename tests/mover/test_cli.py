@@ -167,3 +167,39 @@ def test_a_service_and_its_mover_jobs_share_one_settings_object(
     assert "FERRY_REPO_PASSWORD" not in job_env(settings, password_file=str(tmp_path / "pw"))
     listed = mover(env, "ls", "--group", "snap-9")
     assert [s["id"] for s in listed["snapshots"]] == [blob_id]
+
+
+def test_two_movers_back_up_into_one_repository_at_once(
+    env: dict[str, str], store: ObjectStore, tmp_path: Path
+) -> None:
+    """Two Jobs of one Ferry snapshot (two volumes) write to one repository at the same time."""
+    awkward_tree(tmp_path / "a")
+    random_files(tmp_path / "b", 8, 300_000, seed=22)
+    (tmp_path / "b" / "same-as-a.bin").write_bytes((tmp_path / "a" / "random.bin").read_bytes())  # a race
+    mover(env, "init", "--pack-size-mib", "1")
+    jobs = {
+        name: subprocess.Popen(
+            [*MOVER, "backup", str(tmp_path / name), "--name", name, "--limit-upload", "1536", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    }
+    most_locks, deadline = 0, time.monotonic() + 120
+    while any(job.poll() is None for job in jobs.values()) and time.monotonic() < deadline:
+        most_locks = max(most_locks, len(list(store.list(layout.LOCKS))))
+        time.sleep(0.02)
+    done = {name: job.communicate(timeout=10) for name, job in jobs.items()}
+    for name, job in jobs.items():
+        assert job.returncode == 0, f"backup {name}: exit {job.returncode}\n{done[name][1]}"
+    assert most_locks == 2, "both backups held the repository at the same time"
+    snapshots = {
+        name: json.loads(out.strip().splitlines()[-1])["snapshot_id"] for name, (out, _) in done.items()
+    }
+    assert mover(env, "check", "--read-data")["ok"] is True
+    assert sorted(s["name"] for s in mover(env, "ls")["snapshots"]) == ["a", "b"]
+    for name, snapshot_id in snapshots.items():
+        mover(env, "restore", snapshot_id, str(tmp_path / f"dst-{name}"))
+        assert describe(tmp_path / f"dst-{name}") == describe(tmp_path / name)
