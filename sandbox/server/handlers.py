@@ -248,7 +248,7 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
 async def _delete(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
     assert t.name is not None
     obj, removed = server.objects.delete(t.rt, t.namespace or "", t.name, await _delete_options(request))
-    if removed and not (t.rt.crd or t.rt.plural in RETURNS_DELETED_OBJECT and not t.rt.group):
+    if removed and not (t.rt.crd or (t.rt.group, t.rt.plural) in RETURNS_DELETED_OBJECT):
         return server.json(errors.success(t.rt, t.name, obj["metadata"]["uid"]))
     return server.json(obj)
 

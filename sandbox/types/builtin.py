@@ -155,5 +155,18 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
 )
 
-# Kinds whose DELETE answers with the deleted object rather than a Status (as the real registries do).
-RETURNS_DELETED_OBJECT = {"pods", "namespaces", "services", "persistentvolumeclaims", "persistentvolumes"}
+# (group, plural) whose DELETE answers with the deleted object rather than a Status: the registries
+# with ReturnDeletedObject, which is why the OpenAPI (so the typed clients) declares the kind as the
+# answer — a Status there fails the client's validation (``delete_storage_class``: provisioner None).
+RETURNS_DELETED_OBJECT = {
+    ("", "pods"),
+    ("", "namespaces"),
+    ("", "services"),
+    ("", "serviceaccounts"),
+    ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"),
+    ("", "resourcequotas"),
+    ("storage.k8s.io", "storageclasses"),
+    ("storage.k8s.io", "csidrivers"),
+    ("storage.k8s.io", "volumeattachments"),
+}
