@@ -445,3 +445,48 @@ async def test_cluster_scoped_objects_have_no_namespace(api: client.ApiClient) -
     await rbac.delete_cluster_role(made.metadata.name)
     names = [r.metadata.name for r in (await rbac.list_cluster_role()).items]
     assert made.metadata.name not in names
+
+
+async def _delete_config_map(api: client.ApiClient, ns: str, name: str) -> Any:
+    core = client.CoreV1Api(api)
+    await core.create_namespaced_config_map(ns, {"metadata": {"name": name}})
+    return await core.delete_namespaced_config_map(name, ns)
+
+
+async def _delete_service_account(api: client.ApiClient, ns: str, name: str) -> Any:
+    core = client.CoreV1Api(api)
+    await core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
+    return await core.delete_namespaced_service_account(name, ns)
+
+
+async def _delete_resource_quota(api: client.ApiClient, ns: str, name: str) -> Any:
+    core = client.CoreV1Api(api)
+    await core.create_namespaced_resource_quota(ns, {"metadata": {"name": name}, "spec": {}})
+    return await core.delete_namespaced_resource_quota(name, ns)
+
+
+async def _delete_storage_class(api: client.ApiClient, ns: str, name: str) -> Any:
+    storage = client.StorageV1Api(api)
+    await storage.create_storage_class({"metadata": {"name": name}, "provisioner": "example.com/none"})
+    return await storage.delete_storage_class(name)
+
+
+DELETE_ANSWERS = [
+    pytest.param(_delete_config_map, "Status", id="a ConfigMap's delete answers with a Success Status"),
+    pytest.param(_delete_service_account, "ServiceAccount", id="a ServiceAccount's answers with the object"),
+    pytest.param(_delete_resource_quota, "ResourceQuota", id="a ResourceQuota's answers with the object"),
+    pytest.param(_delete_storage_class, "StorageClass", id="a StorageClass's answers with the object"),
+]
+
+
+@pytest.mark.parametrize(("delete", "kind"), DELETE_ANSWERS)
+async def test_delete_answers_what_the_typed_client_expects(
+    api: client.ApiClient, ns: str, unique: str, delete: Callable[..., Awaitable[Any]], kind: str
+) -> None:
+    """Registries with ReturnDeletedObject answer with the object; the typed API declares that kind."""
+    answer = await delete(api, ns, f"gone-{unique}")
+    assert answer.kind == kind
+    if kind == "Status":
+        assert answer.status == "Success"
+    else:
+        assert answer.metadata.name == f"gone-{unique}"
