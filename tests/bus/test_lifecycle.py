@@ -314,3 +314,28 @@ async def test_a_nats_restart_mid_request_loses_nothing(
     assert len({c[3] for c in journal.runs(rid, "echo")}) >= 1
     progress = [e for e in await events_of(client, rid) if isinstance(e, Progress | StepCompleted)]
     assert progress, "events written before and after the restart are kept"
+
+
+async def test_a_step_longer_than_the_ack_wait_is_kept_alive_and_runs_once(
+    settings: Settings, client: BusClient
+) -> None:
+    """A long step (3.5x the ack wait) keeps its message with in_progress heartbeats and its lease: the
+    other replica never gets it, the step runs once, on its first attempt."""
+    journal = Journal()
+    echo = step_class(StepName.ECHO, journal)
+    async with running(IntakeService(settings), echo(settings, instance="e1"), echo(settings, instance="e2")):
+        rid = await client.submit(
+            stub_request(["echo"], behaviour="sleep", seconds=str(3.5 * settings.ack_wait))
+        )
+        state = await client.wait(rid, within=60)
+        consumer = await client.nc.jetstream().consumer_info(
+            subjects.STEPS_STREAM, subjects.step_consumer("echo")
+        )
+    assert state.phase is Phase.COMPLETED
+    assert consumer.delivered is not None and consumer.delivered.consumer_seq == 1, (
+        "the message was redelivered"
+    )
+    runs = journal.runs(rid, "echo")
+    assert len(runs) == 1 and runs[0][3] == 1, runs
+    assert state.steps[0].attempts == 1
+    assert not [e for e in await events_of(client, rid) if isinstance(e, Failed)]
