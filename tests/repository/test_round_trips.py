@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 from pathlib import Path
 
@@ -139,3 +140,23 @@ def test_progress_counts_every_byte_and_file_both_ways(repo: Repository, tmp_pat
     seen.clear()
     restore(repo, snapshot_id, tmp_path / "dst", progress=record)
     assert seen[-1] == (3_000_000, 3_000_000, 6, 6)
+
+
+def test_small_files_share_packs_instead_of_costing_an_object_each(
+    repo: Repository, store: ObjectStore, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    for n in range(500):
+        folder = tmp_path / "src" / f"dir-{n % 25:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"small-{n:03d}.bin").write_bytes(rng.randbytes(rng.randint(1, 8192)))
+    result = backup(repo, tmp_path / "src")
+    assert result.snapshot.stats.files == 500
+    packs = list(store.list(layout.DATA))
+    stored = sum(info.size for info in packs)
+    # ~2 MB of incompressible data in 1 MiB packs: two or three data packs, one of directory listings.
+    assert len(packs) <= 5, f"500 small files cost {len(packs)} objects under {layout.DATA}"
+    assert stored < 2 * sum(f.stat().st_size for f in (tmp_path / "src").rglob("*") if f.is_file())
+    assert len(list(store.list(layout.INDEX))) <= 2
+    restore(repo, result.snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
