@@ -299,3 +299,96 @@ async def test_a_pre_provisioned_snapshot_binds_and_restores_its_data(
     assert (
         clusters["east"].volume_path(restored.spec.volume_name) / "payload.bin"
     ).read_bytes() == b"\x00\x01imported"
+
+
+async def test_a_retained_volume_is_released_and_kept_with_its_data_when_its_claim_goes(
+    api: client.ApiClient, ns: str, clusters: SandboxClusters, unique: str
+) -> None:
+    core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
+    keep = f"keep-{unique}"
+    await storage.create_storage_class(
+        {
+            "metadata": {"name": keep},
+            "provisioner": "sandbox.ferry.dev/local-path",
+            "reclaimPolicy": "Retain",
+            "volumeBindingMode": "Immediate",
+        }
+    )
+    await core.create_namespaced_persistent_volume_claim(ns, claim("kept", storageClassName=keep))
+    await core.create_namespaced_persistent_volume_claim(ns, claim("dropped"))
+    kept_pv = (await bound(core, ns, "kept")).spec.volume_name
+    dropped_pv = (await bound(core, ns, "dropped")).spec.volume_name
+    assert (await core.read_persistent_volume(kept_pv)).spec.persistent_volume_reclaim_policy == "Retain"
+    directory = clusters["east"].volume_path(kept_pv)
+    (directory / "precious.txt").write_text("keep me")
+    await core.delete_namespaced_persistent_volume_claim("kept", ns)
+    await core.delete_namespaced_persistent_volume_claim("dropped", ns)
+
+    async def delete_policy_reclaimed() -> bool:  # the same controller has handled both by then
+        names = [p.metadata.name for p in (await core.list_persistent_volume()).items]
+        return dropped_pv not in names
+
+    async def released() -> Any:
+        pv = await core.read_persistent_volume(kept_pv)
+        return pv if pv.status.phase == "Released" else None
+
+    await eventually(delete_policy_reclaimed)
+    pv = await eventually(released)
+    assert pv.metadata.deletion_timestamp is None
+    assert pv.spec.claim_ref.name == "kept"  # still names the claim that is gone, as on a real cluster
+    assert (directory / "precious.txt").read_text() == "keep me"
+    await core.delete_persistent_volume(kept_pv)
+    await storage.delete_storage_class(keep)
+
+    async def pv_gone() -> bool:
+        return kept_pv not in [p.metadata.name for p in (await core.list_persistent_volume()).items]
+
+    await eventually(pv_gone)
+    assert (directory / "precious.txt").read_text() == "keep me"  # deleting a Retain PV keeps the data
+
+
+async def test_a_retained_snapshot_content_outlives_its_snapshot_with_its_data(
+    api: client.ApiClient, ns: str, clusters: SandboxClusters, unique: str
+) -> None:
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    keep = f"keep-{unique}"
+    snap_class = {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshotClass",
+        "metadata": {"name": keep},
+        "driver": "sandbox.ferry.dev/local-path",
+        "deletionPolicy": "Retain",
+    }
+    await custom.create_cluster_custom_object(*SNAP, "volumesnapshotclasses", snap_class)
+    await core.create_namespaced_persistent_volume_claim(ns, claim("vol"))
+    await bound(core, ns, "vol")
+    body = {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": {"name": "kept"},
+        "spec": {"volumeSnapshotClassName": keep, "source": {"persistentVolumeClaimName": "vol"}},
+    }
+    await custom.create_namespaced_custom_object(*SNAP, ns, "volumesnapshots", body)
+    content_name = (await _ready(custom, ns, "kept"))["status"]["boundVolumeSnapshotContentName"]
+    content = await custom.get_cluster_custom_object(*SNAP, "volumesnapshotcontents", content_name)
+    assert content["spec"]["deletionPolicy"] == "Retain"
+    data = clusters["east"].data_dir / "snapshots" / content["status"]["snapshotHandle"]
+    await custom.delete_namespaced_custom_object(*SNAP, ns, "volumesnapshots", "kept")
+
+    async def snapshot_gone() -> bool:  # its finalizers go once the content's fate is settled
+        return not (await custom.list_namespaced_custom_object(*SNAP, ns, "volumesnapshots"))["items"]
+
+    await eventually(snapshot_gone)
+    kept = await custom.get_cluster_custom_object(*SNAP, "volumesnapshotcontents", content_name)
+    assert kept["metadata"].get("deletionTimestamp") is None and kept["status"]["readyToUse"] is True
+    assert kept["spec"]["volumeSnapshotRef"]["name"] == "kept"
+    assert data.is_dir()
+    await custom.delete_cluster_custom_object(*SNAP, "volumesnapshotcontents", content_name)
+    await custom.delete_cluster_custom_object(*SNAP, "volumesnapshotclasses", keep)
+
+    async def content_gone() -> bool:
+        contents = (await custom.list_cluster_custom_object(*SNAP, "volumesnapshotcontents"))["items"]
+        return content_name not in [c["metadata"]["name"] for c in contents]
+
+    await eventually(content_gone)
+    assert data.is_dir()  # deleting a Retain content keeps the snapshot's data
