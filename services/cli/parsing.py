@@ -143,6 +143,7 @@ def request_from_args(args: argparse.Namespace) -> MobilityRequest:
         },
         "conflict_policy": args.existing_resource_policy,
         "quiesce": args.quiesce,
+        "keep_owned": args.keep_owned,
         "dry_run": args.dry_run,
         "idempotency_key": args.idempotency_key or "",
         "labels": labels,
@@ -201,6 +202,11 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
         "--include-resources", action="append", metavar="RES", help="e.g. deployments.apps,configmaps"
     )
     what.add_argument("--exclude-resources", action="append", metavar="RES")
+    what.add_argument(
+        "--keep-owned",
+        action="store_true",
+        help="also restore objects their owner's controller would make (pods of a ReplicaSet, ...)",
+    )
     what.add_argument(
         "--from-repository", metavar="NAME", help="source region's repository (default: the default)"
     )

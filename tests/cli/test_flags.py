@@ -118,6 +118,11 @@ def fields(request: Any) -> dict[str, Any]:
             id="volume options",
         ),
         pytest.param(
+            [*BASE, "--include-resources", "pods", "--keep-owned"],
+            {"keep_owned": True, "source.include_resources": ["pods"]},
+            id="keep what a controller would make",
+        ),
+        pytest.param(
             ["replicate", "--from", "east", "-n", "shop", "--to-repository", "west-region"],
             {"kind": "replicate", "target.cluster": None, "target.repository": "west-region"},
             id="a replica needs no target cluster",
