@@ -205,6 +205,7 @@ def build_app(
     app[CONFIG] = config
     app[METRICS] = HttpMetrics(registry or CollectorRegistry())
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/healthz", healthz)  # the same, under the API prefix for load balancers
     requests.add_routes(app.router)
     catalog.add_routes(app.router)
     openapi.add_routes(app.router)

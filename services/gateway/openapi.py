@@ -74,6 +74,13 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ANY, "The gateway runs")},
             }
         },
+        "/v1/healthz": {
+            "get": {
+                "summary": "Liveness under the API prefix (no token needed)",
+                "security": [],
+                "responses": {"200": _json(_ANY, "The gateway runs")},
+            }
+        },
         "/v1/requests": {
             "post": {
                 "summary": "Submit a mobility request (scope submit)",

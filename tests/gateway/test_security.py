@@ -83,9 +83,10 @@ async def test_every_endpoint_needs_a_token_with_its_scope(
 
 
 async def test_health_and_unknown_paths_need_no_token(gateway: Gateway) -> None:
-    async with gateway.session.get(gateway.url + "/healthz") as response:
-        assert response.status == 200
-        assert await response.json() == {"status": "ok"}
+    for path in ("/healthz", "/v1/healthz"):
+        async with gateway.session.get(gateway.url + path) as response:
+            assert response.status == 200
+            assert await response.json() == {"status": "ok"}
     async with gateway.session.get(gateway.url + "/v2/nothing") as response:
         assert response.status == 404
         assert (await response.json())["code"] == "not-found"
