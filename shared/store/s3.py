@@ -8,12 +8,16 @@ Built for throughput against gateways such as SeaweedFS, MinIO or AWS itself:
 - boto3 is imported when the first ``S3Store`` is made, not with this module (it costs ~0.1 s of
   start-up that a mover on a local directory should not pay);
 - botocore's own retries are switched off and replaced by Ferry's loop (``base.retrying``) so that
-  every failure is classified into Ferry's errors (temporary / permanent) and each attempt is logged.
+  every failure is classified into Ferry's errors (temporary / permanent) and each attempt is logged;
+- TLS: a CA bundle is checked when the store is made (a missing or empty file is a permanent error
+  naming it, not a "network" failure retried at the first request), and ``verify_tls=False``
+  (``--s3-insecure``) turns verification off even when a CA bundle is also given.
 """
 
 from __future__ import annotations
 
 import io
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -51,6 +55,21 @@ class S3Settings:
     ca_bundle: str | None = None
     connections: int = 16
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def _checked_ca_bundle(path: str) -> str:
+    """``path`` if it holds CA certificates; otherwise a permanent error naming it.
+
+    urllib3 reads the bundle only once connected, and its error names neither the file nor the
+    setting, and reads as a network failure (retried, then "temporary"): check it up front.
+    """
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as e:
+        raise PermanentStoreError(f"the S3 CA bundle {path} holds no usable CA certificate: {e}") from e
+    except OSError as e:
+        raise PermanentStoreError(f"cannot read the S3 CA bundle {path}: {e.strerror or e}") from e
+    return path
 
 
 class _RetryAfter(TemporaryStoreError):
@@ -141,7 +160,9 @@ class S3Store:
             tcp_keepalive=True,
         )
         session = botocore.session.get_session()
-        verify: bool | str = settings.ca_bundle or settings.verify_tls
+        verify: bool | str = False
+        if settings.verify_tls:  # insecure wins over a CA bundle, as curl's -k over --cacert
+            verify = _checked_ca_bundle(settings.ca_bundle) if settings.ca_bundle else True
         self.client: Any = session.create_client(
             "s3",
             endpoint_url=settings.endpoint or None,
