@@ -83,6 +83,14 @@ def test_failures_have_exit_codes_a_job_controller_can_act_on(
     assert message in failed["error"] and message in failed["stderr"]
 
 
+def test_a_missing_s3_ca_bundle_is_a_permanent_error_naming_it(tmp_path: Path) -> None:
+    bundle = str(tmp_path / "mounted" / "s3-ca.pem")
+    env = {**os.environ, "FERRY_REPO": "s3://bucket/repo", "FERRY_REPO_PASSWORD": "pw",
+           "FERRY_S3_ENDPOINT": "https://127.0.0.1:9", "FERRY_S3_CA_BUNDLE": bundle}  # fmt: skip
+    failed = mover(env, "ls", code=14)
+    assert failed["error"] == f"cannot read the S3 CA bundle {bundle}: No such file or directory"
+
+
 def test_no_repository_and_no_settings(env: dict[str, str], tmp_path: Path) -> None:
     assert mover(env, "ls", code=10)["meaning"].startswith("no repository")
     assert mover({k: v for k, v in env.items() if k != "FERRY_REPO_PASSWORD"}, "ls", code=2)[
