@@ -50,7 +50,13 @@ def _from_item(item: Any) -> Manifest | None:
     if "object" in item and isinstance(item["object"], dict):
         resource = str(item.get("resource", "")).split(".", 1)[0]
         namespaced = item.get("namespaced")
-        return Manifest(item["object"], resource, namespaced if isinstance(namespaced, bool) else None)
+        owned = item.get("owned")
+        return Manifest(
+            item["object"],
+            resource,
+            namespaced if isinstance(namespaced, bool) else None,
+            owned=owned if isinstance(owned, bool) else None,
+        )
     if item.get("kind") and item.get("apiVersion"):
         return Manifest(item)
     return None

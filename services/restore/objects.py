@@ -95,6 +95,10 @@ class Manifest:
     namespaced: bool | None = None
     source_key: str = ""  # the key under which the snapshot captured it (before transforms)
     notes: list[str] = field(default_factory=list)
+    # Discovery's verdict: owned by an object captured with it (its controller makes it again), or
+    # owned by something outside the snapshot (restored, its ownerReferences dropped). None: unknown
+    # (a Velero backup, plain YAML) -- any ownerReference then counts.
+    owned: bool | None = None
 
     def __post_init__(self) -> None:
         known = KNOWN_RESOURCES.get(self.kind)
@@ -142,7 +146,12 @@ class Manifest:
 
     def copy(self) -> Manifest:
         return Manifest(
-            copy.deepcopy(self.obj), self.resource, self.namespaced, self.source_key, list(self.notes)
+            copy.deepcopy(self.obj),
+            self.resource,
+            self.namespaced,
+            self.source_key,
+            list(self.notes),
+            self.owned,
         )
 
 

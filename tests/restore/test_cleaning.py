@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 import pytest
 
+from services.restore import manifests
 from services.restore.cleaning import clean, whiteout
 from services.restore.objects import Manifest
 
@@ -258,3 +260,25 @@ def test_owned_objects_are_kept_when_asked() -> None:
              "ownerReferences": [{"kind": "Job", "name": "j"}]}}  # fmt: skip
     assert whiteout(Manifest(owned), keep_owned=True) == ""
     assert "ownerReferences" not in clean(Manifest(owned)).obj["metadata"]
+
+
+def test_an_object_whose_owner_was_not_captured_is_restored_without_its_owner_reference() -> None:
+    """Discovery marks an object owned only when its owner is in the snapshot; a pod captured alone
+    (``--include-resources pods``) has nobody to make it again, so it is restored."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "s",
+           "ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "uid": "u1"}]}}  # fmt: skip
+    assert whiteout(Manifest(copy.deepcopy(pod), owned=False)) == ""
+    assert "ownerReferences" not in clean(Manifest(copy.deepcopy(pod), owned=False)).obj["metadata"]
+    assert "owned by ReplicaSet/web-1" in whiteout(Manifest(copy.deepcopy(pod), owned=True))
+    assert "owned by ReplicaSet/web-1" in whiteout(Manifest(copy.deepcopy(pod)))  # a Velero backup: unknown
+
+
+def test_the_inventory_s_owned_mark_reaches_the_restore() -> None:
+    items = [
+        {"key": "pods/s/a", "resource": "pods", "api_version": "v1", "kind": "Pod", "name": "a", "owned": True,
+         "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "s"}}},
+        {"key": "pods/s/b", "resource": "pods", "api_version": "v1", "kind": "Pod", "name": "b", "owned": False,
+         "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b", "namespace": "s"}}},
+    ]  # fmt: skip
+    loaded = manifests.parse(json.dumps({"items": items}).encode())
+    assert [m.owned for m in loaded] == [True, False]
