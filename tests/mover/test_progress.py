@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import json
 import os
+import re
+import select
+import struct
+import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import nats
@@ -144,3 +151,52 @@ def test_a_file_setting_that_cannot_be_read_is_named(tmp_path: Path) -> None:
     settings = load_settings({"FERRY_S3_CA_BUNDLE": str(tmp_path / "missing.pem")})
     with pytest.raises(PermanentError, match="FERRY_S3_CA_BUNDLE=.*missing.pem"):
         movers.credentials_secret(settings, name="creds", namespace="ns", labels={})
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str], columns: int = 160) -> tuple[int, str]:
+    """Run ``ferry-mover`` with stderr on a pseudo-terminal; its exit code and what the terminal got."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    job = subprocess.Popen([sys.executable, "-m", "shared.mover", *args], env=env,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)  # fmt: skip
+    os.close(slave)
+    received, deadline = bytearray(), time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the terminal's other end has closed it
+                    break
+                if not data:
+                    break
+                received += data
+            elif job.poll() is not None:
+                break
+    finally:
+        os.close(master)
+    return job.wait(timeout=10), received.decode(errors="replace")
+
+
+def test_a_backup_on_a_terminal_shows_bytes_files_and_rate(tmp_path: Path) -> None:
+    random_files(tmp_path / "src", 12, 500_000)
+    env = {**os.environ, "FERRY_REPO": str(tmp_path / "repo"), "FERRY_REPO_PASSWORD": "pw", "TERM": "xterm"}
+    for unset in ("NO_COLOR", "COLUMNS", "LINES", "TERM_PROGRAM"):
+        env.pop(unset, None)
+    init = subprocess.run([sys.executable, "-m", "shared.mover", "init"], env=env, capture_output=True)
+    assert init.returncode == 0, init.stderr
+    code, screen = _on_a_terminal(["backup", str(tmp_path / "src"), "--limit-upload", "3072"], env)
+    assert code == 0, screen
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\n", "\r").split("\r")
+    bars = [frame for frame in frames if frame.startswith("backup src ")]
+    assert bars, f"no progress bar on the terminal: {screen!r}"
+    assert re.search(r"6\.0/6\.0 MB +\d+(\.\d+)? [kM]?B/s +12/12 files", bars[-1]), (
+        f"the last frame shows bytes, rate and files: {bars[-1]!r}"
+    )
+    assert any(re.match(r"snapshot [0-9a-f]{8} saved: 12 files", frame) for frame in frames)
+
+    logged = subprocess.run([sys.executable, "-m", "shared.mover", "backup", str(tmp_path / "src")], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert logged.returncode == 0 and "/12 files" not in logged.stderr and "\x1b[" not in logged.stderr, (
+        f"in a Job log (stderr not a terminal) only the summary: {logged.stderr!r}"
+    )
