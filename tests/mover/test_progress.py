@@ -1,4 +1,4 @@
-"""Progress events over NATS, in Ferry's contract, while a real ``ferry-mover`` subprocess backs up."""
+"""A mover's progress where it is watched: events over NATS in Ferry's contract, a bar on a terminal."""
 
 from __future__ import annotations
 
