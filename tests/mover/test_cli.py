@@ -91,6 +91,19 @@ def test_a_missing_s3_ca_bundle_is_a_permanent_error_naming_it(tmp_path: Path) -
     assert failed["error"] == f"cannot read the S3 CA bundle {bundle}: No such file or directory"
 
 
+def test_a_key_file_is_a_passphrase_run_through_scrypt_not_a_raw_key(tmp_path: Path) -> None:
+    """docs/repository.md: a key file's bytes (minus the trailing newline) are the passphrase."""
+    env = {**os.environ, "FERRY_REPO": str(tmp_path / "repo"), "FERRY_REPO_PASSWORD": "a long random phrase"}
+    mover(env, "init")
+    (tmp_path / "key").write_bytes(b"a long random phrase\r\n")
+    by_file = {k: v for k, v in env.items() if k != "FERRY_REPO_PASSWORD"} | {
+        "FERRY_REPO_PASSWORD_FILE": str(tmp_path / "key")
+    }
+    assert mover(by_file, "ls")["snapshots"] == []
+    (stored,) = (tmp_path / "repo" / "keys").iterdir()
+    assert json.loads(stored.read_text())["kdf"] == "scrypt"
+
+
 def test_no_repository_and_no_settings(env: dict[str, str], tmp_path: Path) -> None:
     assert mover(env, "ls", code=10)["meaning"].startswith("no repository")
     assert mover({k: v for k, v in env.items() if k != "FERRY_REPO_PASSWORD"}, "ls", code=2)[
