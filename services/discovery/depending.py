@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.discovery.collecting import Collected, item_of
+from services.discovery.collecting import Collected, item_of, matches
 from services.discovery.references import (
     CLUSTERROLES,
     PVCS,
@@ -28,7 +28,8 @@ from services.discovery.references import (
     claims_mounted,
     references,
 )
-from shared.contracts.inventory import Item, Reference, Volume
+from shared.contracts.inventory import Item, Reference, Skipped, Volume
+from shared.contracts.requests import MobilityRequest
 from shared.kube import Cluster, KubeError, Resource, UnknownResource
 
 DEPENDENCY_TYPES = {PVS, STORAGECLASSES, CLUSTERROLES, "priorityclasses.scheduling.k8s.io"}
@@ -44,12 +45,16 @@ class Linked:
     dependencies: list[Item] = field(default_factory=list)
     volumes: list[Volume] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 class _Linker:
-    def __init__(self, cluster: Cluster, collected: Collected) -> None:
+    def __init__(
+        self, cluster: Cluster, collected: Collected, request: MobilityRequest | None = None
+    ) -> None:
         self.cluster = cluster
         self.collected = collected
+        self.request = request
         self.items = {item.key: item for item in collected.items}
         self.out = Linked()
         self.queue: list[Item] = list(collected.items)
@@ -66,8 +71,30 @@ class _Linker:
         except UnknownResource:
             return None
 
-    def depend(self, resource: Resource, obj: Obj, needed_by: str) -> Item:
+    def refused(self, resource: Resource) -> str:
+        """Why the request's filters keep this dependency out ("" when they let it in).
+
+        ``--exclude-resources`` applies to dependencies too; so does ``--include-resources``, except
+        for the CRDs of captured custom resources, which come with them (as in Velero)."""
+        if self.request is None:
+            return ""
+        source = self.request.source
+        if source.exclude_resources and matches(resource, source.exclude_resources):
+            return f"{resource.name} are excluded by the request"
+        if (
+            source.include_resources
+            and resource.name != CRDS
+            and not matches(resource, source.include_resources)
+        ):
+            return f"{resource.name} are not among the request's included resources"
+        return ""
+
+    def depend(self, resource: Resource, obj: Obj, needed_by: str) -> Item | None:
         key = self.key(resource, "", obj["metadata"]["name"])
+        if why := self.refused(resource):
+            if not any(s.key == key for s in self.out.skipped):
+                self.out.skipped.append(Skipped(key=key, reason=f"needed by {needed_by}, but {why}"))
+            return None
         if key in self.items:
             item = self.items[key]
             if needed_by not in item.needed_by:
@@ -130,6 +157,8 @@ class _Linker:
             crd = await self.cluster.find(crd_resource, name)
             if crd is not None:
                 dep = self.depend(crd_resource, crd, item.key)
+                if dep is None:
+                    continue
                 self.out.references.append(
                     Reference(source=item.key, target=dep.key, via="customResourceDefinition")
                 )
@@ -193,6 +222,7 @@ class _Linker:
             )
 
 
-async def link(cluster: Cluster, collected: Collected) -> Linked:
-    """Resolve references, add cluster-scoped dependencies, gather the volumes' facts."""
-    return await _Linker(cluster, collected).run()
+async def link(cluster: Cluster, collected: Collected, request: MobilityRequest | None = None) -> Linked:
+    """Resolve references, add the cluster-scoped dependencies the request's filters allow, gather
+    the volumes' facts."""
+    return await _Linker(cluster, collected, request).run()

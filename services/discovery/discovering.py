@@ -77,7 +77,7 @@ class DiscoveryService(StepService):
         version = await cluster.version()
         await cluster.resources.refresh()  # types installed since the last request (new CRDs) count too
         collected = await collect(cluster, request)
-        linked = await link(cluster, collected)
+        linked = await link(cluster, collected, request)
         return Inventory(
             request_id=request_id,
             cluster=cluster.name,
@@ -88,7 +88,7 @@ class DiscoveryService(StepService):
             items=collected.items + linked.dependencies,
             references=linked.references,
             volumes=linked.volumes,
-            skipped=collected.skipped,
+            skipped=collected.skipped + linked.skipped,
             warnings=collected.warnings + linked.warnings,
         )
 

@@ -239,6 +239,47 @@ async def test_only_included_types_and_never_excluded_ones_are_captured(
     assert "customresourcedefinitions.apiextensions.k8s.io" not in resources  # no CR, no CRD
 
 
+async def test_the_filters_apply_to_cluster_scoped_dependencies_too(
+    settings: Settings, client: BusClient
+) -> None:
+    """Excluded types stay out even where the application needs them, each said in the skipped list;
+    the CRD of a captured custom resource comes with it whatever the include list says (as in Velero)."""
+    state, inventory = await run(
+        settings, client,
+        MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["discover"],
+                        source=Source(cluster="east", namespaces=["shop"],
+                                      exclude_resources=["persistentvolumes", "storageclasses.storage.k8s.io"])),
+    )  # fmt: skip
+    assert state.phase is Phase.COMPLETED and inventory is not None
+    resources = {i.resource for i in inventory.items}
+    assert not resources & {"persistentvolumes", "storageclasses.storage.k8s.io"}
+    assert (
+        "persistentvolumeclaims" in resources
+        and "customresourcedefinitions.apiextensions.k8s.io" in resources
+    )
+    skipped = {s.key: s.reason for s in inventory.skipped}
+    assert (
+        "storageclasses.storage.k8s.io are excluded by the request"
+        in skipped["storageclasses.storage.k8s.io/standard"]
+    )
+    assert any(k.startswith("persistentvolumes/") for k in skipped)
+
+    state, inventory = await run(
+        settings, client,
+        MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["discover"],
+                        source=Source(cluster="east", namespaces=["shop"],
+                                      include_resources=["promotions.shop.ferry.dev", "deployments.apps"])),
+    )  # fmt: skip
+    assert inventory is not None
+    resources = {i.resource for i in inventory.items}
+    assert resources == {
+        "namespaces",  # the namespace itself always comes
+        "promotions.shop.ferry.dev",
+        "deployments.apps",
+        "customresourcedefinitions.apiextensions.k8s.io",
+    }
+
+
 @pytest.mark.parametrize(
     ("cluster", "namespace", "reason"),
     [
