@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 from rich.console import Console
@@ -100,6 +101,10 @@ async def submit(args: argparse.Namespace, io: Io, transport: Transport) -> int:
 
 
 async def status(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    if args.document:  # a step's document: JSON as stored, or YAML with -o yaml
+        data = json.loads(await transport.document(args.id, args.document))
+        write_data(io.out, data, "yaml" if io.output == "yaml" else "json")
+        return EXIT_OK
     state = await transport.get(args.id)
     if io.output == "table":
         show_state(io.out, state)

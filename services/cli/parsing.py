@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from shared.bus.client import DOCUMENTS
 from shared.contracts.requests import (
     ConflictPolicy,
     MobilityRequest,
@@ -271,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", metavar="ID")
         if name == "watch":
             p.add_argument("--after", type=int, default=0, help=argparse.SUPPRESS)
+        if name == "status":
+            p.add_argument(
+                "--document",
+                choices=DOCUMENTS,
+                help="print a step's document instead: the inventory, the restore report, a dry run's "
+                "rendered objects, the verification report",
+            )
         _common(p)
     p = sub.add_parser("list", help="list requests, newest first")
     p.add_argument("--phase", choices=[ph.value for ph in Phase])

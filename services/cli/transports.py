@@ -54,6 +54,7 @@ class Transport(Protocol):
         self, snapshot_id: str | None, query: dict[str, str], delete: bool = False
     ) -> Any: ...
     async def clusters(self) -> Any: ...
+    async def document(self, request_id: str, name: str) -> bytes: ...
     async def close(self) -> None: ...
 
 
@@ -190,6 +191,9 @@ class GatewayTransport:
     async def clusters(self) -> Any:
         return json.loads(await self._call("GET", "/v1/clusters"))
 
+    async def document(self, request_id: str, name: str) -> bytes:
+        return await self._call("GET", f"/v1/requests/{request_id}/documents/{name}")
+
     async def close(self) -> None:
         await self.session.close()
 
@@ -257,6 +261,9 @@ class BusTransport:
         if isinstance(doc, dict) and doc.get("type") == "rejected":
             raise CliError(_rejected_text(str(doc.get("error")), str(doc.get("field", ""))))
         return doc
+
+    async def document(self, request_id: str, name: str) -> bytes:
+        return await self._guard(self.client.document(request_id, name))  # type: ignore[no-any-return]
 
     async def clusters(self) -> Any:
         from services.cli.probing import clusters_of

@@ -141,6 +141,28 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/requests/{id}/documents/{document}": {
+            "get": {
+                "summary": "A step's JSON document (scope read)",
+                "description": "`inventory` (discover; schema inventory.schema.json), `restore_report` "
+                "(restore; restore-report.schema.json), `rendered` (a dry-run restore: the objects it would "
+                "write, as a list), `verification` (verify; verification.schema.json). 404 names the "
+                "documents the request has.",
+                "parameters": [
+                    _ID,
+                    {
+                        "name": "document",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"enum": ["inventory", "restore_report", "rendered", "verification"]},
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ANY, "The document as the step stored it"),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            }
+        },
         "/v1/requests/{id}/events": {
             "get": {
                 "summary": "Server-Sent Events: history, then live; ends after the final phase (scope read)",

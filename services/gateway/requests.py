@@ -72,6 +72,15 @@ async def submit(request: web.Request) -> web.Response:
     return json_response(reply, 200 if reply.duplicate else 201, headers)
 
 
+@requires(Scope.READ)
+async def get_document(request: web.Request) -> web.Response:
+    """A step's JSON document: the inventory, the restore report, a dry run's rendered objects, the
+    verification report."""
+    rid, name = request_id(request), request.match_info["document"]
+    data = await request.app[CLIENT].document(rid, name)
+    return web.Response(body=data, content_type="application/json")
+
+
 def list_query(request: web.Request) -> ListQuery:
     """Filters from the query string; each bad one is named (the parameter is the field)."""
     params = request.query
@@ -219,3 +228,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/requests/{id}", get_request)
     router.add_post("/v1/requests/{id}/cancel", cancel_request)
     router.add_get("/v1/requests/{id}/events", stream_events)
+    router.add_get("/v1/requests/{id}/documents/{document}", get_document)

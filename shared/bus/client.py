@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 
 import msgspec
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import Error as JsError
+from nats.js.errors import ObjectNotFoundError
 
 from shared.contracts import subjects
 from shared.contracts.errors import PermanentError, TemporaryError
@@ -26,6 +29,7 @@ _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
+DOCUMENTS = ("inventory", "restore_report", "rendered", "verification")  # step outputs kept as documents
 
 
 def _is_rejected(data: bytes) -> bool:
@@ -93,6 +97,40 @@ class BusClient:
             raise RequestRejected(_rejected.decode(data))
         items: list[RequestState] = _list.decode(data).items
         return items
+
+    async def document(self, request_id: str, output: str) -> bytes:
+        """A JSON document a step of the request left in the ``ferry-inventories`` object store:
+        ``inventory`` (discover), ``restore_report`` and ``rendered`` (restore; a dry run's objects),
+        ``verification`` (verify)."""
+        if output not in DOCUMENTS:
+            raise RequestRejected(
+                Rejected(
+                    error=f"unknown document {output!r} (one of: {', '.join(DOCUMENTS)})", field="document"
+                )
+            )
+        state = await self.get(request_id)
+        name = state.outputs.get(output)
+        if not name:
+            present = ", ".join(d for d in DOCUMENTS if d in state.outputs) or "none yet"
+            raise RequestRejected(
+                Rejected(
+                    error=f"request {request_id} has no {output} document (it has: {present})",
+                    field="document",
+                    code="not-found",
+                )
+            )
+        try:
+            store = await self.nc.jetstream().object_store(subjects.INVENTORY_STORE)
+            found = await store.get(name)
+        except ObjectNotFoundError:
+            raise RequestRejected(
+                Rejected(
+                    error=f"the {output} document of {request_id} is gone", field="document", code="not-found"
+                )
+            ) from None
+        except (NatsError, JsError, TimeoutError) as e:
+            raise TemporaryError(f"could not read the {output} document of {request_id}: {e}") from e
+        return bytes(found.data or b"")
 
     async def events(
         self, request_id: str, *, after: int = 0, follow: bool = True, idle: float = 1.0

@@ -262,3 +262,20 @@ def test_the_summary_says_why_there_is_no_verification_report(dry_run: bool, wor
     watcher = Watcher(console, RequestState(id="r1", request=request, phase=Phase.COMPLETED))
     watcher.summary()
     assert f"no verification report ({words})" in console.export_text()
+
+
+async def test_status_prints_a_step_s_document_or_says_which_ones_exist(ferry: Ferry) -> None:
+    submitted = await ferry("migrate", *STUB, "--wait", "-o", "json")
+    request_id = json.loads(submitted.out)["id"]
+    shown = await ferry("status", request_id, "--document", "verification")
+    assert shown.code == 0, shown.err
+    report = json.loads(shown.out)
+    assert report["snapshot"] == "grp-1" and [v["claim"] for v in report["volumes"]] == [
+        "shop/data-db-0",
+        "shop/uploads",
+    ]
+    as_yaml = await ferry("status", request_id, "--document", "verification", "-o", "yaml")
+    assert yaml.safe_load(as_yaml.out) == report
+    missing = await ferry("status", request_id, "--document", "rendered")
+    assert missing.code == 1
+    assert "has no rendered document (it has: verification)" in missing.err
