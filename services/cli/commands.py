@@ -161,6 +161,10 @@ async def cancel(args: argparse.Namespace, io: Io, transport: Transport) -> int:
 
 async def snapshots(args: argparse.Namespace, io: Io, transport: Transport) -> int:
     """The catalog's documents (shared/contracts/snapshots.py): a list, one snapshot, a deletion."""
+    if args.keep_last is not None or args.keep_within:
+        return await retain(args, io, transport)
+    if args.dry_run:
+        raise UsageError("--dry-run", "goes with --keep-last or --keep-within")
     if args.delete and not args.id:
         raise UsageError("--delete", "name the snapshot to delete: ferry snapshots ID --delete")
     if args.limit is not None and args.limit < 1:
@@ -179,6 +183,34 @@ async def snapshots(args: argparse.Namespace, io: Io, transport: Transport) -> i
         io.out.print(snapshots_table(items) if items else "no snapshots")
     else:
         show_snapshot(io.out, doc)
+    return EXIT_OK
+
+
+async def retain(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    """``ferry snapshots --keep-last N --keep-within AGE [--app A] [--dry-run]``: a retention policy."""
+    if args.id or args.delete:
+        raise UsageError("--keep-last", "a retention policy applies to a series, not to one snapshot ID")
+    if args.keep_last is not None and args.keep_last < 1:
+        raise UsageError("--keep-last", "must be at least 1")
+    query: dict[str, Any] = {
+        "app": args.app or "",
+        "repository": args.repository or "",
+        "dry_run": args.dry_run,
+    }
+    if args.keep_last is not None:
+        query["keep_last"] = args.keep_last
+    if args.keep_within:
+        query["keep_within"] = args.keep_within
+    doc: Any = await transport.retain(query)
+    if io.output != "table":
+        write_data(io.out, doc, io.output)
+        return EXIT_OK
+    removed, kept = doc.get("removed", []), doc.get("kept", [])
+    verb = "would remove" if args.dry_run else "removed"
+    freed = "" if args.dry_run else f", {decimal(int(doc.get('bytes_freed', 0)))} freed"
+    io.out.print(f"kept {len(kept)}, {verb} {len(removed)} snapshot(s){freed}", highlight=False)
+    for snapshot_id in removed:
+        io.out.print(f"  {verb} {snapshot_id}", highlight=False)
     return EXIT_OK
 
 

@@ -55,6 +55,7 @@ class Transport(Protocol):
     ) -> Any: ...
     async def clusters(self) -> Any: ...
     async def document(self, request_id: str, name: str) -> bytes: ...
+    async def retain(self, query: dict[str, Any]) -> Any: ...
     async def close(self) -> None: ...
 
 
@@ -194,6 +195,11 @@ class GatewayTransport:
     async def document(self, request_id: str, name: str) -> bytes:
         return await self._call("GET", f"/v1/requests/{request_id}/documents/{name}")
 
+    async def retain(self, query: dict[str, Any]) -> Any:
+        return json.loads(
+            await self._call("POST", "/v1/snapshots/retention", data=json.dumps(query).encode())
+        )
+
     async def close(self) -> None:
         await self.session.close()
 
@@ -251,6 +257,10 @@ class BusTransport:
             payload = snapshot_id.encode()
             if query.get("repository"):
                 payload = msgspec.json.encode({"id": snapshot_id, "repository": query["repository"]})
+        return await self._ask(subject, payload)
+
+    async def _ask(self, subject: str, payload: bytes) -> Any:
+        """A request to the snapshot service's catalog; a rejection becomes the CLI's error."""
         try:
             reply = await self.client.nc.request(subject, payload, timeout=self.client.timeout)
         except NoRespondersError:
@@ -264,6 +274,9 @@ class BusTransport:
 
     async def document(self, request_id: str, name: str) -> bytes:
         return await self._guard(self.client.document(request_id, name))  # type: ignore[no-any-return]
+
+    async def retain(self, query: dict[str, Any]) -> Any:
+        return await self._ask(subjects.SNAPSHOTS_RETAIN, msgspec.json.encode(query))
 
     async def clusters(self) -> Any:
         from services.cli.probing import clusters_of

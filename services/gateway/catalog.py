@@ -16,6 +16,7 @@ import asyncio
 import base64
 import logging
 import os
+import re
 import ssl
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ from services.gateway.app import (
 )
 from services.gateway.config import Scope
 from shared.contracts import subjects
-from shared.contracts.snapshots import SnapshotQuery
+from shared.contracts.snapshots import SnapshotQuery, retention_decoder
 
 log = logging.getLogger("ferry.gateway")
 PROBE_TIMEOUT = 2.0
@@ -133,6 +134,24 @@ async def describe_snapshot(request: web.Request) -> web.Response:
 async def delete_snapshot(request: web.Request) -> web.Response:
     response = await _ask(request, subjects.SNAPSHOTS_DELETE, _snapshot_target(request))
     log.info("%s deleted snapshot %s", request[IDENTITY].name, request.match_info["id"])
+    return response
+
+
+@requires(Scope.ADMIN)
+async def retain_snapshots(request: web.Request) -> web.Response:
+    """Apply a retention policy (a RetentionQuery body) and prune what it frees."""
+    body = await request.read()
+    try:
+        query = retention_decoder.decode(body or b"{}")
+    except msgspec.ValidationError as e:
+        where = re.search(r"at `\$\.?([^`]*)`", str(e))
+        raise GatewayError(400, without_values(str(e)), field=where.group(1) if where else "") from None
+    except msgspec.DecodeError:
+        raise GatewayError(400, "the body is not a JSON retention query") from None
+    if query.keep_last is None and not query.keep_within:
+        raise GatewayError(400, "say what to keep: keep_last and/or keep_within", field="keep_last")
+    response = await _ask(request, subjects.SNAPSHOTS_RETAIN, msgspec.json.encode(query))
+    log.info("%s applied retention %s", request[IDENTITY].name, msgspec.json.encode(query).decode())
     return response
 
 
@@ -231,6 +250,7 @@ async def list_clusters(request: web.Request) -> web.Response:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/snapshots", list_snapshots)
+    router.add_post("/v1/snapshots/retention", retain_snapshots)
     router.add_get("/v1/snapshots/{id}", describe_snapshot)
     router.add_delete("/v1/snapshots/{id}", delete_snapshot)
     router.add_get("/v1/clusters", list_clusters)

@@ -20,7 +20,14 @@ from services.gateway.app import ErrorBody
 from services.gateway.catalog import ClusterList
 from shared.contracts.events import Event
 from shared.contracts.requests import MobilityRequest
-from shared.contracts.snapshots import Deleted, SnapshotDetail, SnapshotList, SnapshotQuery
+from shared.contracts.snapshots import (
+    Deleted,
+    RetentionQuery,
+    RetentionResult,
+    SnapshotDetail,
+    SnapshotList,
+    SnapshotQuery,
+)
 from shared.contracts.states import Accepted, RequestList, RequestState
 from shared.runtime.lifecycle import VERSION
 
@@ -187,6 +194,20 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/snapshots/retention": {
+            "post": {
+                "summary": "Apply a retention policy: keep the newest N and/or those younger than an age, per "
+                "application; delete the rest and prune their data (scope admin; dry_run to preview)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("RetentionQuery")}},
+                },
+                "responses": {
+                    "200": _json(_ref("RetentionResult"), "What was kept and removed"),
+                    **_errors(400, 401, 403, 503),
+                },
+            }
+        },
         "/v1/snapshots": {
             "get": {
                 "summary": "List snapshots, newest first (scope read)",
@@ -223,7 +244,7 @@ def _paths() -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     types = [MobilityRequest, Accepted, RequestState, RequestList, Event, ErrorBody, ClusterList]
-    types += [SnapshotList, SnapshotDetail, Deleted]
+    types += [SnapshotList, SnapshotDetail, Deleted, RetentionQuery, RetentionResult]
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     components["Event"] = schemas[types.index(Event)]  # a tagged union: a oneOf of the event kinds
     return {

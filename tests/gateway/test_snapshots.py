@@ -16,7 +16,8 @@ from shared.repository import Repository
 from shared.repository.blobs import put_blob
 from shared.runtime import Service, Settings
 from shared.store import LocalStore
-from tests.gateway.stack import Gateway, ferry_stack, running
+from tests.cli.conftest import invoke
+from tests.gateway.stack import TOKENS, Gateway, ferry_stack, running
 
 PASSWORD = "gateway tests only"
 
@@ -110,3 +111,49 @@ async def test_bad_snapshot_queries_name_the_parameter(
 async def test_an_unknown_repository_is_reported_by_the_catalog(catalog_gateway: Gateway) -> None:
     status, error = await call(catalog_gateway, "GET", "/v1/snapshots?repository=mars")
     assert status == 400 and "unknown repository" in error["error"]
+
+
+@pytest.fixture
+def three_snapshots(repository: Path) -> Path:
+    """The repository with two more snapshots of the shop, newer than the first."""
+    repo = Repository.open(LocalStore(repository), PASSWORD.encode())
+    for n in (2, 3):
+        tags = {
+            c.APP_TAG: "shop",
+            c.CLUSTER_TAG: "east",
+            c.NAMESPACES_TAG: "shop",
+            c.REQUEST_TAG: f"replicate-{n}",
+        }
+        put_blob(repo, b'{"items": []}', name=c.MANIFESTS, group=f"snap-shop-{n}", tags=tags)
+    repo.close()
+    return repository
+
+
+async def test_a_retention_policy_keeps_the_newest_and_prunes_the_rest(
+    settings: Settings, client: BusClient, three_snapshots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_repo = msgspec.structs.replace(settings, repository=str(three_snapshots), repo_password=PASSWORD)
+    async with running(Catalog(with_repo)), ferry_stack(with_repo, client, steps=False) as gateway:
+        body = json.dumps({"keep_last": 1}).encode()
+        async with gateway.session.post(gateway.url + "/v1/snapshots/retention", data=body,
+                                        headers=gateway.auth("cli")) as response:  # fmt: skip
+            assert response.status == 403  # deleting is for admins
+        async with gateway.session.post(gateway.url + "/v1/snapshots/retention", data=b"{}",
+                                        headers=gateway.auth("admin")) as response:  # fmt: skip
+            assert response.status == 400 and (await response.json())["field"] == "keep_last"
+
+        monkeypatch.setenv("FERRY_TOKEN", TOKENS["admin"])
+        preview = await invoke("snapshots", "--keep-last", "1", "--dry-run", "--url", gateway.url)
+        assert preview.code == 0, preview.err
+        assert "kept 1, would remove 2 snapshot(s)" in preview.out
+        assert len((await call(gateway, "GET", "/v1/snapshots"))[1]["items"]) == 3
+
+        applied = await invoke("snapshots", "--keep-last", "1", "--url", gateway.url, "-o", "json")
+        assert applied.code == 0, applied.err
+        result = msgspec.convert(json.loads(applied.out), c.RetentionResult)
+        assert result.kept == ["snap-shop-3"] and sorted(result.removed) == ["snap-shop-1", "snap-shop-2"]
+        listed = (await call(gateway, "GET", "/v1/snapshots"))[1]["items"]
+        assert [s["id"] for s in listed] == ["snap-shop-3"]
+        on_the_bus = await invoke("snapshots", "--keep-within", "1h", "--dry-run", "--bus", settings.nats.url)
+        assert on_the_bus.code == 0, on_the_bus.err
+        assert "kept 1, would remove 0 snapshot(s)" in on_the_bus.out
