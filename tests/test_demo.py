@@ -78,3 +78,12 @@ def test_a_bad_argument_is_refused_before_anything_starts(tmp_path: Path) -> Non
     assert done.returncode != 0
     assert "--size" in done.stderr and "lots" in done.stderr
     assert not (tmp_path / "demo" / "sandbox.json").exists()
+
+
+def test_the_demo_exits_non_zero_with_the_reason_when_the_migration_fails(tmp_path: Path) -> None:
+    """Movers of an image that is not Ferry's store nothing: the snapshot step fails, so does the demo."""
+    done = demo("--size", "1MB", "--image", "docker.io/library/busybox:1.36", "--dir", str(tmp_path / "demo"))
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Failed" in done.stdout and "busybox" in done.stdout
+    assert "demo failed (exit code 4)" in done.stdout
+    assert not (tmp_path / "demo" / "sandbox.json").exists()  # everything was stopped

@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".ferry", help="state and data directory (default .ferry)")
     p.add_argument("--seed", action="store_true", help="seed the east cluster with sandbox/apps/shop")
     p.add_argument("--services", metavar="LIST", help="services to start (default: all that exist)")
+    p.add_argument("--image", help="the image mover Jobs run (default: Ferry's, run by the sandbox kubelet)")
     p = sub.add_parser("completion", help="print a shell completion script")
     p.add_argument("shell", choices=("bash", "zsh"))
     return parser

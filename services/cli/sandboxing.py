@@ -202,6 +202,8 @@ def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any
             [{"sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": ["admin"], "name": "sandbox"}]
         ),
     )
+    if getattr(args, "image", None):
+        env["FERRY_IMAGE"] = args.image
     started = []
     for name in wanted:
         if name not in SERVICES:

@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         type=size,
         help="volume data to put in east, e.g. 200MB, 1GiB (default 200MB)",
     )
+    parser.add_argument(
+        "--image", help="the image mover Jobs run (default: Ferry's; another one fails the demo)"
+    )
     args = parser.parse_args(argv)
     root = (args.dir or Path(tempfile.mkdtemp(prefix="ferry-demo-"))).resolve()
     began = time.monotonic()
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(
             "starting nats-server, SeaweedFS, clusters east and west, the services and the gateway…"
         )
-        options = argparse.Namespace(dir=str(root), seed=True, services=None)
+        options = argparse.Namespace(dir=str(root), seed=True, services=None, image=args.image)
         state = sandboxing.start(options, console, root)
         console.print(f"  services up in {time.monotonic() - began:.0f}s (logs in {root / 'logs'})")
         console.print(f"putting {args.size} of files into the shop's volumes in east…")
