@@ -10,6 +10,7 @@ that succeeded is deleted; a failed one is kept for ``kubectl logs`` and named i
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from services.restore import jobs
@@ -18,6 +19,21 @@ from services.restore.objects import Manifest
 from shared.contracts.reports import VolumeResult
 from shared.runtime import movers as moverjobs
 from shared.runtime.settings import Settings
+
+
+def mover_said(log: str) -> str:
+    """What a failed mover said: its JSON summary's error (and exit code), else its last log lines."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if not line.startswith("{"):
+            continue
+        try:
+            summary = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(summary, dict) and summary.get("error"):
+            return f"{summary['error']} (ferry-mover exit code {summary.get('exit_code', '?')})"
+    return " | ".join(lines[-3:])
 
 
 class Movers:
@@ -94,10 +110,8 @@ class Movers:
         else:
             logs = getattr(self.cluster, "job_logs", None)
             tail = (await logs(namespace, name)).strip() if logs is not None else ""
-            last = tail.splitlines()[-3:] if tail else []
-            why = f"{why} (Job {namespace}/{name} kept for its logs)" + (
-                f": {' | '.join(last)}" if last else ""
-            )
+            said = mover_said(tail)
+            why = f"{why} (Job {namespace}/{name} kept for its logs)" + (f": {said}" if said else "")
         return why, name
 
     async def fill(self, claim: Manifest, snapshot_id: str) -> VolumeResult:

@@ -12,7 +12,7 @@ import pytest
 from services.restore.clusters import KubeCluster
 from services.restore.conflicts import write
 from services.restore.objects import Manifest
-from services.restore.volumes import Movers
+from services.restore.volumes import Movers, mover_said
 from shared.contracts.reports import Outcome
 from shared.contracts.requests import ConflictPolicy
 from shared.runtime import load_settings
@@ -129,3 +129,21 @@ async def test_a_mover_that_cannot_start_fails_its_volume_at_once_with_the_kubel
     assert time.monotonic() - started < 60
     assert "the mover cannot start" in why and 'CreateContainerConfigError: secret "gone" not found' in why
     assert f"Job {namespace}/{job} kept for its logs" in why
+
+
+@pytest.mark.parametrize(
+    ("log", "said"),
+    [
+        pytest.param(
+            "ferry-mover restore: no repository at s3://b/r (run `ferry-mover init`)\n"
+            '{"command": "restore", "error": "no repository at s3://b/r (run `ferry-mover init`)", "exit_code": 10}\n',
+            "no repository at s3://b/r (run `ferry-mover init`) (ferry-mover exit code 10)",
+            id="the mover's own verdict, once",
+        ),
+        pytest.param(
+            "line 1\nline 2\nline 3\nline 4\n", "line 2 | line 3 | line 4", id="else the last lines"
+        ),
+    ],
+)
+def test_a_failed_mover_is_summed_up_in_one_line(log: str, said: str) -> None:
+    assert mover_said(log) == said
