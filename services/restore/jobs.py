@@ -15,6 +15,7 @@ rollback or a cleanup finds it.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from services.restore.objects import Obj
 from shared.runtime import movers as moverjobs
@@ -39,24 +40,14 @@ def credentials_secret(settings: Settings, namespace: str, name: str, labels: di
 
 
 def mover_job(
-    settings: Settings,
-    *,
-    name: str,
-    namespace: str,
-    claim: str,
-    args: list[str],
-    repository_url: str,
-    secret: str,
-    request_id: str,
-    step: str,
-    labels: dict[str, str],
-    role: str,
+    settings: Settings, *, args: list[str], step: str, labels: dict[str, str], role: str, **job: Any
 ) -> Obj:
-    """A Job running ``ferry-mover <args>`` with ``claim`` mounted at /data (writable: it fills it)."""
+    """A Job running ``ferry-mover <args>`` with its claim mounted writable at /data (it fills it);
+    ``shared.runtime.movers.mover_job``'s other arguments: name, namespace, claim, repository_url,
+    secret, request_id."""
     return moverjobs.mover_job(
-        settings, name=name, namespace=namespace, claim=claim, args=[*args, "--json", "--quiet", "--step", step],
-        repository_url=repository_url, secret=secret, request_id=request_id, labels={**labels, ROLE_LABEL: role},
-        read_only=False, backoff_limit=2,
+        settings, args=[*args, "--json", "--quiet", "--step", step], labels={**labels, ROLE_LABEL: role},
+        read_only=False, backoff_limit=2, **job,
     )  # fmt: skip
 
 

@@ -87,24 +87,13 @@ def backup_args(namespace: str, claim: str, group: str, parent: str, tags: dict[
     return [*args, "--json", "--quiet", "--step", "snapshot"]
 
 
-def mover_job(
-    settings: Settings,
-    *,
-    name: str,
-    namespace: str,
-    claim: str,
-    args: list[str],
-    repository_url: str,
-    secret: str,
-    request_id: str,
-    node: str = "",
-) -> dict[str, Any]:
-    """The Job reading ``claim`` read-only; ``node`` pins its pod next to the pod that mounts a live
-    ReadWriteOnce claim."""
+def mover_job(settings: Settings, *, request_id: str, **job: Any) -> dict[str, Any]:
+    """The Job reading its claim read-only (``shared.runtime.movers.mover_job``'s other arguments:
+    name, namespace, claim, args, repository_url, secret, and ``node`` to pin its pod next to the
+    pod that mounts a live ReadWriteOnce claim)."""
     return moverjobs.mover_job(
-        settings, name=name, namespace=namespace, claim=claim, args=args, repository_url=repository_url,
-        secret=secret, request_id=request_id, labels=labels(request_id, "mover"), read_only=True, node=node,
-    )  # fmt: skip
+        settings, request_id=request_id, labels=labels(request_id, "mover"), read_only=True, **job
+    )
 
 
 stuck = moverjobs.stuck  # why a mover pod can never start (a bad image, a missing Secret key), or ""
