@@ -1,8 +1,9 @@
 """An in-memory cluster behind the restore engine's ``Cluster`` protocol, for the engine's logic tests.
 
 It keeps objects by key, answers AlreadyExists like an API server, marks workloads available, claims
-bound and CRDs established as soon as they exist, and journals every write so a test can assert
-*order* (a volume filled before the workload that mounts it). Conflict policies are tested against
+bound and CRDs established as soon as they exist (unless told an object is ``stuck``: it then keeps
+the status given, as a Deployment whose image never pulls does), and journals every write so a test
+can assert *order* (a volume filled before the workload that mounts it). Conflict policies are tested against
 a sandbox cluster too (test_cluster.py), where the real API server decides.
 """
 
@@ -29,10 +30,17 @@ READY_STATUS: dict[str, Obj] = {
 
 
 class FakeCluster:
-    def __init__(self, *, refuse: dict[str, str] | None = None, volumes: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        refuse: dict[str, str] | None = None,
+        volumes: Path | None = None,
+        stuck: dict[str, Obj] | None = None,
+    ) -> None:
         self.objects: dict[str, Obj] = {}
         self.journal: list[str] = []
         self.refuse = refuse or {}  # key -> message: creates of that object are refused
+        self.stuck = stuck or {}  # key -> the status that object keeps: it never becomes ready
         self.volumes = volumes  # when set, mover Jobs run ferry-mover with /data mapped here
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -93,6 +101,8 @@ class FakeCluster:
             task = asyncio.create_task(self._run_mover(obj), name=f"mover:{item.key}")
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+        elif item.key in self.stuck:
+            obj["status"] = copy.deepcopy(self.stuck[item.key])
         elif item.kind in READY_STATUS:
             obj["status"] = copy.deepcopy(READY_STATUS[item.kind])
         self.objects[item.key] = obj

@@ -1,5 +1,5 @@
 """The restore engine's logic on an in-memory cluster: volumes before workloads, failures reported
-per object, conflict policies, dry run."""
+per object, conflict policies, dry run, and what is reported when something never comes up."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from services.restore import modifiers
 from services.restore.manifests import VolumeRecord
 from services.restore.objects import Manifest
 from services.restore.restoring import Restore, prepare, rendered
+from services.restore.service import problems_of
 from services.restore.transforming import Transforms
 from shared.contracts.reports import Outcome, VolumeResult
 from shared.contracts.requests import ConflictPolicy
@@ -44,7 +45,7 @@ def app() -> list[Manifest]:
 
 
 def engine(cluster: FakeCluster, *, policy: ConflictPolicy = ConflictPolicy.SKIP, dry_run: bool = False,
-           fail_volume: str = "", rules: str = "") -> Restore:  # fmt: skip
+           fail_volume: str = "", rules: str = "", extra: list[dict[str, Any]] | None = None) -> Restore:  # fmt: skip
     async def fill(claim: Manifest, record: VolumeRecord) -> VolumeResult:
         cluster.journal.append(f"fill-start {claim.key}")
         await asyncio.sleep(0.05)
@@ -53,7 +54,7 @@ def engine(cluster: FakeCluster, *, policy: ConflictPolicy = ConflictPolicy.SKIP
         return VolumeResult(claim=f"{claim.namespace}/{claim.name}", snapshot=record.snapshot_id, ok=ok,
                             reason="" if ok else "mover Job failed: exit 15 (damaged)")  # fmt: skip
 
-    plan = prepare(app(), T, modifiers.parse(rules))
+    plan = prepare(app() + [Manifest(copy.deepcopy(o)) for o in extra or []], T, modifiers.parse(rules))
     return Restore(cluster, plan, policy=policy, dry_run=dry_run, volumes=VOLUMES, fill=fill,
                    source_namespace=lambda ns: {"shop-west": "shop"}.get(ns, ns), timeout=2)  # fmt: skip
 
@@ -170,3 +171,53 @@ async def test_a_retried_restore_fills_the_claims_it_created_before_and_only_tho
     report = await engine(other).run()
     assert "existing data was kept" in report.volumes[0].reason
     assert not any(line.startswith("fill-start") for line in other.journal)
+
+
+WEB = "deployments.apps/shop-west/web"
+CRD = "customresourcedefinitions.apiextensions.k8s.io/promotions.shop.example.com"
+PROMOTIONS: list[dict[str, Any]] = [
+    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+     "metadata": {"name": "promotions.shop.example.com"},
+     "spec": {"group": "shop.example.com", "scope": "Namespaced",
+              "names": {"plural": "promotions", "singular": "promotion", "kind": "Promotion"},
+              "versions": [{"name": "v1", "served": True, "storage": True}]}},
+    {"apiVersion": "shop.example.com/v1", "kind": "Promotion", "metadata": {"name": "spring", "namespace": "shop"},
+     "spec": {"discount": 10}},
+    {"apiVersion": "shop.example.com/v1", "kind": "Promotion", "metadata": {"name": "summer", "namespace": "shop"},
+     "spec": {"discount": 20}},
+]  # fmt: skip
+
+
+async def test_a_workload_that_never_becomes_available_is_reported_not_ready_with_its_status() -> None:
+    stuck = {"replicas": 1, "availableReplicas": 0, "conditions": [
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+         "message": 'ReplicaSet "web-1" has timed out progressing.'}]}  # fmt: skip
+    cluster = FakeCluster(stuck={WEB: stuck})
+    report = await asyncio.wait_for(engine(cluster).run(), timeout=30)
+    assert outcome_of(report, WEB).outcome is Outcome.CREATED  # the API took it; it never came up
+    why = 'not ready after 2s: 0/1 replicas available; ReplicaSet "web-1" has timed out progressing.'
+    assert report.waited[WEB] == why
+    assert report.waited["persistentvolumeclaims/shop-west/data"] == "ready"
+    assert problems_of(report) == [f"{WEB}: {why}"]  # what makes the step PartiallyFailed
+
+
+async def test_a_crd_never_established_fails_its_custom_resources_and_blocks_nothing_else() -> None:
+    names_conflict = {"conditions": [
+        {"type": "NamesAccepted", "status": "False", "reason": "AllNamesConflict"},
+        {"type": "Established", "status": "False", "reason": "NotAccepted"}]}  # fmt: skip
+    cluster = FakeCluster(stuck={CRD: names_conflict})
+    report = await asyncio.wait_for(engine(cluster, extra=PROMOTIONS).run(), timeout=30)
+    why = "its CRD promotions.shop.example.com is not established: not established yet"
+    for name in ("spring", "summer"):
+        promotion = outcome_of(report, f"promotions.shop.example.com/shop-west/{name}")
+        assert (promotion.outcome, promotion.reason) == (Outcome.FAILED, why)
+        assert f"promotions.shop.example.com/shop-west/{name}" not in cluster.objects, "written anyway"
+    assert outcome_of(report, CRD).outcome is Outcome.CREATED
+    assert report.waited[CRD] == "not ready after 2s: not established yet"
+    for other in ("configmaps/shop-west/conf", WEB, "services/shop-west/web"):
+        assert outcome_of(report, other).outcome is Outcome.CREATED, other  # the rest still lands
+    assert report.waited[WEB] == "ready" and report.volumes[0].ok
+    assert sorted(problems_of(report)) == sorted(
+        [f"promotions.shop.example.com/shop-west/{n}: {why}" for n in ("spring", "summer")]
+        + [f"{CRD}: not ready after 2s: not established yet"]
+    )

@@ -76,7 +76,7 @@ def restore_request(group: str, **changes: Any) -> MobilityRequest:
     target = Target(cluster="west", repository="west", namespace_map={"shop": "shop-west"},
                     storage_class_map={"gp2": "standard"})  # fmt: skip
     return MobilityRequest(kind=RequestKind.RESTORE, source=Source(cluster="east", repository="west", snapshot=group),
-                           target=target, itinerary=["restore", "verify"], **changes)  # fmt: skip
+                           target=target, **{"itinerary": ["restore", "verify"], **changes})  # fmt: skip
 
 
 async def reports(client: BusClient, request_id: str) -> dict[str, Report]:
@@ -158,3 +158,20 @@ async def test_dry_run_writes_nothing_and_stores_the_rendered_objects(
         "data.a: 'old' in the target, '1' in the snapshot"
     ]
     assert state.steps[1].result is not None and "dry run" in state.steps[1].result.message
+
+
+async def test_a_workload_that_never_comes_up_makes_the_request_partially_failed_with_why(
+    settings: Settings, snapshot: str, tmp_path: Path
+) -> None:
+    stuck = {"replicas": 1, "availableReplicas": 0, "unavailableReplicas": 1}
+    cluster = FakeCluster(volumes=tmp_path / "volumes", stuck={"deployments.apps/shop-west/web": stuck})
+    async with steps(settings, cluster) as client:
+        request_id = await client.submit(restore_request(snapshot, itinerary=["restore"]))
+        state = await client.wait(request_id, within=90)
+        seen = await reports(client, request_id)
+    assert state.phase is Phase.PARTIALLY_FAILED, state.reason
+    why = "not ready after 5s: 0/1 replicas available"
+    assert f"deployments.apps/shop-west/web: {why}" in state.reason
+    assert seen["restore"].body["not_ready"] == {"deployments.apps/shop-west/web": why}
+    restored = state.steps[0].result
+    assert restored is not None and restored.partial and restored.counts["created"] == 5
