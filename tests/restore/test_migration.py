@@ -172,6 +172,86 @@ async def test_the_sample_app_moves_east_to_west_renamed_and_remapped(
         await east.close()
 
 
+# A team's Velero resource modifiers, one rule per kind of patch, and a registry mirror in the west.
+MODIFIERS = """\
+version: v1
+resourceModifierRules:
+- conditions:
+    groupResource: deployments.apps
+    resourceNameRegex: "^web$"
+    namespaces: [shop]
+  patches:
+  - operation: replace
+    path: /spec/replicas
+    value: "3"
+- conditions:
+    groupResource: configmaps
+    namespaces: [shop]
+  mergePatches:
+  - patchData: '{"metadata": {"annotations": {"example.com/moved-by": "ferry"}}}'
+- conditions:
+    groupResource: statefulsets.apps
+    labelSelector: {matchLabels: {app: db}}
+  strategicPatches:
+  - patchData: '{"spec": {"template": {"spec": {"containers": [{"name": "postgres", "env": [{"name": "REGION", "value": "west"}]}]}}}}'
+"""
+REGISTRIES = {"ghcr.io": "registry.west.example"}
+
+
+async def test_resource_modifiers_and_a_registry_map_shape_the_objects_that_land_in_west(
+    settings: Settings, sandboxes: SandboxClusters, east_shop: tuple[str, str]
+) -> None:
+    group, _ = east_shop
+    base = request_for(group)
+    target = msgspec.structs.replace(base.target, namespace_map={"shop": "shop-mod"}, resource_modifiers=MODIFIERS,
+                                     registry_map=REGISTRIES)  # fmt: skip
+    async with ferry(settings) as client:
+        request_id = await client.submit(msgspec.structs.replace(base, target=target))
+        state = await client.wait(request_id, within=150)
+    assert state.phase is Phase.COMPLETED, state.reason  # verify found every object as the rules made it
+
+    west, east = kube_cluster(sandboxes, "west"), kube_cluster(sandboxes, "east")
+    try:
+
+        async def pods(gr: str, name: str, cluster: Any = west, ns: str = "shop-mod") -> dict[str, Any]:
+            obj = await cluster.get(gr, name, ns)
+            spec = obj["spec"].get("jobTemplate", obj)["spec"]["template"]["spec"]
+            return {"replicas": obj["spec"].get("replicas"), **{c["name"]: c for c in spec["containers"]}}
+
+        # JSON patch: web runs 3 replicas in west (2 in east); its ghcr.io image comes from the mirror,
+        # the Docker Hub one is left alone.
+        web = await pods("deployments.apps", "web")
+        assert web["replicas"] == 3
+        assert web["web"]["image"] == "registry.west.example/example/shop-web:2.3.1"
+        assert web["nginx"]["image"] == "nginx:1.27"
+        report = await pods("cronjobs.batch", "nightly-report")
+        assert report["report"]["image"] == "registry.west.example/example/shop-report:1.0.0"
+        source = await pods("deployments.apps", "web", east, "shop")
+        assert (source["replicas"], source["web"]["image"]) == (2, "ghcr.io/example/shop-web:2.3.1")
+
+        # Merge patch: every ConfigMap of the app is annotated; nothing else is.
+        async def annotations(gr: str, name: str) -> dict[str, str]:
+            return (await west.get(gr, name, "shop-mod"))["metadata"].get("annotations") or {}
+
+        for name in ("shop-config", "web-nginx"):
+            assert (await annotations("configmaps", name)).get("example.com/moved-by") == "ferry", name
+        assert "example.com/moved-by" not in await annotations("secrets", "db-credentials")
+
+        # Strategic merge patch: the postgres container gained an env var and kept everything else.
+        db = (await pods("statefulsets.apps", "db"))["postgres"]
+        assert db["env"] == [{"name": "REGION", "value": "west"}]
+        assert db["image"] == "postgres:16.4" and db["envFrom"] == [{"secretRef": {"name": "db-credentials"}}]
+
+        async def three_available() -> bool:
+            deploy = await west.find("deployments.apps", "web", "shop-mod")
+            return bool(deploy and deploy.get("status", {}).get("availableReplicas") == 3)
+
+        await eventually(three_available, within=10, what="west's web running 3 replicas")
+    finally:
+        await west.close()
+        await east.close()
+
+
 async def _ready(west: KubeCluster) -> bool:
     deploy = await west.cluster.find("deployments.apps", "web", "shop-west")
     return bool(deploy and deploy.get("status", {}).get("availableReplicas") == 2)
