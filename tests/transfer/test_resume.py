@@ -103,9 +103,12 @@ async def test_a_killed_transfer_is_finished_by_another_replica_and_the_target_v
     try:
         async with IntakeService(settings):
             request_id = await client.submit(request)
+
             # Kill it once some packs are indexed in the target (an index file every few packs) and
             # long before it is done: no cleanup runs, the step's message is left unacknowledged.
-            indexed = lambda: any(regions.target.list(layout.INDEX))  # noqa: E731
+            def indexed() -> bool:
+                return any(regions.target.list(layout.INDEX))
+
             await eventually(indexed, within=60, what="the first replica to index some uploaded packs")
             first.send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(first.wait, 20) == -signal.SIGKILL
