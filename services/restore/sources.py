@@ -25,7 +25,9 @@ def open_target_repository(settings: Settings, name: str) -> Repository:
         raise PermanentError("no repository password configured (FERRY_REPO_PASSWORD)")
     url = repository_url(settings, name)
     try:
-        return Repository.open(open_store(url, store_settings(settings, name)), settings.repo_password.encode())
+        return Repository.open(
+            open_store(url, store_settings(settings, name)), settings.repo_password.encode()
+        )
     except RepositoryNotFound as e:
         raise PermanentError(f"repository {name or 'default'} at {url} does not exist: {e}") from e
     except WrongKey as e:
