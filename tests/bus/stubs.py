@@ -8,12 +8,15 @@ error the first ``failures`` times), ``fail-perm``, ``block`` (wait for cancella
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from shared.contracts.errors import PermanentError, TemporaryError
+from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.contracts.steps import StepName, StepResult
-from shared.runtime import StepContext, StepService
+from shared.runtime import Service, StepContext, StepService
 
 
 @dataclass
@@ -53,3 +56,24 @@ def step_class(step: StepName, journal: Journal) -> type[ScriptedStep]:
         (ScriptedStep,),
         {"step": step, "journal": journal, "name": step.value},
     )
+
+
+def stub_request(itinerary: list[str], key: str = "", **labels: str) -> MobilityRequest:
+    """A request through the given stub steps; its labels script them (see the module docstring)."""
+    return MobilityRequest(
+        kind=RequestKind.REPLICATE,
+        source=Source(cluster="east", namespaces=["shop"]),
+        target=Target(cluster="west"),
+        itinerary=itinerary,
+        idempotency_key=key,
+        labels=labels,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(*services: Service) -> AsyncIterator[None]:
+    """Start the services in order, stop them in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        for service in services:
+            await stack.enter_async_context(service)
+        yield

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -19,32 +18,12 @@ from shared.bus.client import BusClient, RequestRejected
 from shared.bus.publishing import publish_step
 from shared.contracts import subjects
 from shared.contracts.events import Failed, PhaseChanged, Progress, StepCompleted
-from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase, Rejected, StepStatus
 from shared.contracts.steps import StepCommand, StepName
 from shared.localstack import NatsServer
-from shared.runtime import Service, Settings
-from tests.bus.stubs import Journal, step_class
+from shared.runtime import Settings
+from tests.bus.stubs import Journal, running, step_class, stub_request
 from tests.waiting import eventually
-
-
-def stub_request(itinerary: list[str], key: str = "", **labels: str) -> MobilityRequest:
-    return MobilityRequest(
-        kind=RequestKind.REPLICATE,
-        source=Source(cluster="east", namespaces=["shop"]),
-        target=Target(cluster="west"),
-        itinerary=itinerary,
-        idempotency_key=key,
-        labels=labels,
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(*services: Service) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for service in services:
-            await stack.enter_async_context(service)
-        yield
 
 
 async def events_of(client: BusClient, request_id: str) -> list[object]:

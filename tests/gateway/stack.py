@@ -19,6 +19,7 @@ from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
 from shared.contracts.steps import StepName
 from shared.runtime import Service, Settings
+from tests.bus.stubs import running
 from tests.gateway.stubs import volume_step
 
 TOKENS = {
@@ -56,14 +57,6 @@ class Gateway:
 
     def auth(self, who: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {TOKENS[who]}"} if who else {}
-
-
-@contextlib.asynccontextmanager
-async def running(*services: Service) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for service in services:
-            await stack.enter_async_context(service)
-        yield
 
 
 def gateway_config(kubeconfig: str = "", max_body: int = 64 * 1024) -> GatewayConfig:

@@ -9,8 +9,6 @@ between any two of those writes repeats the missing ones and nothing twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -23,30 +21,12 @@ from shared.bus.publishing import publish_step
 from shared.bus.states import RequestStore
 from shared.contracts import subjects
 from shared.contracts.events import Event, PhaseChanged, StepStarted
-from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
+from shared.contracts.requests import MobilityRequest
 from shared.contracts.states import Accepted, Phase
 from shared.contracts.steps import StepCommand, StepName, command_decoder
-from shared.runtime import Service, Settings
-from tests.bus.stubs import Journal, step_class
+from shared.runtime import Settings
+from tests.bus.stubs import Journal, running, step_class, stub_request
 from tests.waiting import eventually
-
-
-def echo_request(key: str = "") -> MobilityRequest:
-    return MobilityRequest(
-        kind=RequestKind.REPLICATE,
-        source=Source(cluster="east", namespaces=["shop"]),
-        target=Target(cluster="west"),
-        itinerary=["echo"],
-        idempotency_key=key,
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(*services: Service) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for service in services:
-            await stack.enter_async_context(service)
-        yield
 
 
 async def history(client: BusClient, request_id: str) -> list[Event]:
@@ -78,7 +58,7 @@ async def test_a_watcher_sees_a_request_queued_before_its_first_step_is_dispatch
     sub = await client.nc.subscribe(f"{subjects.PREFIX}.>", cb=watch)  # one subscription: one order
     try:
         async with running(IntakeService(settings)):
-            ids = list(await asyncio.gather(*(client.submit(echo_request()) for _ in range(5))))
+            ids = list(await asyncio.gather(*(client.submit(stub_request(["echo"])) for _ in range(5))))
             await eventually(lambda: len(seen) == 2 * len(ids), within=10, what="both messages of each")
     finally:
         await sub.unsubscribe()
@@ -92,7 +72,7 @@ async def test_the_history_shows_queued_before_the_first_step_starts(
     journal = Journal()
     echo = step_class(StepName.ECHO, journal)
     async with running(IntakeService(settings), echo(settings, instance="e1"), echo(settings, instance="e2")):
-        ids = list(await asyncio.gather(*(client.submit(echo_request()) for _ in range(8))))
+        ids = list(await asyncio.gather(*(client.submit(stub_request(["echo"])) for _ in range(8))))
         for rid in ids:
             assert (await client.wait(rid, within=30)).phase is Phase.COMPLETED
     for rid in ids:
@@ -130,7 +110,7 @@ async def test_a_retry_after_the_intake_died_queues_and_runs_the_request_once(
     settings: Settings, client: BusClient, died_after: str
 ) -> None:
     journal = Journal()
-    request = echo_request(key=f"deploy-{died_after}")
+    request = stub_request(["echo"], key=f"deploy-{died_after}")
     async with running(IntakeService(settings)):
         rid = await crashed_intake(client.nc.jetstream(), request, died_after)
         reply = await client.submit_raw(msgspec.json.encode(request))
@@ -145,7 +125,7 @@ async def test_a_request_submitted_twice_at_once_is_queued_and_run_once(
     settings: Settings, client: BusClient
 ) -> None:
     journal = Journal()
-    request = echo_request(key="deploy-42")
+    request = stub_request(["echo"], key="deploy-42")
     async with running(IntakeService(settings), IntakeService(settings)):
         replies = await asyncio.gather(*(client.submit_raw(msgspec.json.encode(request)) for _ in range(2)))
         accepted = [r for r in replies if isinstance(r, Accepted)]
