@@ -133,13 +133,25 @@ def start(args: argparse.Namespace, out: Console, root: Path) -> dict[str, Any]:
         down_processes(state["processes"])
         raise CliError(f"sandbox did not start: {e}") from None
     if "token" in state:
-        token_file = root / "token"
-        token_file.touch(mode=0o600)
-        token_file.write_text(state["token"] + "\n")
-        state["token_file"] = str(token_file)
-    state_file.touch(mode=0o600)
-    state_file.write_text(json.dumps(state, indent=2))
+        state["token_file"] = str(_write_private(root / "token", state["token"] + "\n"))
+    _write_private(state_file, json.dumps(state, indent=2))
     return state
+
+
+def _write_private(path: Path, text: str) -> Path:
+    """Write a file only its owner reads (mode 0600 before any byte lands, an old file's too)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+    return path
+
+
+def stop(root: Path, processes: list[dict[str, Any]]) -> list[str]:
+    """Stop the sandbox's processes and forget its state and token; the data stays in ``root``."""
+    stopped = down_processes(processes)
+    for name in ("sandbox.json", "token"):
+        (root / name).unlink(missing_ok=True)
+    return stopped
 
 
 def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any], wanted: list[str]) -> None:
@@ -313,9 +325,7 @@ def sandbox(args: argparse.Namespace, out: Console) -> int:
                 soft_wrap=True,
             )
         return 0
-    stopped = down_processes(state["processes"])
-    state_file.unlink()
-    (root / "token").unlink(missing_ok=True)
+    stopped = stop(root, state["processes"])
     out.print(
         f"sandbox down: stopped {', '.join(stopped) or 'nothing (already stopped)'}; data left in {root}",
         highlight=False,

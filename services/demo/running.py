@@ -81,12 +81,11 @@ async def landed(kubeconfig: str) -> Table:
                 meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
                 if resource == "persistentvolumeclaims":
                     detail = f"{status.get('phase', '?')}, class {spec.get('storageClassName')}"
+                elif "replicas" in spec:
+                    detail = f"ready {status.get('readyReplicas', 0)}/{spec['replicas']}"
                 else:
-                    ready = status.get("readyReplicas", 0) if "replicas" in spec else "-"
-                    detail = (
-                        f"ready {ready}/{spec['replicas']}" if "replicas" in spec else spec.get("type", "")
-                    )
-                table.add_row(obj["kind"], meta["name"], str(detail))
+                    detail = spec.get("type", "")
+                table.add_row(obj["kind"], meta["name"], detail)
     return table
 
 
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"putting {args.size} of files into the shop's volumes in east…")
         fill(state, args.size)
         argv_ = migrate_argv(state)
-        console.rule("ferry " + " ".join(a for a in argv_[:15]))
+        console.rule("ferry " + " ".join(argv_[:15]))
         code = asyncio.run(ferry(argv_, out=console))
         console.rule()
         with contextlib.suppress(Exception):  # a look at the target; the verdict is the exit code above
@@ -137,12 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     finally:
         if not args.keep or code == 130:
-            sandboxing.down_processes(state["processes"])
+            sandboxing.stop(root, state["processes"])
             if args.dir is None:
                 shutil.rmtree(root, ignore_errors=True)
-            else:
-                for name in ("sandbox.json", "token"):
-                    (root / name).unlink(missing_ok=True)
     return code
 
 

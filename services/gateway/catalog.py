@@ -16,7 +16,6 @@ import asyncio
 import base64
 import logging
 import os
-import re
 import ssl
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from services.gateway.app import (
 )
 from services.gateway.config import Scope
 from shared.contracts import subjects
+from shared.contracts.errors import json_path
 from shared.contracts.snapshots import SnapshotQuery, retention_decoder
 
 log = logging.getLogger("ferry.gateway")
@@ -144,14 +144,14 @@ async def retain_snapshots(request: web.Request) -> web.Response:
     try:
         query = retention_decoder.decode(body or b"{}")
     except msgspec.ValidationError as e:
-        where = re.search(r"at `\$\.?([^`]*)`", str(e))
-        raise GatewayError(400, without_values(str(e)), field=where.group(1) if where else "") from None
+        raise GatewayError(400, without_values(str(e)), field=json_path(e).removeprefix("$.")) from None
     except msgspec.DecodeError:
         raise GatewayError(400, "the body is not a JSON retention query") from None
     if query.keep_last is None and not query.keep_within:
         raise GatewayError(400, "say what to keep: keep_last and/or keep_within", field="keep_last")
-    response = await _ask(request, subjects.SNAPSHOTS_RETAIN, msgspec.json.encode(query))
-    log.info("%s applied retention %s", request[IDENTITY].name, msgspec.json.encode(query).decode())
+    body = msgspec.json.encode(query)
+    response = await _ask(request, subjects.SNAPSHOTS_RETAIN, body)
+    log.info("%s applied retention %s", request[IDENTITY].name, body.decode())
     return response
 
 

@@ -21,7 +21,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.contracts.errors import PermanentError
+from shared.contracts.errors import PermanentError, json_path
 from shared.runtime import Settings
 
 DEFAULT_PORT = 8081
@@ -56,7 +56,7 @@ def parse_tokens(text: str) -> list[TokenEntry]:
     try:
         return _tokens.decode(text)
     except msgspec.ValidationError as e:
-        where = str(e).rsplit(" - at `", 1)[-1].rstrip("`") if " - at `" in str(e) else "$"
+        where = json_path(e) or "$"
         raise PermanentError(
             f"FERRY_GATEWAY_TOKENS: invalid entry at {where}: expected "
             '{"sha256": "<64 lowercase hex>", "scopes": ["read"|"submit"|"admin", ...]}'

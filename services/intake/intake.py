@@ -15,21 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import re
 import secrets
 
 import msgspec
-from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import Error as JsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.micro.request import Request
 
 from shared.bus.publishing import publish_event, publish_step
 from shared.bus.states import RequestNotFound, RequestStore, StateConflict
 from shared.contracts import subjects
-from shared.contracts.errors import FerryError, TemporaryError
-from shared.contracts.events import PhaseChanged, event_encoder, event_kind
+from shared.contracts.errors import FerryError, TemporaryError, json_path
+from shared.contracts.events import PhaseChanged
 from shared.contracts.requests import MobilityRequest, RequestInvalid, decode_request
 from shared.contracts.states import (
     Accepted,
@@ -71,20 +68,10 @@ def queued_state(request_id: str, request: MobilityRequest) -> RequestState:
 
 
 async def announce_queued(js: JetStreamContext, request_id: str) -> None:
-    """Publish the request's ``phase → Queued`` event, once per request.
-
-    Its message id makes a retry's second publish a no-op within the events stream's
-    de-duplication window. Like every event, losing it is logged and does not stop the request.
-    """
+    """Publish the request's ``phase → Queued`` event, once per request (its message id makes a
+    retry's second publish a no-op within the events stream's de-duplication window)."""
     event = PhaseChanged(request_id=request_id, phase=Phase.QUEUED)
-    try:
-        await js.publish(
-            subjects.event_subject(request_id, event_kind(event)),
-            event_encoder.encode(event),
-            headers={"Nats-Msg-Id": f"{request_id}.phase.{Phase.QUEUED.value}"},
-        )
-    except (NatsError, JsError, TimeoutError) as e:
-        log.warning("event phase of %s not published: %s", request_id, e)
+    await publish_event(js, event, msg_id=f"{request_id}.phase.{Phase.QUEUED.value}")
 
 
 class IntakeService(Service):
@@ -243,10 +230,7 @@ class IntakeService(Service):
         try:
             query = list_query_decoder.decode(req.data or b"{}")
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            where = re.search(r"at `(\$[^`]*)`", str(e))
-            await req.respond(
-                encoder.encode(Rejected(error=f"bad list query: {e}", field=where.group(1) if where else ""))
-            )
+            await req.respond(encoder.encode(Rejected(error=f"bad list query: {e}", field=json_path(e))))
             return
         label_key, _, label_value = query.label.partition("=")
         items = []

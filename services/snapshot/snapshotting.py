@@ -39,7 +39,7 @@ from shared.contracts.requests import MobilityRequest, SnapshotMethod
 from shared.contracts.steps import StepName, StepResult
 from shared.kube import Cluster, Clusters, RetryPolicy
 from shared.repository import Repository, Snapshot, put_blob
-from shared.runtime import StepContext, StepService
+from shared.runtime import Settings, StepContext, StepService
 from shared.runtime.repositories import for_repository, open_repository, repository_url
 
 log = logging.getLogger("ferry.snapshot")
@@ -120,6 +120,7 @@ class Attempt:
     app: str
     url: str
     secret: str
+    mover_settings: Settings  # the service's, with the source repository's own S3 endpoint and keys
     done: dict[str, Snapshot]  # volumes an earlier attempt finished, by claim key
     previous: dict[str, str]  # the parent record of each claim (the series' newest)
 
@@ -199,18 +200,14 @@ class SnapshotService(StepService):
         attempt = Attempt(
             ctx=ctx, cluster=cluster, repo=repo, request=request, inventory=inventory, group=group, app=app,
             url=repository_url(self.settings, request.source.repository), secret=movers.short_name(rid, "credentials"),
+            mover_settings=for_repository(self.settings, request.source.repository),
             done={f"{r.tags.get(c.NAMESPACE_TAG)}/{r.tags.get(c.PVC_TAG)}": r for _, r in existing if r.kind == "tree"},
             previous=await asyncio.to_thread(parents, repo, app),
         )  # fmt: skip
         try:
             for namespace in sorted({v.namespace for v, _ in chosen}):
                 await cluster.create(
-                    movers.credentials(
-                        for_repository(self.settings, request.source.repository),
-                        attempt.secret,
-                        namespace,
-                        rid,
-                    )
+                    movers.credentials(attempt.mover_settings, attempt.secret, namespace, rid)
                 )
             if request.quiesce:
                 await quiesce(cluster, inventory.items)
@@ -298,7 +295,7 @@ class SnapshotService(StepService):
                 tags = movers.volume_tags(
                     attempt.app, attempt.inventory.cluster, volume.namespace, volume.claim, consistency, rid
                 )
-                job = Job(attempt.cluster, for_repository(self.settings, request.source.repository), rid, attempt.group, attempt.url, attempt.secret,
+                job = Job(attempt.cluster, attempt.mover_settings, rid, attempt.group, attempt.url, attempt.secret,
                           attempt.previous.get(volume.key, ""), tags, method, ctx.checkpoint)  # fmt: skip
                 async with limit:
                     summary = await copy_volume(job, volume)

@@ -35,11 +35,16 @@ async def publish_step(js: JetStreamContext, command: StepCommand, *, generation
     return not ack.duplicate
 
 
-async def publish_event(js: JetStreamContext, event: Event) -> None:
-    """Publish an event into the events stream. Losing an event must not fail a step: log and go on."""
+async def publish_event(js: JetStreamContext, event: Event, *, msg_id: str = "") -> None:
+    """Publish an event into the events stream. Losing an event must not fail a step: log and go on.
+
+    ``msg_id`` makes a repeated publish (a retry after a crash) a no-op within the stream's
+    de-duplication window."""
     try:
         await js.publish(
-            subjects.event_subject(event.request_id, event_kind(event)), event_encoder.encode(event)
+            subjects.event_subject(event.request_id, event_kind(event)),
+            event_encoder.encode(event),
+            headers={"Nats-Msg-Id": msg_id} if msg_id else None,
         )
     except (NatsError, JsError, TimeoutError) as e:
         log.warning("event %s of %s not published: %s", event_kind(event), event.request_id, e)

@@ -26,3 +26,9 @@ class PermanentError(FerryError):
 
 class Cancelled(FerryError):
     """The request was cancelled; the step stops at its checkpoint."""
+
+
+def json_path(error: Exception) -> str:
+    """The JSON path a msgspec validation error names (``$.source.cluster``), or "" when none."""
+    text = str(error)
+    return text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else ""

@@ -14,6 +14,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct, field
 
+from shared.contracts.errors import json_path
+
 API_VERSION = "ferry.dev/v1"
 
 Name = Annotated[str, Meta(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
@@ -152,9 +154,7 @@ def decode_request(data: bytes) -> MobilityRequest:
     try:
         request = _decoder.decode(data)
     except msgspec.ValidationError as e:
-        text = str(e)
-        path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
-        raise RequestInvalid(path, text.rsplit(" - at `", 1)[0]) from e
+        raise RequestInvalid(json_path(e) or "$", str(e).rsplit(" - at `", 1)[0]) from e
     except msgspec.DecodeError as e:
         raise RequestInvalid("$", f"not valid JSON: {e}") from e
     return check(request)

@@ -32,10 +32,10 @@ def bus_settings(url: str, env: Mapping[str, str] | None = None) -> BusSettings:
     env = os.environ if env is None else env
     fields = {
         name: env[f"FERRY_NATS_{name.upper()}"]
-        for name in ("user", "password", "token", "creds", "nkey_seed", "tls_ca", "tls_cert", "tls_key")
+        for name in BusSettings.__struct_fields__
         if env.get(f"FERRY_NATS_{name.upper()}")
     }
-    return msgspec.convert({**fields, "url": url, "name": "ferry-mover"}, BusSettings)
+    return msgspec.convert({**fields, "url": url, "name": "ferry-mover"}, BusSettings, strict=False)
 
 
 class NatsProgress:

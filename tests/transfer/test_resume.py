@@ -44,16 +44,24 @@ def service_process(settings: Settings, regions: Regions, tmp_path: Path) -> sub
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
+def transfer_of_a_snapshot(
+    regions: Regions, source_repo: Repository, tmp_path: Path, files: int
+) -> tuple[str, MobilityRequest]:
+    """A snapshot of ``files`` files in the source, and the request that transfers it. The target is
+    made as the first transfer makes it (sharing the chunk-id key), with small packs so that many are
+    uploaded (and indexed) before the service is stopped."""
+    group = make_snapshot(source_repo, tmp_path / "src", files=files)
+    Repository.init(regions.target, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=PACK, like=source_repo)
+    request = MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["transfer"], target=Target(repository="west"),
+                              source=Source(cluster="east", namespaces=["shop"], repository="east", snapshot=group))  # fmt: skip
+    return group, request
+
+
 @pytest.mark.parametrize("regions", ["local"], indirect=True)  # one store is enough to test the step's resume
 async def test_a_stopped_transfer_is_finished_by_another_replica_without_resending(
     settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
 ) -> None:
-    group = make_snapshot(source_repo, tmp_path / "src", files=30)
-    # The target as the first transfer creates it (sharing the chunk-id key), with small packs so
-    # that many are uploaded (and indexed) before the stop.
-    Repository.init(regions.target, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=PACK, like=source_repo)
-    request = MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["transfer"], target=Target(repository="west"),
-                              source=Source(cluster="east", namespaces=["shop"], repository="east", snapshot=group))  # fmt: skip
+    _, request = transfer_of_a_snapshot(regions, source_repo, tmp_path, files=30)
     nc = await nats.connect(settings.nats.url)
     client = BusClient(nc, timeout=5)
     first = service_process(settings, regions, tmp_path)
@@ -93,10 +101,7 @@ async def test_a_stopped_transfer_is_finished_by_another_replica_without_resendi
 async def test_a_killed_transfer_is_finished_by_another_replica_and_the_target_verifies(
     settings: Settings, regions: Regions, source_repo: Repository, tmp_path: Path
 ) -> None:
-    group = make_snapshot(source_repo, tmp_path / "src", files=40)
-    Repository.init(regions.target, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=PACK, like=source_repo)
-    request = MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["transfer"], target=Target(repository="west"),
-                              source=Source(cluster="east", namespaces=["shop"], repository="east", snapshot=group))  # fmt: skip
+    group, request = transfer_of_a_snapshot(regions, source_repo, tmp_path, files=40)
     nc = await nats.connect(settings.nats.url)
     client = BusClient(nc, timeout=5)
     first = service_process(settings, regions, tmp_path)
