@@ -8,8 +8,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from pyfastcdc import FastCDC
 
-from shared.repository import Progress, Repository, WrongKey, backup, put_blob, read_blob, restore
+from shared.repository import Progress, Repository, WrongKey, backing, backup, put_blob, read_blob, restore
+from shared.repository.walking import walk
 from shared.store import ObjectStore, layout
 from tests.repository.trees import OWNER, awkward_tree, describe, file_hashes, random_files
 from tests.store.conftest import FAST_SCRYPT, PASSWORD
@@ -160,3 +162,34 @@ def test_small_files_share_packs_instead_of_costing_an_object_each(
     assert len(list(store.list(layout.INDEX))) <= 2
     restore(repo, result.snapshot_id, tmp_path / "dst")
     assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+
+
+def test_chunks_are_cut_as_a_streaming_chunker_cuts_them_across_read_blocks(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files share small read blocks and carry their uncut tail over: the cuts must not move."""
+    monkeypatch.setattr(backing, "READ_BLOCK", 1024 * 1024)
+    chunker = (16 * 1024, 64 * 1024, 256 * 1024)
+    repo = Repository.init(store, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=1024 * 1024, chunker=chunker)
+    rng = random.Random(5)
+    src = tmp_path / "src"
+    src.mkdir()
+    sizes = {
+        "a-empty": 0,
+        "b-tiny": 10,
+        "c-small": 12_000,
+        "d-blocks": 3_500_000,
+        "e-mid": 700_000,
+        "f-big": 2_600_000,
+    }
+    for name, size in sizes.items():
+        (src / name).write_bytes(rng.randbytes(size // 2) + bytes(size - size // 2))
+    result = backup(repo, src, name="cuts", threads=2)
+    expected_cuts = FastCDC(chunker[1], min_size=chunker[0], max_size=chunker[2])
+    for path, node in walk(repo, result.snapshot.root):
+        data = (src / path).read_bytes()
+        cuts = [chunk.length for chunk in expected_cuts.cut_buf(data)] if data else []
+        stored = [repo.index.get(chunk)[1].size for chunk in node.content]  # type: ignore[index]
+        assert stored == cuts, f"{path}: chunk sizes {stored} != {cuts}"
+    restore(repo, result.snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(src)
