@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import logging
 import signal
 import sys
@@ -170,10 +171,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
+    # Start-up allocates objects that all live until exit (modules, botocore's service model): the
+    # collector only rescans them, ~0.2 s of a 1 s incremental backup. It stays off until the
+    # repository is open (``commands._started``), and what is alive at the end is frozen, so that the
+    # interpreter's last collection at exit does not scan it once more (~0.15 s).
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
+    gc.disable()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
 
@@ -203,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                 doc["damaged"] = e.damaged
             doc["duration"] = round(time.monotonic() - started, 3)
             summary(doc)
+    finally:
+        gc.freeze()
+        gc.enable()
     return code
 
 

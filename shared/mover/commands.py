@@ -7,6 +7,7 @@ to exit codes by ``cli.main``. Output for people goes to stderr, the ``--json`` 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import stat
 import sys
@@ -41,8 +42,19 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _started() -> None:
+    """Start-up is over (``cli.main`` turned the collector off for it): freeze what it made, collect again.
+
+    The objects made so far live until exit; from here on the command's own garbage is collected as usual.
+    """
+    gc.freeze()
+    gc.enable()
+
+
 def _open(args: argparse.Namespace) -> Repository:
-    return Repository.open(open_repository_store(args), password(args))
+    repo = Repository.open(open_repository_store(args), password(args))
+    _started()
+    return repo
 
 
 def _reporter(args: argparse.Namespace, label: str, volume: str) -> Reporter:
@@ -67,6 +79,7 @@ def init(args: argparse.Namespace) -> int:
     store = open_repository_store(args)
     secret = password(args)
     like = Repository.open(open_repository_store(args, args.like), secret) if args.like else None
+    _started()
     repo = Repository.init(store, secret, like=like, pack_size=args.pack_size_mib * 1024 * 1024)
     return _finish(
         args,
