@@ -2,6 +2,8 @@
 
 Every command returns its exit code (0, or 3 for a partial result); failures are raised and mapped
 to exit codes by ``cli.main``. Output for people goes to stderr, the ``--json`` summary to stdout.
+Each command imports the part of ``shared.repository`` it runs, so that a process pays at start-up
+only for its own command (a backup does not load restore, prune or check).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import stat
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.mover.reporting import Reporter, summary
 from shared.mover.settings import (
@@ -25,15 +27,9 @@ from shared.mover.settings import (
     password,
     read_secret,
 )
-from shared.repository import Repository
-from shared.repository import backup as run_backup
-from shared.repository import restore as run_restore
-from shared.repository.checking import check as run_check
-from shared.repository.locking import remove_stale
-from shared.repository.pruning import Policy
-from shared.repository.pruning import forget as run_forget
-from shared.repository.pruning import prune as run_prune
-from shared.repository.walking import walk
+
+if TYPE_CHECKING:
+    from shared.repository import Repository
 
 PARTIAL = 3
 
@@ -52,6 +48,8 @@ def _started() -> None:
 
 
 def _open(args: argparse.Namespace) -> Repository:
+    from shared.repository import Repository
+
     repo = Repository.open(open_repository_store(args), password(args))
     _started()
     return repo
@@ -76,6 +74,8 @@ def _finish(args: argparse.Namespace, doc: dict[str, Any], human: str, code: int
 
 
 def init(args: argparse.Namespace) -> int:
+    from shared.repository import Repository
+
     store = open_repository_store(args)
     secret = password(args)
     like = Repository.open(open_repository_store(args, args.like), secret) if args.like else None
@@ -89,6 +89,8 @@ def init(args: argparse.Namespace) -> int:
 
 
 def backup(args: argparse.Namespace) -> int:
+    from shared.repository import backup as run_backup
+
     repo = _open(args)
     name = args.name or os.path.basename(os.path.abspath(args.path)) or "root"
     reporter = _reporter(args, f"backup {name}", name)
@@ -112,6 +114,8 @@ def backup(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
+    from shared.repository import restore as run_restore
+
     repo = _open(args)
     reporter = _reporter(args, "restore", args.name or os.path.basename(os.path.abspath(args.target)))
     started = time.monotonic()
@@ -151,6 +155,8 @@ def _mode(node_type: str, mode: int) -> str:
 
 
 def ls(args: argparse.Namespace) -> int:
+    from shared.repository.walking import walk
+
     repo = _open(args)
     if args.snapshot is None:
         rows = []
@@ -178,6 +184,8 @@ def ls(args: argparse.Namespace) -> int:
 
 
 def diff(args: argparse.Namespace) -> int:
+    from shared.repository.walking import walk
+
     repo = _open(args)
     trees = []
     for ref in (args.first, args.second):
@@ -203,6 +211,8 @@ def diff(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
+    from shared.repository import check as run_check
+
     repo = _open(args)
     report = run_check(repo, read_data=args.read_data)
     for warning in report.warnings:
@@ -221,6 +231,10 @@ def check(args: argparse.Namespace) -> int:
 
 
 def forget(args: argparse.Namespace) -> int:
+    from shared.repository import Policy
+    from shared.repository import forget as run_forget
+    from shared.repository import prune as run_prune
+
     if args.keep_last is None and args.keep_within is None:
         raise UsageError("forget needs --keep-last and/or --keep-within")
     within = timedelta(seconds=parse_duration(args.keep_within)) if args.keep_within else None
@@ -236,6 +250,8 @@ def forget(args: argparse.Namespace) -> int:
 
 
 def prune(args: argparse.Namespace) -> int:
+    from shared.repository import prune as run_prune
+
     repo = _open(args)
     result = run_prune(repo, dry_run=args.dry_run)
     human = (f"{'would delete' if args.dry_run else 'deleted'} {result.packs_deleted} pack(s), rewrote {result.packs_rewritten}, "
@@ -246,6 +262,8 @@ def prune(args: argparse.Namespace) -> int:
 
 
 def unlock(args: argparse.Namespace) -> int:
+    from shared.repository.locking import remove_stale
+
     repo = _open(args)
     removed = remove_stale(repo.store)
     return _finish(args, {"removed": removed}, f"removed {removed} stale lock(s)")

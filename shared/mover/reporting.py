@@ -13,10 +13,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from shared.repository import Progress as RepoProgress
-
 if TYPE_CHECKING:
     from shared.mover.publishing import NatsProgress
+    from shared.repository import Progress as RepoProgress
 
 
 class Reporter:
@@ -50,6 +49,8 @@ class Reporter:
             )
             self._bar.start()
             self._task = self._bar.add_task(label, total=None, files="0")
+        from shared.repository import Progress as RepoProgress  # the engine's: loaded with it
+
         self.last = RepoProgress()
 
     @property

@@ -11,9 +11,12 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shared.repository import RepositorySettings
 from shared.store import LocalStore, RetryPolicy, S3Settings, S3Store, open_store
+
+if TYPE_CHECKING:
+    from shared.repository import RepositorySettings
 
 
 class UsageError(Exception):

@@ -14,12 +14,17 @@ The public API the services and ``ferry-mover`` use (all blocking; from async co
     forget(repo, Policy(keep_last=3)); prune(repo); check(repo, read_data=True)
 
 See docs/repository.md for the format, and each module's docstring for why it is built as it is.
+
+The names below are imported on first use (PEP 562), so that a process pays only for what it runs:
+``ferry-mover backup`` does not load restore, prune or check, and the errors (``errors.py``, loaded
+with the package) cost nothing to import for whoever only maps them to exit codes.
 """
 
-from shared.repository.backing import BackupResult, Progress, ProgressFn, backup
-from shared.repository.blobs import put_blob, read_blob
-from shared.repository.checking import CheckReport, check
-from shared.repository.copying import COPIED_FROM, CopyResult, copy_group, copy_snapshot
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from shared.repository.errors import (
     DamagedFiles,
     IntegrityError,
@@ -30,11 +35,40 @@ from shared.repository.errors import (
     SnapshotNotFound,
     WrongKey,
 )
-from shared.repository.formats import Node, Snapshot, SnapshotStats, Tree
-from shared.repository.opening import RepositorySettings, open_repository
-from shared.repository.pruning import ForgetResult, Policy, PruneResult, forget, prune
-from shared.repository.repo import Repository
-from shared.repository.restoring import RestoreResult, restore
+
+if TYPE_CHECKING:
+    from shared.repository.backing import BackupResult, Progress, ProgressFn, backup
+    from shared.repository.blobs import put_blob, read_blob
+    from shared.repository.checking import CheckReport, check
+    from shared.repository.copying import COPIED_FROM, CopyResult, copy_group, copy_snapshot
+    from shared.repository.formats import Node, Snapshot, SnapshotStats, Tree
+    from shared.repository.opening import RepositorySettings, open_repository
+    from shared.repository.pruning import ForgetResult, Policy, PruneResult, forget, prune
+    from shared.repository.repo import Repository
+    from shared.repository.restoring import RestoreResult, restore
+
+_MODULES = {
+    "backing": ["BackupResult", "Progress", "ProgressFn", "backup"],
+    "blobs": ["put_blob", "read_blob"],
+    "checking": ["CheckReport", "check"],
+    "copying": ["COPIED_FROM", "CopyResult", "copy_group", "copy_snapshot"],
+    "formats": ["Node", "Snapshot", "SnapshotStats", "Tree"],
+    "opening": ["RepositorySettings", "open_repository"],
+    "pruning": ["ForgetResult", "Policy", "PruneResult", "forget", "prune"],
+    "repo": ["Repository"],
+    "restoring": ["RestoreResult", "restore"],
+}
+_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "COPIED_FROM",

@@ -104,6 +104,16 @@ def test_a_key_file_is_a_passphrase_run_through_scrypt_not_a_raw_key(tmp_path: P
     assert json.loads(stored.read_text())["kdf"] == "scrypt"
 
 
+def test_an_unknown_step_is_a_usage_error_listing_the_steps_of_the_contracts(tmp_path: Path) -> None:
+    """``--step`` takes its choices from ``StepName``, read only when a step is given (start-up cost)."""
+    from shared.contracts import StepName
+
+    args = [*MOVER, "backup", str(tmp_path), "--step", "teleport"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    steps = ", ".join(repr(step.value) for step in StepName)
+    assert done.returncode == 2 and f"invalid choice: 'teleport' (choose from {steps})" in done.stderr
+
+
 def test_no_repository_and_no_settings(env: dict[str, str], tmp_path: Path) -> None:
     assert mover(env, "ls", code=10)["meaning"].startswith("no repository")
     assert mover({k: v for k, v in env.items() if k != "FERRY_REPO_PASSWORD"}, "ls", code=2)[
