@@ -164,13 +164,30 @@ def test_small_files_share_packs_instead_of_costing_an_object_each(
     assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
 
 
+SMALL_CHUNKS = (16 * 1024, 64 * 1024, 256 * 1024)  # min, average, max: many chunks in a few MB
+
+
+def _small_blocks_repo(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> Repository:
+    """A repository with small chunks, backed up through 1 MiB read blocks: cuts cross blocks often."""
+    monkeypatch.setattr(backing, "READ_BLOCK", 1024 * 1024)
+    return Repository.init(store, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=1024 * 1024, chunker=SMALL_CHUNKS)
+
+
+def _assert_cut_as_one_fastcdc_pass(repo: Repository, root: bytes, src: Path) -> None:
+    full_pass = FastCDC(SMALL_CHUNKS[1], min_size=SMALL_CHUNKS[0], max_size=SMALL_CHUNKS[2])
+    for path, node in walk(repo, root):
+        cuts = (
+            [chunk.length for chunk in full_pass.cut_buf(data)] if (data := (src / path).read_bytes()) else []
+        )
+        stored = [repo.index.get(chunk)[1].size for chunk in node.content]  # type: ignore[index]
+        assert stored == cuts, f"{path}: chunk sizes {stored} != {cuts}"
+
+
 def test_chunks_are_cut_as_a_streaming_chunker_cuts_them_across_read_blocks(
     store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Files share small read blocks and carry their uncut tail over: the cuts must not move."""
-    monkeypatch.setattr(backing, "READ_BLOCK", 1024 * 1024)
-    chunker = (16 * 1024, 64 * 1024, 256 * 1024)
-    repo = Repository.init(store, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=1024 * 1024, chunker=chunker)
+    repo = _small_blocks_repo(store, monkeypatch)
     rng = random.Random(5)
     src = tmp_path / "src"
     src.mkdir()
@@ -185,12 +202,7 @@ def test_chunks_are_cut_as_a_streaming_chunker_cuts_them_across_read_blocks(
     for name, size in sizes.items():
         (src / name).write_bytes(rng.randbytes(size // 2) + bytes(size - size // 2))
     result = backup(repo, src, name="cuts", threads=2)
-    expected_cuts = FastCDC(chunker[1], min_size=chunker[0], max_size=chunker[2])
-    for path, node in walk(repo, result.snapshot.root):
-        data = (src / path).read_bytes()
-        cuts = [chunk.length for chunk in expected_cuts.cut_buf(data)] if data else []
-        stored = [repo.index.get(chunk)[1].size for chunk in node.content]  # type: ignore[index]
-        assert stored == cuts, f"{path}: chunk sizes {stored} != {cuts}"
+    _assert_cut_as_one_fastcdc_pass(repo, result.snapshot.root, src)
     restore(repo, result.snapshot_id, tmp_path / "dst")
     assert file_hashes(tmp_path / "dst") == file_hashes(src)
 
@@ -200,9 +212,7 @@ def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_
 ) -> None:
     """Rewritten in place, grown, and shifted by an insertion: the chunks must be exactly those a full
     FastCDC pass cuts, yet only the changed regions go through the chunker and the workers."""
-    monkeypatch.setattr(backing, "READ_BLOCK", 1024 * 1024)
-    chunker = (16 * 1024, 64 * 1024, 256 * 1024)
-    repo = Repository.init(store, PASSWORD, scrypt_n=FAST_SCRYPT, pack_size=1024 * 1024, chunker=chunker)
+    repo = _small_blocks_repo(store, monkeypatch)
     rng = random.Random(9)
     src = tmp_path / "src"
     src.mkdir()
@@ -228,11 +238,7 @@ def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_
     second = backup(repo, src, name="vol")
 
     assert second.snapshot.parent == first.snapshot_id
-    expected_cuts = FastCDC(chunker[1], min_size=chunker[0], max_size=chunker[2])
-    for path, node in walk(repo, second.snapshot.root):
-        cuts = [chunk.length for chunk in expected_cuts.cut_buf((src / path).read_bytes())]
-        stored = [repo.index.get(chunk)[1].size for chunk in node.content]  # type: ignore[index]
-        assert stored == cuts, f"{path}: chunk sizes {stored} != {cuts}"
+    _assert_cut_as_one_fastcdc_pass(repo, second.snapshot.root, src)
     # Both files were read whole (8.3 MB), but only what surrounds the changes was cut and sent on:
     # the new page and the growth of db, the insertion in shifted (which never resynchronises with
     # the parent's offsets, so the rest of that file is cut as it would be without a parent).
