@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import threading
@@ -11,6 +12,8 @@ import pytest
 from pyfastcdc import FastCDC
 
 from shared.repository import Progress, Repository, WrongKey, backing, backup, put_blob, read_blob, restore
+from shared.repository.checking import check
+from shared.repository.files import ExtentReader
 from shared.repository.walking import walk
 from shared.store import ObjectStore, layout
 from tests.repository.trees import OWNER, awkward_tree, describe, file_hashes, random_files
@@ -246,3 +249,31 @@ def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_
     assert sum(submitted) < 1_000_000 + 3_000_008
     restore(repo, second.snapshot_id, tmp_path / "dst")
     assert file_hashes(tmp_path / "dst") == file_hashes(src)
+
+
+def test_a_read_error_in_the_middle_of_a_file_fails_the_backup_and_leaves_the_repository_sound(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader thread's error reaches the backup (no hang, no half-written snapshot); a rerun works."""
+    repo = _small_blocks_repo(store, monkeypatch)
+    random_files(tmp_path / "src", 3, 3_000_000, seed=11)
+    readinto = ExtentReader.readinto
+    calls = 0
+
+    def failing(self: ExtentReader, buffer: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 4:  # past the first block: in the reader thread, while a block is cut
+            raise OSError(errno.EIO, "Input/output error")
+        return readinto(self, buffer)
+
+    monkeypatch.setattr(ExtentReader, "readinto", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        backup(repo, tmp_path / "src", name="vol")
+    assert repo.snapshots() == []
+    monkeypatch.setattr(ExtentReader, "readinto", readinto)
+    assert check(repo).ok
+    result = backup(repo, tmp_path / "src", name="vol")
+    restore(repo, result.snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+    assert check(repo, read_data=True).ok
