@@ -181,14 +181,15 @@ def warm(*roots: Path) -> None:
                         pass
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+def timed(cmd: list[str], env: dict[str, str], *, measured: bool = True) -> tuple[float, int, str]:
     """Run a command; return (seconds, its peak RSS in bytes, stdout).
 
     RSS is sampled with psutil every 20 ms (``ru_maxrss`` of a child would include the pages of this
     process at fork time). Dirty pages are flushed first, so no run pays for the previous one's writes,
     and the files of ``WARM`` are read, so no run pays for reading them from the disk.
     """
-    warm(*WARM)
+    if measured:  # (an ``init`` is not: no need to read gigabytes first)
+        warm(*WARM)
     os.sync()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
@@ -257,23 +258,24 @@ def dir_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def ferry(env: dict[str, str], *args: str) -> tuple[float, int, dict[str, object]]:
-    seconds, rss, out = timed([sys.executable, "-m", "shared.mover", *args, "--json", "--quiet"], env)
+def ferry(env: dict[str, str], *args: str, measured: bool = True) -> tuple[float, int, dict[str, object]]:
+    command = [sys.executable, "-m", "shared.mover", *args, "--json", "--quiet"]
+    seconds, rss, out = timed(command, env, measured=measured)
     return seconds, rss, json.loads(out.strip().splitlines()[-1])
 
 
 def ferry_first_backup(env: dict[str, str], repo: Path, data: Path, size: int, label: str) -> Run:
     """``init`` and a first backup into a local-directory repository at ``repo``."""
     env = {**env, "FERRY_REPO": str(repo)}
-    ferry(env, "init")
+    ferry(env, "init", measured=False)
     seconds, rss, _ = ferry(env, "backup", str(data), "--name", "bench")
     run = Run(label, seconds, size, rss, dir_size(repo))
     print(run.line(), flush=True)
     return run
 
 
-def restic(env: dict[str, str], *args: str) -> tuple[float, int]:
-    seconds, rss, _ = timed(["restic", "--quiet", *args], env)
+def restic(env: dict[str, str], *args: str, measured: bool = True) -> tuple[float, int]:
+    seconds, rss, _ = timed(["restic", "--quiet", *args], env, measured=measured)
     return seconds, rss
 
 
@@ -333,14 +335,14 @@ def main() -> None:
                       "RESTIC_CACHE_DIR": str(work / "restic-cache")}  # fmt: skip
         with_restic = not args.no_restic and shutil.which("restic") is not None
 
-        ferry(ferry_env, "init")
+        ferry(ferry_env, "init", measured=False)
         seconds, rss, doc = ferry(ferry_env, "backup", str(data), "--name", "bench")
         runs["ferry1"] = Run(
             "ferry first backup (S3)", seconds, size, rss, bucket_size(seaweed, "ferry-bench")
         )
         print(runs["ferry1"].line(), flush=True)
         if with_restic:
-            restic(restic_env, "init")
+            restic(restic_env, "init", measured=False)
             seconds, rss = restic(restic_env, "backup", str(data))
             runs["restic1"] = Run(
                 "restic first backup (S3)", seconds, size, rss, bucket_size(seaweed, "restic-bench")

@@ -38,6 +38,12 @@ def replicate(*namespaces: str, cluster: str = "east", **fields: object) -> Mobi
     )
 
 
+def filtered(**filters: list[str]) -> MobilityRequest:
+    """A discovery of east's shop with include/exclude filters."""
+    return MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["discover"],
+                           source=Source(cluster="east", namespaces=["shop"], **filters))  # fmt: skip
+
+
 async def run(
     settings: Settings, client: BusClient, request: MobilityRequest
 ) -> tuple[RequestState, Inventory | None]:
@@ -217,22 +223,14 @@ async def test_only_included_types_and_never_excluded_ones_are_captured(
     settings: Settings, client: BusClient
 ) -> None:
     state, inventory = await run(
-        settings,
-        client,
-        MobilityRequest(
-            kind=RequestKind.REPLICATE, itinerary=["discover"],
-            source=Source(cluster="east", namespaces=["shop"], include_resources=["configmaps", "Secret", "deploy"],
-                          exclude_resources=[]),
-        ),
-    )  # fmt: skip
+        settings, client, filtered(include_resources=["configmaps", "Secret", "deploy"], exclude_resources=[])
+    )
     assert state.phase is Phase.COMPLETED and inventory is not None
     namespaced = {i.resource for i in inventory.items if i.namespaced}
     assert namespaced == {"configmaps", "secrets", "deployments.apps"}
     state, inventory = await run(
-        settings, client, MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["discover"],
-                                          source=Source(cluster="east", namespaces=["shop"],
-                                                        exclude_resources=["secrets", "promotions.shop.ferry.dev"]))
-    )  # fmt: skip
+        settings, client, filtered(exclude_resources=["secrets", "promotions.shop.ferry.dev"])
+    )
     assert inventory is not None
     resources = {i.resource for i in inventory.items}
     assert "secrets" not in resources and "promotions.shop.ferry.dev" not in resources
@@ -245,11 +243,8 @@ async def test_the_filters_apply_to_cluster_scoped_dependencies_too(
     """Excluded types stay out even where the application needs them, each said in the skipped list;
     the CRD of a captured custom resource comes with it whatever the include list says (as in Velero)."""
     state, inventory = await run(
-        settings, client,
-        MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["discover"],
-                        source=Source(cluster="east", namespaces=["shop"],
-                                      exclude_resources=["persistentvolumes", "storageclasses.storage.k8s.io"])),
-    )  # fmt: skip
+        settings, client, filtered(exclude_resources=["persistentvolumes", "storageclasses.storage.k8s.io"])
+    )
     assert state.phase is Phase.COMPLETED and inventory is not None
     resources = {i.resource for i in inventory.items}
     assert not resources & {"persistentvolumes", "storageclasses.storage.k8s.io"}
@@ -265,11 +260,8 @@ async def test_the_filters_apply_to_cluster_scoped_dependencies_too(
     assert any(k.startswith("persistentvolumes/") for k in skipped)
 
     state, inventory = await run(
-        settings, client,
-        MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["discover"],
-                        source=Source(cluster="east", namespaces=["shop"],
-                                      include_resources=["promotions.shop.ferry.dev", "deployments.apps"])),
-    )  # fmt: skip
+        settings, client, filtered(include_resources=["promotions.shop.ferry.dev", "deployments.apps"])
+    )
     assert inventory is not None
     resources = {i.resource for i in inventory.items}
     assert resources == {

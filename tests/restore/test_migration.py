@@ -252,6 +252,26 @@ async def test_resource_modifiers_and_a_registry_map_shape_the_objects_that_land
         await east.close()
 
 
+def migrate_request(namespace: str) -> MobilityRequest:
+    """The sample app's whole itinerary, east's shop into ``namespace`` of west, storage classes swapped."""
+    return MobilityRequest(kind=RequestKind.MIGRATE, source=Source(cluster="east", namespaces=["shop"],
+                           repository="east"), target=Target(cluster="west", repository="west",
+                           namespace_map={"shop": namespace}, storage_class_map=CLASSES))  # fmt: skip
+
+
+async def assert_volumes_arrived(sandboxes: SandboxClusters, namespace: str) -> None:
+    """Both of the sample app's volumes in west's ``namespace`` are byte-identical to east's."""
+    west, east = kube_cluster(sandboxes, "west"), kube_cluster(sandboxes, "east")
+    try:
+        for claim in ("web-uploads", "pgdata-db-0"):
+            assert file_hashes(await volume_dir(west, namespace, claim)) == file_hashes(
+                await volume_dir(east, "shop", claim)
+            ), claim
+    finally:
+        await west.close()
+        await east.close()
+
+
 async def _ready(west: KubeCluster) -> bool:
     deploy = await west.cluster.find("deployments.apps", "web", "shop-west")
     return bool(deploy and deploy.get("status", {}).get("availableReplicas") == 2)
@@ -264,11 +284,8 @@ async def test_a_migrate_request_runs_the_whole_itinerary(
     from services.discovery.discovering import DiscoveryService
     from services.snapshot.snapshotting import SnapshotService
 
-    request = MobilityRequest(kind=RequestKind.MIGRATE, source=Source(cluster="east", namespaces=["shop"],
-                              repository="east"), target=Target(cluster="west", repository="west",
-                              namespace_map={"shop": "shop-mig"}, storage_class_map=CLASSES))  # fmt: skip
     async with DiscoveryService(settings), SnapshotService(settings), ferry(settings) as client:
-        request_id = await client.submit(request)
+        request_id = await client.submit(migrate_request("shop-mig"))
         state = await client.wait(request_id, within=120)
     assert state.phase is Phase.COMPLETED, state.reason
     assert [s.step.value for s in state.steps] == ["discover", "snapshot", "transfer", "restore", "verify"]
@@ -276,17 +293,13 @@ async def test_a_migrate_request_runs_the_whole_itinerary(
     assert (
         verified is not None and verified.counts["volumes"] == 2 and verified.counts["files_verified"] == 11
     )
-    west, east = kube_cluster(sandboxes, "west"), kube_cluster(sandboxes, "east")
+    await assert_volumes_arrived(sandboxes, "shop-mig")
+    west = kube_cluster(sandboxes, "west")
     try:
-        for claim in ("web-uploads", "pgdata-db-0"):
-            assert file_hashes(await volume_dir(west, "shop-mig", claim)) == file_hashes(
-                await volume_dir(east, "shop", claim)
-            ), claim
         binding = await west.get("rolebindings.rbac.authorization.k8s.io", "shop-web", "shop-mig")
         assert [s["namespace"] for s in binding["subjects"]] == ["shop-mig"]
     finally:
         await west.close()
-        await east.close()
 
 
 async def test_a_dry_run_of_the_sample_app_writes_nothing_anywhere(
@@ -342,25 +355,14 @@ async def test_a_migration_crosses_two_object_stores_each_with_its_own_endpoint_
             s3={"endpoint": stack.s3.endpoint, "access_key": stack.s3.access_key, "secret_key": stack.s3.secret_key},
             repositories={"east": "s3://ferry-east-cloud/apps", "west": west_repo},
         )  # fmt: skip
-        request = MobilityRequest(kind=RequestKind.MIGRATE, source=Source(cluster="east", namespaces=["shop"],
-                                  repository="east"), target=Target(cluster="west", repository="west",
-                                  namespace_map={"shop": "shop-cloud"}, storage_class_map=CLASSES))  # fmt: skip
         async with DiscoveryService(crossing), SnapshotService(crossing), ferry(crossing) as client:
-            request_id = await client.submit(request)
+            request_id = await client.submit(migrate_request("shop-cloud"))
             state = await client.wait(request_id, within=150)
         assert state.phase is Phase.COMPLETED, state.reason
         transferred = state.steps[2].result
         assert transferred is not None and transferred.counts["bytes_sent"] > 0
         assert state.steps[-1].result is not None and state.steps[-1].result.counts["volumes_failed"] == 0
-        west, east = kube_cluster(sandboxes, "west"), kube_cluster(sandboxes, "east")
-        try:
-            for claim in ("web-uploads", "pgdata-db-0"):
-                assert file_hashes(await volume_dir(west, "shop-cloud", claim)) == file_hashes(
-                    await volume_dir(east, "shop", claim)
-                ), claim
-        finally:
-            await west.close()
-            await east.close()
+        await assert_volumes_arrived(sandboxes, "shop-cloud")
         # The packs are in the other cloud's bucket; east's store never held a west bucket.
         keys = boto3_keys(other.s3, "ferry-west-cloud")
         assert any(k.startswith("apps/") for k in keys)
