@@ -154,6 +154,7 @@ class _Backup:
         self.progress = Progress()
         self._last_report = 0.0
         self.index = repo.index
+        self._local = threading.local()  # each worker's buffer for _holds
 
     def report(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -179,17 +180,17 @@ class _Backup:
         return self.pool.submit(self._store_chunk, data, block)
 
     def _read_chunks(
-        self, reader: ExtentReader, guide: dict[int, tuple[bytes, int]] | None = None
-    ) -> list[Future[bytes]]:
+        self, reader: ExtentReader, position: int = 0, resume: _Verifier | None = None
+    ) -> tuple[list[Future[bytes]], int, tuple[bytes, int] | None]:
         """Read a file into blocks, cut it, and submit each chunk (a view of its block) to a worker.
 
         While one block is cut, the reader thread fills the next one after a gap of ``max_chunk``
         bytes, where the uncut tail of this block is then copied: reading and cutting overlap.
 
-        ``guide`` maps file offsets to the (id, size) of the parent's chunk there (``_guide``): where
-        the bytes at such an offset hash to that chunk, it is the chunk FastCDC would cut, and the
-        cutting and the workers are skipped. A database file rewritten in a few places is thus
-        hashed, not cut, except around what changed.
+        ``position`` is the file offset the reader starts at. With ``resume`` (a guided re-cut, see
+        ``_read_guided``), cutting stops at the first cut that lands where the file still holds its
+        parent's chunk. Returns the futures of the chunk ids, the offset reached, and that parent
+        chunk (id, size), or None at the end of the file.
         """
         block = self.block
         if block is None or block.view.nbytes - block.fill < 2 * self.max_chunk:
@@ -198,7 +199,6 @@ class _Backup:
             block = self.block = self.blocks.take()
         futures: list[Future[bytes]] = []
         start = block.fill  # the file's bytes not yet cut are block.view[start:end]
-        position = 0  # the offset of block.view[start] in the file's content
         end, eof = _fill(reader, block.view, start)
         ahead: Future[tuple[int, bool]] | None = None
         try:
@@ -209,20 +209,22 @@ class _Backup:
                     ahead = self.reader.submit(_fill, reader, fresh.view, self.max_chunk)
                 while end > start and (eof or end - start >= self.max_chunk):
                     # (with less than max_chunk ahead, a cut is not sure yet: cut it with the next block)
-                    known = guide.get(position) if guide and end - start >= self.max_chunk else None
-                    if known is not None and self._same(view[start : start + known[1]], known[0]):
-                        futures.append(_stored(known[0]))
-                        length = known[1]
-                    else:
-                        length = next(iter(self.chunker.cut_buf(view[start:end]))).length
-                        futures.append(self._submit(view[start : start + length], block))
+                    length = next(iter(self.chunker.cut_buf(view[start:end]))).length
+                    futures.append(self._submit(view[start : start + length], block))
                     start += length
                     position += length
                     self.progress.bytes_done += length
                     self.report()
+                    known = resume(position) if resume is not None else None
+                    if known is not None:  # back in step with the parent: the rest read is not needed
+                        block.fill = start
+                        if ahead is not None:
+                            wait([ahead])
+                            self.blocks.release(fresh)
+                        return futures, position, known
                 if ahead is None:  # the end of the file: everything is cut
                     block.fill = end
-                    return futures
+                    return futures, position, None
                 filled, eof = ahead.result()
                 ahead = None
                 carry = end - start  # less than one chunk
@@ -235,8 +237,50 @@ class _Backup:
                 wait([ahead])
             raise
 
-    def _same(self, data: memoryview, chunk_id: bytes) -> bool:
-        return chunk_id in self.index and self.repo.cipher.chunk_id(data, parallel=True) == chunk_id
+    def _read_guided(self, fd: int, guide: dict[int, tuple[bytes, int]]) -> tuple[list[Future[bytes]], int]:
+        """Back up a changed file against its parent's chunks (``_guide``): (chunk futures, size read).
+
+        Where the file still holds the parent's chunk at that chunk's offset, FastCDC would cut that
+        very chunk there, so it is reused with no cutting and no worker; the workers check this a
+        few chunks ahead (``_Verifier``), each reading into its own small buffer and hashing it while
+        it is still in the CPU cache. From an offset that does not check out, the file is read and
+        cut as usual until a cut lands on one that does. A database file rewritten in a few pages is
+        thus hashed, not cut, except around what changed.
+        """
+        futures: list[Future[bytes]] = []
+        position = 0
+        verifier = _Verifier(self, fd, guide)
+        try:
+            known = verifier(position)
+            while True:
+                if known is None:
+                    os.lseek(fd, position, os.SEEK_SET)
+                    cut, position, known = self._read_chunks(ExtentReader(fd, None), position, verifier)
+                    futures += cut
+                    if known is None:
+                        return futures, position
+                chunk_id, length = known
+                futures.append(_stored(chunk_id))
+                position += length
+                self.progress.bytes_done += length
+                self.report()
+                known = verifier(position)
+        finally:
+            verifier.close()
+
+    def _holds(self, fd: int, offset: int, length: int, chunk_id: bytes) -> bool:
+        """Whether the file's bytes at ``offset`` are the chunk ``chunk_id`` (run on a worker)."""
+        buffer: memoryview | None = getattr(self._local, "buffer", None)
+        if buffer is None:  # one per worker, reused: the bytes are hashed while still in its cache
+            buffer = self._local.buffer = memoryview(mmap.mmap(-1, self.max_chunk))
+        view = buffer[:length]
+        done = 0
+        while done < length:
+            n = os.preadv(fd, [view[done:]], offset + done)
+            if n == 0:  # the file is shorter now
+                return False
+            done += n
+        return self.repo.cipher.chunk_id(view) == chunk_id
 
     def _guide(self, old: Node | None, extents: list[tuple[int, int]] | None) -> dict[int, tuple[bytes, int]]:
         """The parent's chunks of a changed dense file, by offset, where FastCDC's cut cannot depend on
@@ -369,9 +413,13 @@ class _Backup:
             return None
         try:
             extents = data_extents(fd, st)
-            reader = ExtentReader(fd, extents)
-            futures = self._read_chunks(reader, self._guide(old, extents))
-            read = reader.total
+            guide = self._guide(old, extents)
+            if guide:
+                futures, read = self._read_guided(fd, guide)
+            else:
+                reader = ExtentReader(fd, extents)
+                futures = self._read_chunks(reader)[0]
+                read = reader.total
             self.stats.bytes_read += read
             after = os.fstat(fd)
         finally:
@@ -386,6 +434,49 @@ class _Backup:
             self.warn(f"file changed while it was read, stored as read ({read} bytes): {rel}")
             node.mtime_ns = 0  # never matches a later stat: the next backup reads it again
         return futures
+
+
+class _Verifier:
+    """Whether a changed file still holds its parent's chunk at an offset, checked ahead on the workers.
+
+    Called with increasing offsets; the checks of the next ``AHEAD`` offsets of the parent's chunks
+    run on the workers meanwhile. Checks left behind (the cutting moved past them) are dropped, so a
+    file rewritten from end to end costs ``AHEAD`` wasted checks, not a second pass.
+    """
+
+    AHEAD = 16
+
+    def __init__(self, job: _Backup, fd: int, guide: dict[int, tuple[bytes, int]]) -> None:
+        self.job, self.fd, self.guide = job, fd, guide
+        self.offsets = sorted(guide)
+        self.next = 0  # the index in offsets of the next check to start
+        self.pending: dict[int, Future[bool]] = {}
+
+    def __call__(self, position: int) -> tuple[bytes, int] | None:
+        """The parent's chunk (id, size) that the file holds at ``position``, or None."""
+        known = self.guide.get(position)
+        if known is None:
+            return None
+        for behind in [offset for offset in self.pending if offset < position]:
+            self.pending.pop(behind).cancel()
+        while self.next < len(self.offsets) and self.offsets[self.next] < position:
+            self.next += 1
+        while self.next < len(self.offsets) and len(self.pending) < self.AHEAD:
+            offset = self.offsets[self.next]
+            self.next += 1
+            chunk_id, length = self.guide[offset]
+            self.pending[offset] = self.job.pool.submit(self.job._holds, self.fd, offset, length, chunk_id)
+        check = self.pending.pop(position, None)  # None only if this offset was asked for before
+        chunk_id, length = known
+        holds = check.result() if check else self.job._holds(self.fd, position, length, chunk_id)
+        return known if holds else None
+
+    def close(self) -> None:
+        """Drop the checks not started and wait for the others: the file is closed next."""
+        for check in self.pending.values():
+            check.cancel()
+        wait(list(self.pending.values()))
+        self.pending.clear()
 
 
 def backup(

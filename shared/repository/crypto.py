@@ -61,10 +61,9 @@ class Cipher:
         self._id_key = key.chunk_id
         self.level = compression_level
 
-    def chunk_id(self, data: bytes | memoryview, *, parallel: bool = False) -> bytes:
-        """The keyed BLAKE3 of ``data``; ``parallel`` hashes it on every core (for a lone caller)."""
-        threads = blake3.blake3.AUTO if parallel else 1
-        return blake3.blake3(data, key=self._id_key, max_threads=threads).digest()
+    def chunk_id(self, data: bytes | memoryview) -> bytes:
+        """The keyed BLAKE3 of ``data``."""
+        return blake3.blake3(data, key=self._id_key).digest()
 
     def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE)

@@ -213,8 +213,8 @@ def test_chunks_are_cut_as_a_streaming_chunker_cuts_them_across_read_blocks(
 def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_it_changed(
     store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rewritten in place, grown, and shifted by an insertion: the chunks must be exactly those a full
-    FastCDC pass cuts, yet only the changed regions go through the chunker and the workers."""
+    """Rewritten in place, grown, shifted by an insertion, truncated: the chunks must be exactly those a
+    full FastCDC pass cuts, yet only the changed regions go through the chunker and the workers."""
     repo = _small_blocks_repo(store, monkeypatch)
     rng = random.Random(9)
     src = tmp_path / "src"
@@ -222,6 +222,7 @@ def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_
     original = rng.randbytes(4_000_000)
     (src / "db").write_bytes(original)
     (src / "shifted").write_bytes(original)
+    (src / "truncated").write_bytes(original)
     first = backup(repo, src, name="vol")
 
     with open(src / "db", "r+b") as f:  # a page rewritten in the middle, then the file grows
@@ -230,6 +231,7 @@ def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_
         f.seek(0, os.SEEK_END)
         f.write(rng.randbytes(300_000))
     (src / "shifted").write_bytes(original[:1_000_000] + b"inserted" + original[1_000_000:])
+    os.truncate(src / "truncated", 2_500_000)
     submitted: list[int] = []
     submit = backing._Backup._submit
 
@@ -242,10 +244,11 @@ def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_
 
     assert second.snapshot.parent == first.snapshot_id
     _assert_cut_as_one_fastcdc_pass(repo, second.snapshot.root, src)
-    # Both files were read whole (8.3 MB), but only what surrounds the changes was cut and sent on:
+    # The files were read whole (10.8 MB), but only what surrounds the changes was cut and sent on:
     # the new page and the growth of db, the insertion in shifted (which never resynchronises with
-    # the parent's offsets, so the rest of that file is cut as it would be without a parent).
-    assert second.snapshot.stats.bytes_read == 4_300_000 + 4_000_008
+    # the parent's offsets, so the rest of that file is cut as it would be without a parent), the
+    # new last chunk of truncated.
+    assert second.snapshot.stats.bytes_read == 4_300_000 + 4_000_008 + 2_500_000
     assert sum(submitted) < 1_000_000 + 3_000_008
     restore(repo, second.snapshot_id, tmp_path / "dst")
     assert file_hashes(tmp_path / "dst") == file_hashes(src)
