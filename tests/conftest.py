@@ -29,6 +29,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _mover_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Movers started by tests keep their cache (key hints) in the run's temp dir, not in ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FERRY_CACHE_DIR", str(tmp_path_factory.mktemp("mover-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The real nats-server (JetStream) and SeaweedFS (S3 gateway), started once per run."""

@@ -42,6 +42,7 @@ class Env:
     S3_VIRTUAL_HOST = "FERRY_S3_VIRTUAL_HOST"
     NATS_URL = "FERRY_NATS_URL"
     REQUEST_ID = "FERRY_REQUEST_ID"
+    CACHE_DIR = "FERRY_CACHE_DIR"
 
 
 def _flag(value: str | None, env: str, default: str = "") -> str:
@@ -74,6 +75,11 @@ def add_repository_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"virtual-hosted style instead of path style (env {Env.S3_VIRTUAL_HOST}=1)",
     )
+    group.add_argument(
+        "--cache-dir",
+        help=f"where to remember the key's scrypt salt between runs; 'off' for nowhere (env {Env.CACHE_DIR}, "
+        "default ~/.cache/ferry)",
+    )
 
 
 def read_secret(file_flag: str | None, file_env: str, value_env: str, what: str) -> bytes:
@@ -95,8 +101,16 @@ def password(args: argparse.Namespace) -> bytes:
     return read_secret(args.password_file, Env.PASSWORD_FILE, Env.PASSWORD, "repository password")
 
 
+def repository_url(args: argparse.Namespace) -> str:
+    return _flag(args.repo, Env.REPO)
+
+
+def s3_endpoint(args: argparse.Namespace) -> str | None:
+    return _flag(args.s3_endpoint, Env.S3_ENDPOINT) or None
+
+
 def open_repository_store(args: argparse.Namespace, url: str | None = None) -> LocalStore | S3Store:
-    url = url or _flag(args.repo, Env.REPO)
+    url = url or repository_url(args)
     if not url:
         raise UsageError(f"no repository: pass --repo s3://bucket/prefix or a path, or set {Env.REPO}")
     if not url.startswith("s3://"):
@@ -105,7 +119,7 @@ def open_repository_store(args: argparse.Namespace, url: str | None = None) -> L
     secret = os.environ.get(Env.S3_SECRET_KEY) or os.environ.get("AWS_SECRET_ACCESS_KEY")
     settings = S3Settings(
         bucket="",
-        endpoint=_flag(args.s3_endpoint, Env.S3_ENDPOINT) or None,
+        endpoint=s3_endpoint(args),
         region=_flag(args.s3_region, Env.S3_REGION, "us-east-1"),
         access_key=access,
         secret_key=secret,

@@ -37,6 +37,7 @@ from shared.repository.formats import (
     TREE,
     TREE_DECODER,
     Config,
+    KeyFile,
     PackedBlob,
     Snapshot,
     Tree,
@@ -58,8 +59,16 @@ def _now() -> str:
 class Repository:
     """An open repository: its config, its master key (via ``cipher``) and, once loaded, its index."""
 
-    def __init__(self, store: ObjectStore, config: Config, master: MasterKey, key_id: str) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        config: Config,
+        master: MasterKey,
+        key_id: str,
+        key_file: KeyFile | None = None,
+    ) -> None:
         self.store, self.config, self.key_id = store, config, key_id
+        self.key_file = key_file  # the key object that opened it (its salt and scrypt parameters)
         self.cipher = Cipher(master, config.compression_level)
         self._index: Index | None = None
         self._index_lock = threading.Lock()
@@ -93,9 +102,10 @@ class Repository:
         master = MasterKey.generate(like.cipher.key.chunk_id if like else None)
         config = Config(FORMAT_VERSION, secrets.token_hex(16), _now(), *chunker, pack_size, compression_level)
         key_id = secrets.token_hex(16)
-        store.put(layout.key(key_id), JSON.encode(crypto.wrap(master, passphrase, n=scrypt_n)))
+        key_file = crypto.wrap(master, passphrase, n=scrypt_n)
+        store.put(layout.key(key_id), JSON.encode(key_file))
         store.put(layout.config(), JSON.encode(config))
-        return cls(store, config, master, key_id)
+        return cls(store, config, master, key_id, key_file)
 
     @classmethod
     def open(cls, store: ObjectStore, passphrase: bytes) -> Repository:
@@ -111,19 +121,23 @@ class Repository:
                 master = crypto.unwrap(key_file, passphrase)
             except WrongKey:
                 continue
-            return cls(store, config, master, layout.id_of(info.key))
+            return cls(store, config, master, layout.id_of(info.key), key_file)
         raise WrongKey(f"wrong password or key file for the repository at {store.location}")
 
     # -- keys ---------------------------------------------------------------------------------------
 
     def add_key(self, passphrase: bytes, *, scrypt_n: int = crypto.SCRYPT_N) -> str:
+        return self._add_key(passphrase, scrypt_n)[0]
+
+    def _add_key(self, passphrase: bytes, scrypt_n: int) -> tuple[str, KeyFile]:
         key_id = secrets.token_hex(16)
-        self.store.put(layout.key(key_id), JSON.encode(crypto.wrap(self.cipher.key, passphrase, n=scrypt_n)))
-        return key_id
+        key_file = crypto.wrap(self.cipher.key, passphrase, n=scrypt_n)
+        self.store.put(layout.key(key_id), JSON.encode(key_file))
+        return key_id, key_file
 
     def rotate_key(self, new_passphrase: bytes, *, scrypt_n: int = crypto.SCRYPT_N) -> str:
         """Replace the key used to open this repository by one for ``new_passphrase``; data untouched."""
-        new_id = self.add_key(new_passphrase, scrypt_n=scrypt_n)
+        new_id, self.key_file = self._add_key(new_passphrase, scrypt_n)
         self.store.delete(layout.key(self.key_id))
         self.key_id = new_id
         return new_id

@@ -180,6 +180,36 @@ def test_key_rotation_and_forget_from_the_command_line(env: dict[str, str], tmp_
     assert len(mover(env, "ls")["snapshots"]) == 1
 
 
+def test_the_key_hint_starts_scrypt_early_holds_nothing_secret_and_survives_a_rotation(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The cache keeps the key object's salt between runs; a stale, damaged or absent hint only costs time."""
+    env = {**env, "FERRY_CACHE_DIR": str(tmp_path / "cache")}
+    mover(env, "init")
+    [hint] = (tmp_path / "cache" / "keys").glob("*.json")
+    assert sorted(json.loads(hint.read_text())) == ["n", "p", "r", "salt"]
+    assert b"s3cret" not in hint.read_bytes()
+    random_files(tmp_path / "src", 2, 50_000, seed=3)
+    first = mover(env, "backup", str(tmp_path / "src"), "--name", "vol")
+
+    # Rotated from another machine: the hint names a key object that is gone.
+    stale = hint.read_text()
+    elsewhere = {**env, "FERRY_CACHE_DIR": str(tmp_path / "elsewhere"), "FERRY_NEW_REPO_PASSWORD": "n3w"}
+    mover(elsewhere, "key", "rotate")
+    mover(env, "ls", code=12)
+    assert mover({**env, "FERRY_REPO_PASSWORD": "n3w"}, "ls")["snapshots"][0]["id"] == first["snapshot_id"]
+    assert hint.read_text() != stale, "the hint follows the key object that opened the repository"
+
+    hint.write_text('{"salt": "not hex"')
+    restored = mover(
+        {**env, "FERRY_REPO_PASSWORD": "n3w"}, "restore", first["snapshot_id"], str(tmp_path / "dst")
+    )
+    assert restored["damaged"] == {} and file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+    mover({**env, "FERRY_REPO_PASSWORD": "n3w", "FERRY_CACHE_DIR": "off"}, "ls")
+    mover({**env, "FERRY_REPO_PASSWORD": "n3w", "FERRY_CACHE_DIR": "/proc/no-such-dir"}, "ls")
+    assert json.loads(hint.read_text())["salt"] != "not hex"
+
+
 def test_a_service_and_its_mover_jobs_share_one_settings_object(
     store: ObjectStore, stack: LocalStack, tmp_path: Path
 ) -> None:

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 from pyfastcdc import FastCDC
 
-from shared.repository import Progress, Repository, WrongKey, backing, backup, put_blob, read_blob, restore
+from shared.repository import (
+    Progress,
+    Repository,
+    WrongKey,
+    backing,
+    backup,
+    crypto,
+    put_blob,
+    read_blob,
+    restore,
+)
 from shared.repository.checking import check
 from shared.repository.files import ExtentReader
 from shared.repository.walking import walk
@@ -101,6 +111,21 @@ def test_a_wrong_password_is_a_clear_error_and_writes_nothing(repo: Repository, 
     with pytest.raises(WrongKey, match="wrong password or key file"):
         Repository.open(store, b"not the password")
     assert sorted(info.key for info in store.list("")) == before
+
+
+def test_scrypt_started_early_serves_only_its_own_password_and_key_object(
+    repo: Repository, store: ObjectStore
+) -> None:
+    key = repo.key_file
+    assert key is not None
+    crypto.derive_early(b"not the password", key.salt, key.n, key.r, key.p)
+    assert Repository.open(store, PASSWORD).key_id == repo.key_id
+    crypto.derive_early(PASSWORD, key.salt, key.n, key.r, key.p)
+    with pytest.raises(WrongKey):
+        Repository.open(store, b"not the password")
+    crypto.derive_early(PASSWORD, key.salt, key.n, key.r, key.p)
+    crypto.derive_early(PASSWORD, bytes(32), key.n, key.r, key.p)  # a stale hint: no key object has it
+    assert Repository.open(store, PASSWORD).key_id == repo.key_id
 
 
 def test_rotating_the_key_rewraps_it_without_rewriting_data(
