@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime
 import http.server
 import ipaddress
+import json
+import os
 import ssl
 import threading
 from collections.abc import Iterator
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import botocore
 import botocore.awsrequest
+import botocore.loaders
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.store import PermanentStoreError, RetryPolicy, S3Settings, S3Store, StoreError
+from shared.store.s3 import _json_file_loader
 
 BODY = b"served over TLS"
 
@@ -190,3 +195,21 @@ def test_a_bad_ca_bundle_is_a_permanent_error_naming_it(
         bundle.write_bytes(content)
     with pytest.raises(PermanentStoreError, match=f"CA bundle {bundle}"):
         _store("https://127.0.0.1:9", ca_bundle=str(bundle)).get("config")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "endpoints",
+        "sdk-default-configuration",
+        "s3/2006-03-01/service-2",
+        "s3/2006-03-01/endpoint-rule-set-1",
+    ],
+)
+def test_botocore_data_files_parse_to_what_botocore_reads_itself(name: str) -> None:
+    """The store reads botocore's data with msgspec (faster start): same content, same key order."""
+    path = os.path.join(os.path.dirname(botocore.__file__), "data", name)
+    theirs = botocore.loaders.JSONFileLoader().load_file(path)
+    ours = _json_file_loader().load_file(path)
+    assert theirs is not None and json.dumps(ours) == json.dumps(theirs)
+    assert _json_file_loader().load_file(path + "-absent") is None
