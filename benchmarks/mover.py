@@ -301,7 +301,11 @@ def main() -> None:
         flush=True,
     )
     # Bytecode compiled once, as ``pip install`` does; the runs then load it instead of the sources.
-    base_env = {**os.environ, "PYTHONPYCACHEPREFIX": str(work / "pycache")}
+    base_env = {
+        **os.environ,
+        "PYTHONPYCACHEPREFIX": str(work / "pycache"),
+        "FERRY_CACHE_DIR": str(work / "ferry-cache"),
+    }
     base_env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "shared")], env=base_env,
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip

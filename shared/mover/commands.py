@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.mover import keyhints
+from shared.mover import cache
 from shared.mover.reporting import Reporter, summary
 from shared.mover.settings import (
     Env,
@@ -52,9 +52,9 @@ def _open(args: argparse.Namespace) -> Repository:
     from shared.repository import Repository
 
     secret = password(args)
-    keyhints.start(args, secret)  # scrypt on another core while botocore loads
-    repo = Repository.open(open_repository_store(args), secret)
-    keyhints.remember(args, repo)
+    cache.start_scrypt(args, secret)  # on another core, while botocore loads
+    repo = Repository.open(cache.cached(args, open_repository_store(args)), secret)
+    cache.remember_key(args, repo)
     _started()
     return repo
 
@@ -85,7 +85,7 @@ def init(args: argparse.Namespace) -> int:
     like = Repository.open(open_repository_store(args, args.like), secret) if args.like else None
     _started()
     repo = Repository.init(store, secret, like=like, pack_size=args.pack_size_mib * 1024 * 1024)
-    keyhints.remember(args, repo)
+    cache.remember_key(args, repo)
     return _finish(
         args,
         {"repository": store.location, "id": repo.config.id},
@@ -286,7 +286,7 @@ def key(args: argparse.Namespace) -> int:
     )
     old_id = repo.key_id
     new_id = repo.rotate_key(new)
-    keyhints.remember(args, repo)
+    cache.remember_key(args, repo)
     return _finish(
         args,
         {"old_key": old_id, "new_key": new_id},

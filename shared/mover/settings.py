@@ -77,8 +77,8 @@ def add_repository_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--cache-dir",
-        help=f"where to remember the key's scrypt salt between runs; 'off' for nowhere (env {Env.CACHE_DIR}, "
-        "default ~/.cache/ferry)",
+        help=f"the mover's cache (the key's scrypt salt, copies of index files and snapshot records); 'off' "
+        f"for none (env {Env.CACHE_DIR}, default ~/.cache/ferry)",
     )
 
 

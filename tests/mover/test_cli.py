@@ -180,17 +180,19 @@ def test_key_rotation_and_forget_from_the_command_line(env: dict[str, str], tmp_
     assert len(mover(env, "ls")["snapshots"]) == 1
 
 
-def test_the_key_hint_starts_scrypt_early_holds_nothing_secret_and_survives_a_rotation(
+def test_the_cache_holds_nothing_secret_and_survives_a_key_rotation(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The cache keeps the key object's salt between runs; a stale, damaged or absent hint only costs time."""
+    """The cache keeps the key object's salt and copies of snapshot records and index files between runs;
+    a stale, damaged or absent cache only costs time."""
     env = {**env, "FERRY_CACHE_DIR": str(tmp_path / "cache")}
     mover(env, "init")
-    [hint] = (tmp_path / "cache" / "keys").glob("*.json")
+    [hint] = (tmp_path / "cache").rglob("key.json")
     assert sorted(json.loads(hint.read_text())) == ["n", "p", "r", "salt"]
     assert b"s3cret" not in hint.read_bytes()
     random_files(tmp_path / "src", 2, 50_000, seed=3)
     first = mover(env, "backup", str(tmp_path / "src"), "--name", "vol")
+    assert [p.name for p in (hint.parent / "snapshots").iterdir()] == [first["snapshot_id"]]
 
     # Rotated from another machine: the hint names a key object that is gone.
     stale = hint.read_text()
