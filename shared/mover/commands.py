@@ -268,8 +268,11 @@ def prune(args: argparse.Namespace) -> int:
 
 def unlock(args: argparse.Namespace) -> int:
     from shared.repository.locking import remove_stale
+    from shared.repository.recovering import index_orphan_packs
 
     repo = _open(args)
+    with repo.lock(purpose="unlock"):  # a stale lock is a dead backup's: index the packs it left first
+        index_orphan_packs(repo)
     removed = remove_stale(repo.store)
     return _finish(args, {"removed": removed}, f"removed {removed} stale lock(s)")
 

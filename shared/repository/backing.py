@@ -503,13 +503,16 @@ def backup(
     with ThreadPoolExecutor(3, thread_name_prefix="ferry-open") as pool:
         # Independent round trips to the store, overlapped: the lock, the index, the snapshot list.
         locking = pool.submit(repo.lock(purpose=f"backup {name}").acquire)
-        indexing = pool.submit(lambda: index_orphan_packs(repo))
+        indexing = pool.submit(lambda: repo.index)
         listing = pool.submit(repo.snapshots, name=name) if parent == "auto" else None
         pending: list[Future[Any]] = [f for f in (locking, indexing, listing) if f is not None]
         wait(pending)
         lock = locking.result()
+    abandon = False  # leave the lock to go stale: this backup's packs may be unindexed
     try:
         indexing.result()
+        if lock.others:  # another backup runs, or one died holding its lock: look for its packs
+            index_orphan_packs(repo)
         parent_tree: Tree | None = None
         if listing is not None:
             same = [
@@ -548,7 +551,7 @@ def backup(
             job.pool.shutdown(wait=True, cancel_futures=True)
             job.finisher.shutdown(wait=True, cancel_futures=True)
             job.reader.shutdown(wait=True, cancel_futures=True)
-            packer.abort()
+            abandon = not packer.abort()
             raise
         finally:
             packer.close()
@@ -563,5 +566,8 @@ def backup(
         snapshot_id = repo.save_snapshot(record)
         job.report(force=True)
     finally:
-        lock.release()
+        if abandon:
+            lock.abandon()
+        else:
+            lock.release()
     return BackupResult(snapshot_id, record)

@@ -70,6 +70,7 @@ class Lock:
         self._refreshed = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.others = 0  # other lock objects seen at acquire, live or stale
 
     def _write(self) -> None:
         record = LockRecord(socket.gethostname(), os.getpid(), self.exclusive, time.time(), self.purpose)
@@ -78,10 +79,12 @@ class Lock:
     def conflicts(self) -> list[str]:
         """Live locks of other holders that conflict with ours, described for a person."""
         found = []
+        self.others = 0
         for info in self.store.list(layout.LOCKS):
             other = layout.id_of(info.key)
             if other == self.id:
                 continue
+            self.others += 1
             try:
                 record = _DECODER.decode(self.store.get(info.key))
             except (ObjectNotFound, msgspec.DecodeError):
@@ -121,11 +124,16 @@ class Lock:
                 f"lost the repository lock: not refreshed for {self.stale_after * 0.8:.0f}s"
             )
 
-    def release(self) -> None:
+    def abandon(self) -> None:
+        """Stop refreshing but leave the lock object: it goes stale, and tells the next backup to look
+        for packs this process uploaded and could not index (``recovering``)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def release(self) -> None:
+        self.abandon()
         try:
             self.store.delete(layout.lock(self.id))
         except StoreError as e:

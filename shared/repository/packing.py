@@ -242,8 +242,11 @@ class Packer:
         with self._index_lock:
             self._save_index()
 
-    def abort(self) -> None:
-        """After a failure or an interrupt: drop the partial packs, but index what was uploaded."""
+    def abort(self) -> bool:
+        """After a failure or an interrupt: drop the partial packs, but index what was uploaded.
+
+        False when that index could not be written: the packs are then only found from their headers.
+        """
         with self._lock:
             self._outstanding -= len(self._open)
             self._open.clear()
@@ -253,6 +256,8 @@ class Packer:
                 self._save_index()
             except Exception as e:  # the packs stay recoverable from their headers
                 log.warning("could not save the index of uploaded packs: %s", e)
+                return False
+        return True
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

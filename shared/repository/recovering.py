@@ -1,10 +1,16 @@
 """Recovering packs an interrupted backup uploaded but did not get to index.
 
 Packs are written whole (an S3 PUT or an atomic rename), so a pack found under ``data/`` is complete
-even if its backup was killed before writing the index file naming it. Before each backup, packs
-missing from the index have their header read (two small range reads each) and are indexed, so the
-rerun of a killed backup uploads nothing that already reached the store. A pack whose header does
-not authenticate is left alone (``check`` reports it, ``prune`` removes it).
+even if its backup was killed before writing the index file naming it. Packs missing from the index
+have their header read (two small range reads each) and are indexed, so the rerun of a killed
+backup uploads nothing that already reached the store. A pack whose header does not authenticate is
+left alone (``check`` reports it, ``prune`` removes it).
+
+Finding them means listing every pack of the repository: a thousand LIST requests for a 15 TB one.
+So a backup looks only when there is a reason to. A backup that ends, fails or is interrupted
+indexes what it uploaded, then deletes its lock. One that was killed, or that could not write that
+index, leaves its lock behind. The next backup finds packs to index only when it sees another lock
+object, live or stale. ``ferry-mover unlock`` indexes them before it deletes stale locks.
 """
 
 from __future__ import annotations

@@ -159,6 +159,7 @@ def test_a_killed_backup_resumes_without_uploading_again(
     assert 4 <= uploaded < 16, "killed halfway"
     assert mover(env, "ls")["snapshots"] == []
     assert mover(env, "check")["ok"] is True
+    mover(env, "unlock")  # the killed job's lock: its packs are indexed before it goes
     resumed = mover(env, "backup", str(tmp_path / "src"))
     assert resumed["stored_bytes"] <= (16 - uploaded + 2) * 1024 * 1024
     mover(env, "prune")  # the killed job's lock is stale (its process is gone): prune is not blocked

@@ -149,6 +149,62 @@ def test_an_interrupted_backup_leaves_packs_the_next_one_reuses(
     assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
 
 
+class _CutWithIndex(_FailingAfter):
+    """As ``_FailingAfter``, and the index of the packs that got through cannot be written either."""
+
+    def put(self, key: str, data: bytes) -> None:
+        if key.startswith(layout.INDEX) and self.left <= 0:
+            raise PermanentStoreError(f"put {key}: connection cut")
+        super().put(key, data)
+
+
+def test_a_backup_that_cannot_index_its_packs_leaves_its_lock_and_the_next_one_finds_them(
+    repo: Repository, store: ObjectStore, tmp_path: Path
+) -> None:
+    random_files(tmp_path / "src", 10, 400_000)
+    cut = Repository.open(_CutWithIndex(store, packs=2), PASSWORD)  # type: ignore[arg-type]
+    with pytest.raises(PermanentStoreError, match="connection cut"):
+        backup(cut, tmp_path / "src", upload_threads=1)
+    assert len(list(store.list(layout.DATA))) == 2 and list(store.list(layout.INDEX)) == []
+    assert len(list(store.list(layout.LOCKS))) == 1, "the lock stays behind, to go stale"
+    resumed = backup(Repository.open(store, PASSWORD), tmp_path / "src")
+    assert resumed.snapshot.stats.new_bytes <= 4_000_000 - 2 * 1024 * 1024 + 100_000
+    restore(repo, resumed.snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
+
+
+class _Listing:
+    """The real store, noting the prefix of every LIST."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store, self.lists = store, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def list(self, prefix: str) -> Any:
+        self.lists.append(prefix)
+        return self.store.list(prefix)
+
+
+def test_backups_list_the_repository_packs_only_when_another_lock_is_there(
+    repo: Repository, store: ObjectStore, tmp_path: Path
+) -> None:
+    """Looking for unindexed packs lists them all (a thousand requests for a big repository)."""
+    listing = _Listing(store)
+    random_files(tmp_path / "src", 3, 100_000)
+    for seed in (1, 2):
+        backup(Repository.open(listing, PASSWORD), tmp_path / "src")  # type: ignore[arg-type]
+        random_files(tmp_path / "src", 3, 100_000, seed=seed)
+    assert layout.DATA not in listing.lists
+    other = repo.lock(purpose="another backup").acquire()
+    try:
+        backup(Repository.open(listing, PASSWORD), tmp_path / "src")  # type: ignore[arg-type]
+    finally:
+        other.release()
+    assert layout.DATA in listing.lists
+
+
 def test_a_backup_whose_lock_could_not_be_refreshed_saves_no_snapshot(
     repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
