@@ -8,7 +8,7 @@ location, holding:
   time. Opening costs one scrypt (~0.15 s of a core) and, on S3, loading botocore and building a
   client (~0.25 s, holding the GIL). scrypt needs that salt, which is read from the store, so
   unaided the two run one after the other. With the hint, scrypt starts on another core at once,
-  while botocore loads (``crypto.derive_early``). The salt and parameters are public: the
+  while botocore loads (``kdf.derive_early``). The salt and parameters are public: the
   repository stores them beside the wrapped key, and they give nothing away without the password.
   When the key was rotated since, the hint matches no key object and scrypt runs as usual.
 - ``index/`` and ``snapshots/``: copies of the repository's index files and snapshot records
@@ -69,7 +69,7 @@ def cached(args: argparse.Namespace, store: ObjectStore) -> ObjectStore:
 
 def start_scrypt(args: argparse.Namespace, passphrase: bytes) -> None:
     """Start scrypt for the key object that opened this repository last time, if one is remembered."""
-    from shared.repository import crypto
+    from shared.repository import kdf
 
     directory = repository_dir(args)
     if directory is None:
@@ -79,7 +79,7 @@ def start_scrypt(args: argparse.Namespace, passphrase: bytes) -> None:
         salt, n, r, p = bytes.fromhex(hint["salt"]), int(hint["n"]), int(hint["r"]), int(hint["p"])
     except (OSError, ValueError, KeyError, TypeError):
         return
-    crypto.derive_early(passphrase, salt, n, r, p)
+    kdf.derive_early(passphrase, salt, n, r, p)
 
 
 def remember_key(args: argparse.Namespace, repo: Repository) -> None:

@@ -48,12 +48,18 @@ def _started() -> None:
     gc.enable()
 
 
-def _open(args: argparse.Namespace) -> Repository:
+def _open(args: argparse.Namespace, *, cached: bool = True) -> Repository:
+    """Open the repository; ``cached=False`` reads every object from the store itself (``check``).
+
+    Commands call it before importing the rest of what they run: scrypt, started first, runs on
+    another core meanwhile.
+    """
+    secret = password(args)
+    cache.start_scrypt(args, secret)  # on another core, while the rest loads (botocore too)
     from shared.repository import Repository
 
-    secret = password(args)
-    cache.start_scrypt(args, secret)  # on another core, while botocore loads
-    repo = Repository.open(cache.cached(args, open_repository_store(args)), secret)
+    store = open_repository_store(args)
+    repo = Repository.open(cache.cached(args, store) if cached else store, secret)
     cache.remember_key(args, repo)
     _started()
     return repo
@@ -94,9 +100,9 @@ def init(args: argparse.Namespace) -> int:
 
 
 def backup(args: argparse.Namespace) -> int:
+    repo = _open(args)
     from shared.repository import backup as run_backup
 
-    repo = _open(args)
     name = args.name or os.path.basename(os.path.abspath(args.path)) or "root"
     reporter = _reporter(args, f"backup {name}", name)
     parent = None if args.parent == "none" else (args.parent or "auto")
@@ -119,9 +125,9 @@ def backup(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
+    repo = _open(args)
     from shared.repository import restore as run_restore
 
-    repo = _open(args)
     reporter = _reporter(args, "restore", args.name or os.path.basename(os.path.abspath(args.target)))
     started = time.monotonic()
     try:
@@ -218,7 +224,7 @@ def diff(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     from shared.repository import check as run_check
 
-    repo = _open(args)
+    repo = _open(args, cached=False)  # what the store holds, not the cache's copies
     report = run_check(repo, read_data=args.read_data)
     for warning in report.warnings:
         _say(f"warning: {warning}")

@@ -14,13 +14,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 import socket
 import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.repository.errors import IntegrityError, WrongKey
 from shared.repository.formats import KeyFile
+from shared.repository.kdf import derive, wrapping_key
 
 NONCE = 12
 TAG = 16
@@ -127,50 +125,12 @@ class Cipher:
         return zstandard.ZstdDecompressor().decompress(self.open(sealed, aad, what), max_output_size=1 << 31)
 
 
-def _derive(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(passphrase, salt=salt, n=n, r=r, p=p, maxmem=256 * 1024 * 1024, dklen=32)
-
-
-_early: dict[tuple[bytes, int, int, int], tuple[bytes, Future[bytes]]] = {}
-_early_lock = threading.Lock()
-
-
-def derive_early(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> None:
-    """Start scrypt for a key object about to be opened, in a thread of its own.
-
-    scrypt releases the GIL, so it runs on another core while this one does other work (importing
-    botocore, reading the key object). ``unwrap`` of a key object with this salt and these
-    parameters, with this passphrase, then waits for the result instead of deriving it again; any
-    other key object is derived as usual.
-    """
-    future: Future[bytes] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(_derive(passphrase, salt, n, r, p))
-        except BaseException as e:  # handed to unwrap, which raises it
-            future.set_exception(e)
-
-    with _early_lock:
-        _early[(salt, n, r, p)] = (passphrase, future)
-    threading.Thread(target=run, name="ferry-scrypt", daemon=True).start()
-
-
-def _wrapping_key(passphrase: bytes, key_file: KeyFile) -> bytes:
-    params = (key_file.salt, key_file.n, key_file.r, key_file.p)
-    with _early_lock:
-        early = _early.pop(params, None)
-    if early is not None and hmac.compare_digest(early[0], passphrase):
-        return early[1].result()
-    return _derive(passphrase, *params)
-
-
 def wrap(
     master: MasterKey, passphrase: bytes, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P
 ) -> KeyFile:
     """A new key object: the master key encrypted under scrypt(passphrase)."""
     salt = secrets.token_bytes(32)
-    kek = _derive(passphrase, salt, n, r, p)
+    kek = derive(passphrase, salt, n, r, p)
     nonce = os.urandom(NONCE)
     wrapped = nonce + AESGCM(kek).encrypt(nonce, master.raw(), _WRAP_AAD)
     now = datetime.now(UTC).isoformat()
@@ -181,7 +141,7 @@ def unwrap(key_file: KeyFile, passphrase: bytes) -> MasterKey:
     """The master key, or ``WrongKey`` when this passphrase does not open this key object."""
     if key_file.kdf != "scrypt":
         raise WrongKey(f"unsupported key derivation {key_file.kdf!r}")
-    kek = _wrapping_key(passphrase, key_file)
+    kek = wrapping_key(passphrase, key_file.salt, key_file.n, key_file.r, key_file.p)
     try:
         raw = AESGCM(kek).decrypt(key_file.wrapped[:NONCE], key_file.wrapped[NONCE:], _WRAP_AAD)
     except InvalidTag as e:

@@ -213,6 +213,24 @@ def test_the_cache_holds_nothing_secret_and_survives_a_key_rotation(
     assert json.loads(hint.read_text())["salt"] != "not hex"
 
 
+def test_check_reads_what_the_store_holds_not_the_caches_copies(
+    env: dict[str, str], store: ObjectStore, tmp_path: Path
+) -> None:
+    env = {**env, "FERRY_CACHE_DIR": str(tmp_path / "cache")}
+    mover(env, "init")
+    random_files(tmp_path / "src", 2, 50_000, seed=4)
+    mover(env, "backup", str(tmp_path / "src"), "--name", "vol")
+    [index] = store.list(layout.INDEX)  # the cache holds a good copy of it
+    damaged = bytearray(store.get(index.key))
+    damaged[len(damaged) // 2] ^= 0xFF
+    store.put(index.key, bytes(damaged))
+    result = mover(env, "check", code=15)
+    assert any(
+        error.startswith(f"index {layout.id_of(index.key)} does not authenticate")
+        for error in result["errors"]
+    )
+
+
 def test_a_service_and_its_mover_jobs_share_one_settings_object(
     store: ObjectStore, stack: LocalStack, tmp_path: Path
 ) -> None:

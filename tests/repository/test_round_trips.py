@@ -17,7 +17,7 @@ from shared.repository import (
     WrongKey,
     backing,
     backup,
-    crypto,
+    kdf,
     put_blob,
     read_blob,
     restore,
@@ -118,13 +118,13 @@ def test_scrypt_started_early_serves_only_its_own_password_and_key_object(
 ) -> None:
     key = repo.key_file
     assert key is not None
-    crypto.derive_early(b"not the password", key.salt, key.n, key.r, key.p)
+    kdf.derive_early(b"not the password", key.salt, key.n, key.r, key.p)
     assert Repository.open(store, PASSWORD).key_id == repo.key_id
-    crypto.derive_early(PASSWORD, key.salt, key.n, key.r, key.p)
+    kdf.derive_early(PASSWORD, key.salt, key.n, key.r, key.p)
     with pytest.raises(WrongKey):
         Repository.open(store, b"not the password")
-    crypto.derive_early(PASSWORD, key.salt, key.n, key.r, key.p)
-    crypto.derive_early(PASSWORD, bytes(32), key.n, key.r, key.p)  # a stale hint: no key object has it
+    kdf.derive_early(PASSWORD, key.salt, key.n, key.r, key.p)
+    kdf.derive_early(PASSWORD, bytes(32), key.n, key.r, key.p)  # a stale hint: no key object has it
     assert Repository.open(store, PASSWORD).key_id == repo.key_id
 
 
