@@ -44,8 +44,10 @@ def cache_dir(args: argparse.Namespace) -> Path | None:
         return None
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ferry"
+    if base := os.environ.get("XDG_CACHE_HOME"):
+        return Path(base) / "ferry"
+    home = os.path.expanduser("~")
+    return None if home == "~" else Path(home) / ".cache" / "ferry"  # no home (a random uid): no cache
 
 
 def repository_dir(args: argparse.Namespace) -> Path | None:

@@ -98,6 +98,7 @@ def mover_job(
     env: list[dict[str, Any]] = [
         {"name": "FERRY_REPO", "value": repository_url},
         {"name": "FERRY_REQUEST_ID", "value": request_id},
+        {"name": "FERRY_CACHE_DIR", "value": "off"},  # a Job's pod starts empty: a cache only costs writes
     ]
     plain = {
         "FERRY_S3_ENDPOINT": settings.s3.endpoint,
