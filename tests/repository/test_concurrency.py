@@ -133,22 +133,6 @@ class _FailingAfter:
         self.store.put(key, data)
 
 
-def test_an_interrupted_backup_leaves_packs_the_next_one_reuses(
-    repo: Repository, store: ObjectStore, tmp_path: Path
-) -> None:
-    random_files(tmp_path / "src", 10, 400_000)
-    cut = Repository.open(_FailingAfter(store, packs=2), PASSWORD)  # type: ignore[arg-type]
-    with pytest.raises(PermanentStoreError, match="connection cut"):
-        backup(cut, tmp_path / "src", upload_threads=1)
-    assert repo.snapshots() == []
-    assert len(list(store.list(layout.DATA))) == 2
-    assert check(Repository.open(store, PASSWORD)).ok, "the interrupted backup left the repository consistent"
-    resumed = backup(Repository.open(store, PASSWORD), tmp_path / "src")
-    assert resumed.snapshot.stats.new_bytes <= 4_000_000 - 2 * 1024 * 1024 + 100_000
-    restore(repo, resumed.snapshot_id, tmp_path / "dst")
-    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
-
-
 class _CutWithIndex(_FailingAfter):
     """As ``_FailingAfter``, and the index of the packs that got through cannot be written either."""
 
@@ -158,15 +142,24 @@ class _CutWithIndex(_FailingAfter):
         super().put(key, data)
 
 
-def test_a_backup_that_cannot_index_its_packs_leaves_its_lock_and_the_next_one_finds_them(
-    repo: Repository, store: ObjectStore, tmp_path: Path
+@pytest.mark.parametrize(
+    "cut, locks_left",
+    [(_FailingAfter, 0), (_CutWithIndex, 1)],
+    ids=["its index written", "its index lost too"],
+)
+def test_an_interrupted_backup_leaves_packs_the_next_one_reuses(
+    repo: Repository, store: ObjectStore, tmp_path: Path, cut: type[_FailingAfter], locks_left: int
 ) -> None:
+    """The failed backup indexes the packs it uploaded or, when it cannot, leaves its lock behind (to go
+    stale), which tells the next backup to look for them."""
     random_files(tmp_path / "src", 10, 400_000)
-    cut = Repository.open(_CutWithIndex(store, packs=2), PASSWORD)  # type: ignore[arg-type]
+    failing = Repository.open(cut(store, packs=2), PASSWORD)  # type: ignore[arg-type]
     with pytest.raises(PermanentStoreError, match="connection cut"):
-        backup(cut, tmp_path / "src", upload_threads=1)
-    assert len(list(store.list(layout.DATA))) == 2 and list(store.list(layout.INDEX)) == []
-    assert len(list(store.list(layout.LOCKS))) == 1, "the lock stays behind, to go stale"
+        backup(failing, tmp_path / "src", upload_threads=1)
+    assert repo.snapshots() == []
+    assert len(list(store.list(layout.DATA))) == 2
+    assert len(list(store.list(layout.LOCKS))) == locks_left
+    assert check(Repository.open(store, PASSWORD)).ok, "the interrupted backup left the repository consistent"
     resumed = backup(Repository.open(store, PASSWORD), tmp_path / "src")
     assert resumed.snapshot.stats.new_bytes <= 4_000_000 - 2 * 1024 * 1024 + 100_000
     restore(repo, resumed.snapshot_id, tmp_path / "dst")
