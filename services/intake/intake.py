@@ -79,7 +79,7 @@ class IntakeService(Service):
     description = "Accepts mobility requests, answers their state, cancels them"
 
     async def setup(self) -> None:
-        self.store = RequestStore(self.topology.requests)
+        self.store = RequestStore(self.topology.requests, self.topology.js)
         assert self.micro is not None
         await self.micro.add_endpoint(
             name="submit", subject=subjects.REQUESTS, handler=self._submit, queue_group="ferry-intake"

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Callable
 
 import msgspec
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from nats.js.errors import Error as JsError
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from shared.contracts.errors import FerryError, PermanentError, TemporaryError
@@ -40,8 +41,9 @@ def utcnow() -> str:
 
 
 class RequestStore:
-    def __init__(self, kv: KeyValue, *, max_conflicts: int = 50) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext, *, max_conflicts: int = 50) -> None:
         self._kv = kv
+        self._js = js
         self._max_conflicts = max_conflicts
 
     async def create(self, state: RequestState) -> int:
@@ -87,14 +89,26 @@ class RequestStore:
                 log.debug("state conflict on %s, attempt %d/%d", request_id, attempt, self._max_conflicts)
         raise StateConflict(f"request {request_id}: gave up after {self._max_conflicts} conflicting writes")
 
-    async def all(self) -> AsyncIterator[RequestState]:
+    async def keys(self) -> list[str]:
+        """Every request id in the bucket (deleted ones included: ``get`` skips them).
+
+        Read from the bucket's stream, as the subjects holding a message, and not with
+        ``KeyValue.keys()``: its watcher may mark the end of the initial values before they all
+        arrived and return some of the keys, or none (nats.py issue 842), which made a request
+        list come back empty now and then.
+        """
         try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            return
+            status = await self._kv.status()
+            prefix = f"$KV.{status.bucket}."
+            info = await self._js.stream_info(
+                status.stream_info.config.name or "", subjects_filter=f"{prefix}>"
+            )
         except (NatsError, JsError, TimeoutError) as e:
             raise TemporaryError(f"could not list requests: {e}") from e
-        for key in keys:
+        return [subject.removeprefix(prefix) for subject in info.state.subjects or {}]
+
+    async def all(self) -> AsyncIterator[RequestState]:
+        for key in await self.keys():
             try:
                 state, _ = await self.get(key)
             except (RequestNotFound, msgspec.DecodeError):

@@ -33,6 +33,7 @@ class Topology:
     requests: KeyValue
     idempotency: KeyValue
     inventories: ObjectStore
+    js: JetStreamContext
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ async def ensure_topology(js: JetStreamContext, retention: Retention | None = No
         inventories = await js.create_object_store(
             subjects.INVENTORY_STORE, ObjectStoreConfig(storage=StorageType.FILE)
         )
-    return Topology(requests=requests, idempotency=idempotency, inventories=inventories)
+    return Topology(requests=requests, idempotency=idempotency, inventories=inventories, js=js)
 
 
 async def _kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:

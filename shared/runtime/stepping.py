@@ -90,7 +90,7 @@ class StepService(Service):
         raise NotImplementedError
 
     async def setup(self) -> None:
-        self.store = RequestStore(self.topology.requests)
+        self.store = RequestStore(self.topology.requests, self.topology.js)
         self._consumer = StepConsumer(
             self.js,
             stream=subjects.STEPS_STREAM,

@@ -23,7 +23,7 @@ from shared.localstack import NatsServer
 async def store(nats_server: NatsServer) -> AsyncIterator[RequestStore]:
     nc = await nats.connect(nats_server.url)
     topology = await ensure_topology(nc.jetstream())
-    yield RequestStore(topology.requests)
+    yield RequestStore(topology.requests, topology.js)
     await nc.close()
 
 
@@ -79,3 +79,17 @@ async def test_a_request_is_created_once(store: RequestStore) -> None:
         await store.create(new_state("r3"))
     with pytest.raises(RequestNotFound, match="r4"):
         await store.get("r4")
+
+
+async def test_the_list_holds_every_request_even_while_others_are_written(store: RequestStore) -> None:
+    """Listed from the bucket's stream (nats.py's ``keys()`` can stop early and list none)."""
+    assert [state async for state in store.all()] == []
+    for n in range(40):
+        await store.create(new_state(f"r{n}"))
+    await store._kv.delete("r7")
+    writer = asyncio.ensure_future(asyncio.gather(*(store.create(new_state(f"w{n}")) for n in range(40))))
+    for _ in range(5):
+        listed = {state.id async for state in store.all()}
+        assert {f"r{n}" for n in range(40) if n != 7} <= listed and "r7" not in listed
+    await writer
+    assert len([state async for state in store.all()]) == 79

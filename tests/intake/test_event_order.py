@@ -87,7 +87,7 @@ async def crashed_intake(js: JetStreamContext, request: MobilityRequest, died_af
     rid = f"replicate-crashed-{died_after}"
     await idempotency.create(idempotency_digest(request.idempotency_key), rid.encode())
     state = queued_state(rid, request)
-    await RequestStore(requests).create(state)
+    await RequestStore(requests, js).create(state)
     if died_after in ("announcing", "dispatching"):
         await announce_queued(js, rid)
     if died_after == "dispatching":
