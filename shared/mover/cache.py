@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING
 import blake3
 
 from shared.mover.settings import Env, repository_url, s3_endpoint
+from shared.store import LocalStore, StoreError
 
 if TYPE_CHECKING:
     from shared.repository import Repository
     from shared.store import ObjectStore
 
 log = logging.getLogger("ferry.mover")
+KEY_HINT = "key.json"
 
 
 def cache_dir(args: argparse.Namespace) -> Path | None:
@@ -69,35 +71,37 @@ def cached(args: argparse.Namespace, store: ObjectStore) -> ObjectStore:
     return store if directory is None else CachedStore(store, directory)
 
 
+def _hints(args: argparse.Namespace) -> LocalStore | None:
+    directory = repository_dir(args)
+    return None if directory is None else LocalStore(directory, fsync=False)
+
+
 def start_scrypt(args: argparse.Namespace, passphrase: bytes) -> None:
     """Start scrypt for the key object that opened this repository last time, if one is remembered."""
     from shared.repository import kdf
 
-    directory = repository_dir(args)
-    if directory is None:
+    hints = _hints(args)
+    if hints is None:
         return
     try:
-        hint = json.loads((directory / "key.json").read_text())
+        hint = json.loads(hints.get(KEY_HINT))
         salt, n, r, p = bytes.fromhex(hint["salt"]), int(hint["n"]), int(hint["r"]), int(hint["p"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (StoreError, ValueError, KeyError, TypeError):
         return
     kdf.derive_early(passphrase, salt, n, r, p)
 
 
 def remember_key(args: argparse.Namespace, repo: Repository) -> None:
     """Write down the salt and parameters of the key object that opened ``repo`` (when they changed)."""
-    directory = repository_dir(args)
+    hints = _hints(args)
     key_file = repo.key_file
-    if directory is None or key_file is None:
+    if hints is None or key_file is None:
         return
-    path = directory / "key.json"
-    text = json.dumps({"salt": key_file.salt.hex(), "n": key_file.n, "r": key_file.r, "p": key_file.p})
+    hint = json.dumps(
+        {"salt": key_file.salt.hex(), "n": key_file.n, "r": key_file.r, "p": key_file.p}
+    ).encode()
     try:
-        if path.exists() and path.read_text() == text:
-            return
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(text)
-        partial.replace(path)
-    except OSError as e:
-        log.debug("cannot write the key hint %s: %s", path, e)
+        if not hints.exists(KEY_HINT) or hints.get(KEY_HINT) != hint:
+            hints.put(KEY_HINT, hint)
+    except StoreError as e:
+        log.debug("cannot write the key hint in %s: %s", hints.location, e)

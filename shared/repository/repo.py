@@ -126,10 +126,8 @@ class Repository:
 
     # -- keys ---------------------------------------------------------------------------------------
 
-    def add_key(self, passphrase: bytes, *, scrypt_n: int = crypto.SCRYPT_N) -> str:
-        return self._add_key(passphrase, scrypt_n)[0]
-
-    def _add_key(self, passphrase: bytes, scrypt_n: int) -> tuple[str, KeyFile]:
+    def add_key(self, passphrase: bytes, *, scrypt_n: int = crypto.SCRYPT_N) -> tuple[str, KeyFile]:
+        """A new key object for ``passphrase``, beside the others: (its id, itself)."""
         key_id = secrets.token_hex(16)
         key_file = crypto.wrap(self.cipher.key, passphrase, n=scrypt_n)
         self.store.put(layout.key(key_id), JSON.encode(key_file))
@@ -137,7 +135,7 @@ class Repository:
 
     def rotate_key(self, new_passphrase: bytes, *, scrypt_n: int = crypto.SCRYPT_N) -> str:
         """Replace the key used to open this repository by one for ``new_passphrase``; data untouched."""
-        new_id, self.key_file = self._add_key(new_passphrase, scrypt_n)
+        new_id, self.key_file = self.add_key(new_passphrase, scrypt_n=scrypt_n)
         self.store.delete(layout.key(self.key_id))
         self.key_id = new_id
         return new_id

@@ -10,8 +10,9 @@ when they are written, or first read, stays valid for as long as the store lists
 - the store stays the authority. ``list`` asks it, and a cached copy no longer listed is dropped;
 - the copies are the store's own bytes, encrypted as they are in the repository. Nothing is
   decrypted to disk;
-- each copy carries a BLAKE3 of its bytes. A damaged copy (a full disk, a crash mid-write) fails
-  that check, is dropped and read again from the store;
+- the copies live in a ``LocalStore`` (atomic writes, no fsync) and each carries a BLAKE3 of its
+  bytes. A damaged copy (a full disk, a crash) fails that check, is dropped and read again from the
+  store;
 - the cache only ever saves time. A directory that cannot be written is not an error.
 
 Pack data is not cached (it is most of the repository), and neither are locks, keys or the config.
@@ -20,7 +21,6 @@ Pack data is not cached (it is most of the repository), and neither are locks, k
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +28,8 @@ import blake3
 
 from shared.store import layout
 from shared.store.base import ObjectInfo, ObjectStore
+from shared.store.errors import StoreError
+from shared.store.local import LocalStore
 
 log = logging.getLogger("ferry.store")
 
@@ -35,58 +37,58 @@ CACHED = (layout.INDEX, layout.SNAPSHOTS)
 _DIGEST = 32
 
 
+def _cacheable(key: str) -> bool:
+    kind, _, name = key.partition("/")
+    return f"{kind}/" in CACHED and bool(name) and "/" not in name
+
+
 class CachedStore:
     """``ObjectStore`` over ``inner``; index files and snapshot records also kept under ``directory``."""
 
     def __init__(self, inner: ObjectStore, directory: str | Path) -> None:
         self.inner = inner
-        self.directory = Path(directory)
+        self.copies = LocalStore(directory, fsync=False)  # a lost copy is only read again
 
     @property
     def location(self) -> str:
         return self.inner.location
 
-    def _path(self, key: str) -> Path | None:
-        if not key.startswith(CACHED) or "/" in key.split("/", 1)[1] or key.endswith("/"):
-            return None
-        return self.directory / key
-
-    def _keep(self, path: Path, data: bytes | bytearray | memoryview) -> None:
+    def _keep(self, key: str, data: bytes | bytearray | memoryview) -> None:
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}")
-            with open(partial, "wb") as f:
-                f.write(data)
-                f.write(blake3.blake3(data).digest())
-            partial.replace(path)
-        except OSError as e:
-            log.debug("cannot cache %s: %s", path, e)
+            self.copies.put(key, bytes(data) + blake3.blake3(data).digest())
+        except StoreError as e:
+            log.debug("cannot cache %s: %s", key, e)
 
-    def _cached(self, path: Path) -> bytes | None:
+    def _cached(self, key: str) -> bytes | None:
         try:
-            kept = path.read_bytes()
-        except OSError:
+            kept = self.copies.get(key)
+        except StoreError:
             return None
         data, digest = kept[:-_DIGEST], kept[-_DIGEST:]
         if len(kept) < _DIGEST or blake3.blake3(data).digest() != digest:
-            log.warning("dropping a damaged cached copy of %s", path.name)
-            path.unlink(missing_ok=True)
+            log.warning("dropping a damaged cached copy of %s", key)
+            self._drop(key)
             return None
         return data
 
+    def _drop(self, key: str) -> None:
+        try:
+            self.copies.delete(key)
+        except StoreError as e:
+            log.debug("cannot drop the cached copy of %s: %s", key, e)
+
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         self.inner.put(key, data)
-        if (path := self._path(key)) is not None:
-            self._keep(path, data)
+        if _cacheable(key):
+            self._keep(key, data)
 
     def get(self, key: str) -> bytes:
-        path = self._path(key)
-        if path is None:
+        if not _cacheable(key):
             return self.inner.get(key)
-        data = self._cached(path)
+        data = self._cached(key)
         if data is None:
             data = self.inner.get(key)
-            self._keep(path, data)
+            self._keep(key, data)
         return data
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
@@ -94,19 +96,16 @@ class CachedStore:
 
     def delete(self, key: str) -> None:
         self.inner.delete(key)
-        if (path := self._path(key)) is not None:
-            path.unlink(missing_ok=True)
+        if _cacheable(key):
+            self._drop(key)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         listed = list(self.inner.list(prefix))
         if prefix in CACHED:  # drop the copies of what the store no longer has (forgotten, pruned)
-            names = {layout.id_of(info.key) for info in listed}
-            try:
-                stale = [p for p in (self.directory / prefix).iterdir() if p.name not in names]
-            except OSError:
-                stale = []
-            for path in stale:  # (with the partial copies of a writer that died)
-                path.unlink(missing_ok=True)
+            keys = {info.key for info in listed}
+            for copy in list(self.copies.list(prefix)):
+                if copy.key not in keys:
+                    self._drop(copy.key)
         return iter(listed)
 
     def exists(self, key: str) -> bool:

@@ -19,7 +19,7 @@ from shared.repository.locking import Lock
 from shared.repository.pruning import Policy, forget, prune
 from shared.store import ObjectStore, PermanentStoreError, layout
 from tests.repository.trees import file_hashes, random_files
-from tests.store.conftest import PASSWORD
+from tests.store.conftest import PASSWORD, Recording
 
 
 def test_two_backups_at_once_both_restore(repo: Repository, tmp_path: Path) -> None:
@@ -166,25 +166,11 @@ def test_an_interrupted_backup_leaves_packs_the_next_one_reuses(
     assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
 
 
-class _Listing:
-    """The real store, noting the prefix of every LIST."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self.store, self.lists = store, []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    def list(self, prefix: str) -> Any:
-        self.lists.append(prefix)
-        return self.store.list(prefix)
-
-
 def test_backups_list_the_repository_packs_only_when_another_lock_is_there(
     repo: Repository, store: ObjectStore, tmp_path: Path
 ) -> None:
     """Looking for unindexed packs lists them all (a thousand requests for a big repository)."""
-    listing = _Listing(store)
+    listing = Recording(store)
     random_files(tmp_path / "src", 3, 100_000)
     for seed in (1, 2):
         backup(Repository.open(listing, PASSWORD), tmp_path / "src")  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,23 @@ def repo_url(store: ObjectStore) -> str:
         return f"s3://{store.settings.bucket}/{store.settings.prefix}"
     assert isinstance(store, LocalStore)
     return str(store.root)
+
+
+class Recording:
+    """The real store, noting the key of every GET and the prefix of every LIST it serves."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.gets: list[str] = []
+        self.lists: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def get(self, key: str) -> bytes:
+        self.gets.append(key)
+        return self.store.get(key)
+
+    def list(self, prefix: str) -> Any:
+        self.lists.append(prefix)
+        return self.store.list(prefix)
