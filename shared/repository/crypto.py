@@ -151,8 +151,3 @@ def unwrap(key_file: KeyFile, passphrase: bytes) -> MasterKey:
 
 def blob_aad(blob_id: bytes, blob_type: int) -> bytes:
     return blob_id + bytes([blob_type])
-
-
-def pack_id(data: bytes | memoryview) -> str:
-    """Packs are named by the (unkeyed) BLAKE3 of their bytes, so ``check`` can verify them unopened."""
-    return blake3.blake3(data, max_threads=1).hexdigest()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from shared.repository import DamagedFiles, Repository, backup, restore
 from shared.repository.checking import check
+from shared.repository.formats import MSGPACK
+from shared.repository.packing import HEADER_AAD, parse_pack
 from shared.repository.walking import walk
 from shared.store import ObjectStore, layout
 from tests.repository.trees import file_hashes, random_files
@@ -76,3 +80,32 @@ def test_a_healthy_repository_checks_clean_with_all_data_read(repo: Repository, 
     report = check(repo, read_data=True)
     assert report.ok, report.errors
     assert report.bytes_read > 1_000_000 and report.snapshots == 1
+
+
+@pytest.mark.parametrize("damage", ["flipped bytes", "a sealed header that disagrees with the index"])
+def test_a_corrupt_pack_header_is_reported_and_its_files_still_restore(
+    repo: Repository, store: ObjectStore, tmp_path: Path, damage: str
+) -> None:
+    """The header rebuilds a lost index, so check must catch its damage even when every blob is whole."""
+    random_files(tmp_path / "src", 6, 300_000)
+    snapshot_id = backup(repo, tmp_path / "src").snapshot_id
+    pack = _a_data_pack(repo, "file-0002.bin", snapshot_id)
+    data = store.get(layout.pack(pack))
+    if damage == "flipped bytes":
+        changed = bytearray(data)
+        changed[-10] ^= 0xFF  # inside the sealed header, past the last blob
+        expected = "its header cannot be read"
+    else:
+        blobs = parse_pack(repo.cipher, pack, data)  # the first blob's id reversed: the size stays
+        blobs[0] = msgspec.structs.replace(blobs[0], id=blobs[0].id[::-1])
+        header = repo.cipher.seal_record(MSGPACK.encode(blobs), HEADER_AAD)
+        (length,) = struct.unpack("<I", data[-4:])
+        changed = bytearray(data[: -(length + 4)] + header + struct.pack("<I", len(header)))
+        expected = "its header does not list the blobs its index entry does"
+    store.put(layout.pack(pack), bytes(changed))
+
+    report = check(Repository.open(store, PASSWORD), read_data=True)
+    assert report.errors == [f"pack {pack[:16]} is corrupt: {expected}"]
+
+    restore(Repository.open(store, PASSWORD), snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(tmp_path / "src")
