@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 import blake3
 
 from shared.mover.settings import Env, repository_url, s3_endpoint
-from shared.store import LocalStore, StoreError
+from shared.store import StoreError
 
 if TYPE_CHECKING:
     from shared.repository import Repository
-    from shared.store import ObjectStore
+    from shared.store import LocalStore, ObjectStore
 
 log = logging.getLogger("ferry.mover")
 KEY_HINT = "key.json"
@@ -72,6 +72,8 @@ def cached(args: argparse.Namespace, store: ObjectStore) -> ObjectStore:
 
 
 def _hints(args: argparse.Namespace) -> LocalStore | None:
+    from shared.store import LocalStore
+
     directory = repository_dir(args)
     return None if directory is None else LocalStore(directory, fsync=False)
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.store import LocalStore, RetryPolicy, S3Settings, S3Store, open_store
-
 if TYPE_CHECKING:
     from shared.repository import RepositorySettings
+    from shared.store import LocalStore, S3Store
 
 
 class UsageError(Exception):
@@ -110,6 +109,8 @@ def s3_endpoint(args: argparse.Namespace) -> str | None:
 
 
 def open_repository_store(args: argparse.Namespace, url: str | None = None) -> LocalStore | S3Store:
+    from shared.store import RetryPolicy, S3Settings, open_store
+
     url = url or repository_url(args)
     if not url:
         raise UsageError(f"no repository: pass --repo s3://bucket/prefix or a path, or set {Env.REPO}")

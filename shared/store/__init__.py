@@ -3,9 +3,15 @@
 ``open_store("s3://bucket/prefix", ...)`` or ``open_store("/path")`` is the one entry point; the
 settings for S3 (endpoint, region, credentials, path style, TLS) come from the caller, which reads
 them from flags, env vars or a mounted Secret. Only this package imports boto3 (import-linter).
+
+The two backends are imported on first use (PEP 562): ``ferry-mover`` starts scrypt as soon as it
+has parsed its flags, and reaching that point should not cost the S3 module and ``ssl``.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from shared.store import layout
 from shared.store.base import ObjectInfo, ObjectStore, RetryPolicy, retrying
@@ -16,8 +22,22 @@ from shared.store.errors import (
     StoreError,
     TemporaryStoreError,
 )
-from shared.store.local import LocalStore
-from shared.store.s3 import S3Settings, S3Store
+
+if TYPE_CHECKING:
+    from shared.store.local import LocalStore
+    from shared.store.s3 import S3Settings, S3Store
+
+_MODULE_OF = {"LocalStore": "local", "S3Settings": "s3", "S3Store": "s3"}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AccessDenied",
@@ -43,6 +63,8 @@ def open_store(url: str, s3: S3Settings | None = None) -> LocalStore | S3Store:
     For an S3 URL, ``s3.bucket`` and ``s3.prefix`` are replaced by the ones in the URL.
     """
     if url.startswith("s3://"):
+        from shared.store.s3 import S3Settings, S3Store
+
         bucket, _, prefix = url[len("s3://") :].partition("/")
         if not bucket:
             raise PermanentStoreError(f"no bucket in repository URL {url!r}")
@@ -51,4 +73,6 @@ def open_store(url: str, s3: S3Settings | None = None) -> LocalStore | S3Store:
         return S3Store(settings)
     if "://" in url:
         raise PermanentStoreError(f"unsupported repository URL {url!r}: use s3://bucket/prefix or a path")
+    from shared.store.local import LocalStore
+
     return LocalStore(url.removeprefix("file://") if url.startswith("file://") else url)
