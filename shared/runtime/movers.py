@@ -9,7 +9,8 @@ What a mover gets, and how:
   keys the Secret holds, so nothing is optional), and the contents of the files the service's own
   settings name — NATS creds, NKey seed, TLS CA/cert/key, the S3 CA bundle — mounted read-only at
   ``/etc/ferry/mover`` with the matching ``FERRY_*`` path variables;
-- resources sized for the mover's bounded memory (peak RSS under 512 MiB whatever the volume size).
+- resources sized for the mover's bounded memory (peak RSS under 512 MiB whatever the volume size);
+- root in its container, with only the capabilities its work takes (``security_context``).
 Secrets never appear in the Job spec itself, so ``kubectl get job -o yaml`` shows none.
 """
 
@@ -27,6 +28,14 @@ FILES_MOUNT = "/etc/ferry/mover"
 ROLE_LABEL = "ferry.dev/role"
 # The mover's RSS stays under 512 MiB (benchmarks/mover.py measures it): the limit leaves headroom.
 RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "768Mi"}}
+# A volume holds files of any owner and mode (a database's 0700 directory of uid 999), and a restore
+# must give them back their owners. Ferry's image runs as uid 10001, which can do neither, so a
+# mover runs as root, as Velero's node agent does, but with every capability dropped except these
+# (all in the Pod Security "baseline" set): DAC_OVERRIDE reads (and writes) whatever the mode;
+# a restore also sets owners (CHOWN), modes and times of files it does not own (FOWNER), keeps
+# setuid/setgid bits across chown (FSETID) and recreates device nodes (MKNOD).
+BACKUP_CAPABILITIES = ["DAC_OVERRIDE"]
+RESTORE_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD"]
 
 
 def _values(settings: Settings) -> dict[str, str]:
@@ -78,6 +87,28 @@ def credentials_secret(
     }
 
 
+def security_context(read_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod's and the container's securityContext: root, no escalation, a read-only root file system
+    (the mover writes only to its volume and the repository), the runtime's seccomp profile, and only
+    the capabilities a backup (``read_only``) or a restore needs."""
+    pod = {
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": False,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = {
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {
+            "drop": ["ALL"],
+            "add": BACKUP_CAPABILITIES if read_only else RESTORE_CAPABILITIES,
+        },
+    }
+    return pod, container
+
+
 def mover_job(
     settings: Settings,
     *,
@@ -123,8 +154,10 @@ def mover_job(
             {"name": "mover-files", "secret": {"secretName": secret, "items": items, "defaultMode": 0o400}}
         )
         mounts.append({"name": "mover-files", "mountPath": FILES_MOUNT, "readOnly": True})
+    pod_security, container_security = security_context(read_only)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        "securityContext": pod_security,
         "containers": [
             {
                 "name": "mover",
@@ -134,6 +167,7 @@ def mover_job(
                 "env": env,
                 "volumeMounts": mounts,
                 "resources": RESOURCES,
+                "securityContext": container_security,
             }
         ],
         "volumes": volumes,

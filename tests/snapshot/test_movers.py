@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from services.restore import jobs as restore_jobs
 from services.snapshot import movers
 from shared.runtime import load_settings
 
@@ -63,3 +66,39 @@ def test_names_are_dns_labels_and_stable() -> None:
     long = movers.short_name("replicate-20261123-200133-abc123", "shop", "x" * 80)
     assert len(long) <= 63 and long == movers.short_name("replicate-20261123-200133-abc123", "shop", "x" * 80)
     assert long != movers.short_name("replicate-20261123-200133-abc124", "shop", "x" * 80)
+
+
+# What a namespace labelled pod-security.kubernetes.io/enforce=baseline lets a container add.
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                         "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}  # fmt: skip
+
+
+@pytest.mark.parametrize("step", ["snapshot", "restore"])
+def test_a_mover_runs_as_root_with_only_the_capabilities_its_step_takes(step: str) -> None:
+    """Ferry's image runs as uid 10001, which can neither read a database's 0700 files nor give restored
+    files their owners: the mover Job runs as root, but confined, and admissible in a baseline namespace."""
+    settings = load_settings({}, repo_password="pw", image="ghcr.io/ferry-dev/ferry:0.2")
+    common = dict(name="j", namespace="shop", claim="data", repository_url="s3://b/p", secret="creds")
+    if step == "snapshot":
+        job = movers.mover_job(settings, request_id="r1", args=["backup", "/data"], **common)
+    else:
+        job = restore_jobs.mover_job(settings, args=["restore", "s1", "/data"], step="restore",
+                                     labels={}, role="mover", request_id="r1", **common)  # fmt: skip
+    spec = job["spec"]["template"]["spec"]
+    assert spec["securityContext"] == {
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": False,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = spec["containers"][0]["securityContext"]
+    assert container["privileged"] is False and container["allowPrivilegeEscalation"] is False
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["capabilities"]["drop"] == ["ALL"]
+    added = set(container["capabilities"]["add"])
+    assert added <= BASELINE_CAPABILITIES
+    if step == "snapshot":
+        assert added == {"DAC_OVERRIDE"}  # reads every file; changes nothing
+    else:
+        assert {"CHOWN", "FOWNER", "DAC_OVERRIDE"} <= added
+    assert not any("hostPath" in volume for volume in spec["volumes"])
