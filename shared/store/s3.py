@@ -19,6 +19,7 @@ Built for throughput against gateways such as SeaweedFS, MinIO or AWS itself:
 from __future__ import annotations
 
 import io
+import os
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -139,14 +140,20 @@ class _ViewReader(io.RawIOBase):
         return len(self._view)
 
 
-def _json_file_loader() -> Any:
-    """botocore's ``JSONFileLoader``, reading with msgspec (the same dicts, in the same key order)."""
+def _data_loader(data_path: str | None) -> Any:
+    """botocore's data ``Loader`` made for a process that only builds S3 clients, and that starts fast.
+
+    - Files are parsed with msgspec: the same dicts in the same key order, ~0.05 s sooner per client.
+    - Only S3 is listed as a known service. botocore checks that a service is known before it loads
+      each of its models, by listing the directories of all 400 services it ships, ~25 ms a model.
+    ``data_path`` is ``AWS_DATA_PATH`` (extra model directories), as botocore's ``create_loader`` takes it.
+    """
     import gzip
 
     import botocore.loaders
     import msgspec
 
-    class Loader(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
+    class FileLoader(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
         def load_file(self, file_path: str) -> Any:
             for extension, opener in ((".json", open), (".json.gz", gzip.open)):
                 try:
@@ -156,7 +163,23 @@ def _json_file_loader() -> Any:
                     continue
             return None
 
-    return Loader()
+    class Loader(botocore.loaders.Loader):  # type: ignore[misc]
+        def list_available_services(self, type_name: str) -> list[str]:
+            for root in self.search_paths:
+                directory = os.path.join(root, "s3")
+                if os.path.isdir(directory) and any(
+                    self.file_loader.exists(os.path.join(directory, version, type_name))
+                    for version in os.listdir(directory)
+                ):
+                    return ["s3"]
+            return []
+
+    extra = (
+        [os.path.expanduser(os.path.expandvars(path)) for path in data_path.split(os.pathsep)]
+        if data_path
+        else None
+    )
+    return Loader(extra_search_paths=extra, file_loader=FileLoader())
 
 
 class S3Store:
@@ -182,7 +205,7 @@ class S3Store:
             tcp_keepalive=True,
         )
         session = botocore.session.get_session()
-        session.get_component("data_loader").file_loader = _json_file_loader()
+        session.register_component("data_loader", _data_loader(session.get_config_variable("data_path")))
         verify: bool | str = False
         if settings.verify_tls:  # insecure wins over a CA bundle, as curl's -k over --cacert
             verify = _checked_ca_bundle(settings.ca_bundle) if settings.ca_bundle else True

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.store import PermanentStoreError, RetryPolicy, S3Settings, S3Store, StoreError
-from shared.store.s3 import _json_file_loader
+from shared.store.s3 import _data_loader
 
 BODY = b"served over TLS"
 
@@ -210,6 +210,24 @@ def test_botocore_data_files_parse_to_what_botocore_reads_itself(name: str) -> N
     """The store reads botocore's data with msgspec (faster start): same content, same key order."""
     path = os.path.join(os.path.dirname(botocore.__file__), "data", name)
     theirs = botocore.loaders.JSONFileLoader().load_file(path)
-    ours = _json_file_loader().load_file(path)
+    ours = _data_loader(None).file_loader.load_file(path)
     assert theirs is not None and json.dumps(ours) == json.dumps(theirs)
-    assert _json_file_loader().load_file(path + "-absent") is None
+    assert _data_loader(None).file_loader.load_file(path + "-absent") is None
+
+
+def test_the_data_loader_knows_s3_and_loads_the_models_botocore_would(tmp_path: Path) -> None:
+    """It lists only S3 (botocore lists all its 400 services to check one is known), and finds
+    the same models, including one added under AWS_DATA_PATH."""
+    ours, theirs = _data_loader(None), botocore.loaders.create_loader()
+    for type_name in ("service-2", "endpoint-rule-set-1"):
+        assert ours.list_available_services(type_name) == ["s3"]
+        assert "s3" in theirs.list_available_services(type_name)
+        assert json.dumps(ours.load_service_model("s3", type_name)) == json.dumps(
+            theirs.load_service_model("s3", type_name)
+        )
+    assert ours.list_available_services("waiters-9") == []
+    newer = tmp_path / "s3" / "2099-01-01"
+    newer.mkdir(parents=True)
+    (newer / "service-2.json").write_text('{"metadata": {"apiVersion": "2099-01-01"}}')
+    extended = _data_loader(f"/absent{os.pathsep}{tmp_path}")
+    assert extended.load_service_model("s3", "service-2")["metadata"]["apiVersion"] == "2099-01-01"
