@@ -199,12 +199,18 @@ class _Backup:
             block = self.block = self.blocks.take()
         futures: list[Future[bytes]] = []
         start = block.fill  # the file's bytes not yet cut are block.view[start:end]
-        end, eof = _fill(reader, block.view, start)
+        # A guided re-cut mostly finds its parent again a chunk or two on. It reads a step at a time
+        # (the max_chunk a cut needs ahead of it, and as much again), not a whole block, and reads no
+        # block ahead until it has gone through one: reading (and first touching) 16 MiB or more per
+        # changed region would cost more than the re-cut itself.
+        step = None if resume is None else 2 * self.max_chunk
+        view = block.view
+        end, eof = _fill(reader, view if step is None else view[: min(view.nbytes, start + step)], start)
         ahead: Future[tuple[int, bool]] | None = None
         try:
             while True:
                 view = block.view
-                if not eof:
+                if not eof and step is None:
                     fresh = self.blocks.take()
                     ahead = self.reader.submit(_fill, reader, fresh.view, self.max_chunk)
                 while end > start and (eof or end - start >= self.max_chunk):
@@ -222,9 +228,17 @@ class _Backup:
                             wait([ahead])
                             self.blocks.release(fresh)
                         return futures, position, known
-                if ahead is None:  # the end of the file: everything is cut
+                if eof:  # the end of the file: everything is cut
                     block.fill = end
                     return futures, position, None
+                if step is not None:
+                    if end < view.nbytes:  # guided: the next step, into this block
+                        end, eof = _fill(reader, view[: min(view.nbytes, end + step)], end)
+                        continue
+                    step = None  # a whole block without finding the parent: read ahead from now on
+                    fresh = self.blocks.take()
+                    ahead = self.reader.submit(_fill, reader, fresh.view, self.max_chunk)
+                assert ahead is not None
                 filled, eof = ahead.result()
                 ahead = None
                 carry = end - start  # less than one chunk
@@ -467,6 +481,10 @@ class _Verifier:
             chunk_id, length = self.guide[offset]
             self.pending[offset] = self.job.pool.submit(self.job._holds, self.fd, offset, length, chunk_id)
         check = self.pending.pop(position, None)  # None only if this offset was asked for before
+        if check is not None and check.cancel():
+            # Not started: it waits behind the chunks just cut from a changed region. Waiting for
+            # them all to be stored would stall the walk; this thread checks it itself instead.
+            check = None
         chunk_id, length = known
         holds = check.result() if check else self.job._holds(self.fd, position, length, chunk_id)
         return known if holds else None

@@ -279,6 +279,38 @@ def test_a_changed_file_is_hashed_against_its_parents_chunks_and_cut_only_where_
     assert file_hashes(tmp_path / "dst") == file_hashes(src)
 
 
+def test_pages_rewritten_across_a_file_are_re_cut_from_small_reads_not_whole_blocks(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database touched in three pages: each re-cut reads a step or two (what a cut needs ahead of
+    it), not a read block plus the next one read ahead, which read more than the whole file."""
+    repo = _small_blocks_repo(store, monkeypatch)
+    rng = random.Random(9)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "db").write_bytes(rng.randbytes(4_000_000))
+    backup(repo, src, name="vol")
+    with open(src / "db", "r+b") as f:
+        for offset in (500_000, 2_000_000, 3_000_000):
+            f.seek(offset)
+            f.write(rng.randbytes(8192))
+    read: list[int] = []
+    readinto = ExtentReader.readinto
+
+    def counting(self: ExtentReader, buffer: memoryview) -> int:
+        read.append(readinto(self, buffer))
+        return read[-1]
+
+    monkeypatch.setattr(ExtentReader, "readinto", counting)
+    second = backup(repo, src, name="vol")
+
+    _assert_cut_as_one_fastcdc_pass(repo, second.snapshot.root, src)
+    max_chunk = SMALL_CHUNKS[2]
+    assert 0 < sum(read) <= 3 * 3 * max_chunk  # three regions; the old reads came to 5.7 MB
+    restore(repo, second.snapshot_id, tmp_path / "dst")
+    assert file_hashes(tmp_path / "dst") == file_hashes(src)
+
+
 def test_a_read_error_in_the_middle_of_a_file_fails_the_backup_and_leaves_the_repository_sound(
     store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
