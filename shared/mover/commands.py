@@ -147,10 +147,13 @@ def restore(args: argparse.Namespace) -> int:
         "bytes": result.bytes,
         "duration": round(duration, 3),
         "damaged": result.damaged,
+        "warnings": result.warnings,
     }
     human = f"restored snapshot {result.snapshot_id[:8]}: {result.files} files, {result.bytes / 1e6:.1f} MB in {duration:.1f}s"
     for path, reason in sorted(result.damaged.items()):
         human += f"\ndamaged: {path}: {reason}"
+    for warning in result.warnings:
+        human += f"\nwarning: {warning}"
     return _finish(args, doc, human, PARTIAL if result.damaged else 0)
 
 
@@ -194,6 +197,12 @@ def ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compared(node: Any) -> tuple[object, ...]:
+    """What ``diff`` compares: content, type, mode, owner, link target, extended attributes."""
+    return (node.type, node.size, tuple(node.content), node.mode, node.uid, node.gid, node.target,
+            sorted(node.xattrs.items()))  # fmt: skip
+
+
 def diff(args: argparse.Namespace) -> int:
     from shared.repository.walking import walk
 
@@ -201,12 +210,7 @@ def diff(args: argparse.Namespace) -> int:
     trees = []
     for ref in (args.first, args.second):
         _, record = repo.load_snapshot(ref, kind="tree")
-        trees.append(
-            {
-                path: (node.type, node.size, tuple(node.content), node.mode, node.target)
-                for path, node in walk(repo, record.root)
-            }
-        )
+        trees.append({path: _compared(node) for path, node in walk(repo, record.root)})
     old, new = trees
     changes = {"added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()),
                "modified": sorted(p for p in old.keys() & new.keys() if old[p] != new[p])}  # fmt: skip

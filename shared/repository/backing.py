@@ -40,7 +40,7 @@ from typing import Any
 
 from pyfastcdc import FastCDC
 
-from shared.repository.files import ExtentReader, data_extents, scan_totals
+from shared.repository.files import ExtentReader, data_extents, read_xattrs, scan_totals
 from shared.repository.formats import DATA, TREE, Node, Snapshot, Tree
 from shared.repository.packing import Packer
 from shared.repository.recovering import index_orphan_packs
@@ -347,6 +347,10 @@ class _Backup:
                 st.st_ino,
             )
             mode = st.st_mode
+            try:
+                node.xattrs = read_xattrs(entry.path)
+            except OSError as e:
+                self.warn(f"cannot read the extended attributes of {child_rel}: {e.strerror}")
             if stat.S_ISDIR(mode):
                 node.type = "dir"
                 previous = old.get(entry.name)

@@ -8,6 +8,7 @@ and sets the file size, which recreates the holes.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -39,6 +40,44 @@ def data_extents(fd: int, st: os.stat_result) -> list[tuple[int, int]] | None:
     if extents == [(0, st.st_size)]:
         return None
     return extents
+
+
+# Not kept: the SELinux label. The kubelet labels a volume for the pod that mounts it, with the target
+# cluster's policy; a label from the source cluster would at best be replaced, at worst deny access.
+SKIPPED_XATTRS = frozenset({"security.selinux"})
+_UNSUPPORTED = (errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
+def read_xattrs(path: str) -> dict[str, bytes]:
+    """The extended attributes of ``path`` itself (a symlink is not followed), POSIX ACLs among them
+    (``system.posix_acl_access`` / ``_default``); {} where the file system has none."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in _UNSUPPORTED:
+            return {}
+        raise
+    found: dict[str, bytes] = {}
+    for name in sorted(names):
+        if name in SKIPPED_XATTRS:
+            continue
+        try:
+            found[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError as e:
+            if e.errno != errno.ENODATA:  # ENODATA: removed since it was listed
+                raise
+    return found
+
+
+def write_xattrs(path: str, xattrs: dict[str, bytes]) -> list[tuple[str, OSError]]:
+    """Set each extended attribute on ``path`` itself; the (name, error) of those that could not be."""
+    failed = []
+    for name, value in xattrs.items():
+        try:
+            os.setxattr(path, name, value, follow_symlinks=False)
+        except OSError as e:
+            failed.append((name, e))
+    return failed
 
 
 class ExtentReader:

@@ -82,6 +82,7 @@ class Node(msgspec.Struct, omit_defaults=True):
     target: str = ""  # symlink target, or the first path of a hard-link group (relative to the root)
     subtree: bytes = b""  # tree blob id of a directory
     rdev: int = 0
+    xattrs: dict[str, bytes] = {}  # extended attributes, POSIX ACLs among them (files.read_xattrs)
 
 
 class Tree(msgspec.Struct):

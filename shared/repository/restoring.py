@@ -24,7 +24,7 @@ from pathlib import Path
 
 from shared.repository.backing import Progress, ProgressFn
 from shared.repository.errors import DamagedFiles, IntegrityError
-from shared.repository.files import place
+from shared.repository.files import place, write_xattrs
 from shared.repository.formats import Node, PackedBlob
 from shared.repository.repo import Repository
 from shared.store import ObjectNotFound, StoreError, layout
@@ -38,6 +38,7 @@ class RestoreResult:
     files: int = 0
     bytes: int = 0
     damaged: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # metadata that could not be set (content is whole)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class _Restore:
         self.progress = Progress()
         self.progress_fn = progress
         self.is_root = os.geteuid() == 0
+        self.xattr_failures: dict[str, tuple[int, str]] = {}  # why -> (how many, the first attribute)
 
     def walk(self, tree_id: bytes, path: str, rel: str) -> None:
         try:
@@ -192,6 +194,12 @@ class _Restore:
         link = node.type == "symlink"
         if self.is_root:
             os.chown(path, node.uid, node.gid, follow_symlinks=False)
+        if node.xattrs:  # after chown, which clears security.capability
+            for name, error in write_xattrs(path, node.xattrs):
+                why = error.strerror or str(error)
+                first = f"{name} of {os.path.relpath(path, self.target)}"
+                count, first = self.xattr_failures.get(why, (0, first))
+                self.xattr_failures[why] = (count + 1, first)
         if not link:
             os.chmod(path, node.mode)
         if node.mtime_ns:
@@ -222,6 +230,9 @@ def restore(
                 pass
         job.finish()
     result = RestoreResult(snapshot_id, len(job.files), sum(f.node.size for f in job.files), job.damaged)
+    # One line per reason (a target file system without xattrs would otherwise warn for every file).
+    for why, (count, first) in sorted(job.xattr_failures.items()):
+        result.warnings.append(f"{count} extended attribute(s) not restored: {why} (the first: {first})")
     if job.damaged and not allow_partial:
         raise DamagedFiles(job.damaged)
     return result

@@ -32,10 +32,11 @@ RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory"
 # must give them back their owners. Ferry's image runs as uid 10001, which can do neither, so a
 # mover runs as root, as Velero's node agent does, but with every capability dropped except these
 # (all in the Pod Security "baseline" set): DAC_OVERRIDE reads (and writes) whatever the mode;
-# a restore also sets owners (CHOWN), modes and times of files it does not own (FOWNER), keeps
-# setuid/setgid bits across chown (FSETID) and recreates device nodes (MKNOD).
+# a restore also sets owners (CHOWN), modes, times and ACLs of files it does not own (FOWNER), keeps
+# setuid/setgid bits across chown (FSETID), recreates device nodes (MKNOD) and file capabilities,
+# the security.capability attribute (SETFCAP).
 BACKUP_CAPABILITIES = ["DAC_OVERRIDE"]
-RESTORE_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD"]
+RESTORE_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD", "SETFCAP"]
 
 
 def _values(settings: Settings) -> dict[str, str]:

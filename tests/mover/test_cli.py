@@ -51,12 +51,13 @@ def test_init_backup_restore_round_trip(env: dict[str, str], tmp_path: Path) -> 
     )
     assert first["files"] == 13 and first["new_bytes"] > 0 and first["warnings"] == []
     (tmp_path / "src" / "text.txt").write_text("changed\n")
+    os.setxattr(tmp_path / "src" / "empty", "user.note", b"only an attribute changed")
     second = mover(env, "backup", str(tmp_path / "src"), "--name", "data-0", "--tag", "app=shop")
     assert second["parent"] == first["snapshot_id"] and second["bytes_read"] == len("changed\n"), (
         "hard links are read once"
     )
     changes = mover(env, "diff", first["snapshot_id"], second["snapshot_id"])
-    assert changes["changes"]["modified"] == ["links/hard-to-text", "links/second-hard", "text.txt"]
+    assert changes["changes"]["modified"] == ["empty", "links/hard-to-text", "links/second-hard", "text.txt"]
     listed = mover(env, "ls")
     assert [s["id"] for s in listed["snapshots"]] == [first["snapshot_id"], second["snapshot_id"]]
     restored = mover(env, "restore", first["snapshot_id"][:8], str(tmp_path / "dst"))
