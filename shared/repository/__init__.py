@@ -22,9 +22,9 @@ with the package) cost nothing to import for whoever only maps them to exit code
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from shared.lazy import lazy_names
 from shared.repository.errors import (
     DamagedFiles,
     IntegrityError,
@@ -58,16 +58,7 @@ _MODULES = {
     "repo": ["Repository"],
     "restoring": ["RestoreResult", "restore"],
 }
-_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _MODULES)
 
 
 __all__ = [

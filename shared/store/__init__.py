@@ -10,9 +10,9 @@ has parsed its flags, and reaching that point should not cost the S3 module and 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from shared.lazy import lazy_names
 from shared.store import layout
 from shared.store.base import ObjectInfo, ObjectStore, RetryPolicy, retrying
 from shared.store.errors import (
@@ -27,16 +27,7 @@ if TYPE_CHECKING:
     from shared.store.local import LocalStore
     from shared.store.s3 import S3Settings, S3Store
 
-_MODULE_OF = {"LocalStore": "local", "S3Settings": "s3", "S3Store": "s3"}
-
-
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, {"local": ["LocalStore"], "s3": ["S3Settings", "S3Store"]})
 
 
 __all__ = [
