@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import faulthandler
 import gc
 import logging
 import signal
@@ -186,6 +187,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:  # a crash in native code then leaves every thread's stack in the Job's log
+        faulthandler.enable()
+    except (AttributeError, ValueError, OSError):  # stderr is not a file (an embedding caller)
+        pass
     tune_malloc()
     # Start-up allocates objects that all live until exit (modules, botocore's service model): the
     # collector only rescans them, ~0.2 s of a 1 s incremental backup. It stays off until the
