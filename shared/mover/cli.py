@@ -189,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:  # a crash in native code then leaves every thread's stack in the Job's log
         faulthandler.enable()
-    except (AttributeError, ValueError, OSError):  # stderr is not a file (an embedding caller)
+    except (AttributeError, ValueError, OSError, RuntimeError):  # stderr is not a file, or None
         pass
     tune_malloc()
     # Start-up allocates objects that all live until exit (modules, botocore's service model): the

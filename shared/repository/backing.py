@@ -347,10 +347,6 @@ class _Backup:
                 st.st_ino,
             )
             mode = st.st_mode
-            try:
-                node.xattrs = read_xattrs(entry.path)
-            except OSError as e:
-                self.warn(f"cannot read the extended attributes of {child_rel}: {e.strerror}")
             if stat.S_ISDIR(mode):
                 node.type = "dir"
                 previous = old.get(entry.name)
@@ -384,6 +380,10 @@ class _Backup:
                 node.rdev = st.st_rdev
             else:  # sockets cannot be restored meaningfully
                 continue
+            try:
+                node.xattrs = read_xattrs(entry.path)
+            except OSError as e:
+                self.warn(f"cannot read the extended attributes of {child_rel}: {e.strerror}")
             nodes.append(node)
             self.report()
         # Waiting here for this directory's chunks would drain the pipeline at the end of every

@@ -70,8 +70,22 @@ def read_xattrs(path: str) -> dict[str, bytes]:
 
 
 def write_xattrs(path: str, xattrs: dict[str, bytes]) -> list[tuple[str, OSError]]:
-    """Set each extended attribute on ``path`` itself; the (name, error) of those that could not be."""
-    failed = []
+    """Make the extended attributes of ``path`` itself ``xattrs``: set each, and remove any other (a
+    file restored over an older one keeps none of its ACLs), the SELinux label aside. Returns the
+    (name, error) of each attribute that could not be set or removed."""
+    failed: list[tuple[str, OSError]] = []
+    try:
+        present = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in _UNSUPPORTED:
+            failed.append(("(the list)", e))
+        present = []
+    for name in present:
+        if name not in xattrs and name not in SKIPPED_XATTRS:
+            try:
+                os.removexattr(path, name, follow_symlinks=False)
+            except OSError as e:
+                failed.append((name, e))
     for name, value in xattrs.items():
         try:
             os.setxattr(path, name, value, follow_symlinks=False)

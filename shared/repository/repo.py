@@ -44,7 +44,7 @@ from shared.repository.formats import (
 )
 from shared.repository.indexes import Index
 from shared.repository.locking import Lock
-from shared.store import LocalStore, ObjectNotFound, ObjectStore, S3Store, layout
+from shared.store import ObjectNotFound, ObjectStore, layout
 
 SNAPSHOT_AAD = b"ferry-snapshot-v1"
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
@@ -91,6 +91,8 @@ class Repository:
     ) -> Repository:
         """Create a repository. ``like`` shares another repository's chunker and chunk-id key (not its
         encryption key), so that ``copy_snapshot`` between the two only sends what the target lacks."""
+        from shared.store import LocalStore, S3Store  # here: opening a local repository never loads S3
+
         if isinstance(store, S3Store):
             store.create_bucket()
         elif isinstance(store, LocalStore):

@@ -194,12 +194,11 @@ class _Restore:
         link = node.type == "symlink"
         if self.is_root:
             os.chown(path, node.uid, node.gid, follow_symlinks=False)
-        if node.xattrs:  # after chown, which clears security.capability
-            for name, error in write_xattrs(path, node.xattrs):
-                why = error.strerror or str(error)
-                first = f"{name} of {os.path.relpath(path, self.target)}"
-                count, first = self.xattr_failures.get(why, (0, first))
-                self.xattr_failures[why] = (count + 1, first)
+        for name, error in write_xattrs(path, node.xattrs):  # after chown: it clears security.capability
+            why = error.strerror or str(error)
+            first = f"{name} of {os.path.relpath(path, self.target)}"
+            count, first = self.xattr_failures.get(why, (0, first))
+            self.xattr_failures[why] = (count + 1, first)
         if not link:
             os.chmod(path, node.mode)
         if node.mtime_ns:

@@ -144,8 +144,9 @@ def _data_loader(data_path: str | None) -> Any:
     """botocore's data ``Loader`` made for a process that only builds S3 clients, and that starts fast.
 
     - Files are parsed with msgspec: the same dicts in the same key order, ~0.05 s sooner per client.
-    - Only S3 is listed as a known service. botocore checks that a service is known before it loads
-      each of its models, by listing the directories of all 400 services it ships, ~25 ms a model.
+    - A service is known by a look at its own directory. botocore checks that a service is known
+      before it loads each of its models by listing the directories of all 445 services it ships,
+      ~25 ms a model; S3 needs two models per client (the credential chain may need STS or SSO).
     ``data_path`` is ``AWS_DATA_PATH`` (extra model directories), as botocore's ``create_loader`` takes it.
     """
     import gzip
@@ -163,16 +164,29 @@ def _data_loader(data_path: str | None) -> Any:
                     continue
             return None
 
-    class Loader(botocore.loaders.Loader):  # type: ignore[misc]
-        def list_available_services(self, type_name: str) -> list[str]:
-            for root in self.search_paths:
-                directory = os.path.join(root, "s3")
+    class Known:
+        """botocore's known services, asked one name at a time: ``in`` looks at that service's own
+        directory; iterating (an error message) lists them all, as botocore does."""
+
+        def __init__(self, loader: Any, type_name: str) -> None:
+            self.loader, self.type_name = loader, type_name
+
+        def __contains__(self, service: object) -> bool:
+            for root in self.loader.search_paths:
+                directory = os.path.join(root, str(service))
                 if os.path.isdir(directory) and any(
-                    self.file_loader.exists(os.path.join(directory, version, type_name))
+                    self.loader.file_loader.exists(os.path.join(directory, version, self.type_name))
                     for version in os.listdir(directory)
                 ):
-                    return ["s3"]
-            return []
+                    return True
+            return False
+
+        def __iter__(self) -> Any:
+            return iter(botocore.loaders.Loader.list_available_services(self.loader, self.type_name))
+
+    class Loader(botocore.loaders.Loader):  # type: ignore[misc]
+        def list_available_services(self, type_name: str) -> Any:
+            return Known(self, type_name)
 
     extra = (
         [os.path.expanduser(os.path.expandvars(path)) for path in data_path.split(os.pathsep)]

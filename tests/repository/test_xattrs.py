@@ -56,6 +56,21 @@ def test_extended_attributes_are_restored_with_their_files(
     assert (tmp_path / "dst" / "link").readlink() == Path("plain.txt")
 
 
+def test_a_restore_over_older_files_leaves_none_of_their_attributes(
+    repo: Repository, src: Path, tmp_path: Path
+) -> None:
+    """An ACL or attribute left on the target by an older copy must not survive: it could grant
+    access the snapshot did not."""
+    result = backup(repo, src, name="vol")
+    restore(repo, result.snapshot_id, tmp_path / "dst")
+    os.setxattr(tmp_path / "dst" / "plain.txt", "user.stale", b"from an older copy")
+    os.setxattr(tmp_path / "dst" / "conf" / "app.yaml", "user.stale", b"from an older copy")
+    os.setxattr(tmp_path / "dst" / "conf", "user.backup", b"an older value")
+
+    assert restore(repo, result.snapshot_id, tmp_path / "dst").warnings == []
+    assert _attributes(tmp_path / "dst") == _attributes(src)
+
+
 def test_an_attribute_changed_alone_is_in_the_next_snapshot_without_rereading_the_file(
     repo: Repository, src: Path, tmp_path: Path
 ) -> None:

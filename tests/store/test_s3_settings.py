@@ -215,17 +215,19 @@ def test_botocore_data_files_parse_to_what_botocore_reads_itself(name: str) -> N
     assert _data_loader(None).file_loader.load_file(path + "-absent") is None
 
 
-def test_the_data_loader_knows_s3_and_loads_the_models_botocore_would(tmp_path: Path) -> None:
-    """It lists only S3 (botocore lists all its 400 services to check one is known), and finds
-    the same models, including one added under AWS_DATA_PATH."""
+def test_the_data_loader_knows_the_services_botocore_knows_and_loads_the_same_models(tmp_path: Path) -> None:
+    """It checks one service's directory where botocore lists all 445; STS and SSO stay known (the
+    credential chain builds their clients for IRSA and SSO profiles); a model under AWS_DATA_PATH wins."""
     ours, theirs = _data_loader(None), botocore.loaders.create_loader()
     for type_name in ("service-2", "endpoint-rule-set-1"):
-        assert ours.list_available_services(type_name) == ["s3"]
-        assert "s3" in theirs.list_available_services(type_name)
-        assert json.dumps(ours.load_service_model("s3", type_name)) == json.dumps(
-            theirs.load_service_model("s3", type_name)
-        )
-    assert ours.list_available_services("waiters-9") == []
+        known = ours.list_available_services(type_name)
+        assert "s3" in known and "sts" in known and "sso" in known and "no-such-service" not in known
+        assert list(known) == theirs.list_available_services(type_name)
+        for service in ("s3", "sts"):
+            assert json.dumps(ours.load_service_model(service, type_name)) == json.dumps(
+                theirs.load_service_model(service, type_name)
+            )
+    assert "s3" not in ours.list_available_services("waiters-9")
     newer = tmp_path / "s3" / "2099-01-01"
     newer.mkdir(parents=True)
     (newer / "service-2.json").write_text('{"metadata": {"apiVersion": "2099-01-01"}}')
