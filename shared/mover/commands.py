@@ -30,7 +30,7 @@ from shared.mover.settings import (
 )
 
 if TYPE_CHECKING:
-    from shared.repository import Repository
+    from shared.repository import Node, Repository
 
 PARTIAL = 3
 
@@ -197,7 +197,7 @@ def ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compared(node: Any) -> tuple[object, ...]:
+def _compared(node: Node) -> tuple[object, ...]:
     """What ``diff`` compares: content, type, mode, owner, link target, extended attributes."""
     return (node.type, node.size, tuple(node.content), node.mode, node.uid, node.gid, node.target,
             sorted(node.xattrs.items()))  # fmt: skip
