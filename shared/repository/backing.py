@@ -26,7 +26,6 @@ the snapshot is written and the result says it is partial.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import queue
 import stat
@@ -40,6 +39,7 @@ from typing import Any
 
 from pyfastcdc import FastCDC
 
+from shared.memory import anonymous
 from shared.repository.files import ExtentReader, data_extents, read_xattrs, scan_totals
 from shared.repository.formats import DATA, TREE, Node, Snapshot, Tree
 from shared.repository.packing import Packer
@@ -83,7 +83,7 @@ class _Block:
     def __init__(self, size: int) -> None:
         # Anonymous memory: zeroed by the kernel page by page as it is first used, where a bytearray
         # of this size would be cleared whole up front (a tenth of a second for a few blocks).
-        self.view = memoryview(mmap.mmap(-1, size))
+        self.view = memoryview(anonymous(size))
         self.refs = 0
         self.fill = 0  # where the next file's bytes go
 
@@ -286,7 +286,7 @@ class _Backup:
         """Whether the file's bytes at ``offset`` are the chunk ``chunk_id`` (run on a worker)."""
         buffer: memoryview | None = getattr(self._local, "buffer", None)
         if buffer is None:  # one per worker, reused: the bytes are hashed while still in its cache
-            buffer = self._local.buffer = memoryview(mmap.mmap(-1, self.max_chunk))
+            buffer = self._local.buffer = memoryview(anonymous(self.max_chunk))
         view = buffer[:length]
         done = 0
         while done < length:

@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from shared.memory import anonymous
 from shared.repository.crypto import OVERHEAD, Cipher, blob_aad
 from shared.repository.formats import HEADER_DECODER, MSGPACK, IndexedPack, PackedBlob
 from shared.repository.indexes import Index, write_index
@@ -122,7 +123,7 @@ class Packer:
     def _buffer(self, needed: int) -> mmap.mmap:
         """A pack buffer: page-aligned anonymous memory, so a local store can write it with O_DIRECT."""
         if needed > self.pack_size + SLACK // 2:  # a huge tree blob: a buffer of its own
-            return mmap.mmap(-1, needed + SLACK)
+            return anonymous(needed + SLACK)
         try:
             return self._buffers.get_nowait()
         except queue.Empty:
@@ -130,7 +131,7 @@ class Packer:
         with self._lock:
             make = self._buffers_left > 0
             self._buffers_left -= 1 if make else 0
-        return mmap.mmap(-1, self.pack_size + SLACK) if make else self._buffers.get()
+        return anonymous(self.pack_size + SLACK) if make else self._buffers.get()
 
     def _reserve(
         self, blob_id: bytes, blob_type: int, length: int, size: int, compressed: bool

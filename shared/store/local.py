@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import mmap
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from shared.memory import anonymous
 from shared.store.base import ObjectInfo
 from shared.store.errors import (
     AccessDenied,
@@ -120,7 +120,7 @@ class LocalStore:
             whole = len(view) - len(view) % BLOCK
             _write_all(fd, view[:whole])
             if whole < len(view):  # O_DIRECT writes whole blocks: pad the last one, then cut the file
-                block = mmap.mmap(-1, BLOCK)
+                block = anonymous(BLOCK)
                 block[: len(view) - whole] = view[whole:]
                 _write_all(fd, memoryview(block))
                 os.ftruncate(fd, len(view))
