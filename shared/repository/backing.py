@@ -143,6 +143,7 @@ class _Backup:
         cfg = repo.config
         self.chunker = FastCDC(cfg.chunker_avg, min_size=cfg.chunker_min, max_size=cfg.chunker_max)
         self.max_chunk = cfg.chunker_max
+        self.min_chunk = cfg.chunker_min  # FastCDC never cuts a file this small: one chunk, as it is
         self.blocks = _Blocks(threads + 3, READ_BLOCK + cfg.chunker_max)
         self.block: _Block | None = None  # the block the next file is read into
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="ferry-chunk")
@@ -250,6 +251,31 @@ class _Backup:
             if ahead is not None:  # the file is closed next: let the reader be done with it first
                 wait([ahead])
             raise
+
+    def _read_small(self, fd: int, size: int) -> tuple[list[Future[bytes]], int]:
+        """A file of one chunk: read into the current block with one call and submitted, not cut.
+
+        It reads the ``size`` the file had when listed and no more, and does not read again to meet
+        the end of the file: a file that grew or shrank meanwhile is stored as read, and
+        ``save_file``'s second ``fstat`` reports the change.
+        """
+        block = self.block
+        if block is None or block.view.nbytes - block.fill < size:
+            if block is not None:
+                self.blocks.release(block)
+            block = self.block = self.blocks.take()
+        start = block.fill
+        view = block.view[start : start + size]
+        read = 0
+        while read < size:
+            n = os.readv(fd, [view[read:]])
+            if n == 0:  # shorter now
+                break
+            read += n
+        block.fill = start + read
+        self.progress.bytes_done += read
+        self.report()
+        return ([self._submit(view[:read], block)] if read else []), read
 
     def _read_guided(self, fd: int, guide: dict[int, tuple[bytes, int]]) -> tuple[list[Future[bytes]], int]:
         """Back up a changed file against its parent's chunks (``_guide``): (chunk futures, size read).
@@ -434,6 +460,8 @@ class _Backup:
             guide = self._guide(old, extents)
             if guide:
                 futures, read = self._read_guided(fd, guide)
+            elif extents is None and 0 < st.st_size <= self.min_chunk:
+                futures, read = self._read_small(fd, st.st_size)
             else:
                 reader = ExtentReader(fd, extents)
                 futures = self._read_chunks(reader)[0]

@@ -106,6 +106,35 @@ def test_a_file_growing_while_read_is_stored_as_read_and_reported(repo: Reposito
     assert again.snapshot.stats.bytes_read > 0, "a file changed during the last backup is read again"
 
 
+def test_a_small_file_growing_after_it_was_listed_is_stored_as_read_and_reported(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of one chunk is read with one call of the size it was listed with; the change shows."""
+    src = tmp_path / "src"
+    src.mkdir()
+    small = src / "small.log"
+    small.write_bytes(b"first\n" * 1000)
+    real_readv = os.readv
+
+    def readv(fd: int, buffers: list[memoryview]) -> int:  # the file grows just before it is read
+        if os.readlink(f"/proc/self/fd/{fd}") == str(small) and small.stat().st_size == 6000:
+            with open(small, "ab") as f:
+                f.write(b"appended\n")
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", readv)
+    result = backup(repo, src)
+    monkeypatch.undo()
+    assert any("changed while it was read" in w and "small.log" in w for w in result.snapshot.stats.warnings)
+    restore(repo, result.snapshot_id, tmp_path / "dst")
+    restored = (tmp_path / "dst" / "small.log").read_bytes()
+    assert restored.startswith(b"first\n" * 1000) and small.read_bytes().startswith(restored)
+    again = backup(repo, src)
+    assert again.snapshot.stats.bytes_read == small.stat().st_size, "read again, whole"
+    restore(repo, again.snapshot_id, tmp_path / "again")
+    assert (tmp_path / "again" / "small.log").read_bytes() == small.read_bytes()
+
+
 def test_a_wrong_password_is_a_clear_error_and_writes_nothing(repo: Repository, store: ObjectStore) -> None:
     before = sorted(info.key for info in store.list(""))
     with pytest.raises(WrongKey, match="wrong password or key file"):
@@ -226,6 +255,9 @@ def test_chunks_are_cut_as_a_streaming_chunker_cuts_them_across_read_blocks(
         "d-blocks": 3_500_000,
         "e-mid": 700_000,
         "f-big": 2_600_000,
+        "g-min": SMALL_CHUNKS[0],  # the largest file read whole, as one chunk, with no cutting
+        "h-min-plus": SMALL_CHUNKS[0] + 1,
+        **{f"i-{n:02d}": 15_000 + n for n in range(90)},  # small files that fill more than one block
     }
     for name, size in sizes.items():
         (src / name).write_bytes(rng.randbytes(size // 2) + bytes(size - size // 2))
