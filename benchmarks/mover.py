@@ -10,7 +10,7 @@ few large files, compressible and not), starts one SeaweedFS for the run, and me
 2. Ferry (``ferry-mover`` as a subprocess, as a Job runs it): first backup, second backup after
    changing ~2% of the data, full restore; and a first backup into a local-directory repository,
    on the disk and (where ``/dev/shm`` exists) in memory, which shows the mover's own rate when
-   the disk is slower than it;
+   the disk is slower than it (three runs in memory, first of all, and their median kept);
 3. restic on the same data and server, when ``restic`` is on the PATH.
 
 Before each timed run the files it reads (the dataset, or the store's files for a restore) are read
@@ -313,19 +313,24 @@ def main() -> None:
     # The local-directory runs first, while no SeaweedFS is there to compete for the two cores.
     WARM[:] = [data]
     local_env = {**base_env, "FERRY_REPO_PASSWORD": PASSWORD}
+    if Path("/dev/shm").is_dir():
+        # Three runs, the median kept: a 2.5 s run is the one figure a few hundred milliseconds of
+        # the VM's noise moves by 10%. First, before the disk runs leave writes in flight.
+        memory_runs = []
+        for attempt in range(3):
+            memory_repo = Path(tempfile.mkdtemp(prefix="ferry-bench-", dir="/dev/shm"))
+            try:
+                memory_runs.append(ferry_first_backup(local_env, memory_repo / "repo", data, size,
+                                                      f"ferry first backup (local dir in RAM) #{attempt + 1}"))  # fmt: skip
+            finally:
+                shutil.rmtree(memory_repo)
+        runs["memory"] = sorted(memory_runs, key=lambda run: run.seconds)[1]
     runs["disk"] = raw_disk_limit(work / "raw-disk", size)
     print(runs["disk"].line(), flush=True)
     shutil.rmtree(work / "local-repo", ignore_errors=True)
     runs["local"] = ferry_first_backup(
         local_env, work / "local-repo", data, size, "ferry first backup (local dir)"
     )
-    if Path("/dev/shm").is_dir():
-        memory_repo = Path(tempfile.mkdtemp(prefix="ferry-bench-", dir="/dev/shm"))
-        try:
-            runs["memory"] = ferry_first_backup(local_env, memory_repo / "repo", data, size,
-                                                "ferry first backup (local dir in RAM)")  # fmt: skip
-        finally:
-            shutil.rmtree(memory_repo)
     seaweed = SeaweedFS(work / "seaweedfs").start()
     WARM[:] = [work / "seaweedfs", data]  # the dataset last: it matters most
     try:
@@ -411,7 +416,7 @@ def report(runs: dict[str, Run]) -> None:
           f"{disk.rate:.0f} MB/s and Ferry stores {stored:.2f} byte per byte read: at most "
           f"{disk.rate / stored:.0f} MB/s here)")  # fmt: skip
     if "memory" in runs:
-        check("local-directory backup in RAM (/dev/shm), MB/s", runs["memory"].rate, 400, " MB/s")
+        check("local-dir backup in RAM (/dev/shm, median of 3), MB/s", runs["memory"].rate, 400, " MB/s")
     else:
         check("local-directory backup, MB/s", local.rate, 400, " MB/s")
     peak = max(r.rss for k, r in runs.items() if k.startswith(("ferry", "local", "memory")))
