@@ -180,6 +180,16 @@ class _Backup:
         self.blocks.hold(block)
         return self.pool.submit(self._store_chunk, data, block)
 
+    def _block_with_room(self, room: int) -> _Block:
+        """The block the next file is read into: the current one if ``room`` bytes are left in it,
+        else a fresh one (the current one is let go once its chunks are stored)."""
+        block = self.block
+        if block is None or block.view.nbytes - block.fill < room:
+            if block is not None:
+                self.blocks.release(block)
+            block = self.block = self.blocks.take()
+        return block
+
     def _read_chunks(
         self, reader: ExtentReader, position: int = 0, resume: _Verifier | None = None
     ) -> tuple[list[Future[bytes]], int, tuple[bytes, int] | None]:
@@ -193,11 +203,7 @@ class _Backup:
         parent's chunk. Returns the futures of the chunk ids, the offset reached, and that parent
         chunk (id, size), or None at the end of the file.
         """
-        block = self.block
-        if block is None or block.view.nbytes - block.fill < 2 * self.max_chunk:
-            if block is not None:
-                self.blocks.release(block)
-            block = self.block = self.blocks.take()
+        block = self._block_with_room(2 * self.max_chunk)
         futures: list[Future[bytes]] = []
         start = block.fill  # the file's bytes not yet cut are block.view[start:end]
         # A guided re-cut mostly finds its parent again a chunk or two on. It reads a step at a time
@@ -259,19 +265,10 @@ class _Backup:
         the end of the file: a file that grew or shrank meanwhile is stored as read, and
         ``save_file``'s second ``fstat`` reports the change.
         """
-        block = self.block
-        if block is None or block.view.nbytes - block.fill < size:
-            if block is not None:
-                self.blocks.release(block)
-            block = self.block = self.blocks.take()
+        block = self._block_with_room(size)
         start = block.fill
         view = block.view[start : start + size]
-        read = 0
-        while read < size:
-            n = os.readv(fd, [view[read:]])
-            if n == 0:  # shorter now
-                break
-            read += n
+        read, _ = _fill(ExtentReader(fd, None), view, 0)  # less than size if the file is shorter now
         block.fill = start + read
         self.progress.bytes_done += read
         self.report()
