@@ -44,7 +44,8 @@ EXIT_CODES = {
     OK: "success",
     FAILED: "unexpected failure (a bug, or an error not classified below)",
     USAGE: "usage error: bad flags, missing repository/password settings, repository already exists",
-    PARTIAL: "done, but partially: some files unreadable (backup) or damaged (restore --allow-partial)",
+    PARTIAL: "done, but partially: some files unreadable (backup) or damaged (restore --allow-partial); "
+    "verify: the directory differs from the snapshot",
     NO_REPOSITORY: "no repository at this location (run init)",
     LOCKED: "repository locked by another process (temporary: retry later)",
     WRONG_KEY: "wrong password or key file (permanent)",
@@ -157,6 +158,23 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--allow-partial", action="store_true", help="exit 3 instead of 15 when some files are damaged"
+    )
+    p.add_argument(
+        "--delta",
+        action="store_true",
+        help="TARGET may hold an older state: write only the chunks that differ, remove what the snapshot lacks",
+    )
+    p = command(
+        "verify", commands.verify, "compare a directory with a snapshot, every byte (read-only, no lock)"
+    )
+    p.add_argument("snapshot", help="snapshot id, unique prefix, or 'latest'")
+    p.add_argument("path")
+    p.add_argument("--name", help="the volume's name in progress events (default: the directory's name)")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="exit 0 when the comparison ran, equal or not (the JSON summary says what differs): "
+        "the verify step's mover Jobs use it, so that a difference is reported, not retried",
     )
     p = command("ls", commands.ls, "list snapshots, or the files of one snapshot")
     p.add_argument("snapshot", nargs="?")

@@ -7,6 +7,8 @@ The public API the services and ``ferry-mover`` use (all blocking; from async co
     repo = open_repository(settings, create=True)                # or Repository.open(open_store(url), pw)
     result = backup(repo, "/data", name="data-0", group=ferry_snapshot_id, tags={"app": "shop"})
     restore(repo, result.snapshot_id, "/restore", allow_partial=False)
+    restore(repo, result.snapshot_id, "/restore", delta=True)   # write only what differs, remove extras
+    compare(repo, result.snapshot_id, "/restore").differences  # read-only proof, every byte hashed
     blob_id = put_blob(repo, manifests_tar, name="manifests", group=ferry_snapshot_id)
     read_blob(repo, blob_id)
     repo.snapshots(group=ferry_snapshot_id)
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from shared.repository.backing import BackupResult, Progress, ProgressFn, backup
     from shared.repository.blobs import put_blob, read_blob
     from shared.repository.checking import CheckReport, check
+    from shared.repository.comparing import Comparison, compare
     from shared.repository.copying import COPIED_FROM, CopyResult, copy_group, copy_snapshot
     from shared.repository.formats import Node, Snapshot, SnapshotStats, Tree
     from shared.repository.opening import RepositorySettings, open_repository
@@ -51,6 +54,7 @@ _MODULES = {
     "backing": ["BackupResult", "Progress", "ProgressFn", "backup"],
     "blobs": ["put_blob", "read_blob"],
     "checking": ["CheckReport", "check"],
+    "comparing": ["Comparison", "compare"],
     "copying": ["COPIED_FROM", "CopyResult", "copy_group", "copy_snapshot"],
     "formats": ["Node", "Snapshot", "SnapshotStats", "Tree"],
     "opening": ["RepositorySettings", "open_repository"],
@@ -64,12 +68,14 @@ __getattr__ = lazy_names(__name__, _MODULES)
 __all__ = [
     "COPIED_FROM",
     "CheckReport",
+    "Comparison",
     "CopyResult",
     "ForgetResult",
     "Policy",
     "PruneResult",
     "RepositorySettings",
     "check",
+    "compare",
     "copy_group",
     "copy_snapshot",
     "forget",

@@ -11,6 +11,10 @@ A pack that is missing, a blob that fails authentication or whose hash differs: 
 it is recorded as damaged with the reason. Everything else is still restored; then ``DamagedFiles``
 is raised unless ``allow_partial``. Ownership is restored when running as root; permissions and
 mtimes always, directories last (writing into a directory changes its mtime).
+
+``restore(..., delta=True)`` brings an existing tree to the snapshot's state instead (``syncing.py``):
+it decides what to write, then runs this very plan, fetch and finish, so both modes read packs the
+same way and report damage the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ class RestoreResult:
     bytes: int = 0
     damaged: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # metadata that could not be set (content is whole)
+    files_written: int = 0  # files created or changed (a plain restore writes them all)
+    bytes_written: int = 0
+    files_skipped: int = 0  # files already right (delta restore)
+    bytes_skipped: int = 0
+    removed: int = 0  # entries deleted because the snapshot does not have them (delta restore)
 
 
 @dataclass
@@ -47,6 +56,8 @@ class _File:
     rel: str
     node: Node
     left: int = 0  # content bytes still to write (progress counts a file when it reaches 0)
+    fresh: bool = True  # created (or emptied) before writing; else written in place (delta restore)
+    only: set[int] | None = None  # the indexes in node.content of the chunks to write (None: all)
 
 
 class _Restore:
@@ -55,6 +66,8 @@ class _Restore:
         self.files: list[_File] = []
         self.dirs: list[tuple[str, Node]] = []
         self.others: list[tuple[str, str, Node]] = []  # symlinks, hard links, specials
+        self.kept: list[tuple[str, Node]] = []  # entries already right: their metadata only (delta)
+        self.bytes_written = 0
         self.damaged: dict[str, str] = {}
         self.lock = threading.Lock()
         self.progress = Progress()
@@ -88,20 +101,26 @@ class _Restore:
     def plan(self) -> dict[str, list[tuple[PackedBlob, list[tuple[_File, int]]]]]:
         wanted: dict[bytes, list[tuple[_File, int]]] = defaultdict(list)
         for file in self.files:
-            fd = os.open(file.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC if file.fresh else os.O_WRONLY
+            fd = os.open(file.path, flags, 0o600)
             try:
                 os.ftruncate(fd, file.node.size)
             finally:
                 os.close(fd)
-            offset = 0
-            for chunk in file.node.content:
-                wanted[chunk].append((file, offset))
+            offset = left = 0
+            for i, chunk in enumerate(file.node.content):
                 found = self.repo.index.get(chunk)
-                offset += found[1].size if found else 0
                 if found is None:
                     self.mark(file, f"chunk {chunk.hex()[:16]} is not in the repository index")
-            file.left = offset
-            if offset == 0:
+                    continue
+                if file.only is None or i in file.only:
+                    wanted[chunk].append((file, offset))
+                    left += found[1].size
+                offset += found[1].size
+            file.left = left
+            if file.only is not None:  # what the file already holds counts as done
+                self.progress.bytes_done += offset - left
+            if left == 0:
                 self.progress.files_done += 1
         packs: dict[str, list[tuple[PackedBlob, list[tuple[_File, int]]]]] = defaultdict(list)
         for chunk, targets in wanted.items():
@@ -155,6 +174,7 @@ class _Restore:
         finally:
             os.close(fd)
         with self.lock:
+            self.bytes_written += len(view)
             self.progress.bytes_done += len(view)
             file.left -= len(view)
             if file.left == 0:
@@ -187,6 +207,8 @@ class _Restore:
                 self.metadata(path, node)
         for file in self.files:
             self.metadata(file.path, file.node)
+        for path, node in self.kept:
+            self.metadata(path, node)
         for path, node in reversed(self.dirs):
             self.metadata(path, node)
 
@@ -204,6 +226,15 @@ class _Restore:
         if node.mtime_ns:
             os.utime(path, ns=(node.atime_ns or node.mtime_ns, node.mtime_ns), follow_symlinks=False)
 
+    def prepare(self) -> None:
+        """Decide what to write in an existing tree (the delta restore's); a plain restore writes all."""
+
+    def result(self, snapshot_id: str) -> RestoreResult:
+        size = sum(f.node.size for f in self.files)
+        result = RestoreResult(snapshot_id, len(self.files), size, self.damaged)
+        result.files_written, result.bytes_written = len(self.files), self.bytes_written
+        return result
+
 
 def restore(
     repo: Repository,
@@ -213,22 +244,33 @@ def restore(
     allow_partial: bool = False,
     progress: ProgressFn | None = None,
     threads: int = 6,
+    delta: bool = False,
 ) -> RestoreResult:
-    """Write snapshot ``snapshot_id`` under ``target``; raise ``DamagedFiles`` unless ``allow_partial``."""
+    """Write snapshot ``snapshot_id`` under ``target``; raise ``DamagedFiles`` unless ``allow_partial``.
+
+    With ``delta``, ``target`` may hold an older state of the tree: only what differs is fetched and
+    written, and what the snapshot does not have is removed (``syncing.py``).
+    """
     target = Path(target).absolute()
     with repo.lock(purpose="restore"):
         snapshot_id, record = repo.load_snapshot(snapshot_id, kind="tree")
         if record.kind != "tree":
             raise IntegrityError(f"snapshot {snapshot_id[:8]} holds a blob ({record.name}), not a file tree")
         target.mkdir(parents=True, exist_ok=True)
-        job = _Restore(repo, target, progress)
+        if delta:
+            from shared.repository.syncing import Delta  # a plain restore does not load it
+
+            job: _Restore = Delta(repo, target, progress)
+        else:
+            job = _Restore(repo, target, progress)
         job.walk(record.root, str(target), "")
+        job.prepare()
         plan = job.plan()
         with ThreadPoolExecutor(threads, thread_name_prefix="ferry-restore") as pool:
             for _ in pool.map(lambda item: job.restore_pack(*item), plan.items()):
                 pass
         job.finish()
-    result = RestoreResult(snapshot_id, len(job.files), sum(f.node.size for f in job.files), job.damaged)
+    result = job.result(snapshot_id)
     # One line per reason (a target file system without xattrs would otherwise warn for every file).
     for why, (count, first) in sorted(job.xattr_failures.items()):
         result.warnings.append(f"{count} extended attribute(s) not restored: {why} (the first: {first})")
