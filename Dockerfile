@@ -30,7 +30,7 @@ RUN groupadd --system --gid 10001 ferry \
 COPY --from=build /opt/ferry /opt/ferry
 # Fail the build, not the pod, when a service module or an entry point's module is missing.
 RUN python -c "import importlib.metadata as md, importlib.util as u, sys; \
-mods = [f'services.{s}.__main__' for s in ('intake', 'discovery', 'snapshot', 'transfer', 'restore', 'gateway')]; \
+mods = [f'services.{s}.__main__' for s in ('intake', 'discovery', 'snapshot', 'transfer', 'restore', 'verify', 'gateway')]; \
 mods += [ep.module for ep in md.entry_points(group='console_scripts') if ep.dist and ep.dist.name == 'ferry']; \
 found = lambda m: all(u.find_spec('.'.join(m.split('.')[:i + 1])) for i in range(m.count('.') + 1)); \
 missing = [m for m in mods if not found(m)]; \

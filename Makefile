@@ -50,6 +50,10 @@ demo: $(STAMP) ## Run Ferry's main job on the embedded local stack (pass ARGS=--
 bench: $(STAMP) ## Data-path benchmark (benchmarks/mover.py)
 	$(BIN)/python benchmarks/mover.py $(ARGS)
 
+.PHONY: bench-verify
+bench-verify: $(STAMP) ## Verify vs discover on 10,000 objects (benchmarks/verify.py)
+	$(BIN)/python benchmarks/verify.py $(ARGS)
+
 .PHONY: schema
 schema: $(STAMP) ## Regenerate the published JSON Schemas in docs/schema/
 	$(BIN)/python -m shared.contracts.schema docs/schema

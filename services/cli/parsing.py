@@ -22,6 +22,7 @@ import msgspec
 from shared.bus.client import DOCUMENTS
 from shared.contracts.requests import (
     ConflictPolicy,
+    ExistingVolumes,
     MobilityRequest,
     RequestInvalid,
     RequestKind,
@@ -71,6 +72,12 @@ FLAG_OF_FIELD = {
     "$.volumes.parallel": "--parallel",
     "$.volumes.method": "--snapshot-method",
     "$.volumes.exclude_storage_classes": "--exclude-storage-classes",
+    "$.volumes.existing": "--existing-volume-policy",
+    "$.restore.resources": "--resource",
+    "$.restore.volume_paths": "--volume-path",
+    "$.restore.rewrite_references": "--no-rewrite-references",
+    "$.restore.completed_jobs": "--restore-completed-jobs",
+    "$.preflight_only": "--preflight",
     "$.conflict_policy": "--existing-resource-policy",
     "$.idempotency_key": "--idempotency-key",
     "$.labels": "--label",
@@ -141,11 +148,19 @@ def request_from_args(args: argparse.Namespace) -> MobilityRequest:
             "method": args.snapshot_method,
             "parallel": args.parallel,
             "exclude_storage_classes": items(args.exclude_storage_classes),
+            "existing": args.existing_volume_policy,
+        },
+        "restore": {
+            "resources": items(args.resource),
+            "volume_paths": items(args.volume_path),
+            "rewrite_references": not args.no_rewrite_references,
+            "completed_jobs": args.restore_completed_jobs,
         },
         "conflict_policy": args.existing_resource_policy,
         "quiesce": args.quiesce,
         "keep_owned": args.keep_owned,
         "dry_run": args.dry_run,
+        "preflight_only": args.preflight,
         "idempotency_key": args.idempotency_key or "",
         "labels": labels,
         "itinerary": items(args.steps),
@@ -204,6 +219,18 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     )
     what.add_argument("--exclude-resources", action="append", metavar="RES")
     what.add_argument(
+        "--resource",
+        action="append",
+        metavar="KIND/NAME",
+        help="restore only these objects, e.g. deployment/web,configmap/app (or kind/namespace/name)",
+    )
+    what.add_argument(
+        "--volume-path",
+        action="append",
+        metavar="NS/CLAIM:PATH",
+        help="restore only this path of a volume, e.g. shop/pgdata-db-0:/base/16 (repeatable)",
+    )
+    what.add_argument(
         "--keep-owned",
         action="store_true",
         help="also restore objects their owner's controller would make (pods of a ReplicaSet, ...)",
@@ -230,9 +257,31 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     vol.add_argument("--parallel", type=int, default=2, metavar="N", help="volumes copied at once (1-64)")
     vol.add_argument("--exclude-storage-classes", action="append", metavar="SC")
     vol.add_argument("--skip-volume-data", action="store_true", help="manifests only")
+    vol.add_argument(
+        "--existing-volume-policy",
+        choices=[p.value for p in ExistingVolumes],
+        default="auto",
+        help="a claim that already exists in the target: refresh it (delta restore), keep its data, or fail; "
+        "auto refreshes claims Ferry restored before and keeps any other",
+    )
     run = parser.add_argument_group("the request")
     run.add_argument("--quiesce", action="store_true", help="scale workloads to zero during the final copy")
     run.add_argument("--dry-run", action="store_true", help="discover and report; change nothing")
+    run.add_argument(
+        "--preflight",
+        action="store_true",
+        help="only check that the request can run (clusters, permissions, storage classes, repositories)",
+    )
+    run.add_argument(
+        "--no-rewrite-references",
+        action="store_true",
+        help="with a namespace mapping, leave <svc>.<ns>.svc references in values as they are",
+    )
+    run.add_argument(
+        "--restore-completed-jobs",
+        action="store_true",
+        help="also re-create Jobs that had completed in the source (they run again)",
+    )
     run.add_argument("--idempotency-key", metavar="KEY", help="the same key returns the same request")
     run.add_argument("--label", action="append", metavar="K=V", help="label the request, repeatable")
     run.add_argument("--steps", action="append", metavar="STEP", help=argparse.SUPPRESS)  # itinerary override

@@ -35,7 +35,7 @@ from rich.console import Console
 from services.cli.transports import CliError
 from shared.localstack import NatsServer, SeaweedFS, StackError
 
-SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "gateway")
+SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "verify", "gateway")
 CLUSTERS = ("east", "west")
 READY = 60.0
 _children: dict[int, subprocess.Popen[bytes]] = {}  # reaped by `down` when it runs in the same process

@@ -3,7 +3,7 @@
 One bar per step of the itinerary (created up front, so the whole route shows from the start) and
 one indented bar per volume as soon as a step reports on it. Byte progress shows size, rate and ETA;
 item progress shows counts. Warnings, failed attempts and phase changes are printed above the bars as
-they happen. A ``Report`` titled like "verification" is kept and printed as a table at the end.
+they happen. A ``Report`` of document kind ``verification`` is kept and printed as a table at the end.
 
 On a terminal the bars animate; in a log (no TTY) rich prints the final bars once, and the lines
 above them still tell the story in order.
@@ -33,7 +33,7 @@ from shared.contracts.events import (
 from shared.contracts.events import (
     Progress as ProgressEvent,
 )
-from shared.contracts.reports import Verification
+from shared.contracts.reports import DocumentKind, Verification
 from shared.contracts.states import Phase, RequestState
 
 
@@ -143,7 +143,7 @@ class Watcher:
             say(f"[yellow]warning[/] {step}: {event.message}{where}", highlight=False)
         elif isinstance(event, Report):
             self.reports.append(event)
-            if "verif" not in event.title.lower():
+            if event.document != DocumentKind.VERIFICATION:
                 say(f"[bold]{event.title}[/]: {report_line(event.body)}", highlight=False)
         elif isinstance(event, PhaseChanged):
             self.phase, self.reason = event.phase, event.reason or self.reason
@@ -154,7 +154,7 @@ class Watcher:
             )
 
     def summary(self) -> None:
-        verification = [r for r in self.reports if "verif" in r.title.lower()]
+        verification = [r for r in self.reports if r.document == DocumentKind.VERIFICATION]
         for report in verification:
             show_verification(self.console, report)
         if not verification and self.phase is Phase.COMPLETED:
@@ -195,17 +195,23 @@ def show_verification(console: Console, report: Report, limit: int = 20) -> None
         return
     verdict = "[green]verified[/]" if proof.ok else "[red]verification found problems[/]"
     console.print(f"[bold]Verification[/] of snapshot {proof.snapshot or '-'}: {verdict}", highlight=False)
+    volumes_differing = sum(1 for v in proof.volumes if not v.ok)
     console.print(
-        f"  objects: {proof.objects_present}/{proof.objects_expected} accounted for, {len(proof.objects)} problem(s)",
+        f"  objects: {proof.objects_present}/{proof.objects_expected} accounted for, "
+        f"{proof.objects_differing} differ, {proof.objects_missing} missing; "
+        f"volumes: {len(proof.volumes) - volumes_differing}/{len(proof.volumes)} equal to the snapshot",
         highlight=False,
     )
     if proof.volumes:
         table = Table(box=None, header_style="bold", padding=(0, 2))
-        for column in ("VOLUME", "OK", "FILES", "BYTES", "REASON"):
+        for column in ("VOLUME", "RESTORE", "OK", "FILES", "BYTES", "REASON"):
             table.add_column(column)
         for volume in proof.volumes[:limit]:
             ok = "[green]yes[/]" if volume.ok else "[red]no[/]"
-            table.add_row(volume.claim, ok, str(volume.files), decimal(volume.bytes), volume.reason or "")
+            action = volume.action.value if volume.action else "-"
+            table.add_row(
+                volume.claim, action, ok, str(volume.files), decimal(volume.bytes), volume.reason or ""
+            )
         console.print(table)
     problems = [f"{o.target or o.key}: {o.reason}" for o in proof.objects]
     problems += [

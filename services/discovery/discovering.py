@@ -22,6 +22,7 @@ from services.discovery.collecting import collect
 from services.discovery.depending import link
 from shared.contracts.events import Report
 from shared.contracts.inventory import Inventory, encode_inventory, object_name
+from shared.contracts.reports import DocumentKind
 from shared.contracts.steps import StepName, StepResult
 from shared.kube import Clusters, RetryPolicy
 from shared.runtime import StepContext, StepService
@@ -112,6 +113,7 @@ class DiscoveryService(StepService):
                     request_id=ctx.request_id,
                     step=StepName.DISCOVER,
                     title=f"Inventory (dry run): {message}",
+                    document=DocumentKind.INVENTORY,
                     body=summary(inventory),
                 )
             )

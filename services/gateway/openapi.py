@@ -153,7 +153,8 @@ def _paths() -> dict[str, Any]:
                 "summary": "A step's JSON document (scope read)",
                 "description": "`inventory` (discover; schema inventory.schema.json), `restore_report` "
                 "(restore; restore-report.schema.json), `rendered` (a dry-run restore: the objects it would "
-                "write, as a list), `verification` (verify; verification.schema.json). 404 names the "
+                "write, as a list), `expectation` (restore: what the target must hold, Secret values as "
+                "digests; expectation.schema.json), `verification` (verify; verification.schema.json). 404 names the "
                 "documents the request has.",
                 "parameters": [
                     _ID,
@@ -161,7 +162,9 @@ def _paths() -> dict[str, Any]:
                         "name": "document",
                         "in": "path",
                         "required": True,
-                        "schema": {"enum": ["inventory", "restore_report", "rendered", "verification"]},
+                        "schema": {
+                            "enum": ["inventory", "restore_report", "rendered", "expectation", "verification"]
+                        },
                     },
                 ],
                 "responses": {

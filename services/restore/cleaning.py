@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.restore.objects import Manifest, Obj, dig, pod_specs
+from shared.kube.objects import Manifest, Obj, dig, pod_specs
 
 NON_RESTORABLE = {
     "nodes",

@@ -22,90 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
 
-from services.restore.objects import Manifest, Obj
-from services.restore.transforming import REQUEST_LABEL, SNAPSHOT_LABEL
 from shared.contracts.reports import ObjectResult, Outcome
 from shared.contracts.requests import ConflictPolicy
-
-IGNORED_FIELDS = {"status"}
-FERRY_LABELS = (REQUEST_LABEL, SNAPSHOT_LABEL)
-IGNORED_METADATA = {
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-    "ownerReferences",
-    "finalizers",
-}
-
-
-class AlreadyExists(Exception):
-    """The create was refused because an object of that name exists."""
-
-
-class ApiRefused(Exception):
-    """The API refused a write; ``str()`` is its message (shown to the user as the reason)."""
-
-    def __init__(self, message: str, *, temporary: bool = False) -> None:
-        super().__init__(message)
-        self.temporary = temporary
-
-
-class Cluster(Protocol):
-    async def get(self, item: Manifest) -> Obj | None: ...
-
-    async def create(self, item: Manifest) -> Obj: ...
-
-    async def merge_patch(self, item: Manifest, patch: Obj) -> Obj: ...
-
-    async def delete(self, item: Manifest) -> None: ...
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def differences(desired: Any, live: Any, path: str = "") -> list[str]:
-    """Fields of ``desired`` whose value differs in ``live`` ("spec.replicas: 3 -> 2")."""
-    if isinstance(desired, dict) and isinstance(live, dict):
-        found = []
-        for key, value in desired.items():
-            sub = f"{path}.{key}" if path else key
-            if not path and key in IGNORED_FIELDS:
-                continue
-            if path == "metadata" and key in IGNORED_METADATA:
-                continue
-            if key not in live:
-                found.append(f"{sub}: absent in the target, {_show(value)} in the snapshot")
-            else:
-                found.extend(differences(value, live[key], sub))
-        return found
-    if isinstance(desired, list) and isinstance(live, list):
-        if len(desired) != len(live):
-            return [f"{path}: {len(live)} item(s) in the target, {len(desired)} in the snapshot"]
-        found = []
-        for i, (d, v) in enumerate(zip(desired, live, strict=True)):
-            found.extend(differences(d, v, f"{path}[{i}]"))
-        return found
-    if desired != live:
-        return [f"{path}: {_show(live)} in the target, {_show(desired)} in the snapshot"]
-    return []
-
-
-def without_ferry_labels(obj: Obj) -> Obj:
-    """``obj`` minus the labels Ferry adds: an object restored by an earlier request is not "different"."""
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    if not any(k in labels for k in FERRY_LABELS):
-        return obj
-    meta = {**obj["metadata"], "labels": {k: v for k, v in labels.items() if k not in FERRY_LABELS}}
-    if not meta["labels"]:
-        del meta["labels"]
-    return {**obj, "metadata": meta}
+from shared.kube.comparing import differences, without_ferry_labels
+from shared.kube.objects import Manifest, Obj
+from shared.runtime.clusters import AlreadyExists, ApiRefused, Cluster
 
 
 def update_patch(desired: Obj) -> Obj:

@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from services.restore.objects import Manifest
 from shared.contracts.errors import PermanentError
+from shared.kube.objects import Manifest
 from shared.repository import Repository, Snapshot, read_blob
 
 MANIFEST_NAMES = ("manifests", "manifests.json", "manifests.tar.gz", "manifests.tar")

@@ -39,7 +39,7 @@ import jsonpointer
 import yaml
 
 from services.restore.merging import merge_patch, strategic_merge
-from services.restore.objects import Manifest, Obj
+from shared.kube.objects import Manifest, Obj
 
 SUPPORTED_VERSION = "v1"
 

@@ -23,7 +23,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 
-from services.restore.objects import Manifest, Obj, dig, object_key, pod_specs
+from shared.kube.objects import Manifest, Obj, dig, object_key, pod_specs
 
 PRIORITIES = (
     "customresourcedefinitions.apiextensions.k8s.io",

@@ -8,7 +8,7 @@ with what its status says — Velero reports success as soon as the API accepted
 
 from __future__ import annotations
 
-from services.restore.objects import Obj, dig
+from shared.kube.objects import Obj, dig
 
 WAITED_KINDS = {
     "Deployment",

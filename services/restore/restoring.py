@@ -27,21 +27,27 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from services.restore import modifiers
 from services.restore.cleaning import clean, whiteout
-from services.restore.conflicts import Cluster, result_of, write
+from services.restore.conflicts import result_of, write
 from services.restore.manifests import VolumeRecord
-from services.restore.objects import Manifest, Obj, object_key
 from services.restore.ordering import claims_mounted, crd_index, order
 from services.restore.readiness import WAITED_KINDS, ready
-from services.restore.transforming import REQUEST_LABEL, Transforms, transform
-from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, VolumeResult
-from shared.contracts.requests import ConflictPolicy
+from services.restore.refreshing import Refresher
+from services.restore.transforming import Transforms, transform
+from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, VolumeAction, VolumeResult
+from shared.contracts.requests import ConflictPolicy, ExistingVolumes
+from shared.kube.comparing import REQUEST_LABEL
+from shared.kube.objects import Manifest, Obj, object_key
+from shared.runtime.clusters import Cluster
 
 log = logging.getLogger("ferry.restore")
 
-# Fills one claim: (target claim manifest, its volume record) -> its result. Provided by the service.
-VolumeFiller = Callable[[Manifest, VolumeRecord], Coroutine[Any, Any, VolumeResult]]
+# Fills one claim: (target claim manifest, its volume record, delta) -> its result. Provided by the
+# service; ``delta`` refreshes a claim that holds data already (only what differs is rewritten).
+VolumeFiller = Callable[[Manifest, VolumeRecord, bool], Coroutine[Any, Any, VolumeResult]]
 
 
 @dataclass
@@ -106,8 +112,11 @@ class Restore:
         source_namespace: Callable[[str], str],
         timeout: float = 300.0,
         on_result: Callable[[ObjectResult], Awaitable[None]] | None = None,
+        existing: ExistingVolumes = ExistingVolumes.AUTO,
     ) -> None:
         self.cluster, self.plan, self.policy, self.dry_run = cluster, plan, policy, dry_run
+        self.existing = existing
+        self.refresher = Refresher(cluster, timeout=timeout)
         self.volumes, self.fill, self.timeout = volumes, fill, timeout
         self.source_namespace = source_namespace
         self.on_result = on_result
@@ -160,6 +169,8 @@ class Restore:
                 if not self.dry_run and (why := await self._claims_ready(item)):
                     await self._record(result_of(item, Outcome.FAILED, reason=f"not created: {why}"))
                     continue
+                if not self.dry_run:  # scaled down for a refresh: back at its replicas before it is compared
+                    await self.refresher.scale_back(item.key)
                 result = await self._record(
                     await write(self.cluster, item, self.policy, dry_run=self.dry_run)
                 )
@@ -177,6 +188,8 @@ class Restore:
             for task in self.fills.values():
                 task.cancel()
             await asyncio.gather(*self.fills.values(), return_exceptions=True)
+            if not self.dry_run:
+                await self.refresher.scale_back_all()  # workloads outside the snapshot, or after a failure
         if not self.dry_run:
             await self._wait_all()
         return RestoreReport(request_id="", snapshot="", dry_run=self.dry_run, objects=self.results,
@@ -192,22 +205,57 @@ class Restore:
             and (live["metadata"].get("labels") or {}).get(REQUEST_LABEL) == mine
         )
 
+    async def _filled(self, claim: Manifest, record: VolumeRecord, delta: bool) -> VolumeResult:
+        assert self.fill is not None
+        volume = await self.fill(claim, record, delta)
+        action = VolumeAction.REFRESHED if delta else VolumeAction.CREATED
+        return msgspec.structs.replace(volume, action=action if volume.ok else VolumeAction.FAILED)
+
+    def _settled(self, key: str, volume: VolumeResult) -> None:
+        done: asyncio.Future[VolumeResult] = asyncio.get_running_loop().create_future()
+        done.set_result(volume)
+        self.fills[key] = asyncio.ensure_future(done)
+
     async def _start_fill(self, claim: Manifest, result: ObjectResult) -> None:
         source = (self.source_namespace(claim.namespace), claim.name)
         record = self.volumes.get(source)
         if record is None or self.fill is None:
             return
         key = object_key("persistentvolumeclaims", claim.namespace, claim.name)
+        label = f"{claim.namespace}/{claim.name}"
         fresh = result.outcome in (Outcome.CREATED, Outcome.RECREATED)
-        if not fresh and not (result.outcome is Outcome.UNCHANGED and await self._ours(claim)):
-            # The claim was there before: its data is the target's, not overwritten (as Velero).
-            note = f"claim {result.outcome.value}: its existing data was kept, the snapshot's not restored"
-            done: asyncio.Future[VolumeResult] = asyncio.get_running_loop().create_future()
-            done.set_result(VolumeResult(claim=f"{claim.namespace}/{claim.name}", snapshot=record.snapshot_id,
-                                         ok=True, reason=note))  # fmt: skip
-            self.fills[key] = asyncio.ensure_future(done)
+        if fresh or (result.outcome is Outcome.UNCHANGED and await self._ours(claim)):
+            # Fresh, or created by an earlier attempt of this very step: filled as new (the same Job).
+            self.fills[key] = asyncio.create_task(self._filled(claim, record, False), name=f"fill:{key}")
             return
-        self.fills[key] = asyncio.create_task(self.fill(claim, record), name=f"fill:{key}")
+        live = await self.cluster.get(claim)
+        policy = self.existing
+        if policy is ExistingVolumes.AUTO:
+            made_by_ferry = bool(((live or {}).get("metadata", {}).get("labels") or {}).get(REQUEST_LABEL))
+            policy = ExistingVolumes.REFRESH if made_by_ferry else ExistingVolumes.KEEP
+        if policy is ExistingVolumes.KEEP:
+            why = (
+                "kept by policy (volumes.existing: keep)"
+                if self.existing is ExistingVolumes.KEEP
+                else "kept: the claim existed and was not made by Ferry (volumes.existing: refresh overwrites it)"
+            )
+            self._settled(key, VolumeResult(claim=label, snapshot=record.snapshot_id, ok=True,
+                                            action=VolumeAction.KEPT, reason=why))  # fmt: skip
+            return
+        if policy is ExistingVolumes.FAIL:
+            why = "the claim already exists in the target (volumes.existing: fail): nothing written into it"
+            self._settled(key, VolumeResult(claim=label, snapshot=record.snapshot_id, ok=False,
+                                            action=VolumeAction.FAILED, reason=why))  # fmt: skip
+            return
+
+        async def refresh() -> VolumeResult:
+            why = await self.refresher.scale_down(claim.namespace, claim.name)
+            if why:
+                return VolumeResult(claim=label, snapshot=record.snapshot_id, ok=False,
+                                    action=VolumeAction.FAILED, reason=why)  # fmt: skip
+            return await self._filled(claim, record, True)
+
+        self.fills[key] = asyncio.create_task(refresh(), name=f"refresh:{key}")
 
     async def _wait_all(self) -> None:
         deadline = time.monotonic() + self.timeout

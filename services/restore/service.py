@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from services.restore import manifests, modifiers
-from services.restore.clusters import KubeClusters
-from services.restore.conflicts import Cluster
+from services.restore.expecting import expectation
+from services.restore.manifests import VolumeRecord
 from services.restore.restoring import Restore, prepare, rendered
 from services.restore.sources import (
     inventory_edges,
@@ -33,17 +32,25 @@ from services.restore.sources import (
     restore_labels,
     transforms_for,
 )
-from services.restore.volumes import Movers
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
-from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, report_encoder
+from shared.contracts.reports import (
+    DocumentKind,
+    ObjectResult,
+    Outcome,
+    RestoreReport,
+    VolumeResult,
+    report_encoder,
+)
 from shared.contracts.steps import StepName, StepResult
+from shared.kube.objects import Manifest
 from shared.runtime import StepContext, StepService
+from shared.runtime.clusters import ClusterFactory, KubeClusters
+from shared.runtime.moving import MOUNT, Movers
 from shared.runtime.repositories import for_repository, repository_url
 from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.restore")
-ClusterFactory = Callable[[Settings, str], Awaitable[Cluster]]
 REPORT_LIMIT = 200  # objects listed in a Report event body; the stored report has all of them
 
 
@@ -63,6 +70,22 @@ class RestoreOptions(msgspec.Struct, frozen=True, kw_only=True):
             return msgspec.convert(data, cls, strict=False)
         except msgspec.ValidationError as e:
             raise PermanentError(f"invalid restore setting: {e}") from e
+
+
+async def fill(movers: Movers, claim: Manifest, record: VolumeRecord, delta: bool) -> VolumeResult:
+    """Fill a fresh claim from its volume snapshot, or refresh an existing one (``--delta``)."""
+    label = f"{claim.namespace}/{claim.name}"
+    args = ["restore", record.snapshot_id, MOUNT, "--name", label] + (["--delta"] if delta else [])
+    run = await movers.run(claim.namespace, claim.name, args, "refresh" if delta else "restore")
+    said = run.summary
+    files, size = int(said.get("files", 0)), int(said.get("bytes", 0))
+    return VolumeResult(
+        claim=label, snapshot=record.snapshot_id, ok=not run.why, reason=run.why,
+        files=files, bytes=size,
+        files_written=int(said.get("files_written", files)), bytes_written=int(said.get("bytes_written", size)),
+        files_skipped=int(said.get("files_skipped", 0)), bytes_skipped=int(said.get("bytes_skipped", 0)),
+        removed=int(said.get("removed", 0)),
+    )  # fmt: skip
 
 
 def summary(report: RestoreReport) -> dict[str, Any]:
@@ -150,9 +173,9 @@ class RestoreService(StepService):
 
         reverse = {v: k for k, v in request.target.namespace_map.items()}
         engine = Restore(cluster, plan, policy=request.conflict_policy, dry_run=request.dry_run, volumes=captured.volumes,
-                         fill=lambda claim, record: movers.fill(claim, record.snapshot_id),
+                         fill=lambda claim, record, delta: fill(movers, claim, record, delta),
                          source_namespace=lambda ns: reverse.get(ns, ns), timeout=self.options.timeout,
-                         on_result=on_result)  # fmt: skip
+                         on_result=on_result, existing=request.volumes.existing)  # fmt: skip
         try:
             report = await engine.run()
         finally:
@@ -166,8 +189,13 @@ class RestoreService(StepService):
         if request.dry_run:
             outputs["rendered"] = f"{ctx.request_id}/rendered.json"
             await self.topology.inventories.put(outputs["rendered"], report_encoder.encode(rendered(plan)))
+        else:
+            expected = expectation(report, plan, cluster=request.target.cluster, repository=repo_name)
+            outputs["expectation"] = f"{ctx.request_id}/expectation.json"
+            await self.topology.inventories.put(outputs["expectation"], report_encoder.encode(expected))
         await ctx.emit(Report(request_id=ctx.request_id, step=StepName.RESTORE,
-                              title="dry run" if request.dry_run else "restore", body=summary(report)))  # fmt: skip
+                              title="dry run" if request.dry_run else "restore", body=summary(report),
+                              document=DocumentKind.DRY_RUN if request.dry_run else DocumentKind.RESTORE))  # fmt: skip
         problems = problems_of(report)
         counts = report.counts()
         message = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.restore.transforming import REQUEST_LABEL, SNAPSHOT_LABEL, Transforms
+from services.restore.transforming import Transforms
 from shared.contracts.errors import PermanentError
 from shared.contracts.inventory import decode_inventory
 from shared.contracts.requests import MobilityRequest
+from shared.kube.comparing import REQUEST_LABEL, SNAPSHOT_LABEL
 from shared.repository import Repository, RepositoryNotFound, WrongKey
 from shared.runtime.repositories import repository_url, store_settings
 from shared.runtime.settings import Settings

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.restore.objects import Manifest, Obj, containers_of, dig, pod_specs
+from shared.kube.objects import Manifest, Obj, containers_of, dig, pod_specs
 
 NAME_LABEL = "kubernetes.io/metadata.name"
-REQUEST_LABEL = "ferry.dev/request"
-SNAPSHOT_LABEL = "ferry.dev/snapshot"
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 

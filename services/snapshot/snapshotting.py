@@ -35,6 +35,7 @@ from shared.contracts import snapshots as c
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
 from shared.contracts.inventory import Inventory, Volume, decode_inventory
+from shared.contracts.reports import DocumentKind
 from shared.contracts.requests import MobilityRequest, SnapshotMethod
 from shared.contracts.steps import StepName, StepResult
 from shared.kube import Cluster, Clusters, RetryPolicy
@@ -236,6 +237,7 @@ class SnapshotService(StepService):
                 request_id=rid,
                 step=StepName.SNAPSHOT,
                 title=f"Snapshot {group} of {summary.app}",
+                document=DocumentKind.SNAPSHOT,
                 body=msgspec.to_builtins(detail),
             )
         )

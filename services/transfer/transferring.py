@@ -31,6 +31,7 @@ from services.transfer.copying import GroupCopy, TransferStats, plan_group
 from services.transfer.verifying import verify_group
 from shared.contracts.errors import FerryError, PermanentError, TemporaryError
 from shared.contracts.events import Report
+from shared.contracts.reports import DocumentKind
 from shared.contracts.steps import StepName, StepResult
 from shared.repository import (
     IntegrityError,
@@ -147,7 +148,7 @@ class TransferService(StepService):
                   "bytes_to_send": stats.bytes_sent}  # fmt: skip
         message = (f"dry run: would copy {stats.blobs_sent} chunk(s), {stats.bytes_sent} bytes, of "
                    f"{stats.records - stats.records_present} record(s); nothing written")  # fmt: skip
-        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.TRANSFER, title="transfer (dry run)",
+        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.TRANSFER, title="transfer (dry run)", document=DocumentKind.TRANSFER,
                               body={"snapshot": group, "counts": counts, "summary": message}))  # fmt: skip
         return StepResult(outputs={"snapshot": group, "target_repository": source_name or "default"},
                           counts=counts, message=message)  # fmt: skip
@@ -234,6 +235,7 @@ class TransferService(StepService):
                 request_id=ctx.request_id,
                 step=StepName.TRANSFER,
                 title="transfer",
+                document=DocumentKind.TRANSFER,
                 body={
                     "snapshot": group,
                     "source": source_name or "default",

@@ -29,7 +29,13 @@ _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
-DOCUMENTS = ("inventory", "restore_report", "rendered", "verification")  # step outputs kept as documents
+DOCUMENTS = (
+    "inventory",
+    "restore_report",
+    "rendered",
+    "expectation",
+    "verification",
+)  # step outputs kept as documents
 
 
 def _is_rejected(data: bytes) -> bool:

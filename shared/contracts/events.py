@@ -72,6 +72,7 @@ class Report(_Event, frozen=True, tag="report"):
 
     title: str
     body: dict[str, Any] = field(default_factory=dict)
+    document: str = ""  # a ``reports.DocumentKind`` value: what the body is (clients select by it)
 
 
 Event = Progress | Warning | StepStarted | StepCompleted | Failed | PhaseChanged | Report

@@ -14,6 +14,7 @@ These are public contracts: new fields get defaults, types never change.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 from msgspec import Struct, field
@@ -29,6 +30,27 @@ class Outcome(StrEnum):
     PLANNED = "planned"  # dry run: would be created / updated (``diff`` says how)
 
 
+class DocumentKind(StrEnum):
+    """What a stored document or a ``Report`` event is; clients select documents by it, never by title."""
+
+    INVENTORY = "inventory"
+    SNAPSHOT = "snapshot"
+    TRANSFER = "transfer"
+    RESTORE = "restore"
+    DRY_RUN = "dry-run"
+    EXPECTATION = "expectation"
+    VERIFICATION = "verification"
+
+
+class VolumeAction(StrEnum):
+    """What the restore did with one claim's data."""
+
+    CREATED = "created"  # a fresh claim, filled from the snapshot
+    REFRESHED = "refreshed"  # an existing claim, brought to the snapshot's state by a delta restore
+    KEPT = "kept"  # an existing claim whose data was left as it was (volumes.existing keep/auto)
+    FAILED = "failed"  # not filled: ``reason`` says why
+
+
 class ObjectResult(Struct, frozen=True, kw_only=True):
     """The fate of one object of the snapshot, named as in the *source* and in the *target*."""
 
@@ -38,6 +60,7 @@ class ObjectResult(Struct, frozen=True, kw_only=True):
     reason: str = ""
     diff: list[str] = field(default_factory=list)  # dry run / skip: "spec.replicas: 2 -> 3"
     warnings: list[str] = field(default_factory=list)  # e.g. a resource-modifier test that did not hold
+    rewrites: list[str] = field(default_factory=list)  # namespace references: "spec.x[0].value: old -> new"
 
     @property
     def failed(self) -> bool:
@@ -54,10 +77,18 @@ class VolumeResult(Struct, frozen=True, kw_only=True):
     bytes: int = 0
     reason: str = ""
     damaged: dict[str, str] = field(default_factory=dict)  # path -> why (missing, content differs)
+    action: VolumeAction | None = None  # restore: what was done with the claim's data
+    files_written: int = 0  # restore: files (re)written; a delta restore skips the equal ones
+    bytes_written: int = 0
+    files_skipped: int = 0  # delta restore: files already equal to the snapshot
+    bytes_skipped: int = 0
+    removed: int = 0  # delta restore: entries the snapshot does not have, removed
+    different: int = 0  # verify: paths that differ (``damaged`` lists the first ones)
 
 
 class RestoreReport(Struct, frozen=True, kw_only=True):
     request_id: str
+    kind: DocumentKind = DocumentKind.RESTORE
     snapshot: str  # the Ferry snapshot id (group)
     dry_run: bool = False
     objects: list[ObjectResult] = field(default_factory=list)
@@ -70,6 +101,12 @@ class RestoreReport(Struct, frozen=True, kw_only=True):
             counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
         counts["volumes"] = len(self.volumes)
         counts["volumes_failed"] = sum(1 for v in self.volumes if not v.ok)
+        for action in (VolumeAction.CREATED, VolumeAction.REFRESHED, VolumeAction.KEPT):
+            if found := sum(1 for v in self.volumes if v.action is action):
+                counts[f"volumes_{action.value}"] = found
+        if self.volumes:
+            counts["files_written"] = sum(v.files_written for v in self.volumes)
+            counts["bytes_written"] = sum(v.bytes_written for v in self.volumes)
         return counts
 
 
@@ -78,16 +115,48 @@ class Verification(Struct, frozen=True, kw_only=True):
 
     request_id: str
     snapshot: str
+    kind: DocumentKind = DocumentKind.VERIFICATION
     objects_expected: int = 0
     objects_present: int = 0
     objects: list[ObjectResult] = field(default_factory=list)  # only the ones that are NOT fine
     volumes: list[VolumeResult] = field(default_factory=list)
+    objects_differing: int = 0  # present in the target but not equal to the snapshot's version
+    objects_missing: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.objects and all(v.ok for v in self.volumes)
 
 
+class ExpectedObject(Struct, frozen=True, kw_only=True):
+    """One object the restore rendered, as the target should now hold it (after every transform)."""
+
+    key: str  # as captured
+    target: str  # as written
+    object: dict[str, Any]  # the rendered document; Secret values replaced by their digests
+    outcome: Outcome  # what the restore did with it
+    reason: str = ""
+    ignore: list[str] = field(default_factory=list)  # fields owned by someone else now ("spec.replicas")
+
+
+class Expectation(Struct, frozen=True, kw_only=True):
+    """What the restore step hands the verify step: what it wrote and what the target must hold.
+
+    Verify compares the target with this document alone: it prepares nothing again and imports no
+    restore code. Stored with the request (``<request>/expectation.json``, output ``expectation``).
+    """
+
+    request_id: str
+    snapshot: str  # the Ferry snapshot id (group)
+    kind: DocumentKind = DocumentKind.EXPECTATION
+    cluster: str = ""  # the target cluster
+    repository: str = ""  # the repository the volumes' snapshots are in (the target's)
+    objects: list[ExpectedObject] = field(default_factory=list)
+    accounted: list[ObjectResult] = field(default_factory=list)  # not written on purpose, with the reason
+    volumes: list[VolumeResult] = field(default_factory=list)  # the restore's result for every claim
+
+
 report_encoder = msgspec.json.Encoder()
 restore_report_decoder = msgspec.json.Decoder(RestoreReport)
 verification_decoder = msgspec.json.Decoder(Verification)
+expectation_decoder = msgspec.json.Decoder(Expectation)

@@ -68,6 +68,15 @@ class Target(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     resource_modifiers: str = ""  # Velero's resource-modifier YAML (version: v1, resourceModifierRules)
 
 
+class ExistingVolumes(StrEnum):
+    """What a restore does with a claim that already exists in the target."""
+
+    AUTO = "auto"  # refresh a claim Ferry restored before (it carries Ferry's labels), keep any other
+    REFRESH = "refresh"  # delta-restore it to the snapshot's state (only changed files rewritten)
+    KEEP = "keep"  # leave the target's data (Velero's behaviour); verify reports what differs
+    FAIL = "fail"  # the volume fails: nothing is written into an existing claim
+
+
 class VolumePolicy(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """How volume data is captured and copied."""
 
@@ -75,6 +84,27 @@ class VolumePolicy(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     method: SnapshotMethod = SnapshotMethod.AUTO
     parallel: Annotated[int, Meta(ge=1, le=64)] = 2
     exclude_storage_classes: list[str] = field(default_factory=list)
+    existing: ExistingVolumes = ExistingVolumes.AUTO  # a claim that already exists in the target
+
+
+class RestoreScope(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What a restore takes from a snapshot beyond ``source``'s types, selector and namespaces.
+
+    A snapshot may hold more than one restore needs; these narrow it further, and the verify step
+    then checks only what was selected.
+    """
+
+    # Named objects, "<kind or resource>/<name>" or "<kind or resource>/<namespace>/<name>" as captured,
+    # e.g. "deployment/web", "configmaps/shop/app", "deployments.apps/web". Empty: every object.
+    resources: list[Annotated[str, Meta(min_length=3, max_length=512)]] = field(default_factory=list)
+    # Single paths of volumes, "<namespace>/<claim>:<path>" as captured, e.g. "shop/pgdata-db-0:/base/16":
+    # only those paths of that claim are written (and verified). Empty: whole volumes.
+    volume_paths: list[Annotated[str, Meta(min_length=4, max_length=4096)]] = field(default_factory=list)
+    # With a namespace mapping, rewrite "<svc>.<ns>.svc[.cluster.local]" in values, namespaceSelector
+    # matchNames and Helm release-namespace annotations (each rewrite is in the restore report).
+    rewrite_references: bool = True
+    # Restore Jobs that had completed in the source, or that a CronJob owns (they would run again).
+    completed_jobs: bool = False
 
 
 class MobilityRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -84,10 +114,12 @@ class MobilityRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     source: Source
     target: Target = field(default_factory=Target)
     volumes: VolumePolicy = field(default_factory=VolumePolicy)
+    restore: RestoreScope = field(default_factory=RestoreScope)
     conflict_policy: ConflictPolicy = ConflictPolicy.SKIP
     quiesce: bool = False  # scale workloads to zero while the final copy is taken, restore after
     keep_owned: bool = False  # also capture objects owned by another captured object
     dry_run: bool = False
+    preflight_only: bool = False  # run the preflight checks (clusters, RBAC, storage, repositories) and stop
     idempotency_key: Annotated[str, Meta(max_length=256)] = ""
     labels: LabelMap = field(default_factory=dict)
     # Override the kind's steps (names from StepName), e.g. a replicate that stops after snapshot.

@@ -15,7 +15,7 @@ import msgspec
 
 from shared.contracts.events import Event
 from shared.contracts.inventory import Inventory
-from shared.contracts.reports import RestoreReport, Verification
+from shared.contracts.reports import Expectation, RestoreReport, Verification
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.snapshots import SnapshotDetail, SnapshotList, SnapshotQuery
 from shared.contracts.states import Reply, RequestState
@@ -29,6 +29,7 @@ PUBLIC: dict[str, Any] = {
     "inventory": Inventory,
     "restore-report": RestoreReport,
     "verification": Verification,
+    "expectation": Expectation,
     "snapshot-query": SnapshotQuery,
     "snapshot-list": SnapshotList,
     "snapshot-detail": SnapshotDetail,

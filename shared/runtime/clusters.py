@@ -1,6 +1,6 @@
-"""The restore engine's ``Cluster`` protocol on top of ``shared.kube``: the only place restore meets it.
+"""The ``Cluster`` protocol the restore and verify steps write through, on top of ``shared.kube``.
 
-The engine needs four calls on objects it holds as documents — get, create, merge-patch, delete —
+The restore engine needs four calls on objects it holds as documents — get, create, merge-patch, delete —
 and two failure kinds: *this name exists* and *the API refused this object* (its message becomes
 the object's reason). Everything else ``shared.kube`` raises is already a Ferry error: a temporary
 one (unreachable, 5xx, throttled after retries) escapes and the step is retried; an unknown
@@ -12,19 +12,50 @@ does not race its old ReplicaSets) and background for mover Jobs.
 
 from __future__ import annotations
 
-from services.restore.conflicts import AlreadyExists, ApiRefused
-from services.restore.objects import Manifest, Obj
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
+
 from shared.contracts.errors import PermanentError
 from shared.kube import Clusters, NoSuchCluster
 from shared.kube import cluster as kube
 from shared.kube.errors import AlreadyExists as KubeAlreadyExists
 from shared.kube.errors import ApiError, UnknownResource
+from shared.kube.objects import Manifest, Obj
 from shared.kube.resources import Resource
 from shared.runtime.settings import Settings
 
 
+class AlreadyExists(Exception):
+    """The create was refused because an object of that name exists."""
+
+
+class ApiRefused(Exception):
+    """The API refused a write; ``str()`` is its message (shown to the user as the reason)."""
+
+    def __init__(self, message: str, *, temporary: bool = False) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class Cluster(Protocol):
+    async def get(self, item: Manifest) -> Obj | None: ...
+
+    async def create(self, item: Manifest) -> Obj: ...
+
+    async def merge_patch(self, item: Manifest, patch: Obj) -> Obj: ...
+
+    async def delete(self, item: Manifest) -> None: ...
+
+    def iterate(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str = ""
+    ) -> AsyncIterator[Obj]: ...
+
+
+ClusterFactory = Callable[[Settings, str], Awaitable[Cluster]]  # (settings, cluster name) -> a Cluster
+
+
 class KubeCluster:
-    """``conflicts.Cluster`` for one cluster reached through ``shared.kube``."""
+    """``Cluster`` for one cluster reached through ``shared.kube``."""
 
     def __init__(self, cluster: kube.Cluster, *, owned: bool = True) -> None:
         self.cluster = cluster
@@ -73,6 +104,18 @@ class KubeCluster:
             if e.status >= 500 or e.status == 429:
                 raise
             raise ApiRefused(e.message) from e
+
+    async def iterate(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str = ""
+    ) -> AsyncIterator[Obj]:
+        """Every object of a type, in the version asked for, in ``namespace`` ("" = cluster-scoped or
+        every namespace), page by page; nothing when the cluster does not serve the type."""
+        try:
+            r = await self.cluster.resources.lookup(kind, api_version)
+        except UnknownResource:
+            return
+        async for obj in self.cluster.iterate(r, namespace or None, label_selector=label_selector):
+            yield obj
 
     async def job_pods(self, namespace: str, job: str) -> list[Obj]:
         try:

@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ack_wait: float = 30.0
     lease: float = 60.0  # a Running step whose owner stopped renewing is taken over after this
     drain_grace: float = 30.0
+    mover_timeout: float = 3600.0  # one mover Job (FERRY_MOVER_TIMEOUT); restore: FERRY_RESTORE_MOVER_TIMEOUT
     gateway_tokens: str = ""
 
     def secrets(self) -> list[str]:

@@ -83,8 +83,8 @@ async def test_watch_shows_progress_per_step_and_volume_and_the_verification_sum
     ):
         assert words in screen, words
     assert "Verification of snapshot grp-1: verified" in screen
-    assert "objects: 12/12 accounted for, 0 problem(s)" in screen
-    assert re.search(r"shop/data-db-0\s+yes\s+3\s+4\.2 MB", screen)
+    assert "objects: 12/12 accounted for, 0 differ, 0 missing; volumes: 2/2 equal to the snapshot" in screen
+    assert re.search(r"shop/data-db-0\s+\S+\s+yes\s+3\s+4\.2 MB", screen)
     assert screen.rstrip().endswith("Completed")
 
 

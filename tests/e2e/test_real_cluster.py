@@ -35,7 +35,7 @@ from shared.kube import Clusters
 from shared.localstack import LocalStack
 
 pytestmark = pytest.mark.timeout(900)
-SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore")
+SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "verify")
 PAUSE = "registry.k8s.io/pause:3.9"
 
 

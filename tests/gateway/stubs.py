@@ -14,7 +14,7 @@ import msgspec
 
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
-from shared.contracts.reports import ObjectResult, Outcome, Verification, VolumeResult
+from shared.contracts.reports import DocumentKind, ObjectResult, Outcome, Verification, VolumeResult
 from shared.contracts.steps import StepName, StepResult
 from shared.runtime import StepContext, StepService
 
@@ -75,7 +75,8 @@ class VolumeStep(StepService):
                 Report(
                     request_id=ctx.request_id,
                     step=self.step,
-                    title="verification",
+                    title="the proof",  # clients select the report by its document kind, not its title
+                    document=DocumentKind.VERIFICATION,
                     body=msgspec.to_builtins(verification(partial=behaviour == "partial")),
                 )
             )

@@ -36,7 +36,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 BASE = ROOT / "deploy" / "base"
 
-FERRY_SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "gateway")
+FERRY_SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "verify", "gateway")
 # The oldest Kubernetes the manifests promise to work on (k3s in docker-compose runs it) and the newest
 # kubernetes-validate knows.
 KUBE_VERSIONS = ("1.30.0", all_versions()[-1])
@@ -617,7 +617,7 @@ def test_deployment_settings_exist_and_load_through_the_runtime(name: str) -> No
     settings = load_settings(env)
     assert settings.nats.url.startswith("nats://nats.") and settings.nats.token
     assert settings.http_port == HTTP_PORT and settings.image
-    needs_repository = name in ("discovery", "snapshot", "transfer", "restore")
+    needs_repository = name in ("discovery", "snapshot", "transfer", "restore", "verify")
     assert bool(settings.repo_password and settings.s3.secret_key) is needs_repository
     assert bool(settings.gateway_tokens) is (name == "gateway")
 

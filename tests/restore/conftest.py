@@ -13,9 +13,9 @@ import pytest
 from kubernetes_asyncio import client
 
 from sandbox import SandboxClusters, sandbox_clusters
-from services.restore.clusters import KubeCluster
 from shared.kube.cluster import Cluster
 from shared.kube.requesting import Transport
+from shared.runtime.clusters import KubeCluster
 
 
 @pytest.fixture(scope="session")

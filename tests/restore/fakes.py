@@ -14,12 +14,13 @@ import base64
 import copy
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from services.restore.conflicts import AlreadyExists, ApiRefused
 from services.restore.merging import merge_patch
-from services.restore.objects import Manifest, Obj
+from shared.kube.objects import Manifest, Obj
+from shared.runtime.clusters import AlreadyExists, ApiRefused
 
 READY_STATUS: dict[str, Obj] = {
     "Deployment": {"availableReplicas": 1, "readyReplicas": 1},
@@ -43,6 +44,7 @@ class FakeCluster:
         self.stuck = stuck or {}  # key -> the status that object keeps: it never becomes ready
         self.volumes = volumes  # when set, mover Jobs run ferry-mover with /data mapped here
         self.tasks: set[asyncio.Task[None]] = set()
+        self.logs: dict[str, str] = {}  # mover Job name -> what its process printed
 
     def volume_dir(self, namespace: str, claim: str) -> Path:
         assert self.volumes is not None
@@ -72,7 +74,8 @@ class FakeCluster:
             sys.executable, "-m", "shared.mover", *args, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _out, err = await proc.communicate()
+        out, err = await proc.communicate()
+        self.logs[job["metadata"]["name"]] = err.decode() + out.decode()
         kind = "Complete" if proc.returncode == 0 else "Failed"
         message = "" if proc.returncode == 0 else f"exit {proc.returncode}: {err.decode()[-300:]}"
         key = f"jobs.batch/{ns}/{job['metadata']['name']}"
@@ -115,6 +118,21 @@ class FakeCluster:
         self.objects[item.key] = merge_patch(self.objects[item.key], patch)
         self.journal.append(f"patch {item.key}")
         return self.objects[item.key]
+
+    async def iterate(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str = ""
+    ) -> AsyncIterator[Obj]:
+        for obj in list(self.objects.values()):
+            meta = obj.get("metadata") or {}
+            if (
+                obj.get("kind") == kind
+                and obj.get("apiVersion") == api_version
+                and (not namespace or meta.get("namespace", "") == namespace)
+            ):
+                yield copy.deepcopy(obj)
+
+    async def job_logs(self, namespace: str, job: str, tail: int = 15) -> str:
+        return "\n".join(self.logs.get(job, "").splitlines()[-tail:])
 
     async def delete(self, item: Manifest) -> None:
         self.objects.pop(item.key, None)

@@ -10,7 +10,7 @@ import pytest
 
 from services.restore import manifests
 from services.restore.cleaning import clean, whiteout
-from services.restore.objects import Manifest
+from shared.kube.objects import Manifest
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from services.restore.clusters import KubeCluster
 from services.restore.conflicts import write
-from services.restore.objects import Manifest
-from services.restore.volumes import Movers, mover_said
 from shared.contracts.reports import Outcome
 from shared.contracts.requests import ConflictPolicy
+from shared.kube.objects import Manifest
 from shared.runtime import load_settings
+from shared.runtime.clusters import KubeCluster
+from shared.runtime.moving import Movers, mover_said
 
 
 def configmap(ns: str, value: str) -> dict[str, Any]:
@@ -125,10 +125,13 @@ async def test_a_mover_that_cannot_start_fails_its_volume_at_once_with_the_kubel
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gone", "namespace": namespace}}
     )
     started = time.monotonic()
-    why, job = await movers.run(namespace, "data", ["restore", "s1", "/data"], "restore")
+    run = await movers.run(namespace, "data", ["restore", "s1", "/data"], "restore")
     assert time.monotonic() - started < 60
-    assert "the mover cannot start" in why and 'CreateContainerConfigError: secret "gone" not found' in why
-    assert f"Job {namespace}/{job} kept for its logs" in why
+    assert (
+        "the mover cannot start" in run.why
+        and 'CreateContainerConfigError: secret "gone" not found' in run.why
+    )
+    assert f"Job {namespace}/{run.job} kept for its logs" in run.why
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,12 @@ import pytest
 
 from services.restore import modifiers
 from services.restore.manifests import VolumeRecord
-from services.restore.objects import Manifest
 from services.restore.restoring import Restore, prepare, rendered
 from services.restore.service import problems_of
 from services.restore.transforming import Transforms
 from shared.contracts.reports import Outcome, VolumeResult
-from shared.contracts.requests import ConflictPolicy
+from shared.contracts.requests import ConflictPolicy, ExistingVolumes
+from shared.kube.objects import Manifest
 from tests.restore.fakes import FakeCluster
 
 APP: list[dict[str, Any]] = [
@@ -45,9 +45,13 @@ def app() -> list[Manifest]:
 
 
 def engine(cluster: FakeCluster, *, policy: ConflictPolicy = ConflictPolicy.SKIP, dry_run: bool = False,
-           fail_volume: str = "", rules: str = "", extra: list[dict[str, Any]] | None = None) -> Restore:  # fmt: skip
-    async def fill(claim: Manifest, record: VolumeRecord) -> VolumeResult:
-        cluster.journal.append(f"fill-start {claim.key}")
+           fail_volume: str = "", rules: str = "", extra: list[dict[str, Any]] | None = None,
+           existing: ExistingVolumes = ExistingVolumes.AUTO) -> Restore:  # fmt: skip
+    async def fill(claim: Manifest, record: VolumeRecord, delta: bool) -> VolumeResult:
+        cluster.journal.append(f"fill-start {claim.key}" + (" delta" if delta else ""))
+        live = cluster.objects.get(WEB)
+        if live is not None:  # what the workload that mounts the claim looked like during the copy
+            cluster.journal.append(f"web replicas during the fill: {live['spec'].get('replicas')}")
         await asyncio.sleep(0.05)
         cluster.journal.append(f"fill-done {claim.key}")
         ok = claim.name != fail_volume
@@ -56,7 +60,8 @@ def engine(cluster: FakeCluster, *, policy: ConflictPolicy = ConflictPolicy.SKIP
 
     plan = prepare(app() + [Manifest(copy.deepcopy(o)) for o in extra or []], T, modifiers.parse(rules))
     return Restore(cluster, plan, policy=policy, dry_run=dry_run, volumes=VOLUMES, fill=fill,
-                   source_namespace=lambda ns: {"shop-west": "shop"}.get(ns, ns), timeout=2)  # fmt: skip
+                   source_namespace=lambda ns: {"shop-west": "shop"}.get(ns, ns), timeout=2,
+                   existing=existing)  # fmt: skip
 
 
 def outcome_of(report: Any, key: str) -> Any:
@@ -164,13 +169,67 @@ async def test_a_retried_restore_fills_the_claims_it_created_before_and_only_tho
     assert again.volumes[0].ok and again.volumes[0].reason == ""  # filled again: it is ours
     assert cluster.journal.count("fill-start persistentvolumeclaims/shop-west/data") == 2
 
-    other = FakeCluster()
-    other.put({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop-west",
-               "labels": {"ferry.dev/request": "someone-else"}}, "spec": {"storageClassName": "standard",
-               "accessModes": ["ReadWriteOnce"]}, "status": {"phase": "Bound"}})  # fmt: skip
-    report = await engine(other).run()
-    assert "existing data was kept" in report.volumes[0].reason
-    assert not any(line.startswith("fill-start") for line in other.journal)
+
+def existing_claim(cluster: FakeCluster, labels: dict[str, str]) -> None:
+    cluster.put({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop-west",
+                 "labels": labels}, "spec": {"storageClassName": "standard", "accessModes": ["ReadWriteOnce"]},
+                 "status": {"phase": "Bound"}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("labels", "existing", "action", "ok", "reason"),
+    [
+        pytest.param({"ferry.dev/request": "an-earlier-run"}, ExistingVolumes.AUTO, "refreshed", True, "",
+                     id="a claim an earlier Ferry run made is refreshed by default"),
+        pytest.param({}, ExistingVolumes.AUTO, "kept", True, "not made by Ferry",
+                     id="a claim Ferry did not make is kept by default"),
+        pytest.param({}, ExistingVolumes.REFRESH, "refreshed", True, "",
+                     id="a claim Ferry did not make is refreshed when the request says refresh"),
+        pytest.param({"ferry.dev/request": "an-earlier-run"}, ExistingVolumes.KEEP, "kept", True, "kept by policy",
+                     id="keep leaves even a claim Ferry made"),
+        pytest.param({"ferry.dev/request": "an-earlier-run"}, ExistingVolumes.FAIL, "failed", False, "already exists",
+                     id="fail writes nothing into an existing claim"),
+    ],
+)  # fmt: skip
+async def test_an_existing_claim_follows_the_volume_policy(
+    labels: dict[str, str], existing: ExistingVolumes, action: str, ok: bool, reason: str
+) -> None:
+    cluster = FakeCluster()
+    existing_claim(cluster, labels)
+    report = await engine(cluster, existing=existing).run()
+    volume = report.volumes[0]
+    assert (volume.action, volume.ok) == (action, ok) and reason in volume.reason
+    fills = [line for line in cluster.journal if line.startswith("fill-start")]
+    assert fills == (
+        ["fill-start persistentvolumeclaims/shop-west/data delta"] if action == "refreshed" else []
+    )
+    if not ok:  # a workload is never started on a claim that was not filled
+        assert outcome_of(report, WEB).outcome is Outcome.FAILED
+
+
+@pytest.mark.parametrize(
+    ("annotations", "replicas", "back_to"),
+    [
+        pytest.param({}, 3, 3, id="a running workload is scaled to zero for the refresh and back to 3"),
+        pytest.param({"ferry.dev/replicas-before-refresh": "5"}, 0, 5,
+                     id="after a crash mid-refresh the replicas come from the annotation, not the zero"),
+    ],
+)  # fmt: skip
+async def test_workloads_that_mount_a_refreshed_claim_are_quiet_during_the_copy(
+    annotations: dict[str, str], replicas: int, back_to: int
+) -> None:
+    cluster = FakeCluster()
+    existing_claim(cluster, {"ferry.dev/request": "an-earlier-run"})
+    web = copy.deepcopy(APP[4])
+    web["metadata"] = {"name": "web", "namespace": "shop-west", "annotations": annotations}
+    web["spec"]["replicas"] = replicas
+    cluster.put(web)
+    report = await engine(cluster).run()
+    assert report.volumes[0].action == "refreshed"
+    assert "web replicas during the fill: 0" in cluster.journal
+    live = cluster.objects[WEB]
+    assert live["spec"]["replicas"] == back_to
+    assert "ferry.dev/replicas-before-refresh" not in (live["metadata"].get("annotations") or {})
 
 
 WEB = "deployments.apps/shop-west/web"

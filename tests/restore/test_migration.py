@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,19 @@ from sandbox import SandboxClusters
 from sandbox.seeding import seed
 from services.intake.intake import IntakeService
 from services.restore import manifests
-from services.restore.clusters import KubeCluster
-from services.restore.conflicts import differences, without_ferry_labels
 from services.restore.restoring import prepare
 from services.restore.service import RestoreOptions, RestoreService
 from services.restore.sources import restore_labels, transforms_for
-from services.restore.verifying import VerifyService
 from services.transfer.transferring import TransferOptions, TransferService
+from services.verify.service import VerifyService
 from shared.bus.client import BusClient
-from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
+from shared.contracts.requests import ConflictPolicy, MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
+from shared.kube.comparing import differences, without_ferry_labels
 from shared.localstack import LocalStack, NatsServer, SeaweedFS
 from shared.repository import Repository
 from shared.runtime import Settings, load_settings
+from shared.runtime.clusters import KubeCluster
 from shared.store import LocalStore
 from tests.repository.trees import file_hashes, random_files
 from tests.restore.capturing import snapshot, volume_dir
@@ -70,7 +71,7 @@ async def ferry(settings: Settings) -> AsyncIterator[BusClient]:
         IntakeService(settings),
         TransferService(settings, options=TransferOptions(threads=2)),
         RestoreService(settings, options=options),
-        VerifyService(settings, options=options),
+        VerifyService(settings),
     ):
         yield BusClient(nc, timeout=5)
     await nc.close()
@@ -386,3 +387,54 @@ def buckets(s3: Any) -> set[str]:
     client = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
                           aws_secret_access_key=s3.secret_key, region_name="us-east-1")  # fmt: skip
     return {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+
+
+def overwrite(path: Path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+async def test_a_second_migration_refreshes_changed_volumes_and_verifies_them(
+    settings: Settings, sandboxes: SandboxClusters, east_shop: tuple[str, str], tmp_path: Path
+) -> None:
+    from services.discovery.discovering import DiscoveryService
+    from services.snapshot.snapshotting import SnapshotService
+
+    east = kube_cluster(sandboxes, "east")
+    uploads = await volume_dir(east, "shop", "web-uploads")
+    changed, added, deleted = uploads / "images" / "file-0001.bin", uploads / "images" / "new.png", uploads / "images" / "file-0005.bin"  # fmt: skip
+    original, gone = changed.read_bytes(), deleted.read_bytes()
+    config = await east.get("configmaps", "shop-config", "shop")
+    request = msgspec.structs.replace(migrate_request("shop-again"), conflict_policy=ConflictPolicy.UPDATE)
+    try:
+        async with DiscoveryService(settings), SnapshotService(settings), ferry(settings) as client:
+            first = await client.wait(await client.submit(request), within=120)
+            assert first.phase is Phase.COMPLETED, first.reason
+            overwrite(changed, 50_000, os.urandom(4096))
+            added.write_bytes(os.urandom(10_000))
+            deleted.unlink()
+            await east.patch("configmaps", "shop-config", {"data": {"CURRENCY": "USD"}}, namespace="shop")
+            second = await client.wait(await client.submit(request), within=120)
+        assert second.phase is Phase.COMPLETED, second.reason
+        await assert_volumes_arrived(sandboxes, "shop-again")
+        west = kube_cluster(sandboxes, "west")
+        try:
+            assert (await west.get("configmaps", "shop-config", "shop-again"))["data"]["CURRENCY"] == "USD"
+        finally:
+            await west.close()
+        steps = {s.step.value: s.result for s in second.steps}
+        restored, verified = steps["restore"], steps["verify"]
+        assert restored is not None and verified is not None
+        assert restored.counts["volumes_refreshed"] == 2
+        assert restored.counts["files_written"] == 2  # the changed file and the new one, nothing else
+        assert verified.counts["volumes_failed"] == 0 and verified.counts["objects_failed"] == 0
+        assert "verified" in verified.message
+    finally:
+        changed.write_bytes(original)
+        deleted.write_bytes(gone)
+        added.unlink(missing_ok=True)
+        await east.patch(
+            "configmaps", "shop-config", {"data": {"CURRENCY": config["data"]["CURRENCY"]}}, namespace="shop"
+        )
+        await east.close()

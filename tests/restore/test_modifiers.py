@@ -9,7 +9,7 @@ import pytest
 
 from services.restore.merging import merge_patch, strategic_merge
 from services.restore.modifiers import ModifierError, apply, parse
-from services.restore.objects import Manifest
+from shared.kube.objects import Manifest
 
 PVC = {
     "apiVersion": "v1",

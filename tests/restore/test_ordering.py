@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.restore.objects import Manifest
 from services.restore.ordering import claims_mounted, order
+from shared.kube.objects import Manifest
 
 
 def obj(api: str, kind: str, name: str, ns: str = "shop", **rest: Any) -> Manifest:
@@ -148,7 +148,7 @@ def test_a_stateful_set_waits_for_the_claims_of_its_templates() -> None:
 
 
 def test_the_workload_an_autoscaler_scales_is_known() -> None:
-    from services.restore.verifying import autoscaled_targets
+    from services.restore.expecting import autoscaled_targets
 
     hpa = obj("autoscaling/v2", "HorizontalPodAutoscaler", "web",
               spec={"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}})  # fmt: skip

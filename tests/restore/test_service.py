@@ -14,9 +14,8 @@ import nats
 import pytest
 
 from services.intake.intake import IntakeService
-from services.restore.conflicts import Cluster
 from services.restore.service import RestoreOptions, RestoreService
-from services.restore.verifying import VerifyService
+from services.verify.service import VerifyService
 from shared.bus.client import BusClient
 from shared.contracts.events import Report
 from shared.contracts.reports import restore_report_decoder, verification_decoder
@@ -25,6 +24,7 @@ from shared.contracts.states import Phase
 from shared.localstack import NatsServer
 from shared.repository import Repository, backup, put_blob
 from shared.runtime import Settings, load_settings
+from shared.runtime.clusters import Cluster
 from shared.store import LocalStore
 from tests.repository.trees import file_hashes, random_files
 from tests.restore.fakes import FakeCluster
@@ -66,7 +66,7 @@ async def steps(settings: Settings, cluster: FakeCluster) -> AsyncIterator[BusCl
     async with (
         IntakeService(settings),
         RestoreService(settings, clusters=clusters, options=options),
-        VerifyService(settings, clusters=clusters, options=options),
+        VerifyService(settings, clusters=clusters),
     ):
         yield BusClient(nc, timeout=5)
     await nc.close()

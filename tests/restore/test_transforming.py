@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from services.restore.objects import Manifest
 from services.restore.transforming import Transforms, map_image, transform
+from shared.kube.objects import Manifest
 
 T = Transforms(
     namespace_map={"shop": "shop-west", "monitoring": "mon-west"},

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from services.restore import jobs as restore_jobs
 from services.snapshot import movers
 from shared.runtime import load_settings
+from shared.runtime import movers as shared_movers
 
 
 def pod(phase: str = "Running", claim: str = "data", node: str = "n1", waiting: str = "") -> dict[str, Any]:
@@ -82,8 +82,8 @@ def test_a_mover_runs_as_root_with_only_the_capabilities_its_step_takes(step: st
     if step == "snapshot":
         job = movers.mover_job(settings, request_id="r1", args=["backup", "/data"], **common)
     else:
-        job = restore_jobs.mover_job(settings, args=["restore", "s1", "/data"], step="restore",
-                                     labels={}, role="mover", request_id="r1", **common)  # fmt: skip
+        job = shared_movers.mover_job(settings, request_id="r1", args=["restore", "s1", "/data"], labels={},
+                                      read_only=False, **common)  # fmt: skip
     spec = job["spec"]["template"]["spec"]
     assert spec["securityContext"] == {
         "runAsUser": 0,

@@ -1,0 +1,4 @@
+from services.verify.service import VerifyService
+from shared.runtime import run
+
+run(VerifyService)
