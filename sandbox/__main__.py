@@ -26,6 +26,7 @@ async def _serve(args: argparse.Namespace) -> None:
         workloads=not args.no_workloads,
         kubelet=not args.no_kubelet,
         snapshot_ready_delay=args.snapshot_ready_delay,
+        denied=tuple(args.deny or ()),
     )
     if args.ferry_image:
         options.ferry_images = tuple(args.ferry_image)
@@ -60,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--snapshot-ready-delay", type=float, default=0.0, help="seconds before snapshots are ready"
+    )
+    serve.add_argument(
+        "--deny",
+        action="append",
+        metavar="RULE",
+        help='access reviews answer "not allowed" for "VERB RESOURCE [NAMESPACE]" (repeatable)',
     )
     for ctl in ("storage", "snapshots", "workloads", "kubelet"):
         serve.add_argument(f"--no-{ctl}", action="store_true", help=f"switch the {ctl} controller off")

@@ -41,7 +41,7 @@ def test_the_demo_migrates_the_shop_east_to_west_and_verifies_it() -> None:
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     assert "Verification of snapshot" in out and ": verified" in out
-    assert "objects: 23/23 accounted for, 0 problem(s)" in out
+    assert "objects: 23/23 accounted for, 0 differ, 0 missing; volumes: 2/2 equal to the snapshot" in out
     # Both volumes landed in the renamed namespace, on the mapped storage class, with their bytes.
     for claim in ("pgdata-db-0", "web-uploads"):
         assert f"shop-west/{claim}" in out

@@ -17,10 +17,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from sandbox.server import discovery, errors
+from sandbox.server import access, discovery, errors
 from sandbox.server.admission import Admission
 from sandbox.server.errors import ApiError
-from sandbox.server.handlers import handle, resolve
+from sandbox.server.handlers import handle, read_body, resolve
 from sandbox.server.objects import Objects
 from sandbox.server.registry import CrdRegistrar, Registry
 from sandbox.server.storage import Event, ObjectStore
@@ -57,6 +57,8 @@ class SandboxOptions:
     snapshot_ready_delay: float = 0.0  # seconds before a new VolumeSnapshot becomes readyToUse
     extra_env: dict[str, str] = field(default_factory=dict)  # added to every kubelet process
     request_log: int = 2000  # how many recent requests ApiServer.requests keeps
+    # Access reviews answer "not allowed" for these "VERB RESOURCE [NAMESPACE]" rules (sandbox/server/access.py)
+    denied: tuple[str, ...] = ()
 
 
 class ApiServer:
@@ -70,6 +72,7 @@ class ApiServer:
         self.objects = Objects(self.store, self.registry)
         self.admission = Admission(self.objects)
         self.crds = CrdRegistrar(self.store, self.registry)
+        self.access = access.AccessRules(self.options.denied)  # what access reviews deny
         self.applied: dict[tuple[str, str, str], dict[str, Any]] = {}  # server-side apply: last config
         self.watch_queues: set[asyncio.Queue[Event | None]] = set()
         self.logs: dict[tuple[str, str], Path] = {}  # (namespace, pod) -> log file (kubelet)
@@ -154,10 +157,16 @@ class ApiServer:
             return self.json(discovery.api_versions())
         if path == "/apis" and get:
             return self.json(discovery.api_group_list(self.registry))
+        if parts[:3] == ["apis", access.GROUP, access.VERSION]:
+            return await self._authorization(request, parts[3:])
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[:1] == ["apis"] and len(parts) == 2:
-            doc = discovery.api_group(self.registry, parts[1])
+            doc = (
+                access.group_entry()
+                if parts[1] == access.GROUP
+                else discovery.api_group(self.registry, parts[1])
+            )
             if doc is None or not get:
                 raise errors.path_not_found()
             return self.json(doc)
@@ -171,3 +180,15 @@ class ApiServer:
                 raise errors.path_not_found()
             return self.json(doc)
         return await handle(request, self, resolve(self, group, version, rest))
+
+    async def _authorization(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
+        """``authorization.k8s.io/v1``: its resource list, and self access reviews (``access.py``)."""
+        if not rest:
+            if request.method != "GET":
+                raise errors.method_not_allowed()
+            return self.json(access.resource_list())
+        if rest != [access.SELF_REVIEWS]:
+            raise errors.path_not_found()
+        if request.method != "POST":
+            raise errors.method_not_allowed()
+        return self.json(access.review(self.access, await read_body(request)), 201)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.server import access
 from sandbox.server.registry import Registry
 from sandbox.types import ALL_VERBS, ResourceType
 
@@ -47,7 +48,10 @@ def api_group_list(registry: Registry) -> dict[str, Any]:
         if rt.group and rt.group not in order:
             order[rt.group] = (1 if rt.crd else 0, len(order) if not rt.crd else 0, rt.group)
     names = sorted(groups, key=lambda g: order[g])
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g, groups[g]) for g in names]}
+    listed = [_group(g, groups[g]) for g in names]
+    builtins = sum(1 for g in names if order[g][0] == 0)
+    listed.insert(builtins, access.group_entry())  # served by the server itself, not the registry
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": listed}
 
 
 def api_group(registry: Registry, group: str) -> dict[str, Any] | None:

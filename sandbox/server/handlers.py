@@ -71,7 +71,7 @@ def _manager(request: web.Request) -> str:
     return agent.split("/", 1)[0] or "unknown"
 
 
-async def _body(request: web.Request) -> Any:
+async def read_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         return None
@@ -102,7 +102,7 @@ async def handle(request: web.Request, server: ApiServer, t: Target) -> web.Stre
             if rt.namespaced and t.namespace is None:
                 raise errors.method_not_allowed()
             obj = server.objects.create(
-                rt, ns, await _body(request), dry_run=_dry_run(request), manager=_manager(request)
+                rt, ns, await read_body(request), dry_run=_dry_run(request), manager=_manager(request)
             )
             return server.json(obj, 201)
         if method == "DELETE":
@@ -130,7 +130,7 @@ async def handle(request: web.Request, server: ApiServer, t: Target) -> web.Stre
                 )
             return server.json(found)
         if method == "PUT":
-            body = await _body(request)
+            body = await read_body(request)
             obj = server.objects.update(
                 rt, ns, name, body, subresource=t.sub, dry_run=_dry_run(request), manager=_manager(request)
             )
@@ -227,7 +227,7 @@ async def _list_or_watch(request: web.Request, server: ApiServer, t: Target) -> 
 
 async def _delete_options(request: web.Request) -> DeleteOptions:
     q = request.query
-    body = await _body(request) or {}
+    body = await read_body(request) or {}
     if not isinstance(body, dict):
         raise errors.bad_request("the body of the request was not a DeleteOptions object")
     pre = body.get("preconditions") or {}
@@ -368,7 +368,7 @@ async def _scale(request: web.Request, server: ApiServer, t: Target) -> web.Stre
         raise errors.method_not_allowed()
     current = scale_of(existing)
     if request.method == "PUT":
-        wanted = await _body(request) or {}
+        wanted = await read_body(request) or {}
     else:
         ctype = request.content_type
         body = patching.parse_body(ctype, await request.read())

@@ -21,6 +21,7 @@ from services.cli.parsing import UsageError, request_from_args
 from services.cli.rendering import (
     generic_table,
     phase_text,
+    preflight_table,
     requests_table,
     show_snapshot,
     show_state,
@@ -29,6 +30,8 @@ from services.cli.rendering import (
 )
 from services.cli.transports import CliError, Transport
 from services.cli.watching import watch
+from shared.contracts.events import Report
+from shared.contracts.reports import DocumentKind
 from shared.contracts.requests import encode_request
 from shared.contracts.states import ListQuery, Phase, RequestState
 
@@ -86,6 +89,9 @@ async def submit(args: argparse.Namespace, io: Io, transport: Transport) -> int:
     request = request_from_args(args)
     accepted = await transport.submit(encode_request(request))
     again = " (the same idempotency key: the existing request)" if accepted.duplicate else ""
+    if request.preflight_only:
+        io.err.print(f"request {accepted.id} accepted{again}; running the preflight checks", highlight=False)
+        return await preflight(io, transport, accepted.id)
     if args.watch:
         io.live.print(f"request [bold]{accepted.id}[/] accepted{again}", highlight=False)
         return await follow(io, transport, await transport.get(accepted.id))
@@ -98,6 +104,30 @@ async def submit(args: argparse.Namespace, io: Io, transport: Transport) -> int:
     else:
         write_data(io.out, accepted, io.output)
     return EXIT_OK
+
+
+async def preflight(io: Io, transport: Transport, request_id: str) -> int:
+    """``--preflight``: wait for the checks, print their table; 0 when all passed (4 when one failed)."""
+    state = await wait_final(transport, request_id)
+    body: dict[str, Any] | None = None
+    async for _, event in transport.events(request_id):
+        if isinstance(event, Report) and event.document == DocumentKind.PREFLIGHT:
+            body = event.body
+    if io.output != "table":
+        write_data(
+            io.out, {"id": state.id, "phase": state.phase, "reason": state.reason, **(body or {})}, io.output
+        )
+    else:
+        if body is not None:
+            io.out.print(preflight_table(body))
+            problems = int(body.get("problems", 0))
+            verdict = f"[red]{problems} problem(s)[/]" if problems else "[green]all passed[/]"
+            io.out.print(f"{len(body.get('checks') or [])} checks, {verdict}", highlight=False)
+        line = f"{state.id}: {phase_text(state.phase)}"
+        if state.phase is not Phase.COMPLETED and (body is None or not body.get("problems")):
+            line += f" — {state.reason}"  # failed before the checks could report (an unknown step...)
+        io.out.print(line, highlight=False)
+    return EXIT_OF_PHASE.get(state.phase, EXIT_ERROR)
 
 
 async def status(args: argparse.Namespace, io: Io, transport: Transport) -> int:

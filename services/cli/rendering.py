@@ -15,6 +15,7 @@ import msgspec
 import yaml
 from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.table import Table
 
 from shared.contracts.states import Phase, RequestState
@@ -134,6 +135,20 @@ def generic_table(items: list[dict[str, Any]], columns: list[str] | None = None)
         table.add_column(key.upper())
     for item in items:
         table.add_row(*(_cell(item.get(key)) for key in keys))
+    return table
+
+
+def preflight_table(body: dict[str, Any], only_problems: bool = False) -> Table:
+    """The preflight report (``shared.runtime.preflighting``): one row per check, problems in red."""
+    table = Table(box=None, header_style="bold")
+    for column in ("CHECK", "SUBJECT", "OK", "DETAIL"):
+        table.add_column(column, overflow="fold")
+    for check in body.get("checks") or []:
+        if only_problems and check.get("ok"):
+            continue
+        ok = "[green]✓[/]" if check.get("ok") else "[red]✗[/]"
+        what, subject, detail = (escape(str(check.get(k, ""))) for k in ("what", "subject", "detail"))
+        table.add_row(what, subject, ok, detail)  # details quote settings such as "[repositories]"
     return table
 
 

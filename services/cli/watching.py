@@ -3,7 +3,8 @@
 One bar per step of the itinerary (created up front, so the whole route shows from the start) and
 one indented bar per volume as soon as a step reports on it. Byte progress shows size, rate and ETA;
 item progress shows counts. Warnings, failed attempts and phase changes are printed above the bars as
-they happen. A ``Report`` of document kind ``verification`` is kept and printed as a table at the end.
+they happen. A ``Report`` of document kind ``verification`` is kept and printed as a table at the end,
+and so are the problems of a failed preflight.
 
 On a terminal the bars animate; in a log (no TTY) rich prints the final bars once, and the lines
 above them still tell the story in order.
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, Tex
 from rich.table import Column, Table
 from rich.text import Text
 
-from services.cli.rendering import flatten, phase_text
+from services.cli.rendering import flatten, phase_text, preflight_table
 from shared.contracts.events import (
     Event,
     Failed,
@@ -143,7 +144,8 @@ class Watcher:
             say(f"[yellow]warning[/] {step}: {event.message}{where}", highlight=False)
         elif isinstance(event, Report):
             self.reports.append(event)
-            if event.document != DocumentKind.VERIFICATION:
+            # The preflight's verdict is its step's line; its problems, a table at the end.
+            if event.document not in (DocumentKind.VERIFICATION, DocumentKind.PREFLIGHT):
                 say(f"[bold]{event.title}[/]: {report_line(event.body)}", highlight=False)
         elif isinstance(event, PhaseChanged):
             self.phase, self.reason = event.phase, event.reason or self.reason
@@ -154,10 +156,13 @@ class Watcher:
             )
 
     def summary(self) -> None:
+        for report in self.reports:  # a failed preflight: the problems as a table
+            if report.document == DocumentKind.PREFLIGHT and report.body.get("problems"):
+                self.console.print(preflight_table(report.body, only_problems=True))
         verification = [r for r in self.reports if r.document == DocumentKind.VERIFICATION]
         for report in verification:
             show_verification(self.console, report)
-        if not verification and self.phase is Phase.COMPLETED:
+        if not verification and self.phase is Phase.COMPLETED and not self.state.request.preflight_only:
             why = (
                 "a dry run restores nothing to verify"
                 if self.state.request.dry_run

@@ -8,7 +8,10 @@ says where in the source it was found (``via``) and whether the API marks it opt
 
 Covered: pod templates (Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs,
 ReplicationControllers) → ConfigMaps, Secrets, ServiceAccounts, PVCs, PriorityClasses;
-StatefulSet → its governing Service; Ingress → Services and TLS Secrets; RoleBinding → Role or
+StatefulSet → its governing Service and the claims its ``volumeClaimTemplates`` make,
+``<template>-<statefulset>-<ordinal>`` per replica (optional: a claim not made yet — a replica
+that never ran — is made by the StatefulSet controller, in the target as in the source; a pod
+template volume named like a claim template is replaced by that claim, so it names nothing); Ingress → Services and TLS Secrets; RoleBinding → Role or
 ClusterRole and subject ServiceAccounts; HPA → its scale target; PVC → PV and StorageClass;
 PV → StorageClass; ServiceAccount → its Secrets.
 """
@@ -61,24 +64,43 @@ def pod_spec(obj: Obj) -> Obj | None:
     return found if isinstance(found, dict) else None
 
 
+def claim_templates(obj: Obj) -> list[str]:
+    """The names of a StatefulSet's ``volumeClaimTemplates`` (none for other kinds)."""
+    if obj.get("kind") != "StatefulSet":
+        return []
+    templates = (obj.get("spec") or {}).get("volumeClaimTemplates") or []
+    names = [(t.get("metadata") or {}).get("name", "") for t in templates if isinstance(t, dict)]
+    return [n for n in names if n]
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def template_claims(obj: Obj) -> list[str]:
+    """The claims a StatefulSet's templates make, ``<template>-<statefulset>-<ordinal>``: one per
+    replica (at least one; ``status.replicas`` while scaling down), from ``spec.ordinals.start``."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    start = _count((spec.get("ordinals") or {}).get("start"))
+    replicas = max(_count(spec.get("replicas", 1)), _count(status.get("replicas")), 1)
+    sts = (obj.get("metadata") or {}).get("name", "")
+    return [f"{base}-{sts}-{i}" for base in claim_templates(obj) for i in range(start, start + replicas)]
+
+
+def _volumes(obj: Obj) -> list[Obj]:
+    """The pod template's volumes, less those a StatefulSet's claim templates replace."""
+    replaced = set(claim_templates(obj))
+    volumes = (pod_spec(obj) or {}).get("volumes") or []
+    return [v for v in volumes if isinstance(v, dict) and v.get("name") not in replaced]
+
+
 def claims_mounted(obj: Obj) -> list[str]:
     """PVC names a Pod or workload mounts (StatefulSet claim templates included, per replica)."""
-    names = [
-        (v.get("persistentVolumeClaim") or {}).get("claimName")
-        for v in (pod_spec(obj) or {}).get("volumes") or []
-    ]
-    found = [n for n in names if n]
-    if obj.get("kind") == "StatefulSet":
-        spec = obj.get("spec") or {}
-        replicas = spec.get("replicas", 1)
-        sts = (obj.get("metadata") or {}).get("name", "")
-        for template in spec.get("volumeClaimTemplates") or []:
-            base = (template.get("metadata") or {}).get("name", "")
-            found += [f"{base}-{sts}-{i}" for i in range(max(int(replicas or 0), 1))]
-    return found
+    names = [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in _volumes(obj)]
+    return [n for n in names if n] + template_claims(obj)
 
 
-def _pod_refs(spec: Obj, ns: str) -> list[Ref]:
+def _pod_refs(spec: Obj, ns: str, volumes: list[Obj]) -> list[Ref]:
     refs: list[Ref] = []
     account = spec.get("serviceAccountName") or spec.get("serviceAccount")
     if account:
@@ -88,7 +110,7 @@ def _pod_refs(spec: Obj, ns: str) -> list[Ref]:
             refs.append(Ref(SECRETS, ns, secret["name"], "imagePullSecrets", optional=True))
     if spec.get("priorityClassName"):
         refs.append(Ref(PRIORITYCLASSES, "", spec["priorityClassName"], "priorityClassName"))
-    for volume in spec.get("volumes") or []:
+    for volume in volumes:
         if cm := volume.get("configMap"):
             refs.append(
                 Ref(CONFIGMAPS, ns, cm.get("name", ""), "volumes.configMap", bool(cm.get("optional")))
@@ -143,9 +165,11 @@ def references(obj: Obj) -> list[Ref]:
     spec = obj.get("spec") or {}
     refs: list[Ref] = []
     if (template := pod_spec(obj)) is not None:
-        refs += _pod_refs(template, ns)
-    if kind == "StatefulSet" and spec.get("serviceName"):
-        refs.append(Ref(SERVICES, ns, spec["serviceName"], "serviceName"))
+        refs += _pod_refs(template, ns, _volumes(obj))
+    if kind == "StatefulSet":
+        if spec.get("serviceName"):
+            refs.append(Ref(SERVICES, ns, spec["serviceName"], "serviceName"))
+        refs += [Ref(PVCS, ns, c, "volumeClaimTemplates", optional=True) for c in template_claims(obj)]
     elif kind == "Ingress":
         backends = [spec.get("defaultBackend") or {}]
         for rule in spec.get("rules") or []:

@@ -42,6 +42,7 @@ class VolumeRecord:
     namespace: str
     claim: str
     size: int
+    path: str = ""  # restore.volume_paths: only this path of the volume is restored
 
 
 def _from_item(item: Any) -> Manifest | None:

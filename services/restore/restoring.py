@@ -39,7 +39,7 @@ from services.restore.refreshing import Refresher
 from services.restore.transforming import Transforms, transform
 from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, VolumeAction, VolumeResult
 from shared.contracts.requests import ConflictPolicy, ExistingVolumes
-from shared.kube.comparing import REQUEST_LABEL
+from shared.kube.comparing import REQUEST_LABEL, digested
 from shared.kube.objects import Manifest, Obj, object_key
 from shared.runtime.clusters import Cluster
 
@@ -65,6 +65,7 @@ def prepare(
     rules: list[modifiers.Rule],
     *,
     keep_owned: bool = False,
+    completed_jobs: bool = False,
     extra_edges: Iterable[tuple[str, str]] = (),
 ) -> Plan:
     plan = Plan()
@@ -72,7 +73,7 @@ def prepare(
     claims = {(m.namespace, m.name) for m in captured if m.kind == "PersistentVolumeClaim"}
     ready_items = []
     for item in captured:
-        why = whiteout(item, keep_owned=keep_owned)
+        why = whiteout(item, keep_owned=keep_owned, completed_jobs=completed_jobs)
         if not why and item.kind == "PersistentVolume":
             ref = item.obj.get("spec", {}).get("claimRef") or {}
             if (ref.get("namespace", ""), ref.get("name", "")) in claims:
@@ -274,5 +275,6 @@ class Restore:
 
 
 def rendered(plan: Plan) -> list[Obj]:
-    """The exact documents a restore of ``plan`` writes, in order (the dry run's output)."""
-    return [item.obj for item in plan.items]
+    """The documents a restore of ``plan`` writes, in order (the dry run's output), each Secret value
+    replaced by its digest: the document is stored with the request, where Secret values must not be."""
+    return [digested(item.obj) for item in plan.items]

@@ -15,8 +15,11 @@ deployments can plug another one in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -25,6 +28,7 @@ from services.restore import manifests, modifiers
 from services.restore.expecting import expectation
 from services.restore.manifests import VolumeRecord
 from services.restore.restoring import Restore, prepare, rendered
+from services.restore.selecting import select
 from services.restore.sources import (
     inventory_edges,
     open_target_repository,
@@ -32,7 +36,7 @@ from services.restore.sources import (
     restore_labels,
     transforms_for,
 )
-from shared.contracts.errors import PermanentError
+from shared.contracts.errors import Cancelled, PermanentError
 from shared.contracts.events import Report
 from shared.contracts.reports import (
     DocumentKind,
@@ -51,6 +55,7 @@ from shared.runtime.repositories import for_repository, repository_url
 from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.restore")
+CANCEL_CHECK = 0.5  # seconds between two cancellation checks while objects are written
 REPORT_LIMIT = 200  # objects listed in a Report event body; the stored report has all of them
 
 
@@ -76,6 +81,7 @@ async def fill(movers: Movers, claim: Manifest, record: VolumeRecord, delta: boo
     """Fill a fresh claim from its volume snapshot, or refresh an existing one (``--delta``)."""
     label = f"{claim.namespace}/{claim.name}"
     args = ["restore", record.snapshot_id, MOUNT, "--name", label] + (["--delta"] if delta else [])
+    args += ["--path", record.path] if record.path else []
     run = await movers.run(claim.namespace, claim.name, args, "refresh" if delta else "restore")
     said = run.summary
     files, size = int(said.get("files", 0)), int(said.get("bytes", 0))
@@ -84,7 +90,7 @@ async def fill(movers: Movers, claim: Manifest, record: VolumeRecord, delta: boo
         files=files, bytes=size,
         files_written=int(said.get("files_written", files)), bytes_written=int(said.get("bytes_written", size)),
         files_skipped=int(said.get("files_skipped", 0)), bytes_skipped=int(said.get("bytes_skipped", 0)),
-        removed=int(said.get("removed", 0)),
+        removed=int(said.get("removed", 0)), path=record.path,
     )  # fmt: skip
 
 
@@ -110,6 +116,19 @@ def problems_of(report: RestoreReport) -> list[str]:
     return found
 
 
+def throttled(check: Callable[[], Awaitable[None]], every: float) -> Callable[[], Awaitable[None]]:
+    """``check`` at most every ``every`` seconds (a cancellation check reads the request's state)."""
+    last = 0.0
+
+    async def maybe() -> None:
+        nonlocal last
+        if time.monotonic() - last >= every:
+            last = time.monotonic()
+            await check()
+
+    return maybe
+
+
 class RestoreService(StepService):
     name = "restore"
     description = "Restores a Ferry snapshot into the target cluster, volumes before workloads"
@@ -132,6 +151,22 @@ class RestoreService(StepService):
         if close is not None:
             await close()
 
+    async def _cancelled(self, ctx: StepContext, engine: Restore, group: str) -> None:
+        """The request was cancelled mid-restore: store and report exactly what had been written."""
+        written = [
+            r for r in engine.results if r.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.RECREATED)
+        ]
+        report = RestoreReport(request_id=ctx.request_id, snapshot=group, objects=engine.results, waited={})
+        await self.topology.inventories.put(
+            f"{ctx.request_id}/restore-report.json", report_encoder.encode(report)
+        )
+        names = ", ".join(r.target for r in written[:20]) + (" ..." if len(written) > 20 else "")
+        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.RESTORE, title="restore (cancelled)",
+                              document=DocumentKind.RESTORE,
+                              body={**summary(report), "written": [r.target for r in written]}))  # fmt: skip
+        await ctx.warn(f"cancelled: {len(written)} object(s) had been written ({names or 'none'}); "
+                       "the mover Jobs and their credentials were removed")  # fmt: skip
+
     async def handle(self, ctx: StepContext) -> StepResult:
         request = ctx.request
         if not request.target.cluster:
@@ -148,23 +183,27 @@ class RestoreService(StepService):
             resolve_group, repo, ctx.outputs.get("snapshot") or request.source.snapshot
         )
         captured = await asyncio.to_thread(manifests.load, repo, group)
+        selection = select(captured.items, request)
+        volumes = {key: dataclasses.replace(record, path=selection.paths.get(key, ""))
+                   for key, record in captured.volumes.items()}  # fmt: skip
         labels = restore_labels(ctx.request_id, group)
         edges = captured.edges + await inventory_edges(ctx.outputs, self.topology.inventories)
-        plan = prepare(captured.items, transforms_for(request, labels), rules, keep_owned=request.keep_owned,
+        plan = prepare(selection.items, transforms_for(request, labels, captured.items), rules,
+                       keep_owned=request.keep_owned, completed_jobs=request.restore.completed_jobs,
                        extra_edges=edges)  # fmt: skip
         for warning in plan.warnings:
             await ctx.warn(warning)
         cluster = await self.clusters(self.settings, request.target.cluster)
         movers = Movers(cluster, for_repository(self.settings, repo_name), request_id=ctx.request_id, step=StepName.RESTORE.value,
                         repository_url=repository_url(self.settings, repo_name), labels=labels,
-                        timeout=self.options.mover_timeout)  # fmt: skip
+                        timeout=self.options.mover_timeout, checkpoint=ctx.checkpoint)  # fmt: skip
         total, done = len(plan.items) + len(plan.results), len(plan.results)
+        checkpoint = throttled(ctx.checkpoint, CANCEL_CHECK)
 
         async def on_result(result: ObjectResult) -> None:
             nonlocal done
             done += 1
-            if done % 10 == 0:
-                await ctx.checkpoint()  # a cancelled request stops between objects
+            await checkpoint()  # a cancelled request stops at the next object
             await ctx.progress(
                 items_done=done, items_total=total, message=f"{result.outcome.value} {result.target}"
             )
@@ -172,12 +211,15 @@ class RestoreService(StepService):
                 await ctx.warn(result.reason, obj=result.target)
 
         reverse = {v: k for k, v in request.target.namespace_map.items()}
-        engine = Restore(cluster, plan, policy=request.conflict_policy, dry_run=request.dry_run, volumes=captured.volumes,
+        engine = Restore(cluster, plan, policy=request.conflict_policy, dry_run=request.dry_run, volumes=volumes,
                          fill=lambda claim, record, delta: fill(movers, claim, record, delta),
                          source_namespace=lambda ns: reverse.get(ns, ns), timeout=self.options.timeout,
                          on_result=on_result, existing=request.volumes.existing)  # fmt: skip
         try:
             report = await engine.run()
+        except Cancelled:
+            await self._cancelled(ctx, engine, group)
+            raise
         finally:
             await movers.close()
             close = getattr(cluster, "close", None)
@@ -198,6 +240,8 @@ class RestoreService(StepService):
                               document=DocumentKind.DRY_RUN if request.dry_run else DocumentKind.RESTORE))  # fmt: skip
         problems = problems_of(report)
         counts = report.counts()
+        if selection.left_out:
+            counts["not_selected"] = selection.left_out
         message = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)
         if problems:
             message = f"{len(problems)} problem(s): {'; '.join(problems[:5])}" + (

@@ -8,13 +8,15 @@ Label values are limited to 63 characters, so the snapshot label carries the id'
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from services.restore.transforming import Transforms
+from services.restore.transforming import Transforms, with_snapshot
 from shared.contracts.errors import PermanentError
 from shared.contracts.inventory import decode_inventory
 from shared.contracts.requests import MobilityRequest
 from shared.kube.comparing import REQUEST_LABEL, SNAPSHOT_LABEL
+from shared.kube.objects import Manifest
 from shared.repository import Repository, RepositoryNotFound, WrongKey
 from shared.runtime.repositories import repository_url, store_settings
 from shared.runtime.settings import Settings
@@ -67,11 +69,17 @@ def restore_labels(request_id: str, group: str) -> dict[str, str]:
     return {REQUEST_LABEL: request_id[:63], SNAPSHOT_LABEL: group[:63]}
 
 
-def transforms_for(request: MobilityRequest, labels: dict[str, str]) -> Transforms:
+def transforms_for(
+    request: MobilityRequest, labels: dict[str, str], captured: Iterable[Manifest] = ()
+) -> Transforms:
+    """The request's mappings; ``captured`` (the whole snapshot, not only what a restore selects) tells
+    which Services a namespace reference may point to and still be rewritten."""
     target = request.target
-    return Transforms(
+    transforms = Transforms(
         namespace_map=dict(target.namespace_map),
         storage_class_map=dict(target.storage_class_map),
         registry_map=dict(target.registry_map),
         labels=labels,
+        rewrite_references=request.restore.rewrite_references,
     )
+    return with_snapshot(transforms, captured)

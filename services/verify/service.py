@@ -83,7 +83,7 @@ class VerifyService(StepService):
         labels = {REQUEST_LABEL: ctx.request_id[:63], SNAPSHOT_LABEL: expected.snapshot[:63]}
         movers = Movers(cluster, for_repository(self.settings, expected.repository), request_id=ctx.request_id,
                         step=StepName.VERIFY.value, repository_url=repository_url(self.settings, expected.repository),
-                        labels=labels, timeout=self.settings.mover_timeout)  # fmt: skip
+                        labels=labels, timeout=self.settings.mover_timeout, checkpoint=ctx.checkpoint)  # fmt: skip
         try:
             volumes = await check_volumes(movers, expected.volumes, ctx.request.volumes.parallel)
         finally:

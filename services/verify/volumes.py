@@ -34,7 +34,8 @@ def _compared(volume: VolumeResult, said: dict[str, object]) -> VolumeResult:
         if volume.action is VolumeAction.KEPT:
             reason = f"kept by policy: {reason}"
     return VolumeResult(claim=volume.claim, snapshot=volume.snapshot, ok=not different, files=files, bytes=size,
-                        reason=reason, damaged=damaged, action=volume.action, different=different)  # fmt: skip
+                        reason=reason, damaged=damaged, action=volume.action, different=different,
+                        path=volume.path)  # fmt: skip
 
 
 async def check_volume(movers: Movers, volume: VolumeResult) -> VolumeResult:
@@ -42,8 +43,8 @@ async def check_volume(movers: Movers, volume: VolumeResult) -> VolumeResult:
         why = volume.reason or "the restore did not fill it"
         return msgspec.structs.replace(volume, reason=f"not restored: {why}")
     namespace, _, claim = volume.claim.partition("/")
-    run = await movers.run(namespace, claim, ["verify", volume.snapshot, MOUNT, "--report"], "verify",
-                           read_only=True)  # fmt: skip
+    args = ["verify", volume.snapshot, MOUNT, "--report"] + (["--path", volume.path] if volume.path else [])
+    run = await movers.run(namespace, claim, args, "verify", read_only=True)
     if run.why:
         return msgspec.structs.replace(volume, ok=False, reason=f"could not read it back: {run.why}")
     if "different" not in run.summary:

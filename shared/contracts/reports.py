@@ -40,6 +40,7 @@ class DocumentKind(StrEnum):
     DRY_RUN = "dry-run"
     EXPECTATION = "expectation"
     VERIFICATION = "verification"
+    PREFLIGHT = "preflight"
 
 
 class VolumeAction(StrEnum):
@@ -84,6 +85,7 @@ class VolumeResult(Struct, frozen=True, kw_only=True):
     bytes_skipped: int = 0
     removed: int = 0  # delta restore: entries the snapshot does not have, removed
     different: int = 0  # verify: paths that differ (``damaged`` lists the first ones)
+    path: str = ""  # only this path of the volume was restored (restore.volume_paths), and is verified
 
 
 class RestoreReport(Struct, frozen=True, kw_only=True):

@@ -16,6 +16,7 @@ from shared.contracts.requests import MobilityRequest, RequestKind
 
 
 class StepName(StrEnum):
+    PREFLIGHT = "preflight"  # clusters, permissions, storage classes, repositories: before any copy
     DISCOVER = "discover"
     SNAPSHOT = "snapshot"
     TRANSFER = "transfer"
@@ -27,23 +28,31 @@ class StepName(StrEnum):
 
 _ITINERARIES: dict[RequestKind, tuple[StepName, ...]] = {
     RequestKind.MIGRATE: (
+        StepName.PREFLIGHT,
         StepName.DISCOVER,
         StepName.SNAPSHOT,
         StepName.TRANSFER,
         StepName.RESTORE,
         StepName.VERIFY,
     ),
-    RequestKind.REPLICATE: (StepName.DISCOVER, StepName.SNAPSHOT, StepName.TRANSFER),
-    RequestKind.RESTORE: (StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
-    RequestKind.DRILL: (StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
+    RequestKind.REPLICATE: (StepName.PREFLIGHT, StepName.DISCOVER, StepName.SNAPSHOT, StepName.TRANSFER),
+    RequestKind.RESTORE: (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
+    RequestKind.DRILL: (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
 }
 
 
 def itinerary_for(request: MobilityRequest) -> tuple[StepName, ...]:
-    """The steps a request goes through. A dry run stops after discovery (or renders the restore)."""
+    """The steps a request goes through.
+
+    Every default itinerary starts with the preflight checks, so a request that cannot run fails in
+    seconds, before any snapshot. ``preflight_only`` runs just those checks; a dry run stops after
+    discovery (or renders the restore). An explicit ``itinerary`` is taken as it is.
+    """
+    if request.preflight_only:
+        return (StepName.PREFLIGHT,)
     steps = tuple(StepName(s) for s in request.itinerary) or _ITINERARIES[request.kind]
     if request.dry_run and StepName.DISCOVER in steps:
-        return (StepName.DISCOVER,)
+        return steps[: steps.index(StepName.DISCOVER) + 1]
     return steps
 
 

@@ -1,26 +1,54 @@
 """Comparing an object as a snapshot holds it with the object a cluster holds now.
 
-Used by the restore step (is a live object already the snapshot's version? what does a dry run
-change?) and by the verify step (is the target what the snapshot says?). One definition, so the two
-steps can never disagree about "equal".
+Used by the restore step (is a live object already the snapshot's version? what does a dry run or an
+update change?) and by the verify step (is the target what the snapshot says?). One definition, so
+the two steps can never disagree about "equal".
 
-The comparison is one of *intent*: every field the snapshot's document sets must have the same value
-in the live object; fields only the live object has are the server's defaults and are not
-differences (a Service's cluster IP, a Deployment's strategy). Metadata the server owns (uid,
-resourceVersion, managedFields, ...) and ``status`` are never compared, and neither are the labels
-Ferry stamps on what it restores (an object restored by an earlier request is not "different").
+The comparison has two directions:
+
+- **snapshot → target**: every field the snapshot's document sets must have the same value in the
+  live object ("spec.replicas: 2 in the target, 3 in the snapshot");
+- **target → snapshot**: a field only the live object has is a difference *when it is someone's
+  content*, never when it is the server's default (a Service's cluster IP, a Deployment's
+  ``strategy``, a pod's ``dnsPolicy``). Two sources say whose a field is:
+
+  1. maps whose every key is user content: ``data``, ``binaryData`` and ``stringData`` of
+     ConfigMaps and Secrets, and ``metadata.labels`` / ``metadata.annotations``, where keys under the
+     prefixes Kubernetes reserves for its own components (``kubernetes.io/``, ``*.k8s.io/``,
+     ``kubectl.kubernetes.io/last-applied-configuration``, ``deployment.kubernetes.io/revision``,
+     ``pv.kubernetes.io/*``, ...; ``app.kubernetes.io/`` is the user's) and Ferry's own
+     (``ferry.dev/``) are left out. These are two-way always;
+  2. ``metadata.managedFields``, when the live object has them: a field owned by a writer other than
+     Ferry and the control plane's own components (``kube-controller-manager``, ...). On a real API
+     server an *Apply* entry owns exactly what its author applied, but an *Update* entry of the
+     writer that **created** the object also owns every default the server filled in (defaulting
+     runs when the request is decoded, before ownership is computed: ``kubectl create`` owns a
+     Deployment's ``strategy`` and ``revisionHistoryLimit``). No field says which entry created the
+     object, so an Update entry counts only when it owns nothing the snapshot also sets: a writer
+     that only added fields (``kubectl edit`` adding a ``nodeSelector``) is seen, a creator is not.
+
+  ``status`` and the metadata the server owns (uid, resourceVersion, managedFields, ...) are never
+  compared, and neither are the labels Ferry stamps on what it restores (an object restored by an
+  earlier request is not "different").
+
+``target_only`` gives the target-only fields as paths, so that an update can remove exactly those.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Iterator
 from typing import Any
 
 Obj = dict[str, Any]
+Path = tuple[str | int, ...]  # keys of maps, indexes of lists
 
 REQUEST_LABEL = "ferry.dev/request"
 SNAPSHOT_LABEL = "ferry.dev/snapshot"
 FERRY_LABELS = (REQUEST_LABEL, SNAPSHOT_LABEL)
+FERRY_DOMAIN = "ferry.dev"
+FERRY_MANAGER_PREFIX = "ferry"  # shared.kube.cluster.FIELD_MANAGER and any ferry-* manager
 IGNORED_FIELDS = {"status"}
 IGNORED_METADATA = {
     "uid",
@@ -32,6 +60,23 @@ IGNORED_METADATA = {
     "ownerReferences",
     "finalizers",
 }
+# Writers that are the control plane itself: what they set is never the user's content.
+SYSTEM_MANAGERS = frozenset(
+    {
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+        "cloud-controller-manager",
+    }
+)
+RESERVED_DOMAINS = ("kubernetes.io", "k8s.io")  # and their subdomains (labels docs: reserved prefixes)
+USER_DOMAINS = ("app.kubernetes.io",)  # the recommended labels: set by people and their tools
+CONTENT_MAPS = {("v1", "ConfigMap"): ("data", "binaryData"), ("v1", "Secret"): ("data", "stringData")}
+SERVER_FILLED_SECRETS = {"kubernetes.io/service-account-token"}  # the token controller fills ``data``
+METADATA_MAPS = ("labels", "annotations")
+_MISSING = object()
 
 
 def _show(value: Any) -> str:
@@ -39,31 +84,170 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def differences(desired: Any, live: Any, path: str = "") -> list[str]:
-    """Fields of ``desired`` whose value differs in ``live`` ("spec.replicas: 3 -> 2")."""
+def show_path(path: Path) -> str:
+    """``("spec", "ports", 0, "port")`` → ``spec.ports[0].port``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def differences(desired: Any, live: Any) -> list[str]:
+    """How ``live`` differs from ``desired``, one line per field, for a person to read.
+
+    First the fields ``desired`` sets whose value differs ("spec.replicas: 2 in the target, 3 in the
+    snapshot"), then the fields only ``live`` has that are someone's content ("data.extra: only in
+    the target"; see the module docstring for which).
+    """
+    found = _one_way(desired, live, ())
+    if isinstance(desired, dict) and isinstance(live, dict):
+        found += [f"{show_path(p)}: only in the target" for p in target_only(desired, live)]
+    return found
+
+
+def _one_way(desired: Any, live: Any, path: Path) -> list[str]:
     if isinstance(desired, dict) and isinstance(live, dict):
         found = []
         for key, value in desired.items():
-            sub = f"{path}.{key}" if path else key
             if not path and key in IGNORED_FIELDS:
                 continue
-            if path == "metadata" and key in IGNORED_METADATA:
+            if path == ("metadata",) and key in IGNORED_METADATA:
                 continue
+            sub = (*path, key)
             if key not in live:
-                found.append(f"{sub}: absent in the target, {_show(value)} in the snapshot")
+                found.append(f"{show_path(sub)}: absent in the target, {_show(value)} in the snapshot")
             else:
-                found.extend(differences(value, live[key], sub))
+                found.extend(_one_way(value, live[key], sub))
         return found
     if isinstance(desired, list) and isinstance(live, list):
         if len(desired) != len(live):
-            return [f"{path}: {len(live)} item(s) in the target, {len(desired)} in the snapshot"]
+            return [f"{show_path(path)}: {len(live)} item(s) in the target, {len(desired)} in the snapshot"]
         found = []
         for i, (d, v) in enumerate(zip(desired, live, strict=True)):
-            found.extend(differences(d, v, f"{path}[{i}]"))
+            found.extend(_one_way(d, v, (*path, i)))
         return found
     if desired != live:
-        return [f"{path}: {_show(live)} in the target, {_show(desired)} in the snapshot"]
+        return [f"{show_path(path)}: {_show(live)} in the target, {_show(desired)} in the snapshot"]
     return []
+
+
+def target_only(desired: Obj, live: Obj) -> list[Path]:
+    """Paths of the fields only ``live`` has that are someone's content, not the server's (sorted).
+
+    A path never crosses into an element of a list the snapshot also has (the list as a whole is
+    compared, and written, by ``desired``'s version); a list the snapshot lacks is one path.
+    """
+    found: set[Path] = set()
+    meta_desired = desired.get("metadata") or {}
+    for name in METADATA_MAPS:
+        found |= _extra_keys(
+            ("metadata", name), meta_desired.get(name), (live.get("metadata") or {}).get(name)
+        )
+    maps = CONTENT_MAPS.get((str(live.get("apiVersion")), str(live.get("kind"))), ())
+    if live.get("type") in SERVER_FILLED_SECRETS:
+        maps = ()
+    for name in maps:
+        have = desired.get(name)
+        if live.get("kind") == "Secret" and name == "data":  # stringData is written into data
+            have = {**(desired.get("stringData") or {}), **(have or {})}
+        found |= _extra_keys((name,), have, live.get(name))
+    found |= set(_owned_by_others(desired, live))
+    return sorted(found, key=lambda p: tuple(str(part) for part in p))
+
+
+def _extra_keys(path: Path, desired: Any, live: Any) -> set[Path]:
+    if not isinstance(live, dict):
+        return set()
+    have = desired if isinstance(desired, dict) else {}
+    metadata_map = path[-1] in METADATA_MAPS
+    return {(*path, k) for k in live if k not in have and not (metadata_map and not is_users_key(k))}
+
+
+def is_users_key(key: str) -> bool:
+    """Is a label or annotation key the user's (not Ferry's, not reserved for Kubernetes' components)?"""
+    domain = key.split("/", 1)[0] if "/" in key else ""
+    if domain == FERRY_DOMAIN or domain.endswith("." + FERRY_DOMAIN):
+        return False
+    if domain in USER_DOMAINS:
+        return True
+    return not any(domain == d or domain.endswith("." + d) for d in RESERVED_DOMAINS)
+
+
+def is_users_manager(entry: Any) -> bool:
+    """Is a managedFields entry a writer's other than Ferry and the control plane, on the object itself?"""
+    if not isinstance(entry, dict) or entry.get("subresource") or entry.get("fieldsType") != "FieldsV1":
+        return False
+    manager = str(entry.get("manager") or "")
+    return not manager.startswith(FERRY_MANAGER_PREFIX) and manager not in SYSTEM_MANAGERS
+
+
+def _owned_by_others(desired: Obj, live: Obj) -> Iterator[Path]:
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if not is_users_manager(entry) or not isinstance(entry.get("fieldsV1"), dict):
+            continue
+        fields = {k: v for k, v in entry["fieldsV1"].items() if k not in ("f:metadata", "f:status")}
+        owned = list(_owned(fields, desired, live, ()))
+        if entry.get("operation") != "Apply" and any(present for _, present in owned):
+            continue  # maybe the entry of the object's creator: it owns the server's defaults too
+        yield from (path for path, present in owned if not present)
+
+
+def _owned(fields: Obj, desired: Any, live: Any, path: Path) -> Iterator[tuple[Path, bool]]:
+    """Each field of ``fields`` (a FieldsV1 set) that ``live`` has: its path, and whether ``desired``
+    sets it. Descends to the leaves, except into a list ``desired`` lacks (then the list is one)."""
+    for key, children in fields.items():
+        if key == ".":
+            continue
+        found = _child(key, desired, live)
+        if found is None:
+            continue
+        part, d, v = found
+        sub = (*path, part)
+        if isinstance(part, int) and d is _MISSING:
+            continue  # an element of a list the snapshot has: the list is compared as a whole
+        if len(path) >= 1 and path[-1] in METADATA_MAPS and isinstance(part, str) and not is_users_key(part):
+            continue
+        leaf = not isinstance(children, dict) or not (children.keys() - {"."})
+        if leaf or (d is _MISSING and isinstance(v, list)):
+            yield sub, d is not _MISSING
+        else:
+            yield from _owned(children, d, v, sub)
+
+
+def _child(key: str, desired: Any, live: Any) -> tuple[str | int, Any, Any] | None:
+    """The member a FieldsV1 key names: (its path part, its value in desired or _MISSING, in live)."""
+    kind, _, name = key.partition(":")
+    if kind == "f":
+        if not isinstance(live, dict) or name not in live:
+            return None
+        return name, desired.get(name, _MISSING) if isinstance(desired, dict) else _MISSING, live[name]
+    if not isinstance(live, list):
+        return None
+    try:
+        wanted = json.loads(name) if kind in ("k", "v") else int(name)
+    except ValueError:
+        return None
+    index = next((n for n, item in enumerate(live) if _matches(kind, wanted, n, item)), None)
+    if index is None:
+        return None
+    mine = (
+        [item for n, item in enumerate(desired) if _matches(kind, wanted, n, item)]
+        if isinstance(desired, list)
+        else []
+    )
+    return index, mine[0] if mine else _MISSING, live[index]
+
+
+def _matches(kind: str, wanted: Any, index: int, item: Any) -> bool:
+    if kind == "k":
+        return (
+            isinstance(item, dict)
+            and isinstance(wanted, dict)
+            and all(item.get(k) == v for k, v in wanted.items())
+        )
+    if kind == "v":
+        return bool(item == wanted)
+    return isinstance(wanted, int) and index == wanted
 
 
 def without_ferry_labels(obj: Obj) -> Obj:

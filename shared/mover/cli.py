@@ -164,6 +164,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="TARGET may hold an older state: write only the chunks that differ, remove what the snapshot lacks",
     )
+    p.add_argument(
+        "--path",
+        dest="only",
+        metavar="REL",
+        help="only this file or directory of the snapshot (relative to its root, e.g. base/16); nothing beside it is touched",
+    )
     p = command(
         "verify", commands.verify, "compare a directory with a snapshot, every byte (read-only, no lock)"
     )
@@ -175,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 when the comparison ran, equal or not (the JSON summary says what differs): "
         "the verify step's mover Jobs use it, so that a difference is reported, not retried",
+    )
+    p.add_argument(
+        "--path",
+        dest="only",
+        metavar="REL",
+        help="only this file or directory of the snapshot (relative to its root, e.g. base/16); nothing beside it is touched",
     )
     p = command("ls", commands.ls, "list snapshots, or the files of one snapshot")
     p.add_argument("snapshot", nargs="?")

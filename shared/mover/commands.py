@@ -140,6 +140,7 @@ def restore(args: argparse.Namespace) -> int:
             allow_partial=args.allow_partial,
             progress=reporter if reporter.active else None,
             delta=args.delta,
+            path=args.only or "",
         )
     finally:
         reporter.close()
@@ -174,7 +175,7 @@ def verify(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         result = compare(repo, args.snapshot, args.path, threads=args.threads,
-                         progress=reporter if reporter.active else None)  # fmt: skip
+                         progress=reporter if reporter.active else None, path=args.only or "")  # fmt: skip
     finally:
         reporter.close()
     duration = time.monotonic() - started

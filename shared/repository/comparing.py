@@ -29,6 +29,7 @@ from shared.repository.errors import IntegrityError
 from shared.repository.formats import Node
 from shared.repository.proving import Chunk, Prover, Tasks, chunk_layout, open_for_reading, units
 from shared.repository.repo import Repository, default_threads
+from shared.repository.restoring import node_at
 from shared.store import StoreError
 
 IGNORED_ROOT_ENTRIES = frozenset({"lost+found"})
@@ -62,20 +63,6 @@ def content_differs(have: int, want: int) -> str:
     return f"content differs ({have} bytes restored, {want} in the snapshot)"
 
 
-def node_at(repo: Repository, root: bytes, rel: str) -> Node | None:
-    """The node at ``rel`` in the tree ``root`` (a hard link's target), read one directory at a time."""
-    tree_id, found = root, None
-    for name in rel.split("/"):
-        if found is not None:
-            if found.type != "dir":
-                return None
-            tree_id = found.subtree
-        found = next((node for node in repo.read_tree(tree_id).nodes if node.name == name), None)
-        if found is None:
-            return None
-    return found
-
-
 class _File:
     """One file being proven; the last of its tasks to finish counts it done."""
 
@@ -96,7 +83,7 @@ class _Compare:
         self.files = self.bytes = 0
         self.progress, self.progress_fn = Progress(), progress
 
-    def walk(self, tree_id: bytes, path: str, rel: str) -> None:
+    def walk(self, tree_id: bytes, path: str, rel: str, only: str = "") -> None:
         try:
             tree = self.repo.read_tree(tree_id)
         except (IntegrityError, StoreError) as e:
@@ -104,17 +91,18 @@ class _Compare:
                 f"cannot be compared: the snapshot's directory listing is lost ({e})"
             )
             return
-        names = {node.name for node in tree.nodes}
+        nodes = [node for node in tree.nodes if not only or node.name == only]
+        names = {node.name for node in nodes}
         try:
             with os.scandir(path) as entries:
-                extra = [e.name for e in entries if e.name not in names]
+                extra = [e.name for e in entries if e.name not in names and not only]
         except OSError as e:
             self.differences[rel or "."] = f"cannot be read: {e.strerror}"
             return
         for name in extra:
             if not (rel == "" and name in IGNORED_ROOT_ENTRIES):
                 self.differences[f"{rel}/{name}" if rel else name] = EXTRA
-        for node in tree.nodes:
+        for node in nodes:
             child, child_rel = os.path.join(path, node.name), f"{rel}/{node.name}" if rel else node.name
             if node.type == "file":
                 self.files += 1
@@ -241,8 +229,11 @@ def compare(
     *,
     threads: int | None = None,
     progress: ProgressFn | None = None,
+    path: str = "",
 ) -> Comparison:
-    """Compare the tree under ``target`` with snapshot ``snapshot_id``, reading every byte; read-only."""
+    """Compare the tree under ``target`` with snapshot ``snapshot_id``, reading every byte; read-only.
+
+    With ``path`` (relative to the snapshot's root), only that file or directory is compared."""
     target = Path(target).absolute()
     if not target.is_dir():
         raise NotADirectoryError(f"not a directory: {target}")
@@ -251,7 +242,17 @@ def compare(
         raise IntegrityError(f"snapshot {snapshot_id[:8]} holds a blob ({record.name}), not a file tree")
     with Tasks(threads or max(2, default_threads()), "ferry-compare") as tasks:
         job = _Compare(repo, record.root, target, tasks, progress)
-        job.walk(record.root, str(target), "")
+        rel = path.strip("/")
+        if rel and node_at(repo, record.root, rel) is None:
+            raise IntegrityError(f"{rel} is not in the snapshot")
+        parent, _, name = rel.rpartition("/")
+        up = node_at(repo, record.root, parent) if parent else None
+        job.walk(
+            up.subtree if up is not None else record.root,
+            str(target / parent if parent else target),
+            parent,
+            name,
+        )
         job.prove_links()
     differences = {**job.differences, **job.content}
     return Comparison(

@@ -75,13 +75,15 @@ class _Restore:
         self.is_root = os.geteuid() == 0
         self.xattr_failures: dict[str, tuple[int, str]] = {}  # why -> (how many, the first attribute)
 
-    def walk(self, tree_id: bytes, path: str, rel: str) -> None:
+    def walk(self, tree_id: bytes, path: str, rel: str, only: str = "") -> None:
         try:
             tree = self.repo.read_tree(tree_id)
         except (IntegrityError, StoreError) as e:
             self.damaged[rel or "."] = f"directory listing lost: {e}"
             return
         for node in tree.nodes:
+            if only and node.name != only:
+                continue
             child, child_rel = os.path.join(path, node.name), f"{rel}/{node.name}" if rel else node.name
             if node.type == "dir":
                 os.makedirs(child, mode=0o700, exist_ok=True)
@@ -236,6 +238,42 @@ class _Restore:
         return result
 
 
+def selected(repo: Repository, root: bytes, target: Path, path: str) -> tuple[bytes, str, str, str]:
+    """Where a walk of ``path`` of the tree ``root`` starts: (tree id, directory, relative path, name).
+
+    The whole tree is (root, target, "", ""); a single path starts in its parent directory, walking
+    only the entry of that name, so nothing beside it is written, removed or compared.
+    """
+    rel = path.strip("/")
+    if not rel:
+        return root, str(target), "", ""
+    if (node := node_at(repo, root, rel)) is None:
+        raise IntegrityError(f"{rel} is not in the snapshot")
+    parent, _, name = rel.rpartition("/")
+    tree = root
+    if parent:
+        up = node_at(repo, root, parent)
+        assert up is not None and up.type == "dir", node
+        tree = up.subtree
+    where = target / parent if parent else target
+    where.mkdir(parents=True, exist_ok=True)
+    return tree, str(where), parent, name
+
+
+def node_at(repo: Repository, root: bytes, rel: str) -> Node | None:
+    """The node at ``rel`` in the tree ``root`` (a hard link's target), read one directory at a time."""
+    tree_id, found = root, None
+    for name in rel.split("/"):
+        if found is not None:
+            if found.type != "dir":
+                return None
+            tree_id = found.subtree
+        found = next((node for node in repo.read_tree(tree_id).nodes if node.name == name), None)
+        if found is None:
+            return None
+    return found
+
+
 def restore(
     repo: Repository,
     snapshot_id: str,
@@ -245,11 +283,14 @@ def restore(
     progress: ProgressFn | None = None,
     threads: int = 6,
     delta: bool = False,
+    path: str = "",
 ) -> RestoreResult:
     """Write snapshot ``snapshot_id`` under ``target``; raise ``DamagedFiles`` unless ``allow_partial``.
 
     With ``delta``, ``target`` may hold an older state of the tree: only what differs is fetched and
-    written, and what the snapshot does not have is removed (``syncing.py``).
+    written, and what the snapshot does not have is removed (``syncing.py``). With ``path`` (relative
+    to the snapshot's root, e.g. ``base/16``), only that file or directory is restored; nothing
+    outside it is written or removed.
     """
     target = Path(target).absolute()
     with repo.lock(purpose="restore"):
@@ -263,7 +304,8 @@ def restore(
             job: _Restore = Delta(repo, target, progress)
         else:
             job = _Restore(repo, target, progress)
-        job.walk(record.root, str(target), "")
+        tree, where, rel, only = selected(repo, record.root, target, path)
+        job.walk(tree, where, rel, only)
         job.prepare()
         plan = job.plan()
         with ThreadPoolExecutor(threads, thread_name_prefix="ferry-restore") as pool:

@@ -75,21 +75,22 @@ class Delta(_Restore):
         self.removed = 0
         self.files_skipped = self.bytes_skipped = 0
 
-    def walk(self, tree_id: bytes, path: str, rel: str) -> None:
+    def walk(self, tree_id: bytes, path: str, rel: str, only: str = "") -> None:
         try:
             tree = self.repo.read_tree(tree_id)
         except (IntegrityError, StoreError) as e:
             self.damaged[rel or "."] = f"directory listing lost: {e}"
             return  # nothing is removed from a directory whose listing is lost
-        names = {node.name for node in tree.nodes}
+        nodes = [node for node in tree.nodes if not only or node.name == only]
+        names = {node.name for node in nodes}
         live: dict[str, os.stat_result] = {}
         with os.scandir(path) as entries:
             for entry in entries:
                 if entry.name in names:
                     live[entry.name] = entry.stat(follow_symlinks=False)
-                elif not (rel == "" and entry.name in IGNORED_ROOT_ENTRIES):
-                    self.removed += remove(entry.path)
-        for node in tree.nodes:
+                elif not only and not (rel == "" and entry.name in IGNORED_ROOT_ENTRIES):
+                    self.removed += remove(entry.path)  # (with ``only``, what is beside it is not ours)
+        for node in nodes:
             child, child_rel = os.path.join(path, node.name), f"{rel}/{node.name}" if rel else node.name
             st = live.get(node.name)
             if node.type == "dir":

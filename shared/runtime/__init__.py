@@ -4,7 +4,7 @@ Every service is ``Service`` (or ``StepService`` for a step of the itinerary) pl
 ``python -m services.<name>`` calls ``run(ServiceClass)``.
 """
 
-from shared.runtime.lifecycle import Service, run, serve
+from shared.runtime.lifecycle import Service, run, serve, serve_all
 from shared.runtime.logs import request_context, setup_logging
 from shared.runtime.settings import Settings, load_settings
 from shared.runtime.stepping import StepContext, StepService
@@ -18,5 +18,6 @@ __all__ = [
     "request_context",
     "run",
     "serve",
+    "serve_all",
     "setup_logging",
 ]

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+import msgspec
 import nats.micro
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -162,18 +163,51 @@ async def serve(service: Service) -> None:
         await service.drain()
 
 
+async def serve_all(services: list[Service]) -> None:
+    """``serve`` for several services in one process: the first to stop (or a signal) stops them all."""
+    if len(services) == 1:
+        await serve(services[0])
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for service in services:
+            await service.start()
+        waits: list[asyncio.Task[Any]] = [
+            asyncio.create_task(s.wait(), name=f"wait:{s.name}") for s in services
+        ]
+        waits.append(asyncio.create_task(stop.wait(), name="wait:signal"))
+        _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    finally:
+        for service in services:
+            await service.drain()
+
+
 EXIT_CONFIG = 2  # the service cannot run as configured: fix the settings, restarting will not help
 
 
-def run(service_cls: type[Service]) -> None:
-    """Entry point of ``python -m services.<name>``: settings, logs, serve until SIGTERM."""
+def run(service_cls: type[Service], *others: type[Service]) -> None:
+    """Entry point of ``python -m services.<name>``: settings, logs, serve until SIGTERM.
+
+    With ``others``, those services run in the same process with one lifecycle (``serve_all``); the
+    first keeps the configured health port, the others take a free one each.
+    """
     from shared.runtime.logs import setup_logging
     from shared.runtime.settings import load_settings
 
     try:
         settings = load_settings()
         setup_logging(service_cls.name, settings.log_level, settings.log_format, settings.secrets())
-        asyncio.run(serve(service_cls(settings)))
+        services = [service_cls(settings)]
+        if others:
+            side = msgspec.structs.replace(settings, http_port=0)
+            services += [cls(side) for cls in others]
+        asyncio.run(serve_all(services))
     except PermanentError as e:  # bad settings, refused credentials: one line, and a code that says so
         print(f"ferry {service_cls.name}: {e}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)

@@ -14,9 +14,11 @@ The Job itself is built by ``shared.runtime.movers`` (the one builder the snapsh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,9 +99,11 @@ class Movers:
         repository_url: str,
         labels: dict[str, str],
         timeout: float,
+        checkpoint: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.cluster, self.settings, self.request_id, self.step = cluster, settings, request_id, step
         self.repository_url, self.labels, self.timeout = repository_url, labels, timeout
+        self.checkpoint = checkpoint  # raises Cancelled when the request was cancelled: the Job is deleted
         self._secrets: dict[str, Manifest] = {}
         self._lock = asyncio.Lock()
 
@@ -150,6 +154,14 @@ class Movers:
             pass  # started by an earlier attempt of this step: wait for that one
         except ApiRefused as e:
             return MoverRun(job.name, f"the mover Job was refused: {e}")
+        try:
+            return await self._wait(job, namespace)
+        except BaseException:  # cancelled (the request, or the step's task): the mover stops now
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.cluster.delete(job))
+            raise
+
+    async def _wait(self, job: Manifest, namespace: str) -> MoverRun:
         deadline = time.monotonic() + self.timeout
         delay, polls = 0.1, 0
         while True:
@@ -165,8 +177,10 @@ class Movers:
                 return MoverRun(
                     job.name, f"mover Job {namespace}/{job.name} did not finish within {self.timeout:.0f}s"
                 )
+            if self.checkpoint is not None:
+                await self.checkpoint()
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
+            delay = min(delay * 1.5, 1.0)
         logs = getattr(self.cluster, "job_logs", None)
         tail = (await logs(namespace, job.name)).strip() if logs is not None else ""
         if not why:

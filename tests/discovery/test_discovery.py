@@ -13,10 +13,12 @@ from sandbox import SandboxClusters, write_kubeconfig
 from sandbox.apps import SHOP_DIR
 from sandbox.seeding import load_documents
 from services.discovery.discovering import DiscoveryService
+from services.discovery.preflight import PreflightService
 from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
 from shared.contracts.events import Report, Warning
 from shared.contracts.inventory import Inventory, decode_inventory
+from shared.contracts.reports import DocumentKind
 from shared.contracts.requests import MobilityRequest, RequestKind, Source
 from shared.contracts.states import Phase, RequestState
 from shared.kube import Clusters
@@ -25,7 +27,7 @@ from shared.runtime import Settings
 
 @contextlib.asynccontextmanager
 async def discovery(settings: Settings) -> AsyncIterator[DiscoveryService]:
-    async with IntakeService(settings), DiscoveryService(settings) as service:
+    async with IntakeService(settings), PreflightService(settings), DiscoveryService(settings) as service:
         yield service  # type: ignore[misc]
 
 
@@ -210,8 +212,8 @@ async def test_a_dry_run_stops_after_discovery_with_the_inventory_as_a_report(
         rid = await client.submit(request)
         state = await client.wait(rid, within=60)
         events = [e async for _, e in client.events(rid, follow=False, idle=0.3)]
-    assert state.phase is Phase.COMPLETED and [s.step.value for s in state.steps] == ["discover"]
-    reports = [e for e in events if isinstance(e, Report)]
+    assert state.phase is Phase.COMPLETED and [s.step.value for s in state.steps] == ["preflight", "discover"]
+    reports = [e for e in events if isinstance(e, Report) and e.document == DocumentKind.INVENTORY]
     assert len(reports) == 1
     body = reports[0].body
     assert body["counts"]["statefulsets.apps"] == 1 and body["namespaces"] == ["shop"]

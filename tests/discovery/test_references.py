@@ -59,6 +59,27 @@ CASES = [
         id="an HPA names its scale target by kind, resolved through discovery",
     ),
     pytest.param(
+        {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "ns"},
+         "spec": {"serviceName": "db", "replicas": 2, "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+                  "template": {"spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                                                    {"name": "cfg", "configMap": {"name": "db-config"}}]}}}},
+        [Ref("configmaps", "ns", "db-config", "volumes.configMap"), Ref("services", "ns", "db", "serviceName"),
+         Ref("persistentvolumeclaims", "ns", "data-db-0", "volumeClaimTemplates", optional=True),
+         Ref("persistentvolumeclaims", "ns", "data-db-1", "volumeClaimTemplates", optional=True)],
+        id="a StatefulSet names the claims of its templates per replica, and no claim its template's volume replaces",
+    ),
+    pytest.param(
+        {"kind": "StatefulSet", "metadata": {"name": "kafka", "namespace": "ns"},
+         "spec": {"replicas": 1, "ordinals": {"start": 3},
+                  "volumeClaimTemplates": [{"metadata": {"name": "logs"}}, {"metadata": {"name": "data"}}]},
+         "status": {"replicas": 2}},
+        [Ref("persistentvolumeclaims", "ns", "logs-kafka-3", "volumeClaimTemplates", optional=True),
+         Ref("persistentvolumeclaims", "ns", "logs-kafka-4", "volumeClaimTemplates", optional=True),
+         Ref("persistentvolumeclaims", "ns", "data-kafka-3", "volumeClaimTemplates", optional=True),
+         Ref("persistentvolumeclaims", "ns", "data-kafka-4", "volumeClaimTemplates", optional=True)],
+        id="a StatefulSet scaling down still names its live replicas' claims, from its first ordinal",
+    ),
+    pytest.param(
         {"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}, "data": {"secretName": "x"}},
         [],
         id="a ConfigMap's data is not a reference",
@@ -76,3 +97,10 @@ def test_a_statefulset_mounts_one_claim_per_replica_of_each_template() -> None:
            "spec": {"replicas": 2, "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
                     "template": {"spec": {"volumes": [{"name": "x", "persistentVolumeClaim": {"claimName": "shared"}}]}}}}  # fmt: skip
     assert claims_mounted(sts) == ["shared", "data-db-0", "data-db-1"]
+
+
+def test_a_statefulset_template_volume_named_like_a_claim_template_is_that_claim() -> None:
+    sts = {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "ns"},
+           "spec": {"replicas": 1, "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+                    "template": {"spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}}}}  # fmt: skip
+    assert claims_mounted(sts) == ["data-db-0"]

@@ -29,6 +29,7 @@ TOKENS = {
     "cli": "cl-9e8d7c6b5a4f3e2d",  # read + submit, what a person's `ferry` gets
 }
 STEPS = (
+    StepName.PREFLIGHT,
     StepName.DISCOVER,
     StepName.SNAPSHOT,
     StepName.TRANSFER,

@@ -58,9 +58,10 @@ async def test_a_submitted_request_runs_and_its_steps_and_results_can_be_read(ga
     status, state = await get(gateway, f"/v1/requests/{rid}")
     assert status == 200
     assert state["phase"] == "Completed"
-    assert [s["step"] for s in state["steps"]] == ["discover", "snapshot", "transfer", "restore", "verify"]
+    steps = ["preflight", "discover", "snapshot", "transfer", "restore", "verify"]
+    assert [s["step"] for s in state["steps"]] == steps
     assert all(s["status"] == "Succeeded" for s in state["steps"])
-    assert state["steps"][1]["result"]["counts"] == {"volumes": 2}
+    assert state["steps"][2]["result"]["counts"] == {"volumes": 2}
     assert state["request"]["target"]["cluster"] == "west"
     status, missing = await get(gateway, "/v1/requests/migrate-nope")
     assert (status, missing["code"], missing["field"]) == (404, "not-found", "id")

@@ -30,11 +30,11 @@ async def test_a_request_that_cannot_be_dispatched_fails_with_the_reason(
     async with IntakeService(settings):
         nc: Client = client.nc
         await nc.jetstream().delete_stream(subjects.STEPS_STREAM)
-        with pytest.raises(RequestRejected, match="could not queue step discover"):
+        with pytest.raises(RequestRejected, match="could not queue step preflight"):
             await client.submit(request())
         [state] = await client.list()
     assert state.phase is Phase.FAILED
-    assert "could not queue step discover" in state.reason and "submit again" in state.reason
+    assert "could not queue step preflight" in state.reason and "submit again" in state.reason
 
 
 async def test_with_an_idempotency_key_a_retry_dispatches_it(settings: Settings, client: BusClient) -> None:

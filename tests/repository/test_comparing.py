@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.repository import DamagedFiles, Repository, backup, compare, restore
+from shared.repository import DamagedFiles, IntegrityError, Repository, backup, compare, restore
 from shared.repository.comparing import EXTRA, MISSING
 from shared.repository.walking import walk
 from shared.store import LocalStore, layout
@@ -317,3 +317,47 @@ def test_a_delta_restore_into_an_empty_directory_is_a_full_restore(local: Reposi
     plain = restore(local, snapshot_id, tmp_path / "plain")
     assert (plain.files_written, plain.bytes_written, plain.files_skipped) == (8, stored, 0)
     assert describe(tmp_path / "plain") == describe(tmp_path / "src")
+
+
+@pytest.mark.parametrize(
+    ("path", "delta"),
+    [
+        pytest.param("conf", False, id="a directory restored alone into an empty tree"),
+        pytest.param("conf/app.yaml", False, id="a single file restored alone"),
+        pytest.param("conf", True, id="a directory refreshed alone leaves what is beside it"),
+    ],
+)
+def test_a_single_path_is_restored_and_compared_and_nothing_beside_it_is_touched(
+    local: Repository, tmp_path: Path, path: str, delta: bool
+) -> None:
+    source = tmp_path / "src"
+    volume(source)
+    snapshot_id = backup(local, source, name="v").snapshot_id
+    target = tmp_path / "dst"
+    target.mkdir()
+    (target / "mine.txt").write_text("the target's own file, outside the path\n")
+    if delta:
+        (target / "conf").mkdir()
+        (target / "conf" / "app.yaml").write_text("replicas: 1\n")
+        (target / "conf" / "stale.yaml").write_text("not in the snapshot\n")
+    result = restore(local, snapshot_id, target, path=path, delta=delta)
+    assert (target / "conf" / "app.yaml").read_text() == "replicas: 3\n"
+    assert (target / "mine.txt").exists()  # beside the path: neither removed nor reported
+    assert not (target / "big.bin").exists() and not (target / "conf" / "stale.yaml").exists()
+    if path == "conf/app.yaml":
+        assert sorted(p.name for p in (target / "conf").iterdir()) == ["app.yaml"]
+        assert result.files == 1
+    assert compare(local, snapshot_id, target, path=path).differences == {}
+    assert "big.bin" in compare(local, snapshot_id, target).differences  # the whole tree does differ
+    (target / "conf" / "app.yaml").write_text("replicas: 9\n")
+    assert list(compare(local, snapshot_id, target, path=path).differences) == ["conf/app.yaml"]
+
+
+def test_a_path_the_snapshot_does_not_have_is_an_error_naming_it(local: Repository, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    volume(source)
+    snapshot_id = backup(local, source, name="v").snapshot_id
+    with pytest.raises(IntegrityError, match="base/16 is not in the snapshot"):
+        restore(local, snapshot_id, tmp_path / "dst", path="/base/16")
+    with pytest.raises(IntegrityError, match="base/16 is not in the snapshot"):
+        compare(local, snapshot_id, source, path="base/16")

@@ -45,6 +45,7 @@ class FakeCluster:
         self.volumes = volumes  # when set, mover Jobs run ferry-mover with /data mapped here
         self.tasks: set[asyncio.Task[None]] = set()
         self.logs: dict[str, str] = {}  # mover Job name -> what its process printed
+        self.processes: dict[str, asyncio.subprocess.Process] = {}  # a deleted Job's mover is killed
 
     def volume_dir(self, namespace: str, claim: str) -> Path:
         assert self.volumes is not None
@@ -74,6 +75,7 @@ class FakeCluster:
             sys.executable, "-m", "shared.mover", *args, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        self.processes[job["metadata"]["name"]] = proc
         out, err = await proc.communicate()
         self.logs[job["metadata"]["name"]] = err.decode() + out.decode()
         kind = "Complete" if proc.returncode == 0 else "Failed"
@@ -136,6 +138,9 @@ class FakeCluster:
 
     async def delete(self, item: Manifest) -> None:
         self.objects.pop(item.key, None)
+        proc = self.processes.get(item.name) if item.kind == "Job" else None
+        if proc is not None and proc.returncode is None:
+            proc.kill()  # as a kubelet stops the pods of a deleted Job
         self.journal.append(f"delete {item.key}")
 
     @property

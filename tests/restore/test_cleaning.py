@@ -10,6 +10,9 @@ import pytest
 
 from services.restore import manifests
 from services.restore.cleaning import clean, whiteout
+from services.restore.restoring import prepare
+from services.restore.transforming import Transforms
+from shared.contracts.reports import Outcome
 from shared.kube.objects import Manifest
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -282,3 +285,62 @@ def test_the_inventory_s_owned_mark_reaches_the_restore() -> None:
     ]  # fmt: skip
     loaded = manifests.parse(json.dumps({"items": items}).encode())
     assert [m.owned for m in loaded] == [True, False]
+
+
+def job(status: dict[str, Any] | None = None, owner: str = "", **spec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "migrate", "namespace": "shop", "uid": "j1"}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "CronJob", "name": owner, "uid": "c1"}]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+            "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}, **spec}, "status": status or {}}  # fmt: skip
+
+
+COMPLETE = {"type": "Complete", "status": "True"}
+COMPLETED = "completed in the source: it would run again"
+JOBS = [
+    ("a Job with a Complete condition is not restored",
+     job({"succeeded": 1, "conditions": [COMPLETE]}), None, COMPLETED),
+    ("a Job that succeeded as often as its completions is not restored",
+     job({"succeeded": 3}, completions=3), None, COMPLETED),
+    ("a Job without completions is done after one success once no pod runs",
+     job({"succeeded": 1}), None, COMPLETED),
+    ("a Job still short of its completions is restored",
+     job({"succeeded": 1, "active": 1}, completions=3), None, ""),
+    ("a running Job is restored",
+     job({"active": 1}), None, ""),
+    ("a Job whose CronJob was not captured is left to that CronJob",
+     job({"active": 1}, owner="nightly"), False, "owned by CronJob nightly, which creates its Jobs"),
+    ("a finished Job of a captured CronJob is left to that CronJob",
+     job({"succeeded": 1, "conditions": [COMPLETE]}, owner="nightly"), True,
+     "owned by CronJob nightly, which creates its Jobs"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "obj", "owned", "reason"), JOBS, ids=[c[0] for c in JOBS])
+def test_jobs_that_would_run_again_are_not_restored(
+    case: str, obj: dict[str, Any], owned: bool | None, reason: str
+) -> None:
+    assert whiteout(Manifest(copy.deepcopy(obj), owned=owned)) == reason
+    restored = Manifest(copy.deepcopy(obj), owned=owned)
+    assert whiteout(restored, completed_jobs=True) == ""
+    assert "ownerReferences" not in clean(restored).obj["metadata"]
+
+
+def test_a_job_another_controller_owns_is_still_left_to_it_with_completed_jobs() -> None:
+    obj = job({"active": 1})
+    obj["metadata"]["ownerReferences"] = [{"kind": "Workflow", "name": "wf"}]
+    assert "owned by Workflow/wf" in whiteout(Manifest(obj), completed_jobs=True)
+
+
+def test_a_restore_reports_the_jobs_it_leaves_out_and_why() -> None:
+    nightly, load = job({"active": 1}, owner="nightly"), job({"active": 1})
+    nightly["metadata"]["name"], load["metadata"]["name"] = "nightly-1", "load"
+    captured = [Manifest(job({"succeeded": 1, "conditions": [COMPLETE]})), Manifest(nightly, owned=True),
+                Manifest(load)]  # fmt: skip
+    plan = prepare(captured, Transforms(), [])
+    assert {(r.key, r.outcome, r.reason) for r in plan.results} == {
+        ("jobs.batch/shop/migrate", Outcome.SKIPPED, COMPLETED),
+        ("jobs.batch/shop/nightly-1", Outcome.SKIPPED, "owned by CronJob nightly, which creates its Jobs"),
+    }
+    assert [m.key for m in plan.items] == ["jobs.batch/shop/load"]
+    assert "status" not in plan.items[0].obj

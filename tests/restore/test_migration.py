@@ -22,6 +22,7 @@ import pytest
 
 from sandbox import SandboxClusters
 from sandbox.seeding import seed
+from services.discovery.preflight import PreflightService
 from services.intake.intake import IntakeService
 from services.restore import manifests
 from services.restore.restoring import prepare
@@ -32,6 +33,7 @@ from services.verify.service import VerifyService
 from shared.bus.client import BusClient
 from shared.contracts.requests import ConflictPolicy, MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
+from shared.contracts.steps import StepName
 from shared.kube.comparing import differences, without_ferry_labels
 from shared.localstack import LocalStack, NatsServer, SeaweedFS
 from shared.repository import Repository
@@ -69,6 +71,7 @@ async def ferry(settings: Settings) -> AsyncIterator[BusClient]:
     nc = await nats.connect(settings.nats.url)
     async with (
         IntakeService(settings),
+        PreflightService(settings),
         TransferService(settings, options=TransferOptions(threads=2)),
         RestoreService(settings, options=options),
         VerifyService(settings),
@@ -123,7 +126,9 @@ async def test_the_sample_app_moves_east_to_west_renamed_and_remapped(
 
     # Every object of the snapshot is in west, equal to the source after cleaning and transforms.
     captured = manifests.load(Repository.open(LocalStore(tmp_path / "west"), PASSWORD), group)
-    plan = prepare(captured.items, transforms_for(request, restore_labels(request_id, group)), [])
+    plan = prepare(
+        captured.items, transforms_for(request, restore_labels(request_id, group), captured.items), []
+    )
     west = KubeCluster(kube_cluster(sandboxes, "west"))
     east = kube_cluster(sandboxes, "east")
     try:
@@ -137,6 +142,9 @@ async def test_the_sample_app_moves_east_to_west_renamed_and_remapped(
             kinds.add(item.kind)
         assert {"Namespace", "CustomResourceDefinition", "Promotion", "Deployment", "StatefulSet", "Service",
                 "Ingress", "RoleBinding", "NetworkPolicy", "CronJob", "Secret", "ConfigMap"} <= kinds  # fmt: skip
+        # The renamed namespace is followed inside values: the ConfigMap's service address points to west's.
+        config = await west.cluster.get("configmaps", "shop-config", "shop-west")
+        assert config["data"]["DATABASE_HOST"] == "db.shop-west.svc.cluster.local"
 
         async def obj(gr: str, name: str, ns: str | None = "shop-west") -> dict[str, Any]:
             found = await west.cluster.find(gr, name, ns)
@@ -289,7 +297,8 @@ async def test_a_migrate_request_runs_the_whole_itinerary(
         request_id = await client.submit(migrate_request("shop-mig"))
         state = await client.wait(request_id, within=120)
     assert state.phase is Phase.COMPLETED, state.reason
-    assert [s.step.value for s in state.steps] == ["discover", "snapshot", "transfer", "restore", "verify"]
+    steps = ["preflight", "discover", "snapshot", "transfer", "restore", "verify"]
+    assert [s.step.value for s in state.steps] == steps
     verified = state.steps[-1].result
     assert (
         verified is not None and verified.counts["volumes"] == 2 and verified.counts["files_verified"] == 11
@@ -316,7 +325,7 @@ async def test_a_dry_run_of_the_sample_app_writes_nothing_anywhere(
         stored = await client.nc.jetstream().object_store("ferry-inventories")
         docs = json.loads((await stored.get(f"{request_id}/rendered.json")).data or b"[]")
     assert state.phase is Phase.COMPLETED, state.reason
-    restored = state.steps[1].result
+    restored = state.step_state(StepName.RESTORE).result
     assert (
         restored is not None and restored.counts["planned"] >= 15 and restored.counts.get("created", 0) == 0
     )
@@ -360,7 +369,7 @@ async def test_a_migration_crosses_two_object_stores_each_with_its_own_endpoint_
             request_id = await client.submit(migrate_request("shop-cloud"))
             state = await client.wait(request_id, within=150)
         assert state.phase is Phase.COMPLETED, state.reason
-        transferred = state.steps[2].result
+        transferred = state.step_state(StepName.TRANSFER).result
         assert transferred is not None and transferred.counts["bytes_sent"] > 0
         assert state.steps[-1].result is not None and state.steps[-1].result.counts["volumes_failed"] == 0
         await assert_volumes_arrived(sandboxes, "shop-cloud")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from services.restore.transforming import Transforms, map_image, transform
+from services.restore.transforming import Transforms, map_image, transform, with_snapshot
 from shared.kube.objects import Manifest
 
 T = Transforms(
@@ -123,3 +124,151 @@ IMAGES = [
 @pytest.mark.parametrize(("image", "mapping", "expected"), IMAGES, ids=[f"{i[0]} -> {i[2]}" for i in IMAGES])
 def test_map_image(image: str, mapping: dict[str, str], expected: str) -> None:
     assert map_image(image, mapping) == expected
+
+
+# References inside values: the snapshot holds shop/redis, shop/db and monitoring/prometheus, and
+# other-ns/api (a namespace the request does not map).
+R = Transforms(
+    namespace_map={"shop": "shop-west", "monitoring": "mon-west"},
+    services=frozenset(
+        {("shop", "redis"), ("shop", "db"), ("monitoring", "prometheus"), ("other-ns", "api")}
+    ),
+)
+WORKLOAD = ("spec", "template", "spec", "containers", 0)
+JOB_POD = ("spec", "jobTemplate", "spec", "template", "spec")
+
+
+def deployment(container: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", **meta},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:1", **container}]}}}}  # fmt: skip
+
+
+REFERENCES: list[tuple[str, dict[str, Any], list[tuple[tuple[str | int, ...], Any]], list[str]]] = [
+    ("an env value naming a service of the snapshot follows the rename",
+     deployment({"env": [{"name": "DB_HOST", "value": "redis.shop.svc.cluster.local:6379"}]}),
+     [((*WORKLOAD, "env", 0, "value"), "redis.shop-west.svc.cluster.local:6379")],
+     ["rewrote: spec.template.spec.containers[0].env[0].value: "
+      "redis.shop.svc.cluster.local -> redis.shop-west.svc.cluster.local"]),
+    ("a CronJob's init container command and args follow the rename",
+     {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report", "namespace": "shop"},
+      "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+          "initContainers": [{"name": "wait", "command": ["sh", "-c", "until nc -z db.shop.svc 5432; do sleep 1; done"]}],
+          "containers": [{"name": "report", "args": ["--metrics=http://prometheus.monitoring.svc:9090/api"]}]}}}}}},
+     [((*JOB_POD, "initContainers", 0, "command"), ["sh", "-c", "until nc -z db.shop-west.svc 5432; do sleep 1; done"]),
+      ((*JOB_POD, "containers", 0, "args"), ["--metrics=http://prometheus.mon-west.svc:9090/api"])],
+     ["rewrote: spec.jobTemplate.spec.template.spec.initContainers[0].command[2]: db.shop.svc -> db.shop-west.svc",
+      "rewrote: spec.jobTemplate.spec.template.spec.containers[0].args[0]: "
+      "prometheus.monitoring.svc -> prometheus.mon-west.svc"]),
+    ("a StatefulSet pod's own DNS name under its service follows the rename",
+     deployment({"env": [{"name": "PRIMARY", "value": "db-0.db.shop.svc.cluster.local."}]}),
+     [((*WORKLOAD, "env", 0, "value"), "db-0.db.shop-west.svc.cluster.local.")],
+     ["rewrote: spec.template.spec.containers[0].env[0].value: "
+      "db-0.db.shop.svc.cluster.local -> db-0.db.shop-west.svc.cluster.local"]),
+    ("a ConfigMap's data follows the rename, every name in a file",
+     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nginx", "namespace": "shop"},
+      "data": {"nginx.conf": "upstream { server redis.shop.svc.cluster.local:6379; }\n"
+                             "location /m { proxy_pass http://prometheus.monitoring.svc:9090; }\n"}},
+     [(("data", "nginx.conf"), "upstream { server redis.shop-west.svc.cluster.local:6379; }\n"
+                               "location /m { proxy_pass http://prometheus.mon-west.svc:9090; }\n")],
+     ['rewrote: data["nginx.conf"]: redis.shop.svc.cluster.local -> redis.shop-west.svc.cluster.local',
+      'rewrote: data["nginx.conf"]: prometheus.monitoring.svc -> prometheus.mon-west.svc']),
+    ("an ExternalName Service follows the rename",
+     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cache", "namespace": "shop"},
+      "spec": {"type": "ExternalName", "externalName": "redis.shop.svc.cluster.local"}},
+     [(("spec", "externalName"), "redis.shop-west.svc.cluster.local")],
+     ["rewrote: spec.externalName: redis.shop.svc.cluster.local -> redis.shop-west.svc.cluster.local"]),
+    ("an Ingress annotation follows the rename",
+     {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "shop",
+      "annotations": {"nginx.ingress.kubernetes.io/auth-url": "http://db.shop.svc.cluster.local/auth"}}, "spec": {}},
+     [(("metadata", "annotations", "nginx.ingress.kubernetes.io/auth-url"), "http://db.shop-west.svc.cluster.local/auth")],
+     ['rewrote: metadata.annotations["nginx.ingress.kubernetes.io/auth-url"]: '
+      "db.shop.svc.cluster.local -> db.shop-west.svc.cluster.local"]),
+    ("a custom resource's namespaceSelector.matchNames and namespaces lists follow the rename",
+     {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "m", "namespace": "monitoring"},
+      "spec": {"namespaceSelector": {"matchNames": ["shop", "kube-system"]},
+               "endpoints": [{"relabel": {"namespaces": ["monitoring"]}}]}},
+     [(("spec", "namespaceSelector", "matchNames"), ["shop-west", "kube-system"]),
+      (("spec", "endpoints", 0, "relabel", "namespaces"), ["mon-west"])],
+     ["rewrote: spec.namespaceSelector.matchNames[0]: shop -> shop-west",
+      "rewrote: spec.endpoints[0].relabel.namespaces[0]: monitoring -> mon-west"]),
+    ("Helm's release namespace follows the rename",
+     deployment({}, annotations={"meta.helm.sh/release-name": "web", "meta.helm.sh/release-namespace": "shop"}),
+     [(("metadata", "annotations"), {"meta.helm.sh/release-name": "web", "meta.helm.sh/release-namespace": "shop-west"})],
+     ['rewrote: metadata.annotations["meta.helm.sh/release-namespace"]: shop -> shop-west']),
+    ("a service outside the snapshot is left as it is, with a warning",
+     deployment({"env": [{"name": "DB_HOST", "value": "redis.other.svc.cluster.local"},
+                         {"name": "CACHE", "value": "memcached.shop.svc:11211"}]}),
+     [((*WORKLOAD, "env", 0, "value"), "redis.other.svc.cluster.local"),
+      ((*WORKLOAD, "env", 1, "value"), "memcached.shop.svc:11211")],
+     ["env DB_HOST: redis.other.svc.cluster.local points outside the snapshot: left as it is",
+      "env CACHE: memcached.shop.svc points outside the snapshot: left as it is"]),
+    ("a service of a namespace the request does not map is left alone",
+     deployment({"env": [{"name": "API", "value": "http://api.other-ns.svc.cluster.local"}]}),
+     [((*WORKLOAD, "env", 0, "value"), "http://api.other-ns.svc.cluster.local")],
+     []),
+    ("a longer name that contains a service's name is never rewritten",
+     deployment({"args": ["redis.shop.svc.cluster.local.example.org", "a.b.redis.shop.svc", "redis.shop.svcs",
+                          "redis.shopping.io", "https://redis.shop.svc.cluster.localhost/"]}),
+     [((*WORKLOAD, "args"), ["redis.shop.svc.cluster.local.example.org", "a.b.redis.shop.svc", "redis.shop.svcs",
+                             "redis.shopping.io", "https://redis.shop.svc.cluster.localhost/"])],
+     []),
+    ("a name under another service or namespace is not this service's",
+     deployment({"args": ["myredis.shop.svc", "redis.shopping.svc"]}),
+     [((*WORKLOAD, "args"), ["myredis.shop.svc", "redis.shopping.svc"])],
+     ["container app args: myredis.shop.svc points outside the snapshot: left as it is",
+      "container app args: redis.shopping.svc points outside the snapshot: left as it is"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "obj", "expect", "notes"), REFERENCES, ids=[c[0] for c in REFERENCES])
+def test_references_inside_values(
+    case: str, obj: dict[str, Any], expect: list[tuple[tuple[str | int, ...], Any]], notes: list[str]
+) -> None:
+    item = transform(Manifest(obj), R)
+    for path, value in expect:
+        assert at(item.obj, path) == value, path
+    assert item.notes == notes
+
+
+def test_no_reference_is_rewritten_when_the_request_says_so() -> None:
+    obj = deployment({"env": [{"name": "DB_HOST", "value": "redis.shop.svc.cluster.local"},
+                              {"name": "OUT", "value": "redis.other.svc"}]},
+                     annotations={"meta.helm.sh/release-namespace": "shop"})  # fmt: skip
+    item = transform(Manifest(obj), dataclasses.replace(R, rewrite_references=False))
+    assert item.namespace == "shop-west"  # the object itself still moves
+    assert [e["value"] for e in at(item.obj, (*WORKLOAD, "env"))] == [
+        "redis.shop.svc.cluster.local",
+        "redis.other.svc",
+    ]
+    assert item.metadata["annotations"] == {"meta.helm.sh/release-namespace": "shop"}
+    assert item.notes == []
+
+
+def test_without_a_namespace_mapping_values_are_not_looked_at() -> None:
+    obj = deployment({"env": [{"name": "OUT", "value": "redis.other.svc"}]})
+    item = transform(Manifest(obj), Transforms(services=R.services))
+    assert at(item.obj, (*WORKLOAD, "env", 0, "value")) == "redis.other.svc" and item.notes == []
+
+
+def test_a_cluster_domain_of_its_own() -> None:
+    obj = deployment({"args": ["redis.shop.svc.corp.internal", "redis.shop.svc.cluster.local"]})
+    item = transform(Manifest(obj), dataclasses.replace(R, cluster_domain="corp.internal"))
+    assert at(item.obj, (*WORKLOAD, "args")) == [
+        "redis.shop-west.svc.corp.internal",
+        "redis.shop.svc.cluster.local",
+    ]
+    assert item.notes == ["rewrote: spec.template.spec.containers[0].args[0]: "
+                          "redis.shop.svc.corp.internal -> redis.shop-west.svc.corp.internal"]  # fmt: skip
+
+
+def test_the_snapshot_s_services_are_known_before_any_mapping() -> None:
+    captured = [
+        Manifest({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "redis", "namespace": "shop"}}),
+        Manifest({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "redis", "namespace": "cfg"}}),
+        Manifest({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                  "metadata": {"name": "fn", "namespace": "shop"}}),
+    ]  # fmt: skip
+    known = with_snapshot(Transforms(namespace_map={"shop": "shop-west"}), captured)
+    assert known.services == frozenset({("shop", "redis")})
+    item = transform(Manifest(deployment({"env": [{"name": "R", "value": "redis.shop.svc"}]})), known)
+    assert at(item.obj, (*WORKLOAD, "env", 0, "value")) == "redis.shop-west.svc"

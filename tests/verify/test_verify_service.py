@@ -8,59 +8,32 @@ volumes are directories (the sandbox versions are in test_rerun.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import nats
 import pytest
 
-from services.intake.intake import IntakeService
-from services.restore.service import RestoreOptions, RestoreService
-from services.verify.service import VerifyService
-from shared.bus.client import BusClient
 from shared.contracts.reports import expectation_decoder, verification_decoder
 from shared.contracts.requests import (
     ConflictPolicy,
     ExistingVolumes,
-    MobilityRequest,
-    RequestKind,
-    Source,
-    Target,
     VolumePolicy,
 )
-from shared.contracts.states import Phase, RequestState
-from shared.localstack import NatsServer
+from shared.contracts.states import Phase
 from shared.repository import Repository, backup, put_blob
-from shared.runtime import Settings, load_settings
-from shared.runtime.clusters import Cluster
+from shared.runtime import Settings
 from shared.store import LocalStore
 from tests.repository.trees import file_hashes, random_files
 from tests.restore.fakes import FakeCluster
 from tests.restore.test_engine import APP
 from tests.store.conftest import FAST_SCRYPT, PASSWORD
+from tests.verify.stack import document, request, results, run, steps
 
 SECRET_VALUE = "cGctcGFzc3dvcmQtOTk="  # base64 of a password that must never be stored with the request
 SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
           "type": "Opaque", "data": {"password": SECRET_VALUE}}  # fmt: skip
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(nats_server: NatsServer, tmp_path: Path) -> Settings:
-    return load_settings({}, nats={"url": nats_server.url}, http_port=0, http_host="127.0.0.1", ack_wait=10.0,
-                         lease=20.0, max_attempts=2, drain_grace=2.0, concurrency=4,
-                         repositories={"west": str(tmp_path / "west")}, repo_password=PASSWORD.decode())  # fmt: skip
 
 
 class Source_:
@@ -90,44 +63,6 @@ def app(tmp_path: Path) -> Source_:
     source = Source_(tmp_path)
     random_files(source.data, 5, 300_000)
     return source
-
-
-@contextlib.asynccontextmanager
-async def steps(settings: Settings, cluster: FakeCluster) -> AsyncIterator[BusClient]:
-    async def clusters(_settings: Settings, _name: str) -> Cluster:
-        return cluster
-
-    nc = await nats.connect(settings.nats.url)
-    async with (
-        IntakeService(settings),
-        RestoreService(settings, clusters=clusters, options=RestoreOptions(timeout=5, mover_timeout=60)),
-        VerifyService(settings, clusters=clusters),
-    ):
-        yield BusClient(nc, timeout=5)
-    await nc.close()
-
-
-def request(group: str, ns: str = "shop-west", **changes: Any) -> MobilityRequest:
-    target = Target(
-        cluster="west", repository="west", namespace_map={"shop": ns}, storage_class_map={"gp2": "standard"}
-    )
-    return MobilityRequest(kind=RequestKind.RESTORE, source=Source(cluster="east", repository="west", snapshot=group),
-                           target=target, **{"itinerary": ["restore", "verify"], **changes})  # fmt: skip
-
-
-async def run(client: BusClient, req: MobilityRequest) -> RequestState:
-    return await client.wait(await client.submit(req), within=120)
-
-
-def results(state: RequestState) -> tuple[Any, Any]:
-    restored, verified = (s.result for s in state.steps)
-    assert restored is not None and verified is not None
-    return restored, verified
-
-
-async def document(client: BusClient, name: str) -> bytes:
-    stored = await client.nc.jetstream().object_store("ferry-inventories")
-    return (await stored.get(name)).data or b""
 
 
 def change_source(app: Source_) -> None:

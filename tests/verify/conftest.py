@@ -1,0 +1,26 @@
+"""Fixtures of the verify tests: a nats-server per test and settings with one local repository, west."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.localstack import NatsServer
+from shared.runtime import Settings, load_settings
+from tests.store.conftest import PASSWORD
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(nats_server: NatsServer, tmp_path: Path) -> Settings:
+    return load_settings({}, nats={"url": nats_server.url}, http_port=0, http_host="127.0.0.1", ack_wait=10.0,
+                         lease=20.0, max_attempts=2, drain_grace=2.0, concurrency=4,
+                         repositories={"west": str(tmp_path / "west")}, repo_password=PASSWORD.decode())  # fmt: skip
