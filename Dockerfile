@@ -38,7 +38,7 @@ sys.exit(f'missing modules: {missing}' if missing else 0)" \
  && command -v ferry-mover && command -v ferry
 USER 10001:10001
 WORKDIR /home/ferry
-EXPOSE 8080
+EXPOSE 8080 8081
 # Services drain on SIGTERM themselves (shared.runtime), so python runs as PID 1 without a shell.
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "services.gateway"]

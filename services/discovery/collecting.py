@@ -11,6 +11,14 @@ the ``kube-root-ca.crt`` ConfigMap, legacy service-account token Secrets), and s
 itself made (objects labelled ``ferry.dev/role``: mover Jobs, temporary claims). Objects owned by
 another captured object are kept and marked ``owned`` — restore re-creates the owner and lets its
 controller make them, unless the request says ``keep_owned``.
+
+Values never leave the cluster through the inventory (docs/security.md): each value of a Secret's
+``data``/``stringData`` — and of the ``data``/``stringData``/``binaryData`` of any object annotated
+``ferry.dev/sensitive: "true"`` — is replaced by its digest (``sha256:<hex>``, the one definition
+in ``shared.kube.comparing.digested``), and so is the ``last-applied-configuration`` annotation
+that ``kubectl apply`` leaves on them (it holds the same values). The inventory is stored on the
+bus and served to any ``read`` token; the snapshot step reads these objects again from the cluster
+when it writes the manifests into the encrypted repository, where a restore needs the values.
 """
 
 from __future__ import annotations
@@ -23,9 +31,13 @@ from shared.contracts.errors import PermanentError
 from shared.contracts.inventory import Item, Skipped
 from shared.contracts.requests import MobilityRequest
 from shared.kube import Cluster, Forbidden, Resource, object_key
+from shared.kube.comparing import digested
 
 Obj = dict[str, Any]
 FERRY_ROLE = "ferry.dev/role"
+SENSITIVE = "ferry.dev/sensitive"  # "true" on any object: its values are kept out of documents too
+VALUE_MAPS = ("data", "stringData", "binaryData")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 NEVER = {
     "events",
@@ -77,6 +89,39 @@ def skip_reason(obj: Obj) -> str:
     if kind == "Secret" and obj.get("type") == "kubernetes.io/service-account-token":
         return "a service-account token: the target cluster issues its own"
     return ""
+
+
+def is_sensitive(obj: Obj) -> bool:
+    """A Secret, or an object its owner marks ``ferry.dev/sensitive: "true"`` (say, a ConfigMap of keys)."""
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
+        return True
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return isinstance(annotations, dict) and str(annotations.get(SENSITIVE, "")).lower() == "true"
+
+
+def _digests(values: dict[str, Any]) -> dict[str, Any]:
+    """Each value as ``digested`` shows a Secret's (``sha256:<hex>``): one definition of the digest."""
+    shown: dict[str, Any] = digested({"apiVersion": "v1", "kind": "Secret", "data": values})["data"]
+    return shown
+
+
+def redacted(obj: Obj) -> Obj:
+    """``obj`` as a document may show it: a sensitive object's values replaced by their digests.
+
+    A new dict (``obj`` is left as read); the digests still tell a changed value from an equal one.
+    """
+    if not is_sensitive(obj):
+        return obj
+    out = dict(obj)
+    for name in VALUE_MAPS:
+        if isinstance(obj.get(name), dict):
+            out[name] = _digests(obj[name])
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        shown = _digests({LAST_APPLIED: annotations[LAST_APPLIED]})
+        out["metadata"] = {**meta, "annotations": {**annotations, **shown}}
+    return out
 
 
 def strip(obj: Obj) -> Obj:
@@ -164,7 +209,7 @@ def _item(resource: Resource, obj: Obj) -> Item:
         namespace=meta.get("namespace", "") if resource.namespaced else "",
         name=meta.get("name", ""),
         namespaced=resource.namespaced,
-        object=obj,
+        object=redacted(obj),  # the inventory is stored on the bus: no Secret value in it
     )
 
 

@@ -7,6 +7,11 @@ cluster-scoped objects they need (``depending``), and stores the ``Inventory`` i
 (``outputs.inventory``), counts per type and the warnings; each warning is also an event. A dry run
 stops here: the inventory summary is published as a ``Report`` event.
 
+The inventory, the ``Report`` and the warnings are read by anyone with the ``read`` scope, so none
+of them holds a Secret's value: ``collecting`` puts each object in the inventory with the values of
+Secrets and of objects marked ``ferry.dev/sensitive: "true"`` replaced by their digests, and the
+report and the warnings name objects, never their contents (docs/security.md).
+
 Failures a person can act on are permanent and say what to fix: an unknown cluster name, a missing
 namespace. An unreachable API server is temporary (retried with backoff) and, once the attempts
 are spent, fails the request with that reason.

@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from services.restore.transforming import REWROTE
 from shared.contracts.reports import ObjectResult, Outcome
 from shared.contracts.requests import ConflictPolicy
-from shared.kube.comparing import Path, differences, target_only, without_ferry_labels
+from shared.kube.comparing import Path, differences, digested, target_only, without_ferry_labels
 from shared.kube.objects import Manifest, Obj
 from shared.runtime.clusters import AlreadyExists, ApiRefused, Cluster
 
@@ -121,7 +121,7 @@ async def write(
         if live is None:
             return result_of(item, Outcome.PLANNED, reason="would be created")
         desired = without_ferry_labels(item.obj)
-        diff = differences(desired, live)
+        diff = differences(digested(desired), digested(live))  # the report is on the bus: no values
         if not diff:
             return result_of(item, Outcome.UNCHANGED, reason="already equal to the snapshot")
         if item.kind == "Namespace" and policy is not ConflictPolicy.UPDATE:

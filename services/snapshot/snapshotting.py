@@ -10,7 +10,10 @@ redelivered step writes into the same group and reuses the volumes an earlier at
    a claim from it when a snapshot class fits (``auto``/``csi``), else the live claim read-only,
    which is crash-consistent only and said so as a warning; progress per volume and in total;
 4. write the manifests blob last (encrypted like all repository data — it holds Secrets); its
-   tags are what the catalog lists, and a group without it is an interrupted attempt;
+   tags are what the catalog lists, and a group without it is an interrupted attempt. The inventory
+   holds only digests of the values of Secrets and of objects marked ``ferry.dev/sensitive`` (it is
+   stored on the bus), so those objects are read again from the cluster, by name, for the manifests;
+   one deleted since discovery is left out with a warning;
 5. always: un-quiesce, delete every temporary object (credentials Secret, VolumeSnapshots,
    claims, Jobs) — on success and on failure.
 
@@ -34,11 +37,12 @@ from services.snapshot.quiescing import quiesce, unquiesce
 from shared.contracts import snapshots as c
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
-from shared.contracts.inventory import Inventory, Volume, decode_inventory
+from shared.contracts.inventory import Inventory, Item, Volume, decode_inventory
 from shared.contracts.reports import DocumentKind
 from shared.contracts.requests import MobilityRequest, SnapshotMethod
 from shared.contracts.steps import StepName, StepResult
 from shared.kube import Cluster, Clusters, RetryPolicy
+from shared.kube.comparing import is_sensitive
 from shared.repository import Repository, Snapshot, put_blob
 from shared.runtime import Settings, StepContext, StepService
 from shared.runtime.repositories import for_repository, open_repository, repository_url
@@ -84,6 +88,24 @@ def manifests_document(inventory: Inventory, keep_owned: bool) -> bytes:
         "volumes": [msgspec.to_builtins(v) for v in sorted(inventory.volumes, key=lambda v: v.key)],
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+async def with_values(cluster: Cluster, items: list[Item]) -> tuple[list[Item], list[str]]:
+    """The items with the real values of the sensitive objects, read again from the cluster (discovery
+    stored their digests only); a sensitive object that is gone is left out, with a warning."""
+    out: list[Item] = []
+    warnings: list[str] = []
+    for item in items:
+        if not is_sensitive(item.object):
+            out.append(item)
+            continue
+        live = await cluster.find(item.resource, item.name, item.namespace or None)
+        if live is None:
+            warnings.append(f"{item.key} was deleted after discovery: it is not in the snapshot")
+            continue
+        (live.get("metadata") or {}).pop("managedFields", None)
+        out.append(msgspec.structs.replace(item, object=live))
+    return out, warnings
 
 
 def method_for(request: MobilityRequest, volume: Volume) -> str:
@@ -223,6 +245,11 @@ class SnapshotService(StepService):
             consistencies = await self._copy_all(attempt, chosen)
             await ctx.checkpoint()
             if not any(r.kind == "blob" and r.name == c.MANIFESTS for _, r in existing):
+                items, gone = await with_values(cluster, inventory.items)
+                for message in gone:
+                    warnings.append(message)
+                    await ctx.warn(message)
+                attempt.inventory = msgspec.structs.replace(inventory, items=items)
                 await self._write_manifests(attempt, consistencies)
         finally:
             if request.quiesce:

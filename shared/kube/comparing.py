@@ -261,17 +261,44 @@ def without_ferry_labels(obj: Obj) -> Obj:
     return {**obj, "metadata": meta}
 
 
-def digested(obj: Obj) -> Obj:
-    """``obj`` with each value of a Secret's ``data`` and ``stringData`` replaced by its SHA-256.
+SENSITIVE_ANNOTATION = "ferry.dev/sensitive"  # "true" on any object: its values are a Secret's
+VALUE_MAPS = ("data", "stringData", "binaryData")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
-    Documents that describe a target (the restore's expectation) are stored with the request; a
-    Secret's values must not be. Comparing digests proves the same thing without them.
+
+def is_sensitive(obj: Obj) -> bool:
+    """A Secret, or an object its owner marks ``ferry.dev/sensitive: "true"`` (say, a ConfigMap of keys)."""
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
+        return True
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return isinstance(annotations, dict) and str(annotations.get(SENSITIVE_ANNOTATION, "")).lower() == "true"
+
+
+def _digest(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+
+
+def digested(obj: Obj) -> Obj:
+    """``obj`` with each value of a sensitive object (``is_sensitive``: a Secret, or marked so) replaced
+    by its SHA-256: its ``data``, ``stringData`` and ``binaryData``, and the ``last-applied-configuration``
+    annotation ``kubectl apply`` leaves (it repeats them).
+
+    Documents that describe an application (the inventory, the restore's rendered objects and its
+    expectation) are stored with the request, where these values must not be. Comparing digests proves
+    the same thing without them.
     """
-    if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
+    if not is_sensitive(obj):
         return obj
     out = dict(obj)
-    for key in ("data", "stringData"):
+    for key in VALUE_MAPS:
         values = obj.get(key)
         if isinstance(values, dict):
-            out[key] = {k: "sha256:" + hashlib.sha256(str(v).encode()).hexdigest() for k, v in values.items()}
+            out[key] = {k: _digest(v) for k, v in values.items()}
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        out["metadata"] = {
+            **meta,
+            "annotations": {**annotations, LAST_APPLIED: _digest(annotations[LAST_APPLIED])},
+        }
     return out

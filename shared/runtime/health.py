@@ -1,5 +1,9 @@
 """Each service's small HTTP side door: ``/healthz`` (alive), ``/readyz`` (connected, serving) and
 Prometheus ``/metrics``. Kubernetes probes and scrapers use it; it is not the gateway API.
+
+``/metrics`` carries Ferry's own series and the standard ones every Python exporter has: the
+process (``process_resident_memory_bytes``, CPU seconds, open fds), the platform (``python_info``)
+and the garbage collector (``python_gc_*``), so the usual dashboards and alerts work unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -22,6 +29,10 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
+        # The standard collectors, on this registry rather than the global one (which tests share).
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         labels = {"service": service}
         self.steps = Counter(
             "ferry_steps_total", "Steps finished, by outcome", ["step", "outcome"], registry=self.registry

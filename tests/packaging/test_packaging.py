@@ -3,9 +3,10 @@
 None of this can be run here for real (no Docker engine, no cluster), so the tests check what would
 break first when someone does: commands that name modules that do not exist, manifests the API server
 would refuse (validated offline against the Kubernetes schemas shipped by ``kubernetes-validate``),
-references to ServiceAccounts, Secrets, ConfigMaps, volumes and configs that are not defined, and
-settings the services would refuse at start (loaded through ``shared.runtime.settings``). They read
-files only, need no network and run in well under a few seconds.
+references to ServiceAccounts, Secrets, ConfigMaps, volumes and configs that are not defined,
+settings the services would refuse at start (loaded through ``shared.runtime.settings``), and ports
+published or exposed by a Service that no Ferry process listens on with the settings it is given. They
+read files only, need no network and run in well under a few seconds.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import msgspec
 import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
+from services.gateway.config import GatewayConfig, TokenEntry, hash_token
 from shared.runtime.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +44,8 @@ FERRY_SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "ver
 # kubernetes-validate knows.
 KUBE_VERSIONS = ("1.30.0", all_versions()[-1])
 HTTP_PORT = 8080
+GATEWAY_PORT = 8081  # the gateway's API (FERRY_GATEWAY_PORT)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -135,6 +140,23 @@ def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return doc["spec"]["template"]["spec"]["containers"]
 
 
+def listening(name: str, env: dict[str, str]) -> dict[int, str]:
+    """The TCP ports the process of Ferry service ``name`` listens on with ``env``, each with what it
+    serves: the settings go through the runtime (and the gateway's own configuration), as at start.
+    Each listens on every interface, or a published port would lead nowhere."""
+    settings = load_settings(env)
+    assert settings.http_host not in LOOPBACK, f"{name}: FERRY_HTTP_HOST={settings.http_host}"
+    ports = {settings.http_port: "/healthz, /readyz, /metrics"}
+    if name == "gateway":
+        if "REPLACE-ME" in settings.gateway_tokens:  # deploy/'s placeholder: what an operator puts there
+            valid = [TokenEntry(sha256=hash_token("a-token"), scopes=[])]
+            settings = msgspec.structs.replace(settings, gateway_tokens=msgspec.json.encode(valid).decode())
+        config = GatewayConfig.load(settings, env)
+        assert config.host not in LOOPBACK, f"gateway: FERRY_GATEWAY_HOST={config.host}"
+        ports[config.port] = "the API"
+    return ports
+
+
 # --- docker-compose.yml ---------------------------------------------------------------------------------
 
 
@@ -190,10 +212,8 @@ def test_compose_health_checks_each_service_on_healthz(name: str) -> None:
     ast.parse(code)
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, id=f"compose gives {n} settings the runtime accepts") for n in FERRY_SERVICES]
-)
-def test_compose_settings_load_through_the_runtime(name: str, tmp_path: Path) -> None:
+def compose_env(name: str, tmp_path: Path) -> dict[str, str]:
+    """The environment compose gives service ``name``, its FERRY_CONFIG file written under ``tmp_path``."""
     compose = load_compose()
     service = compose["services"][name]
     env = {key: interpolate(str(value)) for key, value in service["environment"].items()}
@@ -201,7 +221,27 @@ def test_compose_settings_load_through_the_runtime(name: str, tmp_path: Path) ->
     assert env["FERRY_CONFIG"] in mounted, "FERRY_CONFIG names a file the service does not mount"
     config = tmp_path / "ferry.toml"
     config.write_text(mounted[env["FERRY_CONFIG"]])
-    settings = load_settings({**env, "FERRY_CONFIG": str(config)})
+    return {**env, "FERRY_CONFIG": str(config)}
+
+
+def published(service: dict[str, Any]) -> list[int]:
+    """The container side of each of a compose service's ``ports`` (``8081:8081``, ``127.0.0.1:1:2/tcp``,
+    or the long form)."""
+    ports = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.append(int(entry["target"]))
+        else:
+            ports.append(int(str(entry).split("/")[0].rsplit(":", 1)[-1]))
+    return ports
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, id=f"compose gives {n} settings the runtime accepts") for n in FERRY_SERVICES]
+)
+def test_compose_settings_load_through_the_runtime(name: str, tmp_path: Path) -> None:
+    service = load_compose()["services"][name]
+    settings = load_settings(compose_env(name, tmp_path))
     assert settings.nats.url == "nats://nats:4222"
     assert settings.s3.endpoint == "http://seaweedfs:8333"
     assert settings.kubeconfig == "/kube/config"
@@ -209,6 +249,21 @@ def test_compose_settings_load_through_the_runtime(name: str, tmp_path: Path) ->
     assert set(settings.repositories) == {"east", "west"}
     mounts = {v.split(":")[1] for v in service["volumes"]}
     assert "/kube" in mounts, "FERRY_KUBECONFIG lies on a volume the service does not mount"
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, id=f"compose publishes only ports {n} listens on") for n in FERRY_SERVICES]
+)
+def test_compose_publishes_only_ports_the_service_listens_on(name: str, tmp_path: Path) -> None:
+    ports = listening(name, compose_env(name, tmp_path))
+    stray = [p for p in published(load_compose()["services"][name]) if p not in ports]
+    assert not stray, f"{name} publishes {stray}, but listens on {ports}"
+
+
+def test_compose_publishes_the_gateway_api_and_its_metrics(tmp_path: Path) -> None:
+    ports = listening("gateway", compose_env("gateway", tmp_path))
+    assert ports[GATEWAY_PORT] == "the API"
+    assert sorted(published(load_compose()["services"]["gateway"])) == sorted(ports)
 
 
 def test_only_the_gateway_gets_the_gateway_tokens() -> None:
@@ -452,7 +507,7 @@ def test_deployment_probes_metrics_and_resources(name: str) -> None:
     deployment = objects("Deployment")[f"ferry-{name}"]
     (container,) = containers(deployment)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": HTTP_PORT}
+    assert ports == ({"http": HTTP_PORT, "api": GATEWAY_PORT} if name == "gateway" else {"http": HTTP_PORT})
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         assert container[probe]["httpGet"]["path"] == path
         assert container[probe]["httpGet"]["port"] in ("http", HTTP_PORT)
@@ -540,7 +595,11 @@ def allows(rules: list[dict[str, Any]], verb: str, group: str, resource: str) ->
         pytest.param("snapshot", "create", "batch", "jobs", True, id="snapshot can run mover jobs"),
         pytest.param("snapshot", "delete", "batch", "jobs", True, id="snapshot can remove mover jobs"),
         pytest.param("snapshot", "create", "", "secrets", True, id="snapshot can create the mover's secret"),
-        pytest.param("snapshot", "get", "", "secrets", False, id="snapshot cannot read other secrets"),
+        pytest.param(
+            "snapshot", "get", "", "secrets", True, id="snapshot reads the secrets it captures, by name"
+        ),
+        pytest.param("snapshot", "list", "", "secrets", False, id="snapshot cannot list secrets"),
+        pytest.param("snapshot", "update", "", "secrets", False, id="snapshot cannot change secrets"),
         pytest.param("snapshot", "patch", "apps", "deployments", True, id="snapshot can quiesce deployments"),
         pytest.param("snapshot", "patch", "batch", "cronjobs", True, id="snapshot can suspend cronjobs"),
         pytest.param(
@@ -598,11 +657,8 @@ def env_sources(name: str) -> tuple[list[str], list[tuple[str, str, str]]]:
     return maps, secrets
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, id=f"the {n} Deployment gets settings the runtime accepts") for n in FERRY_SERVICES],
-)
-def test_deployment_settings_exist_and_load_through_the_runtime(name: str) -> None:
+def deployment_env(name: str) -> dict[str, str]:
+    """The environment the ``ferry-<name>`` container gets: its ConfigMaps, Secret keys and values."""
     maps, secret_refs = env_sources(name)
     config_maps, secrets = objects("ConfigMap"), objects("Secret")
     env: dict[str, str] = {}
@@ -614,12 +670,75 @@ def test_deployment_settings_exist_and_load_through_the_runtime(name: str) -> No
             f"{var}: {secret}/{key} is not defined"
         )
         env[var] = secrets[secret]["stringData"][key]
-    settings = load_settings(env)
+    (container,) = containers(objects("Deployment")[f"ferry-{name}"])
+    env.update({e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e})
+    return env
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, id=f"the {n} Deployment gets settings the runtime accepts") for n in FERRY_SERVICES],
+)
+def test_deployment_settings_exist_and_load_through_the_runtime(name: str) -> None:
+    settings = load_settings(deployment_env(name))
     assert settings.nats.url.startswith("nats://nats.") and settings.nats.token
     assert settings.http_port == HTTP_PORT and settings.image
     needs_repository = name in ("discovery", "snapshot", "transfer", "restore", "verify")
     assert bool(settings.repo_password and settings.s3.secret_key) is needs_repository
     assert bool(settings.gateway_tokens) is (name == "gateway")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, id=f"the {n} Deployment declares only ports it listens on") for n in FERRY_SERVICES],
+)
+def test_deployment_container_ports_are_ports_the_service_listens_on(name: str) -> None:
+    ports = listening(name, deployment_env(name))
+    (container,) = containers(objects("Deployment")[f"ferry-{name}"])
+    declared = {p["containerPort"] for p in container["ports"]}
+    assert declared == set(ports), f"ferry-{name} declares {sorted(declared)}, but listens on {ports}"
+
+
+def selected(service: dict[str, Any]) -> list[str]:
+    """The Ferry services whose Deployment's pods a Service selects."""
+    wanted = service["spec"].get("selector") or {}
+    return [
+        name
+        for name in FERRY_SERVICES
+        if wanted
+        and wanted.items()
+        <= objects("Deployment")[f"ferry-{name}"]["spec"]["template"]["metadata"]["labels"].items()
+    ]
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        pytest.param(name, id=f"Service {name} sends its traffic to ports a Ferry process listens on")
+        for name, doc in objects("Service").items()
+        if selected(doc)
+    ],
+)
+def test_every_service_port_reaches_a_port_a_ferry_process_listens_on(service: str) -> None:
+    doc = objects("Service")[service]
+    for name in selected(doc):
+        ports = listening(name, deployment_env(name))
+        (container,) = containers(objects("Deployment")[f"ferry-{name}"])
+        named = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for port in doc["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            number = named.get(target) if isinstance(target, str) else target
+            assert number in ports, (
+                f"{service} port {port['port']} -> {target}: ferry-{name} listens on {ports}"
+            )
+
+
+def test_the_gateway_service_exposes_the_api_and_nothing_else() -> None:
+    ports = listening("gateway", deployment_env("gateway"))
+    (container,) = containers(objects("Deployment")["ferry-gateway"])
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    targets = [p["targetPort"] for p in objects("Service")["ferry-gateway"]["spec"]["ports"]]
+    assert [ports.get(named.get(t, 0) if isinstance(t, str) else t) for t in targets] == ["the API"]
 
 
 def test_the_example_secrets_are_marked_as_placeholders() -> None:

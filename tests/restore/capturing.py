@@ -14,6 +14,7 @@ from pathlib import Path
 from sandbox.controllers.volumes import pv_path
 from services.discovery.collecting import collect
 from services.discovery.depending import link
+from services.snapshot.snapshotting import with_values
 from shared.contracts.inventory import Inventory, encode_inventory
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.kube.cluster import Cluster
@@ -25,9 +26,11 @@ async def inventory(cluster: Cluster, namespace: str) -> Inventory:
                               target=Target(cluster="west"))  # fmt: skip
     collected = await collect(cluster, request)
     linked = await link(cluster, collected)
+    # Discovery keeps digests of Secret values; the snapshot step reads the values again, as here.
+    items, _gone = await with_values(cluster, collected.items + linked.dependencies)
     return Inventory(request_id="capture", cluster=cluster.name, namespaces=collected.namespaces,
                      captured_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                     items=collected.items + linked.dependencies, references=linked.references,
+                     items=items, references=linked.references,
                      volumes=linked.volumes, skipped=collected.skipped)  # fmt: skip
 
 
