@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Workers for the suite (pytest-xdist): each starts its own nats-server and SeaweedFS. Tests wait on
+# servers and subprocesses much of the time, so three workers keep two cores busy.
+PYTEST_WORKERS ?= 3
 
 .DEFAULT_GOAL := help
 
@@ -40,7 +43,7 @@ fmt: $(STAMP) ## Format and auto-fix
 
 .PHONY: test
 test: lint ## Lint, then the whole test suite (real nats-server, SeaweedFS, sandbox clusters)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 .PHONY: demo
 demo: $(STAMP) ## Run Ferry's main job on the embedded local stack (pass ARGS=--keep to leave it running)
