@@ -1,8 +1,8 @@
-"""Fixtures of the verify tests: a nats-server per test and settings with one local repository, west."""
+"""Fixtures of the verify tests: settings with one local repository, west, on the test's own
+nats-server (``tests/conftest.py::nats_server``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,13 +10,6 @@ import pytest
 from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 from tests.store.conftest import PASSWORD
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
