@@ -14,7 +14,13 @@ the request's events), a bandwidth limit, cancellation between packs, and a veri
   an interrupted copy (cancellation, SIGTERM, a store error) indexes everything it uploaded before
   it stops, and the next attempt finds those blobs present and sends only the rest. A record is
   written only when all its data is in, tagged with the source record id, so a finished record is
-  never copied twice. A hard crash (SIGKILL) loses at most the last unindexed packs (< 10 s).
+  never copied twice. A hard crash (SIGKILL) loses at most the last unindexed packs (< 10 s), and
+  leaves its locks to expire: the next transfer between the same repositories (``recovering_lock``)
+  indexes those packs and deletes the expired locks.
+- **Counted whole.** The stats cover the whole snapshot (``blobs_needed``, ``bytes_needed``), split
+  into what the target already had (``*_present``: an earlier attempt or transfer sent it) and what
+  this run sent (``*_sent``); a retry after an attempt that sent everything still says how big the
+  copy is.
 - **Keys.** With the same chunk-id key (``Repository.init(..., like=source)``) ids match and blobs are
   re-sealed without recompression. With different keys each chunk is re-encrypted *and* re-hashed
   with the target's key and the trees rewritten; every chunk of the group is then read from the
@@ -38,6 +44,7 @@ from shared.repository.copying import COPIED_FROM
 from shared.repository.crypto import Cipher, blob_aad
 from shared.repository.formats import TREE, PackedBlob
 from shared.repository.packing import Packer
+from shared.repository.recovering import recovering_lock
 from shared.repository.walking import referenced
 from shared.store import layout
 
@@ -51,9 +58,11 @@ class TransferStats:
     records: int = 0  # records of the group
     records_copied: int = 0
     records_present: int = 0  # already in the target from an earlier attempt
-    blobs_needed: int = 0  # distinct blobs the group references
+    blobs_needed: int = 0  # distinct blobs the group references (every record, copied or present)
     blobs_sent: int = 0  # blobs stored in the target by this run
     blobs_present: int = 0  # blobs the target already had
+    bytes_needed: int = 0  # stored bytes (in the source) of every blob the group references
+    bytes_present: int = 0  # stored bytes (in the source) of the blobs the target already had
     bytes_total: int = 0  # stored bytes of the blobs to read from the source
     bytes_read: int = 0
     bytes_sent: int = 0  # stored bytes written to the target by this run
@@ -127,17 +136,26 @@ class GroupCopy:
                     self.stats.bytes_sent += sent
                 else:
                     self.stats.blobs_present += 1
+                    self.stats.bytes_present += blob.length
         self.progress(self.stats)
 
+    def _source_blob(self, blob_id: bytes) -> tuple[str, PackedBlob]:
+        found = self.source.index.get(blob_id)
+        if found is None:
+            raise IntegrityError(f"chunk {blob_id.hex()[:16]} is missing from the source repository")
+        return found
+
     def _send(self, ids: list[bytes]) -> None:
-        wanted = [i for i in dict.fromkeys(ids) if not (self.stats.same_keys and i in self.target.index)]
-        self.stats.blobs_present += len(set(ids)) - len(wanted)
+        unique = list(dict.fromkeys(ids))
+        self.stats.bytes_needed += sum(self._source_blob(i)[1].length for i in unique)
+        wanted = [i for i in unique if not (self.stats.same_keys and i in self.target.index)]
+        present = set(unique) - set(wanted)
+        self.stats.blobs_present += len(present)
+        self.stats.bytes_present += sum(self._source_blob(i)[1].length for i in present)
         packs: dict[str, list[PackedBlob]] = defaultdict(list)
         for blob_id in wanted:
-            found = self.source.index.get(blob_id)
-            if found is None:
-                raise IntegrityError(f"chunk {blob_id.hex()[:16]} is missing from the source repository")
-            packs[found[0]].append(found[1])
+            pack, blob = self._source_blob(blob_id)
+            packs[pack].append(blob)
         self.stats.bytes_total += sum(b.length for blobs in packs.values() for b in blobs)
         self.progress(self.stats)
         with ThreadPoolExecutor(self.threads, thread_name_prefix="ferry-transfer") as pool:
@@ -164,13 +182,24 @@ class GroupCopy:
         return new_id
 
     # -- records ---------------------------------------------------------------------------------
-    def _record(self, snapshot_id: str, record: Snapshot) -> None:
+    def _needed(self, record: Snapshot) -> list[bytes]:
         needed = list(referenced(self.source, record))
         ids = [blob_id for _path, blob_id in needed]
         if not self.stats.same_keys:
             trees = {blob_id for path, blob_id in needed if path == "" and record.kind == "tree"}
             ids = [i for i in ids if i not in trees]
         self.stats.blobs_needed += len(set(ids))
+        return ids
+
+    def _count_present(self, record: Snapshot) -> None:
+        """A record an earlier attempt (or transfer) copied: its blobs count as needed and present."""
+        ids = set(self._needed(record))
+        self.stats.blobs_present += len(ids)
+        self.stats.bytes_needed += sum(self._source_blob(i)[1].length for i in ids)
+        self.stats.bytes_present += sum(self._source_blob(i)[1].length for i in ids)
+
+    def _record(self, snapshot_id: str, record: Snapshot) -> None:
+        ids = self._needed(record)
         self._send(ids)
         copied = msgspec.structs.replace(record, tags={**record.tags, COPIED_FROM: snapshot_id})
         if not self.stats.same_keys:
@@ -191,7 +220,10 @@ class GroupCopy:
             self.stats.same_repository = True
             self.stats.records_present = len(records)
             return self.stats
-        with self.source.lock(purpose="transfer (source)"), self.target.lock(purpose="transfer (target)"):
+        with (
+            recovering_lock(self.source, purpose="transfer (source)"),
+            recovering_lock(self.target, purpose="transfer (target)"),
+        ):
             present = {
                 existing.tags.get(COPIED_FROM) for _id, existing in self.target.snapshots(group=self.group)
             }
@@ -199,6 +231,7 @@ class GroupCopy:
                 for snapshot_id, record in records:
                     if snapshot_id in present:
                         self.stats.records_present += 1
+                        self._count_present(record)
                         continue
                     if self.stop.is_set():
                         raise Interrupted("transfer interrupted")

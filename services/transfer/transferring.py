@@ -11,6 +11,10 @@ is ``copying.GroupCopy`` running in a worker thread; this module owns the step's
   at the same pace and stops the copy between packs (what was uploaded stays indexed);
 - SIGTERM / a lost lease cancels the handler: the copy is stopped the same way and the step is
   retried from where it stopped by the next delivery;
+- counts cover every attempt: the result gives the whole snapshot (``blobs_needed``,
+  ``bytes_needed``) split into what was already in the target (``*_present``, e.g. sent by an
+  earlier attempt) and what this attempt sent (``*_sent``); ``ferry_bytes_total`` grows as the bytes
+  are sent, so an attempt that fails or is interrupted counts its part too;
 - the result is verified by reading back every blob of the snapshot in the target
   (``verifying.verify_group``); damaged files are reported per volume and path and make the step
   PartiallyFailed — the request goes on, so whatever is intact still lands, and nothing is silent.
@@ -116,6 +120,24 @@ def classify(error: BaseException) -> Exception:
     return PermanentError(str(error))
 
 
+def summary(stats: TransferStats, attempt: int = 1) -> str:
+    """The step's message: the whole copy, then what this attempt sent and what was already there."""
+    copied = stats.records - stats.records_present
+    whole = f"{stats.records} record(s), {stats.blobs_needed} chunk(s), {stats.bytes_needed} bytes"
+    if stats.records_present == 0 and stats.blobs_present == 0:
+        text = f"copied {stats.records} record(s), {stats.blobs_sent} chunk(s), {stats.bytes_sent} bytes"
+    else:
+        earlier = "an earlier attempt or transfer" if attempt > 1 else "an earlier transfer or backup"
+        text = (
+            f"{whole} in the target: copied {copied} record(s), {stats.blobs_sent} chunk(s), "
+            f"{stats.bytes_sent} bytes; {stats.records_present} record(s), {stats.blobs_present} chunk(s), "
+            f"{stats.bytes_present} bytes were already there (from {earlier})"
+        )
+    if attempt > 1:
+        text += f" [attempt {attempt}]"
+    return text + ("" if stats.same_keys else " (different keys: re-encrypted and re-hashed)")
+
+
 class TransferService(StepService):
     name = "transfer"
     description = "Copies a Ferry snapshot to the target region's repository, sending only what it lacks"
@@ -164,6 +186,16 @@ class TransferService(StepService):
         if request.dry_run:
             return await self._plan(ctx, snapshot, source_name, target_name)
 
+        jobs: list[GroupCopy] = []
+        counted = 0
+
+        def count_sent() -> None:  # ferry_bytes_total grows with the copy, whatever its end
+            nonlocal counted
+            if jobs:
+                sent = jobs[0].stats.bytes_sent
+                ctx.count_bytes(sent - counted)
+                counted = max(counted, sent)
+
         def run() -> tuple[str, TransferStats, list[str], dict[str, int]]:
             source = open_named(self.settings, source_name)
             target = (
@@ -179,6 +211,7 @@ class TransferService(StepService):
                 progress=lambda s: progress.update(asdict(s)),
                 stop=stop,
             )
+            jobs.append(job)
             stats = job.run()
             damaged: list[str] = []
             checked = {"verified_blobs": 0, "verified_bytes": 0}
@@ -194,6 +227,7 @@ class TransferService(StepService):
         try:
             while not worker.done():
                 await asyncio.wait({worker}, timeout=0.5)
+                count_sent()
                 if progress:
                     await ctx.progress(
                         bytes_done=int(progress.get("bytes_read", 0)),  # type: ignore[call-overload]
@@ -208,9 +242,11 @@ class TransferService(StepService):
             stop.set()  # the copy stops between packs and indexes what it uploaded
             with contextlib.suppress(BaseException):
                 await asyncio.shield(worker)
+            count_sent()
             if not isinstance(e, Exception) or isinstance(e, FerryError):
                 raise  # cancellation, shutdown, or already classified
             raise classify(e) from e
+        count_sent()
         counts = {
             "records": stats.records,
             "records_copied": stats.records_copied,
@@ -218,18 +254,17 @@ class TransferService(StepService):
             "blobs_needed": stats.blobs_needed,
             "blobs_sent": stats.blobs_sent,
             "blobs_present": stats.blobs_present,
+            "bytes_needed": stats.bytes_needed,
             "bytes_sent": stats.bytes_sent,
+            "bytes_present": stats.bytes_present,
             "bytes_read": stats.bytes_read,
+            "attempt": ctx.attempt,
             "damaged_files": len(damaged),
             **checked,
         }
         for line in damaged[:100]:
             await ctx.warn(f"damaged in the target repository: {line}", obj=group)
-        how = "same repository: nothing to copy" if stats.same_repository else (
-            f"copied {stats.records_copied} record(s), {stats.blobs_sent} chunk(s), {stats.bytes_sent} bytes; "
-            f"{stats.blobs_present} chunk(s) already present"
-            + ("" if stats.same_keys else " (different keys: re-encrypted and re-hashed)")
-        )  # fmt: skip
+        how = "same repository: nothing to copy" if stats.same_repository else summary(stats, ctx.attempt)
         await ctx.emit(
             Report(
                 request_id=ctx.request_id,

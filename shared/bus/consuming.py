@@ -4,8 +4,13 @@ Each replica of a service binds the same durable consumer, so JetStream shares t
 The loop keeps at most ``concurrency`` messages in hand and, for each one, classifies how the
 handler ended: success acks; a temporary error NAKs with backoff (attempt n/N, Retry-After honoured)
 until the attempts run out; a permanent error — or a message that does not decode — is recorded
-and TERMinated. A long step keeps its message with ``in_progress`` heartbeats. On drain, in-flight
-handlers get a grace period; those still running are cancelled and NAKed so another replica resumes.
+and TERMinated. On drain, in-flight handlers get a grace period; those still running are cancelled
+and NAKed so another replica resumes.
+
+The ack wait is short (5 s by default) so that a message whose replica was killed comes back within
+seconds; a healthy step however long keeps its message with ``in_progress`` heartbeats, three per
+ack wait. ``bind`` creates the durable consumer *or updates it*, so a changed ack wait reaches a
+consumer that an older release created.
 """
 
 from __future__ import annotations
@@ -112,6 +117,7 @@ class StepConsumer:
         if self._sub is not None:
             return
         config = ConsumerConfig(
+            name=self._durable,
             durable_name=self._durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
@@ -120,6 +126,10 @@ class StepConsumer:
             filter_subject=self._subject,
             max_ack_pending=max(64, self._concurrency * 4),
         )
+        try:  # create, or update the ack wait of a consumer created with other settings
+            await self._js.add_consumer(self._stream, config)
+        except NatsError as e:
+            log.warning("could not create or update consumer %s (%s); binding as it is", self._durable, e)
         self._sub = await self._js.pull_subscribe(
             self._subject, durable=self._durable, stream=self._stream, config=config
         )

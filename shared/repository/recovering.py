@@ -10,7 +10,12 @@ Finding them means listing every pack of the repository: a thousand LIST request
 So a backup looks only when there is a reason to. A backup that ends, fails or is interrupted
 indexes what it uploaded, then deletes its lock. One that was killed, or that could not write that
 index, leaves its lock behind. The next backup finds packs to index only when it sees another lock
-object, live or stale. ``ferry-mover unlock`` indexes them before it deletes stale locks.
+object, live or expired. ``ferry-mover unlock`` indexes them before it deletes expired locks.
+
+Once they are indexed, the expired locks have done their job and are deleted
+(``index_orphan_packs`` ends with it), so a killed process's lock does not stay for good: the next
+backup, transfer or unlock that meets it cleans up after it. ``recovering_lock`` is a repository
+lock that does so by itself when it meets an expired one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from shared.repository.errors import IntegrityError
 from shared.repository.formats import IndexedPack
 from shared.repository.indexes import write_index
+from shared.repository.locking import Lock, remove_expired
 from shared.repository.packing import read_header
 from shared.repository.repo import Repository
 from shared.store import ObjectInfo, StoreError, layout
@@ -34,7 +40,19 @@ def unindexed_packs(repo: Repository) -> list[ObjectInfo]:
 
 
 def index_orphan_packs(repo: Repository, threads: int = 8) -> int:
-    """Index every complete pack the index does not know; return how many were recovered."""
+    """Index every complete pack the index does not know, then delete expired locks (their holders'
+    packs are indexed now); return how many packs were recovered."""
+    recovered = _index_orphans(repo, threads)
+    remove_expired(repo.store)
+    return recovered
+
+
+def recovering_lock(repo: Repository, *, purpose: str, exclusive: bool = False) -> Lock:
+    """``repo.lock()`` that, meeting expired locks, indexes their holders' packs and deletes them."""
+    return Lock(repo.store, exclusive=exclusive, purpose=purpose, recover=lambda: _index_orphans(repo))
+
+
+def _index_orphans(repo: Repository, threads: int = 8) -> int:
     orphans = unindexed_packs(repo)
     if not orphans:
         return 0

@@ -57,8 +57,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     image: str = "ghcr.io/ferry-dev/ferry:0.1.0"  # the image mover Jobs run
     concurrency: int = 2  # steps one replica runs at once
     max_attempts: int = 5
-    ack_wait: float = 30.0
-    lease: float = 60.0  # a Running step whose owner stopped renewing is taken over after this
+    # A killed replica's step is taken over within about max(ack_wait, lease) (docs/recovery.md):
+    # heartbeats keep a healthy step's message three times per ack wait, renewals its lease four
+    # times per lease, so neither has to be long.
+    ack_wait: float = 5.0  # a message not acknowledged nor kept alive for this long is redelivered
+    lease: float = 10.0  # a Running step whose owner stopped renewing is taken over after this
     drain_grace: float = 30.0
     mover_timeout: float = 3600.0  # one mover Job (FERRY_MOVER_TIMEOUT); restore: FERRY_RESTORE_MOVER_TIMEOUT
     gateway_tokens: str = ""

@@ -6,6 +6,14 @@ later, a step whose holder died is taken over; (2) runs ``handle`` with a ``Step
 renews the lease, emits events and checks for cancellation; (3) records the result and publishes the
 next step of the itinerary with a de-duplicating message id. Any crash between those writes is
 repaired by the redelivery: the claim sees the recorded result and only forwards again.
+
+Recovery takes seconds, not minutes (docs/recovery.md). The lease is short (10 s by default) and
+renewed four times per lease while the handler runs; the message's ack wait is shorter still and
+kept alive by heartbeats. So a killed replica's message comes back after the ack wait, and its step
+is taken over as soon as the lease runs out; a healthy step is never taken over, however long it
+runs. A holder that finds its lease taken (it stalled, or lost NATS for longer than a lease) stops
+its handler instead of finishing twice. A replica that drains hands a step it cannot finish within
+the grace period back — lease cleared, message NAKed — so another one starts it at once.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class StepContext:
         self.service = service
         self.command = command
         self.attempt = attempt
+        self.bytes_counted = 0  # bytes already added to ferry_bytes_total by ``count_bytes``
         self._last_progress: dict[str, float] = {}
 
     @property
@@ -68,6 +77,13 @@ class StepContext:
             return
         self._last_progress[key] = now
         await self.emit(Progress(request_id=self.request_id, step=self.command.step, **fields))  # type: ignore[arg-type]
+
+    def count_bytes(self, n: int) -> None:
+        """Add bytes to ``ferry_bytes_total`` as they move, so that an attempt that fails or is
+        interrupted counts its work too (the result's ``bytes_moved`` only tops up the rest)."""
+        if n > 0:
+            self.service.metrics.bytes(step=self.command.step.value).inc(n)
+            self.bytes_counted += n
 
     async def checkpoint(self) -> None:
         """Raise Cancelled if the request was cancelled. Call between units of work."""
@@ -164,16 +180,30 @@ class StepService(Service):
         if attempt == 1 and command.index == 0:
             await publish_event(self.js, PhaseChanged(request_id=command.request_id, phase=Phase.IN_PROGRESS))
         ctx = StepContext(self, command, attempt)
-        stop_renewing = asyncio.Event()
+        stop_renewing, lost = asyncio.Event(), asyncio.Event()
+        work = asyncio.create_task(self.handle(ctx), name=f"step:{command.request_id}")
         renewer = asyncio.create_task(
-            self._renew_lease(command, stop_renewing), name=f"lease:{command.request_id}"
+            self._renew_lease(command, stop_renewing, work, lost), name=f"lease:{command.request_id}"
         )
         self.metrics.in_progress.inc()
         started = time.monotonic()
         try:
-            result = await self.handle(ctx)
+            result = await work
         except Cancelled:
             await self._finish_cancelled(command)
+            raise
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if lost.is_set() and current is not None and not current.cancelling():
+                # Another replica holds the step now: leave it alone, never record it twice.
+                raise Deferred(
+                    "lost the lease: another replica took this step over", retry_after=self.settings.lease
+                ) from None
+            # Drained mid-step: let the handler stop (it saves what it can), then hand the step back.
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            await stop_background(renewer, stop_renewing)
+            await self._hand_back(command)
             raise
         finally:
             self.metrics.in_progress.dec()
@@ -183,8 +213,7 @@ class StepService(Service):
         self.metrics.steps(
             step=command.step.value, outcome="partial" if result.partial else "succeeded"
         ).inc()
-        if result.bytes_moved > 0:
-            self.metrics.bytes(step=command.step.value).inc(result.bytes_moved)
+        ctx.count_bytes(result.bytes_moved - ctx.bytes_counted)
         state = await self._record(command, result)
         await publish_event(
             self.js,
@@ -199,15 +228,23 @@ class StepService(Service):
         )
         await self._forward(command, state)
 
-    async def _renew_lease(self, command: StepCommand, stop: asyncio.Event) -> None:
+    async def _renew_lease(
+        self, command: StepCommand, stop: asyncio.Event, work: asyncio.Task[StepResult], lost: asyncio.Event
+    ) -> None:
+        """Renew the lease four times per lease; if another replica took the step, stop ``work``."""
+        taken: list[str] = []  # who holds the step instead of us, as the last renewal found
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.lease / 3)
+                await asyncio.wait_for(stop.wait(), self.settings.lease / 4)
                 return
 
             def renew(state: RequestState) -> bool:
                 step = state.step_state(command.step)
+                taken.clear()
+                if step.status.done or state.phase.final:
+                    return False  # recorded meanwhile (by us, or cancelled): nothing to renew
                 if step.owner != self.instance or step.status is not StepStatus.RUNNING:
+                    taken.append(step.owner or step.status.value)
                     return False
                 step.lease_until = time.time() + self.settings.lease
                 return True
@@ -216,6 +253,29 @@ class StepService(Service):
                 await self.store.update(command.request_id, renew)
             except Exception as e:  # a missed renewal is not fatal; the next one may pass
                 log.warning("lease renewal failed: %s", e)
+                continue
+            if taken and not stop.is_set():
+                log.warning("lease of step %s lost to %s; stopping this run", command.step.value, taken[0])
+                lost.set()
+                work.cancel()
+                return
+
+    async def _hand_back(self, command: StepCommand) -> None:
+        """Give a step this replica stops before its end back: Pending, no owner, no lease, so the
+        next delivery starts it without waiting for the lease to run out. Bounded: shutting down."""
+
+        def release(state: RequestState) -> bool:
+            step = state.step_state(command.step)
+            if step.owner != self.instance or step.status is not StepStatus.RUNNING:
+                return False
+            step.status, step.owner, step.lease_until = StepStatus.PENDING, "", 0.0
+            return True
+
+        try:
+            await asyncio.wait_for(asyncio.shield(self.store.update(command.request_id, release)), 3.0)
+            log.info("step %s handed back", command.step.value)
+        except Exception as e:  # the lease then simply runs out
+            log.warning("could not hand step %s back: %s", command.step.value, e)
 
     async def _record(self, command: StepCommand, result: StepResult) -> RequestState:
         last = command.index == len(command.itinerary) - 1

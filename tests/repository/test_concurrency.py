@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,78 @@ def _acquire_then_go_silent(self: Lock) -> Lock:
     _real_acquire(self)
     self._refreshed -= self.stale_after  # as if every refresh had failed since
     return self
+
+
+# A process on another node (its hostname says so, so the same-host pid check cannot see it die)
+# takes an exclusive lock with a 2 s lifetime, uploads packs it never indexes, and waits to be killed.
+_HOLDER = """
+import os, socket, sys, time
+socket.gethostname = lambda: "node-b"
+from shared.repository import Repository
+from shared.repository.formats import DATA
+from shared.repository.locking import Lock
+from shared.repository.packing import Packer
+from shared.store import LocalStore, layout
+repo = Repository.open(LocalStore(sys.argv[1]), sys.argv[2].encode())
+Lock(repo.store, exclusive=True, purpose="prune", stale_after=2.0).acquire()
+packer = Packer(repo.store, repo.cipher, repo.index, 64 * 1024, upload_threads=1)
+for _ in range(3):
+    data = os.urandom(100_000)
+    packer.add(repo.cipher.chunk_id(data), DATA, data)
+while len(list(repo.store.list(layout.DATA))) < 2:
+    time.sleep(0.05)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_lock_left_by_a_killed_process_expires_and_the_next_operation_cleans_up(tmp_path: Path) -> None:
+    from shared.repository.recovering import recovering_lock, unindexed_packs
+    from shared.store import LocalStore
+
+    store = LocalStore(tmp_path / "repo")
+    Repository.init(store, PASSWORD, scrypt_n=2**10, pack_size=1024 * 1024)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path / "repo"), PASSWORD.decode()],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    with holder, holder.stdout:
+        try:
+            assert holder.stdout.readline() == b"holding\n"
+        finally:
+            holder.kill()  # SIGKILL: no cleanup, the lock and the packs stay behind
+    killed_at = time.monotonic()
+    repo = Repository.open(store, PASSWORD)
+    orphans = len(unindexed_packs(repo))
+    assert orphans >= 2 and len(list(store.list(layout.LOCKS))) == 1
+
+    with pytest.raises(RepositoryLocked, match="exclusive lock by node-b"):  # still within its lifetime
+        recovering_lock(repo, purpose="backup").acquire()
+    while time.monotonic() - killed_at < 2.5:  # its 2 s lifetime, counted from its last refresh
+        time.sleep(0.1)
+
+    with recovering_lock(repo, purpose="backup") as lock:  # no longer blocks, and is cleaned up
+        assert lock.expired and lock.removed == 1
+        assert [layout.id_of(info.key) for info in store.list(layout.LOCKS)] == [lock.id]
+    assert list(store.list(layout.LOCKS)) == []
+    reopened = Repository.open(store, PASSWORD)
+    assert unindexed_packs(reopened) == [], "the dead holder's packs were not indexed"
+    report = check(reopened, read_data=True)
+    assert report.ok and not report.warnings, (report.errors, report.warnings)
+
+
+def test_an_expired_lock_is_removed_by_the_next_backup_after_indexing_its_packs(
+    repo: Repository, store: ObjectStore, tmp_path: Path
+) -> None:
+    """A backup meeting another lock indexes orphan packs, then deletes the expired locks only."""
+    now = datetime.now().timestamp()
+    dead = {"hostname": "node-b", "pid": 1, "exclusive": False, "time": now - 10, "expires": now - 5}
+    alive = {**dead, "hostname": "node-c", "expires": now + 60}
+    legacy = {k: v for k, v in dead.items() if k != "expires"} | {"time": now - 3600}  # an older release's
+    for name, record in (("dead", dead), ("alive", alive), ("legacy", legacy)):
+        store.put(layout.lock(name), msgspec.json.encode(record))
+    random_files(tmp_path / "src", 2, 50_000)
+    backup(repo, tmp_path / "src")
+    assert sorted(layout.id_of(info.key) for info in store.list(layout.LOCKS)) == ["alive"]
