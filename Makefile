@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv and install Ferry with its dev tools
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (check + format), mypy --strict on shared/, import-linter layers
+lint: $(STAMP) ## ruff (check + format), mypy --strict on shared/ and services/, import-linter layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

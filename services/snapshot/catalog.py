@@ -172,7 +172,8 @@ def retain(repo: Repository, query: c.RetentionQuery) -> c.RetentionResult:
         if summary is None or (query.app and summary.app != query.app):
             continue
         series[summary.app].append((datetime.fromisoformat(summary.time), group))
-    kept, removed = [], []
+    kept: list[str] = []
+    removed: list[str] = []
     for entries in series.values():
         entries.sort(reverse=True)
         newest = entries[0][0]

@@ -178,7 +178,7 @@ class SnapshotService(StepService):
         name = ctx.outputs.get("inventory")
         if not name:
             raise PermanentError("no inventory: the snapshot step needs the discover step before it")
-        inventory = decode_inventory((await self.topology.inventories.get(name)).data)
+        inventory = decode_inventory((await self.topology.inventories.get(name)).data or b"")
         cluster = await self.clusters.get(inventory.cluster)
         repo = await asyncio.to_thread(open_repository, self.settings, request.source.repository)
         try:
