@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 from shared.bus.consuming import Backoff, Deferred, Delivery, StepConsumer, stop_background
@@ -30,12 +31,48 @@ from shared.bus.states import RequestStore, utcnow
 from shared.contracts import subjects
 from shared.contracts.errors import Cancelled, PermanentError
 from shared.contracts.events import Event, Failed, PhaseChanged, Progress, StepCompleted, StepStarted, Warning
+from shared.contracts.requests import MobilityRequest
 from shared.contracts.states import Phase, RequestState, StepStatus
 from shared.contracts.steps import StepCommand, StepName, StepResult, command_decoder
 from shared.runtime.lifecycle import Service
 from shared.runtime.logs import request_context
 
 log = logging.getLogger("ferry.runtime")
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """The request is over: nothing to do."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    """The request was cancelled before this step started."""
+
+
+@dataclass(frozen=True)
+class AlreadyDone:
+    """An earlier delivery finished the step: only forward the slip again."""
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another replica holds a live lease on the step: try again after it."""
+
+    retry_after: float
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This replica now runs the step, as attempt ``attempt``."""
+
+    attempt: int
+
+
+# What claiming a delivered step decided (by compare-and-set on the request state), handled in one match.
+Claim = NotRun | CancelRequested | AlreadyDone | Busy | Claimed
 
 
 class StepContext:
@@ -53,7 +90,7 @@ class StepContext:
         return self.command.request_id
 
     @property
-    def request(self):  # type: ignore[no-untyped-def]  # MobilityRequest; kept short for handlers
+    def request(self) -> MobilityRequest:
         return self.command.request
 
     @property
@@ -133,46 +170,45 @@ class StepService(Service):
             await self._run(command, delivery)
 
     async def _run(self, command: StepCommand, delivery: Delivery) -> None:
-        verdict: dict[str, object] = {}
         lease = self.settings.lease
+        decision: Claim = Claimed(attempt=0)
 
         def claim(state: RequestState) -> bool:
+            nonlocal decision
             step = state.step_state(command.step)
-            verdict.clear()
-            if state.phase.final:
-                verdict["skip"] = f"request is {state.phase.value}"
-                return False
-            if state.cancel_requested:
-                verdict["cancel"] = True
-                return False
-            if step.status.done:
-                verdict["forward"] = step.result
-                return False
             now = time.time()
-            if step.status is StepStatus.RUNNING and step.owner != self.instance and step.lease_until > now:
-                verdict["busy"] = step.lease_until - now
-                return False
-            step.status, step.owner, step.lease_until = StepStatus.RUNNING, self.instance, now + lease
-            step.attempts += 1
-            step.started_at = step.started_at or utcnow()
-            state.phase = Phase.IN_PROGRESS
-            verdict["attempt"] = step.attempts
-            return True
+            if state.phase.final:
+                decision = NotRun(reason=f"request is {state.phase.value}")
+            elif state.cancel_requested:
+                decision = CancelRequested()
+            elif step.status.done:
+                decision = AlreadyDone()
+            elif step.status is StepStatus.RUNNING and step.owner != self.instance and step.lease_until > now:
+                decision = Busy(retry_after=step.lease_until - now)
+            else:
+                step.status, step.owner, step.lease_until = StepStatus.RUNNING, self.instance, now + lease
+                step.attempts += 1
+                step.started_at = step.started_at or utcnow()
+                state.phase = Phase.IN_PROGRESS
+                decision = Claimed(attempt=step.attempts)
+            return isinstance(decision, Claimed)
 
         state = await self.store.update(command.request_id, claim)
-        if "skip" in verdict:
-            log.info("step %s not run: %s", command.step.value, verdict["skip"])
-            return
-        if "cancel" in verdict:
-            await self._finish_cancelled(command)
-            return
-        if "busy" in verdict:
-            raise Deferred("another replica is running this step", retry_after=float(verdict["busy"]))  # type: ignore[arg-type]
-        if "forward" in verdict:
-            log.info("step %s already done; forwarding again", command.step.value)
-            await self._forward(command, state)
-            return
-        attempt = int(verdict["attempt"])  # type: ignore[call-overload]
+        match decision:
+            case NotRun(reason=reason):
+                log.info("step %s not run: %s", command.step.value, reason)
+                return
+            case CancelRequested():
+                await self._finish_cancelled(command)
+                return
+            case Busy(retry_after=wait):
+                raise Deferred("another replica is running this step", retry_after=wait)
+            case AlreadyDone():
+                log.info("step %s already done; forwarding again", command.step.value)
+                await self._forward(command, state)
+                return
+            case Claimed(attempt=attempt):
+                pass
         log.info("step %s started (attempt %d)", command.step.value, attempt)
         await publish_event(
             self.js, StepStarted(request_id=command.request_id, step=command.step, attempt=attempt)
