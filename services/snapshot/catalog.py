@@ -18,6 +18,7 @@ import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from shared import durations
 from shared.contracts import snapshots as c
 from shared.contracts.errors import PermanentError
 from shared.repository import Repository, Snapshot, SnapshotNotFound
@@ -152,12 +153,10 @@ def delete(repo: Repository, snapshot_id: str, *, reclaim: bool = False) -> c.De
 
 
 def parse_duration(value: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     try:
-        seconds = float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
-    except (ValueError, IndexError) as e:
-        raise PermanentError(f"not a duration: {value!r} (use e.g. 90s, 30m, 12h, 7d, 2w)") from e
-    return timedelta(seconds=seconds)
+        return timedelta(seconds=durations.seconds(value))
+    except ValueError as e:
+        raise PermanentError(f"keep_within: {e}") from None
 
 
 def retain(repo: Repository, query: c.RetentionQuery) -> c.RetentionResult:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared import durations
+
 if TYPE_CHECKING:
     from shared.repository import RepositorySettings
     from shared.store import LocalStore, S3Store
@@ -144,12 +146,11 @@ def parse_tags(values: list[str] | None) -> dict[str, str]:
 
 
 def parse_duration(value: str) -> float:
-    """'90s', '30m', '12h', '7d', '2w' -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    """'90s', '30m', '12h', '7d', '2w' -> seconds (``shared.durations``), as a usage error."""
     try:
-        return float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
-    except (ValueError, IndexError) as e:
-        raise UsageError(f"not a duration: {value!r} (use e.g. 90s, 30m, 12h, 7d, 2w)") from e
+        return durations.seconds(value)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def job_env(settings: RepositorySettings, *, password_file: str | None = None) -> dict[str, str]:
