@@ -1,6 +1,9 @@
 """Connect to NATS with reconnects and the auth the settings name (user/password, token, creds, NKey, TLS).
 
 The client reconnects forever with a bounded wait: a NATS restart pauses Ferry, it does not kill it.
+``url`` may list several servers of one cluster (comma-separated): the client connects to any that
+answers and, when that one goes away, reconnects to another (it also learns the cluster's other
+servers from the one it reached), so losing a node of a cluster costs a reconnect, not an outage.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import contextlib
 import logging
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import nats
@@ -21,8 +24,13 @@ from shared.contracts.errors import PermanentError, TemporaryError
 log = logging.getLogger("ferry.bus")
 
 
+# Copies JetStream keeps of every stream, KV bucket and object store (FERRY_BUS_REPLICAS): 1 for one
+# server, 3 for a three-node cluster (survives the loss of one node); JetStream allows at most 5.
+Replicas = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
 class BusSettings(msgspec.Struct, kw_only=True, frozen=True):
-    url: str = "nats://127.0.0.1:4222"  # comma-separated for a cluster
+    url: str = "nats://127.0.0.1:4222"  # comma-separated for a cluster: nats://a:4222,nats://b:4222
     user: str = ""
     password: str = ""
     token: str = ""
@@ -33,9 +41,15 @@ class BusSettings(msgspec.Struct, kw_only=True, frozen=True):
     tls_key: str = ""
     name: str = "ferry"
     connect_timeout: float = 5.0
+    replicas: Replicas = 1  # of every stream, KV bucket and object store (shared/bus/topology.py)
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers ``url`` lists, in order."""
+        return [s.strip() for s in self.url.split(",") if s.strip()]
 
     def tls_context(self) -> ssl.SSLContext | None:
-        if not (self.tls_ca or self.tls_cert or self.url.startswith("tls://")):
+        if not (self.tls_ca or self.tls_cert or any(s.startswith("tls://") for s in self.servers)):
             return None
         context = ssl.create_default_context(cafile=self.tls_ca or None)
         if self.tls_cert:
@@ -73,7 +87,7 @@ async def connect(settings: BusSettings, *, max_reconnects: int = -1, within: fl
         log.info("reconnected to nats")
 
     options: dict[str, object] = {
-        "servers": [s.strip() for s in settings.url.split(",") if s.strip()],
+        "servers": settings.servers,
         "name": settings.name,
         "connect_timeout": settings.connect_timeout,
         "max_reconnect_attempts": max_reconnects,

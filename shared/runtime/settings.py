@@ -73,7 +73,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return [v for v in values if v and len(v) >= 4]
 
 
-_SECTIONS = {"NATS": "nats", "S3": "s3"}
+_SECTIONS = {"NATS": "nats", "BUS": "nats", "S3": "s3"}  # FERRY_BUS_REPLICAS is nats.replicas
 _SECTION_TYPES: dict[str, type[msgspec.Struct]] = {"nats": BusSettings, "s3": S3Settings}
 
 
