@@ -17,11 +17,11 @@ from typing import Any, Protocol
 
 import aiohttp
 import msgspec
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from shared.bus.client import BusClient, RequestRejected
 from shared.bus.connecting import connect
+from shared.bus.micro import NoRespondersError
+from shared.bus.micro import ReplyTimeout as NatsTimeout
 from shared.contracts import subjects
 from shared.contracts.errors import FerryError
 from shared.contracts.events import Event, PhaseChanged, event_decoder

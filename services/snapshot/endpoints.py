@@ -17,10 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from nats.micro.request import Request
-from nats.micro.service import Service as MicroService
 
 from services.snapshot import catalog
+from shared.bus.micro import MicroService, Request
 from shared.contracts import snapshots as c
 from shared.contracts import subjects
 from shared.contracts.errors import PermanentError
