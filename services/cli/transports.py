@@ -131,8 +131,17 @@ class GatewayTransport:
         return _state.decode(await self._call("GET", f"/v1/requests/{request_id}"))
 
     async def list(self, query: ListQuery) -> list[RequestState]:
-        params = {k: str(v) for k, v in msgspec.structs.asdict(query).items() if v}
-        return _list.decode(await self._call("GET", "/v1/requests", params=params)).items
+        """Every page up to ``query.limit`` requests (the gateway pages by size too: ``next``)."""
+        items: list[RequestState] = []
+        wanted = query.limit
+        while len(items) < wanted:
+            params = {k: str(v) for k, v in msgspec.structs.asdict(query).items() if v}
+            page = _list.decode(await self._call("GET", "/v1/requests", params=params))
+            items += page.items
+            if not page.next or not page.items:
+                break
+            query = msgspec.structs.replace(query, cursor=page.next, limit=wanted - len(items))
+        return items[:wanted]
 
     async def cancel(self, request_id: str) -> RequestState:
         return _state.decode(await self._call("POST", f"/v1/requests/{request_id}/cancel"))

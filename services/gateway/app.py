@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.gateway.config import ANONYMOUS_ADMIN, GatewayConfig, Identity, Scope
 from shared.bus.client import BusClient, RequestRejected
-from shared.contracts.errors import FerryError, TemporaryError
+from shared.contracts.errors import FerryError, TemporaryError, http_status
 
 log = logging.getLogger("ferry.gateway")
 
@@ -57,7 +57,6 @@ class HttpMetrics:
 METRICS = web.AppKey("metrics", HttpMetrics)
 
 _encoder = msgspec.json.Encoder()
-_STATUS_OF_CODE = {"invalid": 400, "not-found": 404, "conflict": 409, "unavailable": 503}
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -128,14 +127,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_response(e.body, e.status, _challenge(e.status))
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CONFIG].max_body
-        body = ErrorBody(error=f"request body larger than {limit} bytes", code="too-large")
+        body = ErrorBody(error=f"request body larger than {limit} bytes", field="$", code="too-large")
         return json_response(body, 413)
     except web.HTTPException as e:
         if e.status < 400:
             raise
         return json_response(ErrorBody(error=e.reason, code=_code(e.status)), e.status)
     except RequestRejected as e:
-        status = _STATUS_OF_CODE.get(e.rejected.code, 400)
+        status = http_status(e.rejected.code)
         body = ErrorBody(without_values(e.rejected.error), e.rejected.field, e.rejected.code)
         return json_response(body, status)
     except TemporaryError as e:

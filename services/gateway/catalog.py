@@ -39,13 +39,12 @@ from services.gateway.app import (
 )
 from services.gateway.config import Scope
 from shared.contracts import subjects
-from shared.contracts.errors import json_path
+from shared.contracts.errors import http_status, json_path
 from shared.contracts.snapshots import SnapshotQuery, retention_decoder
 
 log = logging.getLogger("ferry.gateway")
 PROBE_TIMEOUT = 2.0
 _fields = msgspec.json.Decoder(dict[str, Any])
-_STATUS_OF_CODE = {"invalid": 400, "not-found": 404, "conflict": 409, "unavailable": 503}
 
 
 class ClusterInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,7 +85,7 @@ async def _ask(request: web.Request, subject: str, payload: bytes) -> web.Respon
     if isinstance(doc, dict) and doc.get("type") == "rejected":
         code = str(doc.get("code", "invalid"))
         raise GatewayError(
-            _STATUS_OF_CODE.get(code, 400),
+            http_status(code),
             without_values(str(doc.get("error", "rejected"))),
             field=str(doc.get("field", "")),
             code=code,

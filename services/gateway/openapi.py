@@ -48,7 +48,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or unknown bearer token",
         403: "The token lacks the scope this call needs",
         404: "No such request or snapshot",
+        409: "The idempotency key names an existing request with another body (code `conflict`)",
         413: "Request body too large",
+        500: "The stored request cannot be read (code `unreadable`); other requests are unaffected",
         503: "The bus or the service behind it does not answer",
     }
     return {str(s): _json(_ref("ErrorBody"), words[s]) for s in statuses}
@@ -72,6 +74,7 @@ def _paths() -> dict[str, Any]:
         ("label", "key=value"),
         ("since", "ISO 8601 time: created at or after"),
         ("limit", "1..1000, default 100"),
+        ("cursor", "a RequestList's `next`: the page after it"),
     ]
     return {
         "/healthz": {
@@ -107,7 +110,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "201": _json(_ref("Accepted"), "Accepted; Location names the request"),
                     "200": _json(_ref("Accepted"), "A repeated idempotency key: the existing request"),
-                    **_errors(400, 401, 403, 413, 503),
+                    **_errors(400, 401, 403, 409, 413, 503),
                 },
             },
             "get": {
@@ -134,7 +137,7 @@ def _paths() -> dict[str, Any]:
                 "parameters": [_ID],
                 "responses": {
                     "200": _json(_ref("RequestState"), "The request"),
-                    **_errors(401, 403, 404, 503),
+                    **_errors(401, 403, 404, 500, 503),
                 },
             }
         },

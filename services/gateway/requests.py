@@ -33,15 +33,16 @@ from services.gateway.app import (
 )
 from services.gateway.config import Scope
 from shared.bus.client import BusClient
+from shared.contracts.errors import http_status
 from shared.contracts.events import Event, event_encoder, event_kind
 from shared.contracts.requests import RequestInvalid, RequestKind, decode_request, encode_request
-from shared.contracts.states import Accepted, ListQuery, Phase, RequestList
+from shared.contracts.states import MAX_LIST_LIMIT, Accepted, ListQuery, Phase
 
 log = logging.getLogger("ferry.gateway")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 KEEPALIVE = 15.0  # seconds between SSE comments while a request is quiet (proxies drop idle streams)
-MAX_LIMIT = 1000
+MAX_LIMIT = MAX_LIST_LIMIT
 
 
 def request_id(request: web.Request) -> str:
@@ -58,15 +59,19 @@ async def submit(request: web.Request) -> web.Response:
         mobility = decode_request(body)
     except RequestInvalid as e:
         raise GatewayError(400, without_values(e.reason), field=e.field) from None
+    from_header = False
     if key := request.headers.get("Idempotency-Key", ""):  # the HTTP convention; the body's key wins
         if len(key) > 256:
             raise GatewayError(400, "at most 256 characters", field="Idempotency-Key")
         if not mobility.idempotency_key:
             mobility = msgspec.structs.replace(mobility, idempotency_key=key)
+            from_header = True
     reply = await request.app[CLIENT].submit_raw(encode_request(mobility))
     if not isinstance(reply, Accepted):
-        status = 503 if reply.code == "unavailable" else 400
-        raise GatewayError(status, without_values(reply.error), field=reply.field, code=reply.code)
+        field = "Idempotency-Key" if from_header and reply.field == "$.idempotency_key" else reply.field
+        # A conflict names the caller's own key and the request holding it: nothing to withhold.
+        error = reply.error if reply.code == "conflict" else without_values(reply.error)
+        raise GatewayError(http_status(reply.code), error, field=field, code=reply.code)
     log.info("%s submitted %s%s", request[IDENTITY].name, reply.id, " (duplicate)" if reply.duplicate else "")
     headers = {"Location": f"/v1/requests/{reply.id}"}
     return json_response(reply, 200 if reply.duplicate else 201, headers)
@@ -84,7 +89,7 @@ async def get_document(request: web.Request) -> web.Response:
 def list_query(request: web.Request) -> ListQuery:
     """Filters from the query string; each bad one is named (the parameter is the field)."""
     params = request.query
-    unknown = sorted(set(params) - {"phase", "kind", "label", "since", "limit"})
+    unknown = sorted(set(params) - {"phase", "kind", "label", "since", "limit", "cursor"})
     if unknown:
         raise GatewayError(400, "unknown query parameter", field=unknown[0])
     phase, kind = params.get("phase", ""), params.get("kind", "")
@@ -112,13 +117,17 @@ def list_query(request: web.Request) -> ListQuery:
         raise GatewayError(400, "limit must be an integer", field="limit") from None
     if not 1 <= limit <= MAX_LIMIT:
         raise GatewayError(400, f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    return ListQuery(phase=phase, kind=kind, label=label, since=since, limit=limit)
+    cursor = params.get("cursor", "")
+    if len(cursor) > 512 or (cursor and "|" not in cursor):
+        raise GatewayError(400, "not a cursor of this list (a page's `next`)", field="cursor")
+    return ListQuery(phase=phase, kind=kind, label=label, since=since, limit=limit, cursor=cursor)
 
 
 @requires(Scope.READ)
 async def list_requests(request: web.Request) -> web.Response:
-    items = await request.app[CLIENT].list(list_query(request))
-    return json_response(RequestList(items=items))
+    """One page, newest first; ``next`` is the ``cursor`` of the page after it, and ``skipped``
+    names stored requests that could not be read (a list never fails because of one)."""
+    return json_response(await request.app[CLIENT].list_page(list_query(request)))
 
 
 @requires(Scope.READ)

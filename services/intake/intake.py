@@ -2,12 +2,17 @@
 
 Stateless: everything lives in JetStream KV, so any number of replicas answer in one queue group.
 A submission is checked (the reply names the bad field and nothing is stored), de-duplicated by its
-idempotency key (the same key returns the same request id), stored as Queued, its ``phase → Queued``
+idempotency key (the same key and the same body return the same request id; the same key with a
+different body is refused as a ``conflict`` naming the request that has it), stored as Queued, its ``phase → Queued``
 event published, and only then its first step: a watcher of the request's events never sees a step
 start before the request was queued. Both publishes carry de-duplicating message ids, so a crash
 between any two of those writes is repaired by the client's retry with the same key: the stored
 state is found, and the Queued event and the first step are published again (a no-op for whichever
 JetStream has already).
+
+A list reads every stored state, leaves out (and reports in ``skipped``) any that cannot be read, and
+answers one page: at most ``limit`` items and never more bytes than one NATS message holds, with the
+cursor of the next page in ``next``.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.micro.request import Request
 
 from shared.bus.publishing import publish_event, publish_step
-from shared.bus.states import RequestNotFound, RequestStore, StateConflict
+from shared.bus.states import RequestNotFound, RequestStore, StateConflict, StateUnreadable
 from shared.contracts import subjects
-from shared.contracts.errors import FerryError, TemporaryError, json_path
+from shared.contracts.errors import VALUE_LIMIT, Conflict, FerryError, TemporaryError, json_path
 from shared.contracts.events import PhaseChanged
 from shared.contracts.requests import MobilityRequest, RequestInvalid, decode_request
 from shared.contracts.states import (
+    MAX_LIST_LIMIT,
     Accepted,
     ListQuery,
     Phase,
@@ -37,6 +43,7 @@ from shared.contracts.states import (
     RequestState,
     StepState,
     StepStatus,
+    Unreadable,
 )
 from shared.contracts.steps import StepCommand, itinerary_for
 from shared.runtime import Service
@@ -44,6 +51,18 @@ from shared.runtime import Service
 log = logging.getLogger("ferry.intake")
 encoder = msgspec.json.Encoder()
 list_query_decoder = msgspec.json.Decoder(ListQuery)
+canonical = msgspec.json.Encoder(order="deterministic")  # maps sorted: the same request, the same bytes
+REPLY_MARGIN = 16 * 1024  # bytes of a NATS message a list page leaves for its envelope
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True):
+    """The value under an idempotency key's digest: the request it names and a digest of its body."""
+
+    id: str
+    body: str = ""  # "" in records written before bodies were compared
+
+
+record_decoder = msgspec.json.Decoder(IdempotencyRecord)
 
 
 def new_request_id(request: MobilityRequest) -> str:
@@ -53,6 +72,31 @@ def new_request_id(request: MobilityRequest) -> str:
 
 def idempotency_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def body_digest(request: MobilityRequest) -> str:
+    """The same for two submissions of the same request, whatever the order of their keys."""
+    return hashlib.sha256(canonical.encode(request)).hexdigest()
+
+
+def idempotency_record(value: bytes) -> IdempotencyRecord:
+    """A record, or one written by an older intake (the bare request id)."""
+    try:
+        return record_decoder.decode(value)
+    except msgspec.DecodeError:
+        return IdempotencyRecord(id=value.decode(errors="replace"))
+
+
+def key_taken(key: str, existing: str) -> Conflict:
+    shown = key if len(key) <= VALUE_LIMIT else f"{key[:VALUE_LIMIT]}…"
+    return Conflict(
+        f"idempotency key {shown} is taken: request {existing} was submitted with it and a different "
+        "body; send the same body to get that request back, or use a new key"
+    )
+
+
+def cursor_of(state: RequestState) -> str:
+    return f"{state.created_at}|{state.id}"
 
 
 def queued_state(request_id: str, request: MobilityRequest) -> RequestState:
@@ -104,6 +148,12 @@ class IntakeService(Service):
             return
         try:
             accepted = await self.submit(request)
+        except Conflict as e:
+            self.metrics.requests(outcome="rejected").inc()
+            await req.respond(
+                encoder.encode(Rejected(error=str(e), field="$.idempotency_key", code="conflict"))
+            )
+            return
         except FerryError as e:
             log.warning("submission failed: %s", e)
             await req.respond(encoder.encode(Rejected(error=str(e), code="unavailable")))
@@ -115,15 +165,22 @@ class IntakeService(Service):
         request_id = new_request_id(request)
         if request.idempotency_key:
             digest = idempotency_digest(request.idempotency_key)
+            body = body_digest(request)
+            record = IdempotencyRecord(id=request_id, body=body)
             try:
-                await self.topology.idempotency.create(digest, request_id.encode())
+                await self.topology.idempotency.create(digest, encoder.encode(record))
             except KeyWrongLastSequenceError:
                 entry = await self.topology.idempotency.get(digest)
-                existing = (entry.value or b"").decode()
+                first = idempotency_record(entry.value or b"")
+                existing = first.id
+                if first.body and first.body != body:
+                    raise key_taken(request.idempotency_key, existing) from None
                 try:
                     state, _ = await self.store.get(existing)
                 except RequestNotFound:  # the first submission died before storing its state
                     return await self._store_and_queue(existing, request, duplicate=True)
+                if not first.body and state.request != request:  # an older record: compare the requests
+                    raise key_taken(request.idempotency_key, existing) from None
                 await self._queue(state)  # de-duplicated: a no-op unless the first submission died
                 return Accepted(id=existing, duplicate=True)
             except KeyNotFoundError as e:  # the key expired between our create and get
@@ -195,6 +252,9 @@ class IntakeService(Service):
         except RequestNotFound as e:
             await req.respond(encoder.encode(Rejected(error=str(e), field="id", code="not-found")))
             return
+        except StateUnreadable as e:
+            await req.respond(encoder.encode(Rejected(error=str(e), field="id", code="unreadable")))
+            return
         except FerryError as e:
             await req.respond(encoder.encode(Rejected(error=str(e), code="unavailable")))
             return
@@ -217,6 +277,9 @@ class IntakeService(Service):
         except RequestNotFound as e:
             await req.respond(encoder.encode(Rejected(error=str(e), field="id", code="not-found")))
             return
+        except StateUnreadable as e:
+            await req.respond(encoder.encode(Rejected(error=str(e), field="id", code="unreadable")))
+            return
         except FerryError as e:
             await req.respond(encoder.encode(Rejected(error=str(e), code="unavailable")))
             return
@@ -232,17 +295,56 @@ class IntakeService(Service):
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             await req.respond(encoder.encode(Rejected(error=f"bad list query: {e}", field=json_path(e))))
             return
+        if query.cursor and "|" not in query.cursor:
+            await req.respond(
+                encoder.encode(
+                    Rejected(error="not a cursor of a request list (its `next`)", field="$.cursor")
+                )
+            )
+            return
+        try:
+            page = await self.list_page(query)
+        except FerryError as e:
+            await req.respond(encoder.encode(Rejected(error=str(e), code="unavailable")))
+            return
+        await req.respond(encoder.encode(page))
+
+    async def list_page(self, query: ListQuery) -> RequestList:
+        """One page of the requests the query matches, newest first, within one NATS message."""
         label_key, _, label_value = query.label.partition("=")
-        items = []
-        async for state in self.store.all():
-            if query.phase and state.phase.value != query.phase:
+        matched: list[RequestState] = []
+        skipped: list[Unreadable] = []
+        async for entry in self.store.entries():
+            if isinstance(entry, Unreadable):
+                log.warning("request %s left out of a list: %s", entry.id, entry.reason)
+                skipped.append(entry)
                 continue
-            if query.kind and state.request.kind.value != query.kind:
+            if query.phase and entry.phase.value != query.phase:
                 continue
-            if query.label and state.request.labels.get(label_key) != label_value:
+            if query.kind and entry.request.kind.value != query.kind:
                 continue
-            if query.since and state.created_at < query.since:
+            if query.label and entry.request.labels.get(label_key) != label_value:
                 continue
+            if query.since and entry.created_at < query.since:
+                continue
+            if query.cursor and cursor_of(entry) >= query.cursor:
+                continue
+            matched.append(entry)
+        matched.sort(key=cursor_of, reverse=True)
+        budget = (self.nc.max_payload if self.nc is not None else 1 << 20) - REPLY_MARGIN
+        budget -= len(encoder.encode(skipped[:100]))
+        items: list[RequestState] = []
+        used = 0
+        for state in matched[: min(max(1, query.limit), MAX_LIST_LIMIT)]:
+            size = len(encoder.encode(state)) + 1
+            if size > budget:  # a state stored before states were bounded: it cannot be listed
+                skipped.append(
+                    Unreadable(id=state.id, reason=f"its state ({size} bytes) is too large to list")
+                )
+                continue
+            if used + size > budget:
+                break
             items.append(state)
-        items.sort(key=lambda s: s.created_at, reverse=True)
-        await req.respond(encoder.encode(RequestList(items=items[: max(1, query.limit)])))
+            used += size
+        more = len(items) < len(matched) and items
+        return RequestList(items=items, next=cursor_of(items[-1]) if more else "", skipped=skipped[:100])

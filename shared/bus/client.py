@@ -2,12 +2,17 @@
 
 This is what the ``ferry`` command uses with ``--bus`` and what the gateway uses for everything —
 and it is a worked example for automation in another language: plain JSON on documented subjects.
+
+A reply that does not decode (cut short, or not what the subject promises) is a ``BadReply``, a
+permanent error naming the subject, never a bare decoding error. Lists come in pages
+(``list_page``); ``list`` follows them up to the query's limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import msgspec
 from nats.aio.client import Client
@@ -19,11 +24,12 @@ from nats.js.errors import Error as JsError
 from nats.js.errors import ObjectNotFoundError
 
 from shared.contracts import subjects
-from shared.contracts.errors import PermanentError, TemporaryError
+from shared.contracts.errors import PermanentError, TemporaryError, clipped
 from shared.contracts.events import Event, PhaseChanged, event_decoder
 from shared.contracts.requests import MobilityRequest, encode_request
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
 
+T = TypeVar("T")
 _rejected = msgspec.json.Decoder(Rejected)
 _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
@@ -51,6 +57,17 @@ class RequestRejected(PermanentError):
         self.rejected = rejected
 
 
+class BadReply(PermanentError):
+    """A reply that is not what the subject promises (cut short, not JSON, another shape)."""
+
+
+def _decoded(decoder: msgspec.json.Decoder[T], data: bytes, subject: str) -> T:
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as e:  # a ValidationError too
+        raise BadReply(f"the reply on {subject} cannot be read: {clipped(str(e))} ({len(data)} bytes)") from e
+
+
 class BusClient:
     def __init__(self, nc: Client, *, timeout: float = 10.0) -> None:
         self.nc = nc
@@ -74,7 +91,9 @@ class BusClient:
         raise AssertionError("unreachable")
 
     async def submit_raw(self, payload: bytes) -> Accepted | Rejected:
-        reply: Accepted | Rejected = reply_decoder.decode(await self._call(subjects.REQUESTS, payload))
+        reply: Accepted | Rejected = _decoded(
+            reply_decoder, await self._call(subjects.REQUESTS, payload), subjects.REQUESTS
+        )
         return reply
 
     async def submit(self, request: MobilityRequest) -> str:
@@ -86,23 +105,33 @@ class BusClient:
     async def get(self, request_id: str) -> RequestState:
         data = await self._call(subjects.REQUEST_GET, request_id.encode())
         if _is_rejected(data):
-            raise RequestRejected(_rejected.decode(data))
-        state: RequestState = _state.decode(data)
-        return state
+            raise RequestRejected(_decoded(_rejected, data, subjects.REQUEST_GET))
+        return _decoded(_state, data, subjects.REQUEST_GET)
 
     async def cancel(self, request_id: str) -> RequestState:
         data = await self._call(subjects.REQUEST_CANCEL, request_id.encode())
         if _is_rejected(data):
-            raise RequestRejected(_rejected.decode(data))
-        state: RequestState = _state.decode(data)
-        return state
+            raise RequestRejected(_decoded(_rejected, data, subjects.REQUEST_CANCEL))
+        return _decoded(_state, data, subjects.REQUEST_CANCEL)
 
-    async def list(self, query: ListQuery | None = None) -> list[RequestState]:
+    async def list_page(self, query: ListQuery | None = None) -> RequestList:
+        """One page: at most ``query.limit`` requests, newest first, the cursor of the next page in
+        ``next`` and the requests that could not be read in ``skipped``."""
         data = await self._call(subjects.REQUEST_LIST, _encoder.encode(query or ListQuery()))
         if _is_rejected(data):
-            raise RequestRejected(_rejected.decode(data))
-        items: list[RequestState] = _list.decode(data).items
-        return items
+            raise RequestRejected(_decoded(_rejected, data, subjects.REQUEST_LIST))
+        return _decoded(_list, data, subjects.REQUEST_LIST)
+
+    async def list(self, query: ListQuery | None = None) -> list[RequestState]:
+        """Up to ``query.limit`` requests, newest first, over as many pages as that takes."""
+        query = query or ListQuery()
+        items: list[RequestState] = []
+        while True:
+            page = await self.list_page(query)
+            items += page.items
+            if not page.next or not page.items or len(items) >= query.limit:
+                return items[: max(1, query.limit)]
+            query = msgspec.structs.replace(query, cursor=page.next, limit=query.limit - len(items))
 
     async def document(self, request_id: str, output: str) -> bytes:
         """A JSON document a step of the request left in the ``ferry-inventories`` object store:

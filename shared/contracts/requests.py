@@ -7,22 +7,110 @@ silently ignored) and every error names the field (msgspec reports ``$.source.cl
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, cast, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import Meta, Struct, field
 
-from shared.contracts.errors import json_path
+from shared.contracts.errors import VALUE_LIMIT, clipped, json_path, shown
 
 API_VERSION = "ferry.dev/v1"
 
-Name = Annotated[str, Meta(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
-ClusterName = Annotated[
-    str, Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.@:/]*[A-Za-z0-9])?$")
+# Bounds of a request (docs/contracts.md, "Bounds"). Each is in the JSON Schema where msgspec can say
+# it (``maxItems``, ``maxLength``, ``maxProperties``, ``pattern``); the encoded size is checked here.
+MAX_REQUEST_BYTES = 128 * 1024  # the whole request, encoded as compact JSON
+MAX_NAMESPACES = 1000  # source.namespaces, and entries of target.namespace_map
+MAX_LABELS = 64
+MAX_SELECTOR = 1024  # characters of source.selector
+MAX_RESOURCE_TYPES = 256  # entries of include_resources / exclude_resources
+MAX_MAP_ENTRIES = 256  # storage_class_map, registry_map, volumes.exclude_storage_classes
+MAX_RESOURCE_MODIFIERS = 64 * 1024  # characters of target.resource_modifiers
+MAX_RESTORE_RESOURCES = 1000  # restore.resources
+MAX_VOLUME_PATHS = 256  # restore.volume_paths
+
+
+def _whole(body: str) -> str:
+    """A pattern that must match the whole value. Python's ``$`` also matches before a final newline
+    (``"east\\n"`` would pass); the lookahead refuses that, and reads the same in the JSON Schema's
+    ECMA-262 regexes, where ``$`` alone would already have been enough."""
+    return f"^{body}$(?!\\n)"
+
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"  # DNS-1123 label
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # DNS-1123 subdomain
+_QUALIFIED = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"  # the name part of a label key
+
+Namespace = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=63,
+        pattern=_whole(_LABEL),
+        description="a namespace: a DNS-1123 label (lowercase letters, digits, '-'; no dots; at most 63)",
+    ),
 ]
-LabelMap = dict[Annotated[str, Meta(min_length=1, max_length=317)], Annotated[str, Meta(max_length=63)]]
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=253,
+        pattern=_whole(_SUBDOMAIN),
+        description="a Kubernetes object name: a DNS-1123 subdomain (lowercase, digits, '-', '.')",
+    ),
+]
+ClusterName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=253,
+        pattern=_whole(r"[A-Za-z0-9]([-A-Za-z0-9_.@:/]*[A-Za-z0-9])?"),
+        description="a kubeconfig context name",
+    ),
+]
+LabelKey = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=317,
+        pattern=_whole(f"({_SUBDOMAIN}/)?{_QUALIFIED}"),
+        description="a label key as Kubernetes writes them: [prefix/]name",
+    ),
+]
+LabelValue = Annotated[
+    str,
+    Meta(
+        max_length=63,
+        pattern=_whole(r"[^\x00-\x1f\x7f]*"),
+        description="a label value: text without control characters, at most 63 characters",
+    ),
+]
+LabelMap = Annotated[dict[LabelKey, LabelValue], Meta(max_length=MAX_LABELS)]
+Selector = Annotated[
+    str,
+    Meta(
+        max_length=MAX_SELECTOR,
+        pattern=_whole(r"[A-Za-z0-9_./=!,() -]*"),
+        description="a label selector, as kubectl -l takes it",
+    ),
+]
+ResourceType = Annotated[str, Meta(min_length=1, max_length=253, pattern=_whole(r"[^\s]+"))]
+ResourceTypes = Annotated[list[ResourceType], Meta(max_length=MAX_RESOURCE_TYPES)]
+RegistryPrefix = Annotated[str, Meta(min_length=1, max_length=512, pattern=_whole(r"[^\s]+"))]
+RepositoryName = Annotated[str, Meta(max_length=253, pattern=_whole(r"[^\s]*"))]
+SnapshotId = Annotated[str, Meta(max_length=256, pattern=_whole(r"[^\s]*"))]
+
+# What a pattern means, in words, for the error message (msgspec would quote the regex).
+_PATTERN_WORDS = {
+    _whole(_LABEL): "a DNS-1123 label (lowercase letters, digits and '-', no dots, at most 63 characters)",
+    _whole(_SUBDOMAIN): "a DNS-1123 subdomain (lowercase letters, digits, '-' and '.')",
+    _whole(r"[A-Za-z0-9]([-A-Za-z0-9_.@:/]*[A-Za-z0-9])?"): "a cluster (kubeconfig context) name",
+    _whole(f"({_SUBDOMAIN}/)?{_QUALIFIED}"): "a label key ([prefix/]name, as Kubernetes writes them)",
+    _whole(r"[^\x00-\x1f\x7f]*"): "text without control characters",
+    _whole(r"[A-Za-z0-9_./=!,() -]*"): "a label selector",
+    _whole(r"[^\s]+"): "a name without whitespace",
+    _whole(r"[^\s]*"): "a name without whitespace",
+}
 
 
 class RequestKind(StrEnum):
@@ -49,23 +137,30 @@ class Source(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Where the application is read from."""
 
     cluster: ClusterName
-    namespaces: list[Name] = field(default_factory=list)
-    selector: str = ""  # a label selector, as kubectl -l takes it
-    include_resources: list[str] = field(default_factory=list)  # e.g. "deployments.apps", "configmaps"
-    exclude_resources: list[str] = field(default_factory=list)
-    repository: str = ""  # the source region's repository name ("" = the default)
-    snapshot: str = ""  # restore/drill: the snapshot id to start from ("latest" for the newest)
+    namespaces: Annotated[list[Namespace], Meta(max_length=MAX_NAMESPACES)] = field(default_factory=list)
+    selector: Selector = ""  # a label selector, as kubectl -l takes it
+    include_resources: ResourceTypes = field(default_factory=list)  # e.g. "deployments.apps", "configmaps"
+    exclude_resources: ResourceTypes = field(default_factory=list)
+    repository: RepositoryName = ""  # the source region's repository name ("" = the default)
+    snapshot: SnapshotId = ""  # restore/drill: the snapshot id to start from ("latest" for the newest)
 
 
 class Target(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Where the application lands, and the transforms applied on the way."""
 
     cluster: ClusterName | None = None
-    repository: str = ""  # the target region's repository ("" = same as the source's)
-    namespace_map: dict[Name, Name] = field(default_factory=dict)
-    storage_class_map: dict[str, str] = field(default_factory=dict)
-    registry_map: dict[str, str] = field(default_factory=dict)
-    resource_modifiers: str = ""  # Velero's resource-modifier YAML (version: v1, resourceModifierRules)
+    repository: RepositoryName = ""  # the target region's repository ("" = same as the source's)
+    namespace_map: Annotated[dict[Namespace, Namespace], Meta(max_length=MAX_NAMESPACES)] = field(
+        default_factory=dict
+    )
+    storage_class_map: Annotated[dict[Name, Name], Meta(max_length=MAX_MAP_ENTRIES)] = field(
+        default_factory=dict
+    )
+    registry_map: Annotated[dict[RegistryPrefix, RegistryPrefix], Meta(max_length=MAX_MAP_ENTRIES)] = field(
+        default_factory=dict
+    )
+    # Velero's resource-modifier YAML (version: v1, resourceModifierRules)
+    resource_modifiers: Annotated[str, Meta(max_length=MAX_RESOURCE_MODIFIERS)] = ""
 
 
 class ExistingVolumes(StrEnum):
@@ -83,7 +178,9 @@ class VolumePolicy(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     copy_data: bool = True
     method: SnapshotMethod = SnapshotMethod.AUTO
     parallel: Annotated[int, Meta(ge=1, le=64)] = 2
-    exclude_storage_classes: list[str] = field(default_factory=list)
+    exclude_storage_classes: Annotated[list[Name], Meta(max_length=MAX_MAP_ENTRIES)] = field(
+        default_factory=list
+    )
     existing: ExistingVolumes = ExistingVolumes.AUTO  # a claim that already exists in the target
 
 
@@ -96,10 +193,14 @@ class RestoreScope(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
 
     # Named objects, "<kind or resource>/<name>" or "<kind or resource>/<namespace>/<name>" as captured,
     # e.g. "deployment/web", "configmaps/shop/app", "deployments.apps/web". Empty: every object.
-    resources: list[Annotated[str, Meta(min_length=3, max_length=512)]] = field(default_factory=list)
+    resources: Annotated[
+        list[Annotated[str, Meta(min_length=3, max_length=512)]], Meta(max_length=MAX_RESTORE_RESOURCES)
+    ] = field(default_factory=list)
     # Single paths of volumes, "<namespace>/<claim>:<path>" as captured, e.g. "shop/pgdata-db-0:/base/16":
     # only those paths of that claim are written (and verified). Empty: whole volumes.
-    volume_paths: list[Annotated[str, Meta(min_length=4, max_length=4096)]] = field(default_factory=list)
+    volume_paths: Annotated[
+        list[Annotated[str, Meta(min_length=4, max_length=4096)]], Meta(max_length=MAX_VOLUME_PATHS)
+    ] = field(default_factory=list)
     # With a namespace mapping, rewrite "<svc>.<ns>.svc[.cluster.local]" in values, namespaceSelector
     # matchNames and Helm release-namespace annotations (each rewrite is in the restore report).
     rewrite_references: bool = True
@@ -122,9 +223,12 @@ class MobilityRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     preflight_only: bool = False  # run the preflight checks (clusters, RBAC, storage, repositories) and stop
     idempotency_key: Annotated[str, Meta(max_length=256)] = ""
     labels: LabelMap = field(default_factory=dict)
-    # Override the kind's steps (names from StepName), e.g. a replicate that stops after snapshot.
-    itinerary: list[str] = field(default_factory=list)
-    api_version: str = API_VERSION
+    # Override the kind's steps (names from StepName), e.g. a replicate that stops after snapshot: a
+    # part of the kind's own steps, in their order (``echo``, a stub step that only reports, anywhere).
+    itinerary: Annotated[list[Annotated[str, Meta(max_length=32)]], Meta(max_length=16)] = field(
+        default_factory=list
+    )
+    api_version: Annotated[str, Meta(max_length=64)] = API_VERSION
 
 
 class RequestInvalid(ValueError):
@@ -136,20 +240,26 @@ class RequestInvalid(ValueError):
         self.reason = message
 
 
-_SELECTOR = re.compile(r"^[A-Za-z0-9_./=!,()\s-]*$")
-
-
 def check(request: MobilityRequest) -> MobilityRequest:
     """Rules across fields that a schema cannot say; raises RequestInvalid naming the field."""
     if request.api_version != API_VERSION:
         raise RequestInvalid(
-            "$.api_version", f"unsupported api_version {request.api_version!r}, expected {API_VERSION!r}"
+            "$.api_version", f"unsupported api_version {shown(request.api_version)}, expected {API_VERSION!r}"
         )
-    if not _SELECTOR.match(request.source.selector):
-        raise RequestInvalid("$.source.selector", "not a label selector")
-    overlap = set(request.source.include_resources) & set(request.source.exclude_resources)
+    size = len(_encoder.encode(request))
+    if size > MAX_REQUEST_BYTES:
+        path, part = _largest_part(request)
+        raise RequestInvalid(
+            path,
+            f"the request is {size} bytes as JSON, more than the {MAX_REQUEST_BYTES} a request may be; "
+            f"its largest part is this one ({part} bytes)",
+        )
+    overlap = sorted(set(request.source.include_resources) & set(request.source.exclude_resources))
     if overlap:
-        raise RequestInvalid("$.source.exclude_resources", f"both included and excluded: {sorted(overlap)}")
+        named = ", ".join(shown(r) for r in overlap[:3]) + (
+            f" and {len(overlap) - 3} more" if len(overlap) > 3 else ""
+        )
+        raise RequestInvalid("$.source.exclude_resources", f"both included and excluded: {named}")
     if (
         request.kind in (RequestKind.MIGRATE, RequestKind.RESTORE, RequestKind.DRILL)
         and not request.target.cluster
@@ -161,20 +271,59 @@ def check(request: MobilityRequest) -> MobilityRequest:
         )
     if request.kind is RequestKind.MIGRATE and not request.source.namespaces and not request.source.selector:
         raise RequestInvalid("$.source.namespaces", "name at least one namespace or a label selector")
-    from shared.contracts.steps import StepName  # steps import this module: keep the cycle local
+    _check_itinerary(request)
+    return request
 
-    known = {s.value for s in StepName}
+
+def _check_itinerary(request: MobilityRequest) -> None:
+    """An itinerary is a part of the kind's own steps, in their order, each once.
+
+    Every step relies on what the steps before it in the kind's order leave (a restore needs the
+    snapshot), so a reordered itinerary (``["verify", "discover"]``) could only fail later, or worse;
+    a shorter one (a replicate that stops after the snapshot) is what the field is for. ``echo``, a
+    stub step that only reports progress (tests, the backbone demo), may stand anywhere.
+    """
+    from shared.contracts.steps import StepName, itinerary_for  # steps import this module
+
+    known = [s.value for s in StepName]
     for i, step in enumerate(request.itinerary):
         if step not in known:
             raise RequestInvalid(
-                f"$.itinerary[{i}]", f"unknown step {step!r}, expected one of {sorted(known)}"
+                f"$.itinerary[{i}]", f"unknown step {shown(step)}, expected one of {', '.join(known)}"
             )
     if len(set(request.itinerary)) != len(request.itinerary):
         raise RequestInvalid("$.itinerary", "a step may appear only once")
-    unmapped_targets = [ns for ns in request.target.namespace_map.values() if not ns]
-    if unmapped_targets:
-        raise RequestInvalid("$.target.namespace_map", "every namespace must map to a name")
-    return request
+    default = itinerary_for(
+        msgspec.structs.replace(request, itinerary=[], preflight_only=False, dry_run=False)
+    )
+    order = [s.value for s in default]
+    kind = request.kind.value
+    previous = ""
+    for i, step in enumerate(request.itinerary):
+        if step == StepName.ECHO.value:
+            continue
+        if step not in order:
+            raise RequestInvalid(
+                f"$.itinerary[{i}]", f"a {kind} request has no step {step}; its steps: {', '.join(order)}"
+            )
+        if previous and order.index(step) < order.index(previous):
+            raise RequestInvalid(
+                f"$.itinerary[{i}]",
+                f"{step} cannot run after {previous}: a {kind} request's steps go {' → '.join(order)}",
+            )
+        previous = step
+
+
+def _largest_part(request: MobilityRequest) -> tuple[str, int]:
+    """The JSON path of the largest part of a request, going down while it is a Struct, and its size."""
+    path, value = "$", cast(Struct, request)
+    size = len(_encoder.encode(value))
+    while isinstance(value, Struct):
+        parts = {name: getattr(value, name) for name in value.__struct_fields__}
+        name = max(parts, key=lambda n: len(_encoder.encode(parts[n])))
+        path, value = f"{path}.{name}", parts[name]
+        size = len(_encoder.encode(value))
+    return path, size
 
 
 _decoder = msgspec.json.Decoder(MobilityRequest)
@@ -182,14 +331,71 @@ _encoder = msgspec.json.Encoder()
 
 
 def decode_request(data: bytes) -> MobilityRequest:
-    """Decode and check; raises RequestInvalid with the field path for any bad input."""
+    """Decode and check; raises RequestInvalid with the field path for any bad input.
+
+    The message never quotes more than 100 characters of a value, and an error on a key of a map
+    (a label key, a namespace mapped from) names that key in the path: ``$.labels["Bad Key"]``.
+    """
     try:
         request = _decoder.decode(data)
     except msgspec.ValidationError as e:
-        raise RequestInvalid(json_path(e) or "$", str(e).rsplit(" - at `", 1)[0]) from e
+        path, message = _located(data, e)
+        raise RequestInvalid(path, _in_words(clipped(message))) from e
     except msgspec.DecodeError as e:
-        raise RequestInvalid("$", f"not valid JSON: {e}") from e
+        raise RequestInvalid("$", f"not valid JSON: {clipped(str(e))}") from e
     return check(request)
+
+
+def _located(data: bytes, error: msgspec.ValidationError) -> tuple[str, str]:
+    """The path and message of a validation error, the map key it concerns found when msgspec only
+    says ``key in $.labels`` or ``$.labels[...]``."""
+    text = str(error)
+    message, _, where = text.partition(" - at `")
+    path = json_path(error) or "$"
+    on_key = "` in `" in where
+    if on_key or path.endswith("[...]"):
+        found = _culprit(data, path.removesuffix("[...]"), on_key=on_key)
+        if found is not None:
+            return found
+    return path, message
+
+
+def _culprit(data: bytes, map_path: str, *, on_key: bool) -> tuple[str, str] | None:
+    """Find the first key (or value) of the map at ``map_path`` that its declared type refuses."""
+    names = map_path.split(".")[1:]
+    if not map_path.startswith("$.") or any("[" in n for n in names):
+        return None
+    try:
+        raw: Any = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    kind: Any = MobilityRequest
+    for name in names:
+        if not (isinstance(kind, type) and issubclass(kind, Struct)) or not isinstance(raw, dict):
+            return None
+        kind, raw = _unwrapped(get_type_hints(kind, include_extras=True)[name]), raw.get(name)
+    if get_origin(kind) is not dict or not isinstance(raw, dict):
+        return None
+    key_type, value_type = get_args(kind)
+    for key, value in raw.items():
+        try:
+            msgspec.convert(key, key_type) if on_key else msgspec.convert(value, value_type)
+        except msgspec.ValidationError as bad:
+            where = f"{map_path}[{msgspec.json.encode(key[:VALUE_LIMIT]).decode()}]"
+            what = str(bad).partition(" - at `")[0]
+            return where, f"invalid key: {what}" if on_key else what
+    return None
+
+
+def _unwrapped(kind: Any) -> Any:
+    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
+
+
+def _in_words(message: str) -> str:
+    """msgspec's ``Expected `str` matching regex '…'``, with the regex said in words."""
+    for pattern, words in _PATTERN_WORDS.items():
+        message = message.replace(f"`str` matching regex {pattern!r}", words)
+    return message
 
 
 def encode_request(request: MobilityRequest) -> bytes:

@@ -2,17 +2,27 @@
 
 Phases follow Velero's Backup phases so operators recognise them. Writers update a state only by
 compare-and-set on the KV revision (see shared.bus.states), so two writers never lose an update.
+
+A stored state is at most ``MAX_STATE_BYTES`` of JSON: the request in it is at most
+``MAX_REQUEST_BYTES`` (shared.contracts.requests), and a step result that would push the state past
+the bound is kept whole in the ``ferry-inventories`` object store, under ``result_document(id,
+step)``, with a summary in the state that names it (outputs ``<step>_result``). So a state always
+fits in one NATS message, and a page of a list always holds at least one.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 import msgspec
-from msgspec import Struct, field
+from msgspec import Meta, Struct, field
 
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.steps import StepName, StepResult
+
+MAX_STATE_BYTES = 256 * 1024  # a RequestState as stored in the KV bucket, encoded as JSON
+MAX_LIST_LIMIT = 1000  # items on one page of a list
 
 
 class Phase(StrEnum):
@@ -93,7 +103,7 @@ class Rejected(Struct, frozen=True, tag="rejected"):
 
     error: str
     field: str = ""
-    code: str = "invalid"  # invalid | not-found | conflict | unavailable
+    code: str = "invalid"  # invalid | not-found | conflict | unreadable | unavailable (errors.py)
 
 
 Reply = Accepted | Rejected
@@ -104,11 +114,35 @@ class ListQuery(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     kind: str = ""
     label: str = ""  # key=value
     since: str = ""  # ISO time: created at or after
-    limit: int = 100
+    limit: int = 100  # at most this many items on the page (1..MAX_LIST_LIMIT)
+    cursor: Annotated[str, Meta(max_length=512)] = ""  # a RequestList's `next`: the page after it
 
 
-class RequestList(Struct, frozen=True, kw_only=True):
-    items: list[RequestState] = field(default_factory=list)
+class Unreadable(Struct, frozen=True, kw_only=True):
+    """A stored request a list had to leave out, and why (its state does not decode, say)."""
+
+    id: str
+    reason: str
+
+
+class RequestList(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One page of requests, newest first. ``next`` is the cursor of the page after this one (absent
+    on the last page); ``skipped`` names stored requests that could not be read (absent when none:
+    one unreadable entry never fails a list)."""
+
+    items: list[RequestState]
+    next: str = ""
+    skipped: list[Unreadable] = field(default_factory=list)
+
+
+def result_document(request_id: str, step: StepName) -> str:
+    """The object-store name of a step result kept outside the state (see the module docstring)."""
+    return f"{request_id}/results/{step.value}.json"
+
+
+def result_output(step: StepName) -> str:
+    """The output key of a state's step result summary that names the whole result's document."""
+    return f"{step.value}_result"
 
 
 state_encoder = msgspec.json.Encoder()

@@ -99,6 +99,37 @@ async def test_request_goes_through_a_two_step_itinerary_shared_by_two_replicas(
             "unknown step",
             id="an unknown step",
         ),
+        pytest.param(
+            b'{"kind": "replicate", "source": {"cluster": "east\\n"}}',
+            "$.source.cluster",
+            "cluster",
+            id="a cluster name with a trailing newline",
+        ),
+        pytest.param(
+            b'{"kind": "replicate", "source": {"cluster": "east", "namespaces": ["shop.eu"]}}',
+            "$.source.namespaces[0]",
+            "DNS-1123 label",
+            id="a namespace with a dot",
+        ),
+        pytest.param(
+            b'{"kind": "migrate", "source": {"cluster": "east", "namespaces": ["shop"]}, '
+            b'"target": {"cluster": "west"}, "itinerary": ["verify", "discover"]}',
+            "$.itinerary[1]",
+            "cannot run after verify",
+            id="a reversed itinerary",
+        ),
+        pytest.param(
+            b'{"kind": "replicate", "source": {"cluster": "east"}, "labels": {"Bad Key": "x"}}',
+            '$.labels["Bad Key"]',
+            "invalid key",
+            id="a label key that is not one, named",
+        ),
+        pytest.param(
+            b'{"kind": "' + b"x" * 10_000 + b'", "source": {"cluster": "east"}}',
+            "$.kind",
+            "(10000 characters)",
+            id="a 10,000-character kind, echoed only in part",
+        ),
         pytest.param(b"\xff not json", "$", "not valid JSON", id="bytes that are not JSON"),
     ],
 )
@@ -111,6 +142,7 @@ async def test_bad_requests_are_refused_naming_the_field_and_nothing_is_stored(
     assert isinstance(reply, Rejected)
     assert reply.field == field
     assert words in reply.error
+    assert "x" * 101 not in reply.error and len(reply.error) < 400
     assert stored == []
 
 

@@ -8,14 +8,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import msgspec
 import nats
 import pytest
 
 from services.intake.intake import queued_state
-from shared.bus.states import Change, RequestNotFound, RequestStore, StateConflict
+from shared.bus.states import Change, RequestNotFound, RequestStore, StateConflict, StateUnreadable
 from shared.bus.topology import ensure_topology
+from shared.contracts import subjects
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
-from shared.contracts.states import RequestState, StepStatus
+from shared.contracts.states import (
+    MAX_STATE_BYTES,
+    RequestState,
+    StepStatus,
+    Unreadable,
+    result_document,
+    result_output,
+)
+from shared.contracts.steps import StepName, StepResult
 from shared.localstack import NatsServer
 
 
@@ -93,3 +103,63 @@ async def test_the_list_holds_every_request_even_while_others_are_written(store:
         assert {f"r{n}" for n in range(40) if n != 7} <= listed and "r7" not in listed
     await writer
     assert len([state async for state in store.all()]) == 79
+
+
+async def test_a_state_above_the_bound_keeps_its_large_step_result_in_the_object_store(
+    store: RequestStore,
+) -> None:
+    """A step that reports 20,000 warnings (2 MB) must not make the request unreadable or unlistable."""
+    await store.create(new_state("big"))
+    warnings = [f"configmaps/shop/cm-{n}: skipped, {'x' * 80}" for n in range(20_000)]
+    result = StepResult(outputs={"inventory": "big/inventory.json"}, counts={"objects": 20_000},
+                        warnings=warnings, message="20000 objects")  # fmt: skip
+
+    def record(state: RequestState) -> bool:
+        step = state.step_state(StepName.DISCOVER)
+        step.status, step.result = StepStatus.SUCCEEDED, result
+        return True
+
+    written = await store.update("big", record)
+    entry = await store._kv.get("big")
+    assert entry.value is not None and len(entry.value) <= MAX_STATE_BYTES
+    stored, _ = await store.get("big")
+    summary = stored.step_state(StepName.DISCOVER).result
+    assert summary is not None and summary == written.step_state(StepName.DISCOVER).result
+    name = result_document("big", StepName.DISCOVER)
+    assert summary.outputs == {"inventory": "big/inventory.json", result_output(StepName.DISCOVER): name}
+    assert summary.counts == {"objects": 20_000} and summary.message == "20000 objects"
+    assert (
+        len(summary.warnings) == 11
+        and name in summary.warnings[-1]
+        and "20000 warnings" in summary.warnings[-1]
+    )
+    documents = await store._js.object_store(subjects.INVENTORY_STORE)
+    kept = await documents.get(name)
+    assert msgspec.json.decode(kept.data or b"", type=StepResult) == result  # whole, as reported
+
+    def reason(state: RequestState) -> bool:
+        state.reason = "updated again"
+        return True
+
+    await store.update("big", reason)  # a later write keeps the summary as it is
+    again, _ = await store.get("big")
+    assert again.step_state(StepName.DISCOVER).result == summary and again.reason == "updated again"
+
+
+async def test_a_stored_state_that_does_not_decode_is_reported_and_the_others_listed(
+    store: RequestStore,
+) -> None:
+    for n in range(3):
+        await store.create(new_state(f"ok{n}"))
+    await store._kv.put("truncated", b'{"id": "truncated", "request": {"kind": "migr')
+    unbounded = msgspec.to_builtins(new_state("unbounded"))  # as written before requests were bounded
+    unbounded["request"]["source"]["namespaces"] = [f"ns-{n}" for n in range(50_000)]
+    await store._kv.put("unbounded", msgspec.json.encode(unbounded))
+    entries = [entry async for entry in store.entries()]
+    unreadable = {e.id: e.reason for e in entries if isinstance(e, Unreadable)}
+    assert sorted(e.id for e in entries if isinstance(e, RequestState)) == ["ok0", "ok1", "ok2"]
+    assert set(unreadable) == {"truncated", "unbounded"}
+    assert "truncated" in unreadable["truncated"] and "$.request.source.namespaces" in unreadable["unbounded"]
+    assert sorted([s.id async for s in store.all()]) == ["ok0", "ok1", "ok2"]
+    with pytest.raises(StateUnreadable, match="stored state of request truncated cannot be read"):
+        await store.get("truncated")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import urllib.parse
 from pathlib import Path
 
 import msgspec
@@ -80,6 +81,54 @@ async def test_the_same_idempotency_key_gives_back_the_same_request(gateway: Gat
         second = (await response.json())["id"]
     async with gateway.session.post(gateway.url + "/v1/requests", data=body(), headers=headers) as response:
         assert (response.status, (await response.json())["id"]) == (200, second)
+
+
+async def test_the_same_idempotency_key_with_another_body_is_409_naming_the_key_and_the_request(
+    gateway: Gateway,
+) -> None:
+    first = await submit(gateway, body(key="deploy-9", team="a"))
+    url = gateway.url + "/v1/requests"
+    async with gateway.session.post(
+        url, data=body(key="deploy-9", team="b"), headers=gateway.auth("submit")
+    ) as r:
+        assert r.status == 409
+        conflict = await r.json()
+    assert (conflict["code"], conflict["field"]) == ("conflict", "$.idempotency_key")
+    assert "deploy-9" in conflict["error"] and first in conflict["error"]
+    headers = {**gateway.auth("submit"), "Idempotency-Key": "deploy-10"}
+    second = await submit(gateway, body(team="a"))  # no key: a request of its own
+    async with gateway.session.post(url, data=body(team="a"), headers=headers) as r:
+        assert r.status == 201
+    async with gateway.session.post(url, data=body(team="b"), headers=headers) as r:
+        assert r.status == 409
+        conflict = await r.json()
+    assert conflict["field"] == "Idempotency-Key" and "deploy-10" in conflict["error"]
+    assert second not in conflict["error"]
+    status, listed = await get(gateway, "/v1/requests")
+    assert status == 200 and len(listed["items"]) == 3  # the refused ones stored nothing
+
+
+async def test_the_list_pages_and_an_unreadable_entry_is_skipped_not_a_500(gateway: Gateway) -> None:
+    from shared.contracts import subjects
+
+    ids = {await submit(gateway, body()) for _ in range(5)}
+    kv = await gateway.client.nc.jetstream().key_value(subjects.REQUESTS_BUCKET)
+    await kv.put("migrate-broken", b'{"id": "migrate-broken", "request": {"kind": "mig')  # cut short
+    seen: list[str] = []
+    query = "?limit=2"
+    while True:
+        status, page = await get(gateway, "/v1/requests" + query)
+        assert status == 200, page
+        assert [s["id"] for s in page["skipped"]] == ["migrate-broken"]
+        seen += [item["id"] for item in page["items"]]
+        if "next" not in page:
+            break
+        query = "?limit=2&cursor=" + urllib.parse.quote(page["next"])
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+    status, broken = await get(gateway, "/v1/requests/migrate-broken")
+    assert (status, broken["code"]) == (500, "unreadable")
+    status, error = await get(gateway, "/v1/requests?cursor=nonsense")
+    assert (status, error["field"]) == (400, "cursor")
 
 
 async def test_requests_are_listed_with_filters(gateway: Gateway) -> None:
