@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 3
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# compat: the checkout goes on sys.path through a plain .pth file. The default editable install
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 	@# the default install follows.
 	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat \
 		|| $(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The sandbox (test double and local-stack launcher) is a distribution of its own, never in the
+	@# product's wheel or image; the checkout's root on sys.path already serves `import sandbox`.
+	$(BIN)/python -m pip install --quiet -e ./sandbox --config-settings editable_mode=compat \
+		|| $(BIN)/python -m pip install --quiet -e ./sandbox
 	@touch $(STAMP)
 
 .PHONY: setup

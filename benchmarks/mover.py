@@ -48,7 +48,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.localstack import SeaweedFS  # noqa: E402
+from sandbox.localstack import SeaweedFS  # noqa: E402
 
 MiB = 1024 * 1024
 PASSWORD = "benchmark-password"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import LocalStack, NatsServer, local_stack
+from sandbox.localstack import LocalStack, NatsServer, local_stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

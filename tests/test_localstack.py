@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import LocalStack, NatsServer, StackError, local_stack
+from sandbox.localstack import LocalStack, NatsServer, StackError, local_stack
 
 
 def _answers(url: str) -> bool:
@@ -51,7 +51,7 @@ def test_env_vars_point_at_running_servers(stack: LocalStack) -> None:
 
 
 def test_failed_start_names_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shared.localstack.processes.READY_TIMEOUT", 5)
+    monkeypatch.setattr("sandbox.localstack.processes.READY_TIMEOUT", 5)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

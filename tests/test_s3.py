@@ -7,7 +7,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from shared.localstack import LocalStack
+from sandbox.localstack import LocalStack
 
 
 def s3_client(endpoint: str, access_key: str, secret_key: str):  # type: ignore[no-untyped-def]

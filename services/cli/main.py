@@ -22,6 +22,13 @@ def _exit_code(e: SystemExit) -> int:
     return e.code if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_ERROR)
 
 
+SANDBOX_MISSING = (
+    "ferry sandbox: error: the sandbox (a test double of a Kubernetes cluster, with the local NATS and "
+    "SeaweedFS launcher) is not installed: it ships apart from Ferry. From a checkout: "
+    "pip install -e ./sandbox (make setup installs it)"
+)
+
+
 async def run(
     argv: list[str] | None = None, *, out: Console | None = None, err: Console | None = None
 ) -> int:
@@ -36,8 +43,13 @@ async def run(
         out.file.write(script(parser, args.shell))
         return EXIT_OK
     if args.command == "sandbox":
-        from services.cli.sandboxing import sandbox
-
+        try:
+            from services.cli.sandboxing import sandbox
+        except ModuleNotFoundError as e:  # the sandbox is a distribution of its own, for development
+            if not (e.name or "").startswith("sandbox"):
+                raise
+            err.print(SANDBOX_MISSING, markup=False, highlight=False, soft_wrap=True)
+            return EXIT_ERROR
         try:
             return await asyncio.to_thread(sandbox, args, out)
         except CliError as e:

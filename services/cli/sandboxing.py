@@ -1,6 +1,6 @@
 """``ferry sandbox up|down|status``: a whole Ferry on one machine, left running in the background.
 
-``up`` starts nats-server and SeaweedFS (``shared.localstack``), two sandbox API servers ("east" and
+``up`` starts nats-server and SeaweedFS (``sandbox.localstack``), two sandbox API servers ("east" and
 "west", ``python -m sandbox serve``; optionally seeded with sandbox/apps/shop), and every Ferry
 service that exists (``python -m services.<name>`` with FERRY_* env), each in its own session so it
 outlives this command. It writes ``<dir>/sandbox.json`` (mode 0600: it holds the gateway token) with
@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from sandbox.localstack import NatsServer, SeaweedFS, StackError
 from services.cli.transports import CliError
-from shared.localstack import NatsServer, SeaweedFS, StackError
 
 SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "verify", "gateway")
 CLUSTERS = ("east", "west")

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 
+from sandbox.localstack import NatsServer
 from shared.bus.client import BusClient
-from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 
 

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sandbox.localstack import NatsServer
 from shared.bus.connecting import BusSettings, connect
 from shared.contracts.errors import PermanentError, TemporaryError
-from shared.localstack import NatsServer
 
 
 def _secured(tmp_path: Path, *args: str) -> Iterator[NatsServer]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from sandbox.localstack import NatsServer
 from services.intake.intake import IntakeService
 from shared.bus.client import BusClient, RequestRejected
 from shared.bus.publishing import publish_step
@@ -20,7 +21,6 @@ from shared.contracts import subjects
 from shared.contracts.events import Failed, PhaseChanged, Progress, StepCompleted
 from shared.contracts.states import Phase, Rejected, StepStatus
 from shared.contracts.steps import StepCommand, StepName
-from shared.localstack import NatsServer
 from shared.runtime import Settings
 from tests.bus.stubs import Journal, running, step_class, stub_request
 from tests.waiting import eventually

@@ -12,6 +12,7 @@ import msgspec
 import nats
 import pytest
 
+from sandbox.localstack import NatsServer
 from services.intake.intake import queued_state
 from shared.bus.states import Change, RequestNotFound, RequestStore, StateConflict, StateUnreadable
 from shared.bus.topology import ensure_topology

@@ -7,11 +7,11 @@ import asyncio
 import time
 from pathlib import Path
 
+from sandbox.localstack import NatsServer
 from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
 from shared.contracts import subjects
 from shared.contracts.states import Phase
-from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 from tests.bus.stubs import running, stub_request
 from tests.bus.workers import workers

@@ -14,9 +14,9 @@ import nats
 import pytest
 from rich.console import Console
 
+from sandbox.localstack import NatsServer
 from services.cli.main import run
 from shared.bus.client import BusClient
-from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 from tests.gateway.stack import TOKENS, Gateway, ferry_stack, token_entries
 

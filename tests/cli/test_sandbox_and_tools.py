@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from sandbox import sandbox_clusters
-from shared.localstack import NatsServer
+from sandbox.localstack import NatsServer
 from tests.cli.conftest import invoke
 
 ROOT = Path(__file__).parents[2]

@@ -11,8 +11,8 @@ import pytest
 
 from sandbox import SandboxClusters, sandbox_clusters
 from sandbox.apps import install_shop
+from sandbox.localstack import NatsServer
 from shared.bus.client import BusClient
-from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import SeaweedFS, processes
-from shared.localstack.processes import find_binary
+from sandbox.localstack import SeaweedFS, processes
+from sandbox.localstack.processes import find_binary
 from shared.store import S3Settings, S3Store, layout
 from tests.drills.movers import mover, mover_env, start_backup, volume_of
 from tests.repository.trees import file_hashes

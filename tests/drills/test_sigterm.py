@@ -17,10 +17,10 @@ from pathlib import Path
 import nats
 import pytest
 
+from sandbox.localstack import NatsServer
 from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
 from shared.contracts.states import Phase, StepStatus
-from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 from tests.bus.stubs import running, stub_request
 from tests.bus.workers import workers

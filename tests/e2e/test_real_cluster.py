@@ -28,11 +28,11 @@ import nats
 import pytest
 import yaml
 
+from sandbox.localstack import LocalStack
 from shared.bus.client import BusClient
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
 from shared.kube import Clusters
-from shared.localstack import LocalStack
 
 pytestmark = pytest.mark.timeout(900)
 SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "verify")

@@ -10,8 +10,8 @@ import msgspec
 import nats
 import pytest
 
+from sandbox.localstack import NatsServer
 from shared.bus.client import BusClient
-from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 from tests.gateway.stack import Gateway, ferry_stack, token_entries
 

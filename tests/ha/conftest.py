@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import NatsCluster, nats_cluster
+from sandbox.localstack import NatsCluster, nats_cluster
 from tests.restore.conftest import sandboxes
 
 __all__ = ["cluster", "sandboxes"]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import nats
 from nats.js.api import StreamConfig
 
+from sandbox.localstack import NatsCluster
 from shared.bus.connecting import BusSettings, connect
-from shared.localstack import NatsCluster
 
 
 async def until(check: Callable[[], str | None], within: float = 30.0) -> str:

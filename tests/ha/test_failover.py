@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import SandboxClusters
+from sandbox.localstack import NatsCluster
 from services.discovery.discovering import DiscoveryService
 from services.discovery.preflight import PreflightService
 from services.intake.intake import IntakeService
@@ -35,7 +36,6 @@ from shared.contracts import subjects
 from shared.contracts.events import Event, PhaseChanged, StepCompleted, StepStarted
 from shared.contracts.states import Phase, StepStatus
 from shared.contracts.steps import StepName
-from shared.localstack import NatsCluster
 from shared.runtime import Settings, load_settings
 from tests.repository.trees import random_files
 from tests.restore.capturing import volume_dir

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 
+from sandbox.localstack import NatsCluster, NatsServer
 from shared.bus.connecting import BusSettings, connect
 from shared.bus.topology import ensure_topology
 from shared.contracts import subjects
 from shared.contracts.errors import PermanentError
-from shared.localstack import NatsCluster, NatsServer
 from shared.runtime import load_settings
 
 # The streams behind Ferry's topology: two streams, two KV buckets, one object store.

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.localstack import LocalStack
+from sandbox.localstack import LocalStack
 from shared.mover.settings import job_env
 from shared.repository import RepositorySettings, open_repository, put_blob
 from shared.store import ObjectStore, S3Settings, S3Store, layout

@@ -19,11 +19,11 @@ from pathlib import Path
 import nats
 import pytest
 
+from sandbox.localstack import LocalStack, NatsServer
 from shared.bus import ensure_topology
 from shared.contracts import Progress, subjects
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import event_decoder
-from shared.localstack import LocalStack, NatsServer
 from shared.runtime import load_settings, movers
 from tests.repository.trees import random_files
 

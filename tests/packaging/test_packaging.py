@@ -400,7 +400,14 @@ def test_the_image_installs_the_project_with_pip_from_pyproject() -> None:
         pytest.param("README.md", True, id="the build context keeps README.md, which pyproject names"),
         pytest.param("shared/runtime/settings.py", True, id="the build context keeps the shared package"),
         pytest.param("services/gateway/__main__.py", True, id="the build context keeps the services"),
-        pytest.param("sandbox/__init__.py", True, id="the build context keeps the sandbox package"),
+        pytest.param(
+            "sandbox/__init__.py", False, id="the build context leaves out the sandbox (a test double)"
+        ),
+        pytest.param(
+            "sandbox/localstack/processes.py",
+            False,
+            id="the build context leaves out the local-stack launcher",
+        ),
         pytest.param(".venv/bin/python", False, id="the build context leaves out the virtualenv"),
         pytest.param(".git/HEAD", False, id="the build context leaves out git"),
         pytest.param("tests/conftest.py", False, id="the build context leaves out the tests"),

@@ -15,12 +15,12 @@ import pytest
 from sandbox import SandboxClusters, sandbox_clusters
 from sandbox.apps import install_shop
 from sandbox.cluster import write_kubeconfig
+from sandbox.localstack import NatsServer
 from services.discovery.discovering import DiscoveryService
 from services.discovery.preflight import PreflightService
 from services.intake.intake import IntakeService
 from services.snapshot.snapshotting import SnapshotService
 from shared.bus.client import BusClient
-from shared.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 from tests.store.conftest import PASSWORD
 

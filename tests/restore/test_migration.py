@@ -21,6 +21,7 @@ import nats
 import pytest
 
 from sandbox import SandboxClusters
+from sandbox.localstack import LocalStack, NatsServer, SeaweedFS
 from sandbox.seeding import seed
 from services.discovery.preflight import PreflightService
 from services.intake.intake import IntakeService
@@ -35,7 +36,6 @@ from shared.contracts.requests import ConflictPolicy, MobilityRequest, RequestKi
 from shared.contracts.states import Phase
 from shared.contracts.steps import StepName
 from shared.kube.comparing import differences, without_ferry_labels
-from shared.localstack import LocalStack, NatsServer, SeaweedFS
 from shared.repository import Repository
 from shared.runtime import Settings, load_settings
 from shared.runtime.clusters import KubeCluster

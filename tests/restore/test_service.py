@@ -13,6 +13,7 @@ from typing import Any
 import nats
 import pytest
 
+from sandbox.localstack import NatsServer
 from services.intake.intake import IntakeService
 from services.restore.service import RestoreOptions, RestoreService
 from services.verify.service import VerifyService
@@ -21,7 +22,6 @@ from shared.contracts.events import Report
 from shared.contracts.reports import restore_report_decoder, verification_decoder
 from shared.contracts.requests import ConflictPolicy, MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
-from shared.localstack import NatsServer
 from shared.repository import Repository, backup, put_blob
 from shared.runtime import Settings, load_settings
 from shared.runtime.clusters import Cluster

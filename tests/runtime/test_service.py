@@ -12,13 +12,13 @@ import nats
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandbox.localstack import NatsServer
 from services.demo.echo import EchoService
 from services.intake.intake import IntakeService
 from shared.bus.client import BusClient
 from shared.contracts.events import PhaseChanged
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
-from shared.localstack import NatsServer
 from shared.runtime import load_settings
 
 

@@ -35,6 +35,7 @@ import nats
 import pytest
 
 from sandbox import SandboxClusters
+from sandbox.localstack import NatsServer
 from services.discovery.discovering import DiscoveryService
 from services.discovery.preflight import PreflightService
 from services.gateway.service import GatewayService
@@ -47,7 +48,6 @@ from services.verify.service import VerifyService
 from shared.bus.client import DOCUMENTS, BusClient
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
-from shared.localstack import NatsServer
 from shared.repository import Repository
 from shared.runtime import Settings, load_settings
 from shared.store import LocalStore

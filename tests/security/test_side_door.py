@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandbox.localstack import NatsServer
 from services.intake.intake import IntakeService
-from shared.localstack import NatsServer
 from shared.runtime import load_settings
 
 PASSWORD = "side-door-repository-password-5c1e"

@@ -17,11 +17,11 @@ import pytest
 
 from sandbox import SandboxClusters, SandboxOptions, sandbox_clusters
 from sandbox.apps import fill, install_shop
+from sandbox.localstack import LocalStack, NatsServer
 from services.discovery.discovering import DiscoveryService
 from services.intake.intake import IntakeService
 from services.snapshot.snapshotting import SnapshotService
 from shared.bus.client import BusClient
-from shared.localstack import LocalStack, NatsServer
 from shared.repository import Repository
 from shared.runtime import Settings, load_settings
 from shared.store import LocalStore, S3Store

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 
 from sandbox import SandboxClusters
+from sandbox.localstack import LocalStack
 from services.snapshot import catalog
 from shared.bus.client import BusClient
 from shared.contracts import subjects
@@ -18,7 +19,6 @@ from shared.contracts.inventory import decode_inventory
 from shared.contracts.snapshots import SnapshotDetail, SnapshotList
 from shared.contracts.states import Phase
 from shared.kube import Clusters
-from shared.localstack import LocalStack
 from shared.repository import Repository, read_blob, restore
 from shared.runtime import Settings
 from shared.runtime.repositories import open_repository

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.localstack import LocalStack
+from sandbox.localstack import LocalStack
 from shared.repository import Repository
 from shared.store import LocalStore, ObjectStore, S3Settings, S3Store
 

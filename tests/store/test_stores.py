@@ -11,7 +11,7 @@ from typing import Any
 import botocore.awsrequest
 import pytest
 
-from shared.localstack import LocalStack
+from sandbox.localstack import LocalStack
 from shared.store import (
     AccessDenied,
     LocalStore,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import LocalStack, NatsServer
+from sandbox.localstack import LocalStack, NatsServer
 from shared.repository import Repository, backup, put_blob
 from shared.runtime import Settings, load_settings
 from shared.store import LocalStore, ObjectStore, S3Store

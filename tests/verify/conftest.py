@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localstack import NatsServer
+from sandbox.localstack import NatsServer
 from shared.runtime import Settings, load_settings
 from tests.store.conftest import PASSWORD
 

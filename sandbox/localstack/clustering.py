@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.localstack.processes import READY_TIMEOUT, NatsServer, StackError, _port_free
+from sandbox.localstack.processes import READY_TIMEOUT, NatsServer, StackError, _port_free
 
 
 def _free_ports(count: int) -> list[int]:

@@ -11,8 +11,8 @@ Set ``FERRY_NATS_URL`` (and ``FERRY_S3_ENDPOINT`` with ``FERRY_S3_ACCESS_KEY`` /
 ``FERRY_S3_SECRET_KEY``) to point at servers that already run instead; nothing is started then.
 """
 
-from shared.localstack.clustering import NatsCluster, nats_cluster
-from shared.localstack.processes import (
+from sandbox.localstack.clustering import NatsCluster, nats_cluster
+from sandbox.localstack.processes import (
     LocalStack,
     NatsServer,
     S3Endpoint,
