@@ -25,8 +25,6 @@ import aiohttp
 import msgspec
 import yaml
 from aiohttp import web
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from services.gateway.app import (
     CLIENT,
@@ -38,6 +36,8 @@ from services.gateway.app import (
     without_values,
 )
 from services.gateway.config import Scope
+from shared.bus.micro import NoRespondersError
+from shared.bus.micro import ReplyTimeout as NatsTimeout
 from shared.contracts import subjects
 from shared.contracts.errors import http_status, json_path
 from shared.contracts.snapshots import SnapshotQuery, retention_decoder

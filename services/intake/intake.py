@@ -23,10 +23,8 @@ import logging
 import secrets
 
 import msgspec
-from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.micro.request import Request
 
+from shared.bus.micro import JetStreamContext, KeyNotFoundError, KeyWrongLastSequenceError, Request
 from shared.bus.publishing import publish_event, publish_step
 from shared.bus.states import RequestNotFound, RequestStore, StateConflict, StateUnreadable
 from shared.contracts import subjects

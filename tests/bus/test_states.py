@@ -27,7 +27,6 @@ from shared.contracts.states import (
     result_output,
 )
 from shared.contracts.steps import StepName, StepResult
-from shared.localstack import NatsServer
 
 
 @pytest.fixture

@@ -26,13 +26,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sandbox.localstack import NatsServer
 from shared.bus.client import BusClient
 from shared.bus.states import RequestStore
 from shared.contracts import subjects
 from shared.contracts.requests import MobilityRequest, RequestInvalid, RequestKind, Source, decode_request
 from shared.contracts.states import Accepted
 from shared.contracts.steps import StepName, itinerary_for
-from shared.localstack import NatsServer
 from shared.runtime import load_settings
 from tests.gateway.stack import Gateway, ferry_stack, token_entries
 
