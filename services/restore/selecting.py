@@ -76,6 +76,13 @@ def _volume_paths(entries: list[str], captured: list[Manifest]) -> dict[tuple[st
     return paths
 
 
+def _outside(item: Manifest, namespaces: set[str]) -> bool:
+    """A namespaced object (or a Namespace) not in the request's namespaces; cluster-scoped ones are in."""
+    if item.kind == "Namespace":
+        return item.name not in namespaces
+    return bool(item.namespace) and item.namespace not in namespaces
+
+
 def _holds(captured: list[Manifest]) -> str:
     counts = Counter(item.gr for item in captured)
     return ", ".join(f"{gr}={n}" for gr, n in sorted(counts.items())[:12]) or "nothing"
@@ -100,9 +107,7 @@ def select(captured: list[Manifest], request: MobilityRequest) -> Selection:
         if (item.namespace, item.name) in paths and item.kind == "PersistentVolumeClaim":
             chosen.append(item)  # the claim of a volume path comes with it
             continue
-        if namespaces and (item.namespace or (item.name if item.kind == "Namespace" else "")) not in (
-            namespaces | {""}
-        ):
+        if namespaces and _outside(item, namespaces):
             continue
         if source.include_resources and not _typed(item, source.include_resources):
             continue
@@ -112,7 +117,7 @@ def select(captured: list[Manifest], request: MobilityRequest) -> Selection:
             continue
         if scope.resources and not any(_named(entry, item) for entry in scope.resources):
             continue
-        if paths and not scope.resources and item.kind != "Namespace":
+        if paths and not scope.resources:
             continue  # only volume paths were asked for: their claims (and namespaces), nothing else
         chosen.append(item)
     if not [item for item in chosen if item.kind != "Namespace"]:
