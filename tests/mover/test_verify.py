@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.mover.test_cli import mover
 from tests.repository.trees import awkward_tree, describe, random_files
-
-MOVER = [sys.executable, "-m", "shared.mover"]
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "FERRY_REPO": str(tmp_path / "repo"), "FERRY_REPO_PASSWORD": "s3cret",
             "FERRY_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
-
-
-def mover(env: dict[str, str], *args: str, code: int = 0) -> dict[str, Any]:
-    done = subprocess.run([*MOVER, *args, "--json"], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == code, (
-        f"exit {done.returncode} != {code}\nstdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    summary["stderr"] = done.stderr
-    return summary
 
 
 def test_verify_then_delta_restore_then_verify_again(env: dict[str, str], tmp_path: Path) -> None:
