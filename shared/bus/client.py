@@ -11,11 +11,13 @@ permanent error naming the subject, never a bare decoding error. Lists come in p
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import msgspec
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -28,8 +30,13 @@ from shared.contracts.errors import PermanentError, TemporaryError, clipped
 from shared.contracts.events import Event, PhaseChanged, event_decoder
 from shared.contracts.requests import MobilityRequest, encode_request
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
+from shared.retrying import RetryPolicy, retrying
+
+log = logging.getLogger("ferry.bus")
 
 T = TypeVar("T")
+# No responders for a moment is normal during a rolling restart of the intake: wait 0.2, 0.5, 1 s.
+_NO_RESPONDERS = RetryPolicy(attempts=4, initial=0.2, multiplier=2.5, maximum=1.0, jitter=0.0)
 _rejected = msgspec.json.Decoder(Rejected)
 _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
@@ -74,21 +81,21 @@ class BusClient:
         self.timeout = timeout
 
     async def _call(self, subject: str, payload: bytes) -> bytes:
-        # No responders for a moment is normal during a rolling restart of the intake: retry briefly.
-        for pause in (0.2, 0.5, 1.0, None):
-            try:
-                reply = await self.nc.request(subject, payload, timeout=self.timeout)
-            except NoRespondersError as e:
-                if pause is None:
-                    raise TemporaryError(
-                        f"no Ferry intake service answers on {subject}: is it running?"
-                    ) from e
-                await asyncio.sleep(pause)
-                continue
-            except (NatsTimeout, TimeoutError) as e:
-                raise TemporaryError(f"no reply on {subject} within {self.timeout}s") from e
-            return reply.data
-        raise AssertionError("unreachable")
+        # Logged at INFO: a command-line user sees only the outcome, not the brief waits.
+        loop = retrying(
+            _NO_RESPONDERS,
+            retry_on=NoRespondersError,
+            what=f"request on {subject}",
+            logger=log,
+            level=logging.INFO,
+        )
+        try:
+            reply: Msg = await loop(self.nc.request, subject, payload, timeout=self.timeout)
+        except NoRespondersError as e:
+            raise TemporaryError(f"no Ferry intake service answers on {subject}: is it running?") from e
+        except (NatsTimeout, TimeoutError) as e:
+            raise TemporaryError(f"no reply on {subject} within {self.timeout}s") from e
+        return reply.data
 
     async def submit_raw(self, payload: bytes) -> Accepted | Rejected:
         reply: Accepted | Rejected = _decoded(

@@ -2,10 +2,10 @@
 
 Each replica of a service binds the same durable consumer, so JetStream shares the work among them.
 The loop keeps at most ``concurrency`` messages in hand and, for each one, classifies how the
-handler ended: success acks; a temporary error NAKs with backoff (attempt n/N, Retry-After honoured)
-until the attempts run out; a permanent error — or a message that does not decode — is recorded
-and TERMinated. On drain, in-flight handlers get a grace period; those still running are cancelled
-and NAKed so another replica resumes.
+handler ended: success acks; a temporary error NAKs with a delay from Ferry's one retry policy
+(``shared.retrying``: attempt n/N, Retry-After honoured) until the attempts run out; a permanent
+error — or a message that does not decode — is recorded and TERMinated. On drain, in-flight
+handlers get a grace period; those still running are cancelled and NAKed so another replica resumes.
 
 The ack wait is short (5 s by default) so that a message whose replica was killed comes back within
 seconds; a healthy step however long keeps its message with ``in_progress`` heartbeats, three per
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.contracts.errors import Cancelled, PermanentError, TemporaryError
+from shared.retrying import RetryPolicy, delay
 
 log = logging.getLogger("ferry.bus")
 
@@ -39,19 +39,21 @@ class Deferred(TemporaryError):
 
 
 @dataclass(frozen=True)
-class Backoff:
-    """Retry delays: initial * factor^(attempt-1), capped, with +/- jitter."""
+class Backoff(RetryPolicy):
+    """The NAK delays of a failed step message: Ferry's one retry policy with a step's patience.
+
+    A redelivery waits ``initial * 2^(attempt-1)`` seconds (up to ``maximum``, less up to 10 %
+    jitter) or what the error's ``retry_after`` asks, capped at ``maximum``. The number of attempts
+    is the consumer's ``max_attempts``, counted by JetStream's deliveries, not ``attempts``.
+    """
 
     initial: float = 1.0
-    factor: float = 2.0
     maximum: float = 60.0
     jitter: float = 0.1
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return max(0.0, retry_after)
-        base = min(self.maximum, self.initial * self.factor ** max(0, attempt - 1))
-        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+# Pauses between failed fetches while NATS restarts: 0.1 s doubling to 5 s, no jitter needed.
+_FETCH_PAUSE = RetryPolicy(initial=0.1, maximum=5.0, jitter=0.0)
 
 
 async def stop_background(task: asyncio.Task[None], stop: asyncio.Event, grace: float = 5.0) -> None:
@@ -96,7 +98,7 @@ class StepConsumer:
         concurrency: int = 4,
         ack_wait: float = 30.0,
         max_attempts: int = 5,
-        backoff: Backoff | None = None,
+        backoff: RetryPolicy | None = None,
     ) -> None:
         self._js = js
         self._stream, self._durable, self._subject = stream, durable, subject
@@ -139,7 +141,7 @@ class StepConsumer:
         await self.bind()
         sub = self._sub
         assert sub is not None
-        pause = 0.1
+        failures = 0  # fetches failed in a row
         try:
             while not self._stopping.is_set():
                 free = await self._wait_for_slot()
@@ -147,18 +149,14 @@ class StepConsumer:
                     break
                 try:
                     messages = await sub.fetch(batch=free, timeout=1.0)
-                    pause = 0.1
+                    failures = 0
                 except (NatsTimeout, TimeoutError):
                     continue
-                except Exception as e:
-                    log.warning("fetch from %s raised %r", self._durable, e)
+                except Exception as e:  # a NATS restart: keep trying, the client reconnects
+                    failures += 1
+                    pause = delay(_FETCH_PAUSE, failures)
+                    log.warning("fetch from %s raised %r; retrying in %.1fs", self._durable, e, pause)
                     await asyncio.sleep(pause)
-                    pause = min(pause * 2, 5.0)
-                    continue
-                except NatsError as e:  # a NATS restart: keep trying, the client reconnects
-                    log.warning("fetch from %s failed (%s); retrying in %.1fs", self._durable, e, pause)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 5.0)
                     continue
                 for msg in messages:
                     await self._slots.acquire()
@@ -210,23 +208,23 @@ class StepConsumer:
         except Cancelled:
             await self._settle(msg.ack())
         except Deferred as e:
-            await self._settle(msg.nak(delay=self._backoff.delay(1, e.retry_after)))
+            await self._settle(msg.nak(delay=delay(self._backoff, 1, e.retry_after)))
         except TemporaryError as e:
             final = attempt >= self._max_attempts
             await self._report(delivery, e, final)
             if final:
                 await self._settle(msg.term())
             else:
-                delay = self._backoff.delay(attempt, e.retry_after)
+                wait = delay(self._backoff, attempt, e.retry_after)
                 log.warning(
                     "attempt %d/%d of %s failed, retrying in %.1fs: %s",
                     attempt,
                     self._max_attempts,
                     self._durable,
-                    delay,
+                    wait,
                     e,
                 )
-                await self._settle(msg.nak(delay=delay))
+                await self._settle(msg.nak(delay=wait))
         except (PermanentError, msgspec.DecodeError, msgspec.ValidationError) as e:
             await self._report(delivery, e, True)
             await self._settle(msg.term())
@@ -236,7 +234,7 @@ class StepConsumer:
             )
             final = attempt >= self._max_attempts
             await self._report(delivery, e, final)
-            await self._settle(msg.term() if final else msg.nak(delay=self._backoff.delay(attempt)))
+            await self._settle(msg.term() if final else msg.nak(delay=delay(self._backoff, attempt)))
         else:
             await self._settle(msg.ack())
             self.handled += 1

@@ -39,6 +39,7 @@ from shared.contracts.states import (
     state_encoder,
 )
 from shared.contracts.steps import StepResult
+from shared.retrying import RetryPolicy, retrying
 
 log = logging.getLogger("ferry.bus")
 
@@ -82,7 +83,8 @@ class RequestStore:
     ) -> None:
         self._kv = kv
         self._js = js
-        self._max_conflicts = max_conflicts
+        # A conflict means another writer just succeeded: read again at once, no wait.
+        self._conflicts = RetryPolicy(attempts=max_conflicts, initial=0.0, jitter=0.0)
         self._max_bytes = max_bytes
         self._documents: ObjectStore | None = None
 
@@ -125,16 +127,27 @@ class RequestStore:
 
     async def update(self, request_id: str, change: Change) -> RequestState:
         """Apply ``change`` atomically (read, change, compare-and-set, retry on conflict)."""
-        for attempt in range(1, self._max_conflicts + 1):
+
+        async def attempt() -> RequestState:
             state, revision = await self.get(request_id)
-            if not change(state):
-                return state
-            try:
+            if change(state):
                 await self.put_if(state, revision)
-                return state
-            except StateConflict:
-                log.debug("state conflict on %s, attempt %d/%d", request_id, attempt, self._max_conflicts)
-        raise StateConflict(f"request {request_id}: gave up after {self._max_conflicts} conflicting writes")
+            return state
+
+        loop = retrying(
+            self._conflicts,
+            retry_on=StateConflict,
+            what=f"compare-and-set of request {request_id}",
+            logger=log,
+            level=logging.DEBUG,
+        )
+        try:
+            state: RequestState = await loop(attempt)
+        except StateConflict as e:
+            raise StateConflict(
+                f"request {request_id}: gave up after {self._conflicts.attempts} conflicting writes"
+            ) from e
+        return state
 
     async def keys(self) -> list[str]:
         """Every request id in the bucket (deleted ones included: ``get`` skips them).

@@ -8,20 +8,19 @@ wrong default patch content types, a shared discovery cache file) cannot occur. 
 never returned as an object: a failure raises (``errors.error_for``), a success ``Status`` (what a
 DELETE of most built-ins answers) is returned only by ``request(..., allow_status=True)``.
 
-Retries are data plus one loop (``RetryPolicy``): 429 and 5xx and connection failures are retried
-with exponential backoff and jitter, honouring ``Retry-After``; every retry is logged as
-``attempt n/N``. Writes are retried too — a create that reached the server before the connection
-broke answers ``AlreadyExists`` on the retry, which callers handle like any other conflict.
+Retries follow Ferry's one policy (``shared.retrying``): 429 and 5xx and connection failures are
+retried with exponential backoff and jitter, honouring ``Retry-After`` (capped at the policy's
+``maximum``); every retry is logged as ``attempt n/N``. A conflict (409) or an expired version (410)
+is temporary for the step but never retried here: the caller must read again first. Writes are
+retried too — a create that reached the server before the connection broke answers ``AlreadyExists``
+on the retry, which callers handle like any other conflict.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -29,6 +28,8 @@ from kubernetes_asyncio.client import ApiClient
 
 from shared.contracts.errors import TemporaryError
 from shared.kube.errors import ApiError, Unreachable, error_for, is_status
+from shared.retrying import RetryPolicy as RetryPolicy  # re-exported: callers of shared.kube pass one
+from shared.retrying import retrying
 
 log = logging.getLogger("ferry.kube")
 
@@ -36,18 +37,17 @@ JSON = "application/json"
 Query = Sequence[tuple[str, str | int]] | Mapping[str, str | int | None] | None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    initial: float = 0.2
-    maximum: float = 10.0
-    factor: float = 2.0
+KUBE_RETRY = RetryPolicy(attempts=5)  # waits 0.1-0.2, 0.2-0.4, 0.4-0.8, 0.8-1.6 s: ~3 s at most
 
-    def delay(self, attempt: int, hint: float | None = None) -> float:
-        if hint is not None:
-            return min(max(hint, 0.0), self.maximum * 6)
-        base = min(self.maximum, self.initial * self.factor ** (attempt - 1))
-        return base * (0.5 + random.random() / 2)
+
+def worth_retrying(error: BaseException) -> bool:
+    """Whether a request is sent again: temporary API errors and lost connections, but not a
+    conflict or an expired version (409, 410), which only a fresh read can resolve."""
+    return (
+        isinstance(error, ApiError | Unreachable)
+        and isinstance(error, TemporaryError)
+        and error.status not in (409, 410)
+    )
 
 
 def _query(query: Query) -> list[tuple[str, str]]:
@@ -80,7 +80,7 @@ class Transport:
     def __init__(self, api: ApiClient, cluster: str, *, retry: RetryPolicy | None = None) -> None:
         self.api = api
         self.cluster = cluster
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or KUBE_RETRY
         self.timeout = 30.0
 
     @property
@@ -131,31 +131,12 @@ class Transport:
         what: str = "",
     ) -> Any:
         """Send one request (retried when worth it); return the decoded JSON body (or text if raw)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._once(
-                    method, path, query, body, content_type, request_timeout, allow_status, raw, what
-                )
-            except (ApiError, Unreachable) as e:
-                if not isinstance(e, TemporaryError) or e.status in (409, 410):
-                    raise
-                if attempt >= self.retry.attempts:
-                    raise
-                hint = e.retry_after
-                delay = self.retry.delay(attempt, hint)
-                log.warning(
-                    "%s %s on %s: %s; retrying in %.1fs (attempt %d/%d)",
-                    method,
-                    path,
-                    self.cluster,
-                    e,
-                    delay,
-                    attempt,
-                    self.retry.attempts,
-                )
-                await asyncio.sleep(delay)
+        loop = retrying(
+            self.retry, retry_on=worth_retrying, what=f"{method} {path} on {self.cluster}", logger=log
+        )
+        return await loop(
+            self._once, method, path, query, body, content_type, request_timeout, allow_status, raw, what
+        )
 
     async def _once(
         self,

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.lazy import lazy_names
+from shared.retrying import RetryPolicy
 from shared.store import layout
-from shared.store.base import ObjectInfo, ObjectStore, RetryPolicy, retrying
+from shared.store.base import ObjectInfo, ObjectStore, retried
 from shared.store.errors import (
     AccessDenied,
     ObjectNotFound,
@@ -44,7 +45,7 @@ __all__ = [
     "TemporaryStoreError",
     "layout",
     "open_store",
-    "retrying",
+    "retried",
 ]
 
 

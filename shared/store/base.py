@@ -1,4 +1,4 @@
-"""The object-store interface the repository is written against, and the one retry loop.
+"""The object-store interface the repository is written against, and how its calls are retried.
 
 The interface is deliberately small and *blocking*: the repository calls it from thread pools sized on
 purpose (uploads are I/O bound and boto3 releases the GIL while it waits on the socket), so an async
@@ -6,19 +6,19 @@ interface would only add a hop. Two implementations exist: ``S3Store`` (boto3) a
 directory). Both promise that an object is either fully written or absent — a reader never sees half a
 pack — which is what keeps an interrupted backup consistent.
 
-Retries are data (``RetryPolicy``) plus one loop (``retrying``): only temporary errors are retried,
-with exponential backoff and jitter, and each attempt is logged as ``attempt n/N``.
+Retries are Ferry's one policy (``shared.retrying``): ``retried`` runs a call in its blocking
+loop, retrying only temporary ``StoreError``s (with an S3 ``Retry-After`` honoured), each attempt
+logged as ``attempt n/N``.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from shared.retrying import RetryPolicy, retrying_sync
 from shared.store.errors import StoreError
 
 log = logging.getLogger("ferry.store")
@@ -34,37 +34,14 @@ class ObjectInfo:
     size: int
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a temporary failure is retried."""
-
-    attempts: int = 6
-    initial_delay: float = 0.2
-    max_delay: float = 10.0
-    multiplier: float = 2.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        base = min(self.initial_delay * self.multiplier ** (attempt - 1), self.max_delay)
-        return base * (0.5 + random.random() / 2)
+def is_temporary(error: BaseException) -> bool:
+    """Whether a store error is worth another attempt (a permanent one never is)."""
+    return isinstance(error, StoreError) and error.temporary
 
 
-def retrying(policy: RetryPolicy, what: str, call: Callable[[], T]) -> T:
+def retried(policy: RetryPolicy, what: str, call: Callable[[], T]) -> T:
     """Run ``call``; retry it while it raises a temporary ``StoreError``, up to ``policy.attempts``."""
-    attempt = 1
-    while True:
-        try:
-            return call()
-        except StoreError as e:
-            if not e.temporary or attempt >= policy.attempts:
-                raise
-            delay = policy.delay(attempt, getattr(e, "retry_after", None))
-            log.warning(
-                "%s failed (attempt %d/%d), retrying in %.2fs: %s", what, attempt, policy.attempts, delay, e
-            )
-            time.sleep(delay)
-            attempt += 1
+    return retrying_sync(policy, retry_on=is_temporary, what=what, logger=log)(call)
 
 
 class ObjectStore(Protocol):

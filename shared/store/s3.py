@@ -9,8 +9,9 @@ Built for throughput against gateways such as SeaweedFS, MinIO or AWS itself:
   start-up that a mover on a local directory should not pay), and botocore's data files (S3's model,
   endpoint rules, the endpoints table) are parsed with msgspec: its own JSON loader (``json`` with an
   ``OrderedDict`` hook) takes ~0.1 s of every mover's start for them, msgspec ~0.04 s;
-- botocore's own retries are switched off and replaced by Ferry's loop (``base.retrying``) so that
-  every failure is classified into Ferry's errors (temporary / permanent) and each attempt is logged;
+- botocore's own retries are switched off and replaced by Ferry's one policy (``shared.retrying``,
+  through ``base.retried``) so that every failure is classified into Ferry's errors (temporary /
+  permanent), a ``Retry-After`` is honoured and each attempt is logged;
 - TLS: a CA bundle is checked when the store is made (a missing or empty file is a permanent error
   naming it, not a "network" failure retried at the first request), and ``verify_tls=False``
   (``--s3-insecure``) turns verification off even when a CA bundle is also given.
@@ -25,7 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shared.store.base import ObjectInfo, RetryPolicy, retrying
+from shared.retrying import RetryPolicy
+from shared.store.base import ObjectInfo, retried
 from shared.store.errors import (
     AccessDenied,
     ObjectNotFound,
@@ -38,8 +40,20 @@ T = TypeVar("T")
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
-_TEMPORARY = {"SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "RequestTimeTooSkewed",
-              "InternalError", "ServiceUnavailable", "503", "500", "502", "504", "429"}  # fmt: skip
+_TEMPORARY = {
+    "SlowDown",
+    "RequestTimeout",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+    "502",
+    "504",
+    "429",
+}
 
 
 @dataclass(frozen=True)
@@ -246,7 +260,7 @@ class S3Store:
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
                 raise classify(e, what) from e
 
-        return retrying(self.settings.retry, what, once)
+        return retried(self.settings.retry, what, once)
 
     def _key(self, key: str) -> str:
         return self._prefix + key

@@ -73,7 +73,7 @@ def test_wrong_s3_credentials_are_a_permanent_access_error(stack: LocalStack, da
 
 def test_an_unreachable_endpoint_is_temporary_after_retries(caplog: pytest.LogCaptureFixture) -> None:
     settings = S3Settings(bucket="b", endpoint="http://127.0.0.1:9", access_key="a", secret_key="b",
-                          retry=RetryPolicy(attempts=3, initial_delay=0.01))  # fmt: skip
+                          retry=RetryPolicy(attempts=3, initial=0.01))  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="ferry.store"), pytest.raises(TemporaryStoreError):
         S3Store(settings).get("config")
     assert "attempt 2/3" in caplog.text
@@ -92,7 +92,7 @@ def test_an_injected_s3_error_is_retried_and_the_write_lands(
 ) -> None:
     """SeaweedFS answers for real; the first two PUTs are answered 503 SlowDown before they leave."""
     settings = s3_settings(stack, data_bucket, f"retry-{unique}")
-    store = S3Store(S3Settings(**{**settings.__dict__, "retry": RetryPolicy(initial_delay=0.01)}))
+    store = S3Store(S3Settings(**{**settings.__dict__, "retry": RetryPolicy(initial=0.01)}))
     failures = {"left": 2}
 
     def fail_twice(request: Any, **_: Any) -> Any:
