@@ -192,6 +192,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
+    """The flags of ``migrate|replicate|restore|drill``: the clusters, then one group each (as --help)."""
     parser.add_argument(
         "--from",
         dest="source_cluster",
@@ -209,7 +210,14 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
             metavar="ID",
             help="snapshot to restore ('latest' for the newest)",
         )
-    what = parser.add_argument_group("what to take")
+    _what_flags(parser.add_argument_group("what to take"))
+    _landing_flags(parser.add_argument_group("how it lands"))
+    _volume_flags(parser.add_argument_group("volumes"))
+    _run_flags(parser.add_argument_group("the request"))
+
+
+def _what_flags(what: argparse._ArgumentGroup) -> None:
+    """Which objects and volumes a request takes."""
     what.add_argument(
         "-n", "--namespace", action="append", metavar="NS", help="namespace(s), repeatable or comma-separated"
     )
@@ -238,7 +246,10 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     what.add_argument(
         "--from-repository", metavar="NAME", help="source region's repository (default: the default)"
     )
-    how = parser.add_argument_group("how it lands")
+
+
+def _landing_flags(how: argparse._ArgumentGroup) -> None:
+    """How the objects land in the target: names, classes, registries, conflicts."""
     how.add_argument("--to-repository", metavar="NAME", help="target region's repository")
     how.add_argument(
         "--namespace-mapping", action="append", metavar="OLD:NEW", help="rename namespaces, repeatable"
@@ -252,7 +263,10 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     )
     how.add_argument("--resource-modifiers", metavar="FILE", help="Velero resource-modifier YAML")
     how.add_argument("--existing-resource-policy", choices=[p.value for p in ConflictPolicy], default="skip")
-    vol = parser.add_argument_group("volumes")
+
+
+def _volume_flags(vol: argparse._ArgumentGroup) -> None:
+    """How volume data is captured and copied."""
     vol.add_argument("--snapshot-method", choices=[m.value for m in SnapshotMethod], default="auto")
     vol.add_argument("--parallel", type=int, default=2, metavar="N", help="volumes copied at once (1-64)")
     vol.add_argument("--exclude-storage-classes", action="append", metavar="SC")
@@ -264,7 +278,10 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
         help="a claim that already exists in the target: refresh it (delta restore), keep its data, or fail; "
         "auto refreshes claims Ferry restored before and keeps any other",
     )
-    run = parser.add_argument_group("the request")
+
+
+def _run_flags(run: argparse._ArgumentGroup) -> None:
+    """The request itself: dry run, preflight, idempotency, labels, and whether to wait for it."""
     run.add_argument("--quiesce", action="store_true", help="scale workloads to zero during the final copy")
     run.add_argument("--dry-run", action="store_true", help="discover and report; change nothing")
     run.add_argument(

@@ -155,7 +155,23 @@ def stop(root: Path, processes: list[dict[str, Any]]) -> list[str]:
 
 
 def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any], wanted: list[str]) -> None:
-    processes: list[dict[str, Any]] = state["processes"]
+    """Start everything, recording each process in ``state`` as it starts (``down`` stops them)."""
+    nats, weed = _start_stores(out, root, state["processes"])
+    servers = _start_clusters(root, state["processes"])
+    kubeconfig = root / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(_kubeconfig(servers), sort_keys=False))
+    state.update(nats_url=nats.url, s3=vars(weed.s3), clusters=servers, kubeconfig=str(kubeconfig))
+    if args.seed:
+        _seed(out, state, servers["east"])
+    token = secrets.token_urlsafe(24)
+    env = _service_env(nats, weed, kubeconfig, token)
+    if getattr(args, "image", None):
+        env["FERRY_IMAGE"] = args.image
+    _start_services(root, state, wanted, env, token)
+
+
+def _start_stores(out: Console, root: Path, processes: list[dict[str, Any]]) -> tuple[NatsServer, SeaweedFS]:
+    """nats-server and SeaweedFS (``sandbox.localstack``), on free ports under ``root``."""
     nats = NatsServer(root / "nats").start()
     assert nats.proc is not None
     _children[nats.proc.pid] = nats.proc
@@ -171,31 +187,42 @@ def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any
     out.print(
         f"nats-server at {nats.url}; SeaweedFS S3 at {weed.s3.endpoint}", highlight=False, soft_wrap=True
     )
-    servers = {}
+    return nats, weed
+
+
+def _start_clusters(root: Path, processes: list[dict[str, Any]]) -> dict[str, str]:
+    """One sandbox API server per cluster, started together; their URLs by cluster name."""
     for name in CLUSTERS:
         data = root / "clusters" / name
         cmd = [sys.executable, "-m", "sandbox", "serve", "--name", name, "--port", "0", "--data", str(data)]
         entry = _spawn(f"cluster:{name}", cmd, root / "logs" / f"cluster-{name}.log")
         entry["marker"] = str(data)
         processes.append(entry)
-    for name, entry in zip(CLUSTERS, processes[-len(CLUSTERS) :], strict=True):
-        servers[name] = _wait_log(r"serving at (http://\S+)", entry).group(1)
-    kubeconfig = root / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(_kubeconfig(servers), sort_keys=False))
-    state.update(nats_url=nats.url, s3=vars(weed.s3), clusters=servers, kubeconfig=str(kubeconfig))
-    if args.seed:
-        shop = _shop()
-        if shop is None:
-            state["skipped"].append("seed: sandbox/apps/shop has no YAML")
-        else:
-            done = subprocess.run(
-                [sys.executable, "-m", "sandbox", "seed", "--server", servers["east"], str(shop)],
-                capture_output=True, text=True, timeout=READY,
-            )  # fmt: skip
-            if done.returncode != 0:
-                raise CliError(f"seeding east failed: {done.stderr[-800:]}")
-            out.print(f"seeded east with {shop}", highlight=False, soft_wrap=True)
-    token = secrets.token_urlsafe(24)
+    return {
+        name: _wait_log(r"serving at (http://\S+)", entry).group(1)
+        for name, entry in zip(CLUSTERS, processes[-len(CLUSTERS) :], strict=True)
+    }
+
+
+def _seed(out: Console, state: dict[str, Any], server: str) -> None:
+    """The shop app (sandbox/apps/shop) into the east cluster, when the checkout has it."""
+    shop = _shop()
+    if shop is None:
+        state["skipped"].append("seed: sandbox/apps/shop has no YAML")
+        return
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "seed", "--server", server, str(shop)],
+        capture_output=True,
+        text=True,
+        timeout=READY,
+    )
+    if done.returncode != 0:
+        raise CliError(f"seeding east failed: {done.stderr[-800:]}")
+    out.print(f"seeded east with {shop}", highlight=False, soft_wrap=True)
+
+
+def _service_env(nats: NatsServer, weed: SeaweedFS, kubeconfig: Path, token: str) -> dict[str, str]:
+    """The FERRY_* settings every service runs with (none inherited from this shell's FERRY_*)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     env.update(
         FERRY_NATS_URL=nats.url,
@@ -214,8 +241,13 @@ def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any
             [{"sha256": hashlib.sha256(token.encode()).hexdigest(), "scopes": ["admin"], "name": "sandbox"}]
         ),
     )
-    if getattr(args, "image", None):
-        env["FERRY_IMAGE"] = args.image
+    return env
+
+
+def _start_services(
+    root: Path, state: dict[str, Any], wanted: list[str], env: dict[str, str], token: str
+) -> None:
+    """Every wanted service that is built, each with its own health port; then wait until all are ready."""
     started = []
     for name in wanted:
         if name not in SERVICES:
@@ -239,7 +271,7 @@ def _up(args: argparse.Namespace, out: Console, root: Path, state: dict[str, Any
             service_env,
         )
         entry["health"] = f"http://127.0.0.1:{health}"
-        processes.append(entry)
+        state["processes"].append(entry)
         started.append(entry)
     for entry in started:
         _wait_http(entry["health"] + "/readyz", entry)

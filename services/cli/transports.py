@@ -9,6 +9,7 @@ restart or a load balancer's idle timeout. The bus transport is ``shared.bus.cli
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from collections.abc import AsyncIterator
@@ -23,17 +24,21 @@ from shared.bus.connecting import connect
 from shared.bus.micro import NoRespondersError
 from shared.bus.micro import ReplyTimeout as NatsTimeout
 from shared.contracts import subjects
-from shared.contracts.errors import FerryError
+from shared.contracts.errors import CodedError, FerryError, Forbidden, Unauthorized, error_for, from_status
 from shared.contracts.events import Event, PhaseChanged, event_decoder
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
+from shared.retrying import RetryPolicy, delay, retrying
 from shared.runtime import load_settings
 
 _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
 
 
-RETRIES = 6  # attempts of a read while the gateway is unreachable: about 10 s in all
-BACKOFF = 0.5  # seconds, times the attempt number
+# While the gateway is unreachable (a replica restarting), a read is tried 6 times, waiting 0.5 s
+# growing to 3 s (about 7.5 s in all); a lost event stream is reconnected up to 6 times in a row
+# (about 10.5 s). No jitter: one client, whose waits are what a person expects.
+READ_RETRY = RetryPolicy(attempts=6, initial=0.5, multiplier=1.6, maximum=3.0, jitter=0.0)
+STREAM_RETRY = dataclasses.replace(READ_RETRY, attempts=7)
 
 
 class CliError(Exception):
@@ -59,8 +64,29 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-def _rejected_text(error: str, field: str) -> str:
-    return f"{error} (field {field})" if field and field not in error else error
+def said(error: CodedError, *, over_http: bool = False) -> str:
+    """A rejection as one line for people: the message, the field when it does not name it already;
+    from the gateway also what to do about a refused token, or the HTTP status."""
+    text = str(error)
+    if error.field and error.field not in text:
+        text = f"{text} (field {error.field})"
+    if not over_http:
+        return text
+    if isinstance(error, Unauthorized):
+        return f"the gateway refused the token ({text}): set FERRY_TOKEN"
+    if isinstance(error, Forbidden):
+        return f"not allowed: {text}"
+    return f"{text} (HTTP {error.status})"
+
+
+def gateway_error(status: int, body: bytes) -> CodedError:
+    """The taxonomy's error for a gateway's answer: its status says the kind (a proxy's page in front
+    of the gateway has a status, not a code), its ``ErrorBody`` what and where."""
+    try:
+        doc = json.loads(body)
+        return from_status(status, str(doc.get("error", "")), field=str(doc.get("field", "")))
+    except (ValueError, AttributeError):
+        return from_status(status, body.decode(errors="replace")[:200])
 
 
 # --- the gateway ------------------------------------------------------------------------------------
@@ -75,15 +101,10 @@ class GatewayTransport:
         self, method: str, path: str, *, data: bytes | None = None, params: dict[str, str] | None = None
     ) -> bytes:
         """One call; reads (GET) are retried while the gateway is unreachable (a replica restarting)."""
-        attempts = RETRIES if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self._call_once(method, path, data=data, params=params)
-            except Unreachable:
-                if attempt == attempts:
-                    raise
-                await asyncio.sleep(BACKOFF * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        if method != "GET":
+            return await self._call_once(method, path, data=data, params=params)
+        again = retrying(READ_RETRY, retry_on=Unreachable, what=f"GET {path}")
+        return await again(self._call_once, method, path, data=data, params=params)
 
     async def _call_once(
         self, method: str, path: str, *, data: bytes | None, params: dict[str, str] | None
@@ -99,32 +120,19 @@ class GatewayTransport:
             ) as response:
                 body = await response.read()
                 if response.status >= 400:
-                    raise CliError(self._error(response.status, body))
+                    raise CliError(said(gateway_error(response.status, body), over_http=True))
                 return body
         except aiohttp.ClientError as e:
             raise Unreachable(f"cannot reach the gateway at {self.url}: {e}") from None
         except TimeoutError:
             raise Unreachable(f"the gateway at {self.url} did not answer within {self.timeout}s") from None
 
-    @staticmethod
-    def _error(status: int, body: bytes) -> str:
-        try:
-            doc = json.loads(body)
-            text = _rejected_text(str(doc.get("error", "")), str(doc.get("field", "")))
-        except (ValueError, AttributeError):
-            text = body.decode(errors="replace")[:200]
-        if status == 401:
-            return f"the gateway refused the token ({text}): set FERRY_TOKEN"
-        if status == 403:
-            return f"not allowed: {text}"
-        return f"{text} (HTTP {status})"
-
     async def submit(self, payload: bytes) -> Accepted:
         reply: Accepted | Rejected = reply_decoder.decode(
             await self._call("POST", "/v1/requests", data=payload)
         )
         if isinstance(reply, Rejected):
-            raise CliError(_rejected_text(reply.error, reply.field))
+            raise CliError(said(reply.as_error()))
         return reply
 
     async def get(self, request_id: str) -> RequestState:
@@ -163,7 +171,8 @@ class GatewayTransport:
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
                 ) as response:
                     if response.status >= 400:
-                        raise CliError(self._error(response.status, await response.read()))
+                        error = gateway_error(response.status, await response.read())
+                        raise CliError(said(error, over_http=True))
                     seq, data = 0, ""
                     async for raw in response.content:
                         line = raw.decode().rstrip("\r\n")
@@ -187,9 +196,9 @@ class GatewayTransport:
                 Unreachable,
             ) as e:
                 failures += 1
-                if failures > RETRIES:
+                if failures >= STREAM_RETRY.attempts:
                     raise CliError(f"lost the event stream from {self.url}: {e}") from None
-                await asyncio.sleep(BACKOFF * failures)
+                await asyncio.sleep(delay(STREAM_RETRY, failures))
 
     async def snapshots(self, snapshot_id: str | None, query: dict[str, str], delete: bool = False) -> Any:
         if snapshot_id is None:
@@ -234,14 +243,14 @@ class BusTransport:
         try:
             return await call
         except RequestRejected as e:
-            raise CliError(_rejected_text(e.rejected.error, e.rejected.field)) from None
+            raise CliError(said(e.rejected.as_error())) from None
         except FerryError as e:
             raise CliError(str(e)) from None
 
     async def submit(self, payload: bytes) -> Accepted:
         reply = await self._guard(self.client.submit_raw(payload))
         if isinstance(reply, Rejected):
-            raise CliError(_rejected_text(reply.error, reply.field))
+            raise CliError(said(reply.as_error()))
         return reply  # type: ignore[no-any-return]
 
     async def get(self, request_id: str) -> RequestState:
@@ -278,7 +287,10 @@ class BusTransport:
             raise CliError(f"no reply on {subject} within {self.client.timeout}s") from None
         doc = json.loads(reply.data)
         if isinstance(doc, dict) and doc.get("type") == "rejected":
-            raise CliError(_rejected_text(str(doc.get("error")), str(doc.get("field", ""))))
+            error = error_for(
+                str(doc.get("code", "")), str(doc.get("error")), field=str(doc.get("field", ""))
+            )
+            raise CliError(said(error))
         return doc
 
     async def document(self, request_id: str, name: str) -> bytes:
@@ -288,9 +300,16 @@ class BusTransport:
         return await self._ask(subjects.SNAPSHOTS_RETAIN, msgspec.json.encode(query))
 
     async def clusters(self) -> Any:
-        from services.cli.probing import clusters_of
+        """No gateway to ask: the local kubeconfig's contexts, probed from here (as the gateway does)."""
+        from shared.kube.probing import (
+            KubeconfigUnreadable,
+            probe_clusters,
+        )  # the Kubernetes client: only here
 
-        return await clusters_of(self.kubeconfig)
+        try:
+            return msgspec.to_builtins(await probe_clusters(self.kubeconfig))
+        except KubeconfigUnreadable as e:
+            raise CliError(str(e)) from None
 
     async def close(self) -> None:
         await self.client.nc.close()

@@ -48,21 +48,26 @@ def size(text: str) -> str:
 
 
 def migrate_argv(state: dict[str, Any]) -> list[str]:
-    return [
-        "migrate", "--from", "east", "--to", "west", "-n", SOURCE,
-        "--namespace-mapping", f"{SOURCE}:{TARGET}", "--storage-class-mapping", "standard:fast",
-        "--from-repository", "east", "--to-repository", "west",
-        "--url", state["gateway_url"], "--token-file", state["token_file"], "--watch",
-    ]  # fmt: skip
+    """``ferry migrate`` as a person would type it: the shop from east to west, renamed, watched."""
+    flags = {
+        "--from": "east",
+        "--to": "west",
+        "-n": SOURCE,
+        "--namespace-mapping": f"{SOURCE}:{TARGET}",
+        "--storage-class-mapping": "standard:fast",
+        "--from-repository": "east",
+        "--to-repository": "west",
+        "--url": state["gateway_url"],
+        "--token-file": state["token_file"],
+    }
+    return ["migrate", *(word for pair in flags.items() for word in pair), "--watch"]
 
 
 def fill(state: dict[str, Any], size: str) -> None:
     """Write ``size`` of varied files into the shop's volumes in "east" (the sandbox's own tool)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "sandbox.apps", "fill", "--server", state["clusters"]["east"],
-         "--namespace", SOURCE, "--size", size],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    east = state["clusters"]["east"]
+    command = ["sandbox.apps", "fill", "--server", east, "--namespace", SOURCE, "--size", size]
+    done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise CliError(f"filling the shop's volumes failed: {done.stderr[-800:]}")
     for line in done.stdout.splitlines():

@@ -6,23 +6,24 @@ The gateway never sees a token in clear except in a request header; it hashes wh
 compares against every configured digest with ``hmac.compare_digest`` (no early exit, so the time
 taken does not tell which digest came close). The port and the insecure dev switch are gateway-only
 settings read from the environment (``FERRY_GATEWAY_PORT``, ``FERRY_GATEWAY_INSECURE``,
-``FERRY_GATEWAY_MAX_BODY``, ``FERRY_GATEWAY_MAX_STREAMS``), so shared settings stay the lead's.
+``FERRY_GATEWAY_MAX_BODY``, ``FERRY_GATEWAY_MAX_STREAMS``: ``GatewayEnv``) by the one env reader,
+``shared.runtime.settings.load``, so shared settings stay the lead's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
 from shared.contracts.errors import PermanentError, json_path
 from shared.runtime import Settings
+from shared.runtime.settings import load
 
 DEFAULT_PORT = 8081
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: a mobility request is a few kB, resource modifiers included
@@ -97,6 +98,41 @@ class Tokens:
         return Identity(found.name or found.sha256[:8], frozenset(found.scopes))
 
 
+class GatewayEnv(msgspec.Struct, frozen=True, kw_only=True):
+    """The gateway-only settings, each from ``FERRY_GATEWAY_<NAME>`` (``shared.runtime.settings.load``)."""
+
+    host: str | None = None  # None: FERRY_HTTP_HOST
+    port: int = DEFAULT_PORT
+    max_body: int = DEFAULT_MAX_BODY
+    max_streams: int = DEFAULT_MAX_STREAMS
+    insecure: bool = False
+
+
+def _count(default: int) -> Callable[[str, str], int]:
+    """A parser of a size or a port: empty is the default; a word or a negative number is refused."""
+
+    def parse(name: str, value: str) -> int:
+        if not value:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise PermanentError(f"{name} must be an integer") from None
+        if number < 0:
+            raise PermanentError(f"{name} must not be negative")
+        return number
+
+    return parse
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "port": _count(DEFAULT_PORT),
+    "max_body": _count(DEFAULT_MAX_BODY),
+    "max_streams": _count(DEFAULT_MAX_STREAMS),
+    "insecure": lambda _, value: value.lower() in ("1", "true", "yes"),  # anything else: a safe no
+}
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     tokens: Tokens
@@ -111,10 +147,9 @@ class GatewayConfig:
     @classmethod
     def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> GatewayConfig:
         """Read the gateway's settings; refuse a gateway that would accept anyone by accident."""
-        env = os.environ if env is None else env
-        insecure = env.get("FERRY_GATEWAY_INSECURE", "").lower() in ("1", "true", "yes")
+        own = load(GatewayEnv, env, "FERRY_GATEWAY_", parsers=_PARSERS, what="gateway setting")
         tokens = parse_tokens(settings.gateway_tokens)
-        if not tokens and not insecure:
+        if not tokens and not own.insecure:
             raise PermanentError(
                 "the gateway has no tokens configured: set FERRY_GATEWAY_TOKENS to a JSON list of "
                 '{"sha256": "...", "scopes": [...]} (see docs/security.md), or set '
@@ -122,23 +157,10 @@ class GatewayConfig:
             )
         return cls(
             tokens=Tokens(tuple(tokens)),
-            host=env.get("FERRY_GATEWAY_HOST", settings.http_host),
-            port=_int(env, "FERRY_GATEWAY_PORT", DEFAULT_PORT),
-            max_body=_int(env, "FERRY_GATEWAY_MAX_BODY", DEFAULT_MAX_BODY),
-            insecure=insecure,
-            max_streams=_int(env, "FERRY_GATEWAY_MAX_STREAMS", DEFAULT_MAX_STREAMS),
+            host=settings.http_host if own.host is None else own.host,
+            port=own.port,
+            max_body=own.max_body,
+            insecure=own.insecure,
+            max_streams=own.max_streams,
             kubeconfig=settings.kubeconfig,
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name, "")
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise PermanentError(f"{name} must be an integer") from None
-    if number < 0:
-        raise PermanentError(f"{name} must not be negative")
-    return number

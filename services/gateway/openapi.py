@@ -16,8 +16,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.gateway.app import ErrorBody
-from services.gateway.catalog import ClusterList
+from services.gateway.web import ErrorBody
 from shared.contracts.events import Event
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.snapshots import (
@@ -29,6 +28,7 @@ from shared.contracts.snapshots import (
     SnapshotQuery,
 )
 from shared.contracts.states import Accepted, RequestList, RequestState
+from shared.kube.probing import ClusterList
 from shared.runtime.lifecycle import VERSION
 
 REF = "#/components/schemas/{name}"
@@ -67,70 +67,66 @@ _REPOSITORY = {
 }
 
 
-def _paths() -> dict[str, Any]:
-    query = [
-        ("phase", "New, Queued, InProgress, Completed, PartiallyFailed, Failed or Cancelled"),
-        ("kind", "migrate, replicate, restore or drill"),
-        ("label", "key=value"),
-        ("since", "ISO 8601 time: created at or after"),
-        ("limit", "1..1000, default 100"),
-        ("cursor", "a RequestList's `next`: the page after it"),
-    ]
+_LIST_QUERY = [
+    ("phase", "New, Queued, InProgress, Completed, PartiallyFailed, Failed or Cancelled"),
+    ("kind", "migrate, replicate, restore or drill"),
+    ("label", "key=value"),
+    ("since", "ISO 8601 time: created at or after"),
+    ("limit", "1..1000, default 100"),
+    ("cursor", "a RequestList's `next`: the page after it"),
+]
+_DOCUMENTS = ["inventory", "restore_report", "rendered", "expectation", "verification"]
+
+
+def _health() -> dict[str, Any]:
+    def liveness(summary: str) -> dict[str, Any]:
+        return {
+            "get": {"summary": summary, "security": [], "responses": {"200": _json(_ANY, "The gateway runs")}}
+        }
+
     return {
-        "/healthz": {
-            "get": {
-                "summary": "Liveness (no token needed)",
-                "security": [],
-                "responses": {"200": _json(_ANY, "The gateway runs")},
+        "/healthz": liveness("Liveness (no token needed)"),
+        "/v1/healthz": liveness("Liveness under the API prefix (no token needed)"),
+    }
+
+
+def _requests() -> dict[str, Any]:
+    """Submit and list: ``/v1/requests``."""
+    submit = {
+        "summary": "Submit a mobility request (scope submit)",
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "used when the body has no idempotency_key",
+                "schema": {"type": "string", "maxLength": 256},
             }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("MobilityRequest")}},
         },
-        "/v1/healthz": {
-            "get": {
-                "summary": "Liveness under the API prefix (no token needed)",
-                "security": [],
-                "responses": {"200": _json(_ANY, "The gateway runs")},
-            }
+        "responses": {
+            "201": _json(_ref("Accepted"), "Accepted; Location names the request"),
+            "200": _json(_ref("Accepted"), "A repeated idempotency key: the existing request"),
+            **_errors(400, 401, 403, 409, 413, 503),
         },
-        "/v1/requests": {
-            "post": {
-                "summary": "Submit a mobility request (scope submit)",
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "description": "used when the body has no idempotency_key",
-                        "schema": {"type": "string", "maxLength": 256},
-                    }
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("MobilityRequest")}},
-                },
-                "responses": {
-                    "201": _json(_ref("Accepted"), "Accepted; Location names the request"),
-                    "200": _json(_ref("Accepted"), "A repeated idempotency key: the existing request"),
-                    **_errors(400, 401, 403, 409, 413, 503),
-                },
-            },
-            "get": {
-                "summary": "List requests, newest first (scope read)",
-                "parameters": [
-                    {
-                        "name": n,
-                        "in": "query",
-                        "required": False,
-                        "description": d,
-                        "schema": {"type": "string"},
-                    }
-                    for n, d in query
-                ],
-                "responses": {
-                    "200": _json(_ref("RequestList"), "Matching requests"),
-                    **_errors(400, 401, 403, 503),
-                },
-            },
-        },
+    }
+    listing = {
+        "summary": "List requests, newest first (scope read)",
+        "parameters": [
+            {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+            for n, d in _LIST_QUERY
+        ],
+        "responses": {"200": _json(_ref("RequestList"), "Matching requests"), **_errors(400, 401, 403, 503)},
+    }
+    return {"/v1/requests": {"post": submit, "get": listing}}
+
+
+def _request() -> dict[str, Any]:
+    """One request: get, cancel, its documents and its events."""
+    return {
         "/v1/requests/{id}": {
             "get": {
                 "summary": "One request with its per-step state and results (scope read)",
@@ -151,55 +147,53 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
-        "/v1/requests/{id}/documents/{document}": {
-            "get": {
-                "summary": "A step's JSON document (scope read)",
-                "description": "`inventory` (discover; schema inventory.schema.json), `restore_report` "
-                "(restore; restore-report.schema.json), `rendered` (a dry-run restore: the objects it would "
-                "write, as a list), `expectation` (restore: what the target must hold, Secret values as "
-                "digests; expectation.schema.json), `verification` (verify; verification.schema.json). 404 names the "
-                "documents the request has.",
-                "parameters": [
-                    _ID,
-                    {
-                        "name": "document",
-                        "in": "path",
-                        "required": True,
-                        "schema": {
-                            "enum": ["inventory", "restore_report", "rendered", "expectation", "verification"]
-                        },
-                    },
-                ],
-                "responses": {
-                    "200": _json(_ANY, "The document as the step stored it"),
-                    **_errors(400, 401, 403, 404, 503),
-                },
-            }
+        "/v1/requests/{id}/documents/{document}": {"get": _document()},
+        "/v1/requests/{id}/events": {"get": _events()},
+    }
+
+
+def _document() -> dict[str, Any]:
+    return {
+        "summary": "A step's JSON document (scope read)",
+        "description": "`inventory` (discover; schema inventory.schema.json), `restore_report` "
+        "(restore; restore-report.schema.json), `rendered` (a dry-run restore: the objects it would "
+        "write, as a list), `expectation` (restore: what the target must hold, Secret values as "
+        "digests; expectation.schema.json), `verification` (verify; verification.schema.json). 404 names the "
+        "documents the request has.",
+        "parameters": [
+            _ID,
+            {"name": "document", "in": "path", "required": True, "schema": {"enum": _DOCUMENTS}},
+        ],
+        "responses": {
+            "200": _json(_ANY, "The document as the step stored it"),
+            **_errors(400, 401, 403, 404, 503),
         },
-        "/v1/requests/{id}/events": {
-            "get": {
-                "summary": "Server-Sent Events: history, then live; ends after the final phase (scope read)",
-                "description": "Each SSE `id` is the JetStream stream sequence and each `event` the event kind; "
-                "`data` is one Event. Resume with the `Last-Event-ID` header (or `?after=`).",
-                "parameters": [
-                    _ID,
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "integer"},
-                    },
-                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}},
-                ],
-                "responses": {
-                    "200": {
-                        "description": "An event stream",
-                        "content": {"text/event-stream": {"schema": _ref("Event")}},
-                    },
-                    **_errors(400, 401, 403, 404, 503),
-                },
-            }
+    }
+
+
+def _events() -> dict[str, Any]:
+    return {
+        "summary": "Server-Sent Events: history, then live; ends after the final phase (scope read)",
+        "description": "Each SSE `id` is the JetStream stream sequence and each `event` the event kind; "
+        "`data` is one Event. Resume with the `Last-Event-ID` header (or `?after=`).",
+        "parameters": [
+            _ID,
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "integer"}},
+            {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}},
+        ],
+        "responses": {
+            "200": {
+                "description": "An event stream",
+                "content": {"text/event-stream": {"schema": _ref("Event")}},
+            },
+            **_errors(400, 401, 403, 404, 503),
         },
+    }
+
+
+def _snapshots() -> dict[str, Any]:
+    """The catalog: list, describe, delete, retention."""
+    return {
         "/v1/snapshots/retention": {
             "post": {
                 "summary": "Apply a retention policy: keep the newest N and/or those younger than an age, per "
@@ -239,13 +233,23 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Deleted"), "Deleted"), **_errors(400, 401, 403, 404, 503)},
             },
         },
+    }
+
+
+def _clusters() -> dict[str, Any]:
+    return {
         "/v1/clusters": {
             "get": {
                 "summary": "Kubeconfig contexts with their reachability (scope read)",
                 "responses": {"200": _json(_ref("ClusterList"), "Clusters"), **_errors(401, 403)},
             }
-        },
+        }
     }
+
+
+def _paths() -> dict[str, Any]:
+    """Every route, next to the module that serves it: health, requests, snapshots, clusters."""
+    return {**_health(), **_requests(), **_request(), **_snapshots(), **_clusters()}
 
 
 def document() -> dict[str, Any]:

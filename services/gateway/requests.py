@@ -21,19 +21,10 @@ from collections.abc import AsyncGenerator
 import msgspec
 from aiohttp import web
 
-from services.gateway.app import (
-    CLIENT,
-    CONFIG,
-    IDENTITY,
-    METRICS,
-    GatewayError,
-    json_response,
-    requires,
-    without_values,
-)
 from services.gateway.config import Scope
+from services.gateway.web import CLIENT, CONFIG, IDENTITY, METRICS, json_response, requires, without_values
 from shared.bus.client import BusClient
-from shared.contracts.errors import http_status
+from shared.contracts.errors import Conflict, Invalid, NotFound, Unavailable, error_for
 from shared.contracts.events import Event, event_encoder, event_kind
 from shared.contracts.requests import RequestInvalid, RequestKind, decode_request, encode_request
 from shared.contracts.states import MAX_LIST_LIMIT, Accepted, ListQuery, Phase
@@ -48,7 +39,7 @@ MAX_LIMIT = MAX_LIST_LIMIT
 def request_id(request: web.Request) -> str:
     value = request.match_info["id"]
     if not REQUEST_ID.match(value):
-        raise GatewayError(404, "no request with this id", field="id", code="not-found")
+        raise NotFound("no request with this id", field="id")
     return value
 
 
@@ -58,11 +49,11 @@ async def submit(request: web.Request) -> web.Response:
     try:
         mobility = decode_request(body)
     except RequestInvalid as e:
-        raise GatewayError(400, without_values(e.reason), field=e.field) from None
+        raise Invalid(without_values(e.reason), field=e.field) from None
     from_header = False
     if key := request.headers.get("Idempotency-Key", ""):  # the HTTP convention; the body's key wins
         if len(key) > 256:
-            raise GatewayError(400, "at most 256 characters", field="Idempotency-Key")
+            raise Invalid("at most 256 characters", field="Idempotency-Key")
         if not mobility.idempotency_key:
             mobility = msgspec.structs.replace(mobility, idempotency_key=key)
             from_header = True
@@ -70,8 +61,8 @@ async def submit(request: web.Request) -> web.Response:
     if not isinstance(reply, Accepted):
         field = "Idempotency-Key" if from_header and reply.field == "$.idempotency_key" else reply.field
         # A conflict names the caller's own key and the request holding it: nothing to withhold.
-        error = reply.error if reply.code == "conflict" else without_values(reply.error)
-        raise GatewayError(http_status(reply.code), error, field=field, code=reply.code)
+        error = reply.error if reply.code == Conflict.code else without_values(reply.error)
+        raise error_for(reply.code, error, field=field)
     log.info("%s submitted %s%s", request[IDENTITY].name, reply.id, " (duplicate)" if reply.duplicate else "")
     headers = {"Location": f"/v1/requests/{reply.id}"}
     return json_response(reply, 200 if reply.duplicate else 201, headers)
@@ -91,35 +82,33 @@ def list_query(request: web.Request) -> ListQuery:
     params = request.query
     unknown = sorted(set(params) - {"phase", "kind", "label", "since", "limit", "cursor"})
     if unknown:
-        raise GatewayError(400, "unknown query parameter", field=unknown[0])
+        raise Invalid("unknown query parameter", field=unknown[0])
     phase, kind = params.get("phase", ""), params.get("kind", "")
     if phase and phase not in {p.value for p in Phase}:
-        raise GatewayError(400, f"phase must be one of {', '.join(p.value for p in Phase)}", field="phase")
+        raise Invalid(f"phase must be one of {', '.join(p.value for p in Phase)}", field="phase")
     if kind and kind not in {k.value for k in RequestKind}:
-        raise GatewayError(
-            400, f"kind must be one of {', '.join(k.value for k in RequestKind)}", field="kind"
-        )
+        raise Invalid(f"kind must be one of {', '.join(k.value for k in RequestKind)}", field="kind")
     label = params.get("label", "")
     if label and "=" not in label:
-        raise GatewayError(400, "label must be key=value", field="label")
+        raise Invalid("label must be key=value", field="label")
     since = params.get("since", "")
     if since:
         try:
             when = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
         except ValueError:
-            raise GatewayError(400, "since must be an ISO 8601 time", field="since") from None
+            raise Invalid("since must be an ISO 8601 time", field="since") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
         since = when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     try:
         limit = int(params.get("limit", "100"))
     except ValueError:
-        raise GatewayError(400, "limit must be an integer", field="limit") from None
+        raise Invalid("limit must be an integer", field="limit") from None
     if not 1 <= limit <= MAX_LIMIT:
-        raise GatewayError(400, f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     cursor = params.get("cursor", "")
     if len(cursor) > 512 or (cursor and "|" not in cursor):
-        raise GatewayError(400, "not a cursor of this list (a page's `next`)", field="cursor")
+        raise Invalid("not a cursor of this list (a page's `next`)", field="cursor")
     return ListQuery(phase=phase, kind=kind, label=label, since=since, limit=limit, cursor=cursor)
 
 
@@ -148,7 +137,7 @@ def resume_after(request: web.Request) -> int:
     if not raw:
         return 0
     if not raw.isdigit():
-        raise GatewayError(400, "must be an event id (a stream sequence number)", field=name)
+        raise Invalid("must be an event id (a stream sequence number)", field=name)
     return int(raw)
 
 
@@ -197,9 +186,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     follow = not state.phase.final  # a finished request: its history, then the end
     metrics = request.app[METRICS]
     if metrics.open_streams >= request.app[CONFIG].max_streams:
-        raise GatewayError(
-            503, "too many event streams open on this gateway; retry later", code="unavailable"
-        )
+        raise Unavailable("too many event streams open on this gateway; retry later")
     metrics.open_streams += 1
     metrics.streams.inc()
     try:

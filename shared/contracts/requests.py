@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta, Struct, field
 
 from shared.contracts.errors import VALUE_LIMIT, clipped, json_path, shown
+from shared.contracts.itineraries import KIND_STEPS, StepName
 
 API_VERSION = "ferry.dev/v1"
 
@@ -283,8 +284,6 @@ def _check_itinerary(request: MobilityRequest) -> None:
     a shorter one (a replicate that stops after the snapshot) is what the field is for. ``echo``, a
     stub step that only reports progress (tests, the backbone demo), may stand anywhere.
     """
-    from shared.contracts.steps import StepName, itinerary_for  # steps import this module
-
     known = [s.value for s in StepName]
     for i, step in enumerate(request.itinerary):
         if step not in known:
@@ -293,10 +292,7 @@ def _check_itinerary(request: MobilityRequest) -> None:
             )
     if len(set(request.itinerary)) != len(request.itinerary):
         raise RequestInvalid("$.itinerary", "a step may appear only once")
-    default = itinerary_for(
-        msgspec.structs.replace(request, itinerary=[], preflight_only=False, dry_run=False)
-    )
-    order = [s.value for s in default]
+    order = [s.value for s in KIND_STEPS[request.kind]]
     kind = request.kind.value
     previous = ""
     for i, step in enumerate(request.itinerary):

@@ -18,6 +18,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct, field
 
+from shared.contracts.errors import CodedError, error_for
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.steps import StepName, StepResult
 
@@ -103,7 +104,16 @@ class Rejected(Struct, frozen=True, tag="rejected"):
 
     error: str
     field: str = ""
-    code: str = "invalid"  # invalid | not-found | conflict | unreadable | unavailable (errors.py)
+    code: str = "invalid"  # invalid | not-found | conflict | unreadable | unavailable (errors.CODES)
+
+    @classmethod
+    def of(cls, error: CodedError) -> Rejected:
+        """The reply that tells a caller about ``error``: its message, field and code."""
+        return cls(error=str(error), field=error.field, code=error.code)
+
+    def as_error(self) -> CodedError:
+        """The error this reply stands for (its class, hence its HTTP status, by code)."""
+        return error_for(self.code, self.error, field=self.field)
 
 
 Reply = Accepted | Rejected

@@ -7,53 +7,28 @@ itineraries need no new service.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import msgspec
 from msgspec import Struct, field
 
-from shared.contracts.requests import MobilityRequest, RequestKind
+from shared.contracts.itineraries import StepName, planned
+from shared.contracts.requests import MobilityRequest
 
-
-class StepName(StrEnum):
-    PREFLIGHT = "preflight"  # clusters, permissions, storage classes, repositories: before any copy
-    DISCOVER = "discover"
-    SNAPSHOT = "snapshot"
-    TRANSFER = "transfer"
-    RESTORE = "restore"
-    VERIFY = "verify"
-    # A stub step used by tests and the backbone demo: it only reports progress.
-    ECHO = "echo"
-
-
-_ITINERARIES: dict[RequestKind, tuple[StepName, ...]] = {
-    RequestKind.MIGRATE: (
-        StepName.PREFLIGHT,
-        StepName.DISCOVER,
-        StepName.SNAPSHOT,
-        StepName.TRANSFER,
-        StepName.RESTORE,
-        StepName.VERIFY,
-    ),
-    RequestKind.REPLICATE: (StepName.PREFLIGHT, StepName.DISCOVER, StepName.SNAPSHOT, StepName.TRANSFER),
-    RequestKind.RESTORE: (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
-    RequestKind.DRILL: (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
-}
+__all__ = [
+    "StepCommand",
+    "StepName",
+    "StepResult",
+    "command_decoder",
+    "command_encoder",
+    "itinerary_for",
+]
 
 
 def itinerary_for(request: MobilityRequest) -> tuple[StepName, ...]:
-    """The steps a request goes through.
-
-    Every default itinerary starts with the preflight checks, so a request that cannot run fails in
-    seconds, before any snapshot. ``preflight_only`` runs just those checks; a dry run stops after
-    discovery (or renders the restore). An explicit ``itinerary`` is taken as it is.
-    """
-    if request.preflight_only:
-        return (StepName.PREFLIGHT,)
-    steps = tuple(StepName(s) for s in request.itinerary) or _ITINERARIES[request.kind]
-    if request.dry_run and StepName.DISCOVER in steps:
-        return steps[: steps.index(StepName.DISCOVER) + 1]
-    return steps
+    """The steps a request goes through (``itineraries.planned``: preflight first; a dry run stops
+    after discovery; ``preflight_only`` runs just the checks; an explicit ``itinerary`` as it is)."""
+    return planned(
+        request.kind, request.itinerary, preflight_only=request.preflight_only, dry_run=request.dry_run
+    )
 
 
 class StepCommand(Struct, frozen=True, kw_only=True):

@@ -21,22 +21,27 @@ from kubernetes_asyncio.config.kube_config import list_kube_config_contexts, loa
 
 from shared.kube.cluster import Cluster
 from shared.kube.errors import NoSuchCluster
-from shared.kube.requesting import RetryPolicy, Transport
+from shared.kube.requesting import Transport
+from shared.retrying import RetryPolicy
 
 IN_CLUSTER = "in-cluster"
 
 
-def kubeconfig_file(configured: str = "") -> str | None:
-    """The kubeconfig to read: the configured path, then $KUBECONFIG's first file, then ~/.kube/config."""
+def find_kubeconfig(configured: str = "") -> Path | None:
+    """The first kubeconfig that exists: the configured path, then $KUBECONFIG's files, then
+    ~/.kube/config; None when there is none (the probe then lists no clusters)."""
     candidates = [configured] if configured else []
     candidates += [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
     candidates.append(str(Path.home() / ".kube" / "config"))
-    for candidate in candidates:
-        if Path(candidate).is_file():
-            return candidate
-    if configured:
+    return next((Path(c) for c in candidates if Path(c).is_file()), None)
+
+
+def kubeconfig_file(configured: str = "") -> str | None:
+    """The kubeconfig to read (``find_kubeconfig``); a configured one that is nowhere is an error."""
+    path = find_kubeconfig(configured)
+    if path is None and configured:
         raise NoSuchCluster(f"kubeconfig {configured} does not exist")
-    return None
+    return None if path is None else str(path)
 
 
 class Clusters:
