@@ -6,7 +6,8 @@ is simplified.
 """
 
 from sandbox.cluster import SandboxCluster, SandboxClusters, sandbox_clusters, write_kubeconfig
-from sandbox.server.app import ApiServer, Request, SandboxOptions
+from sandbox.server.app import ApiServer, Request
+from sandbox.server.serving import SandboxOptions
 
 __all__ = [
     "Request",

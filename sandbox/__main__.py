@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 from sandbox.cluster import write_kubeconfig
+from sandbox.controllers import ControllerManager
 from sandbox.seeding import seed
-from sandbox.server.app import ApiServer, SandboxOptions
+from sandbox.server.app import ApiServer
+from sandbox.server.serving import SandboxOptions
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -30,7 +32,7 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     if args.ferry_image:
         options.ferry_images = tuple(args.ferry_image)
-    server = ApiServer(args.name, Path(args.data), options)
+    server = ApiServer(args.name, Path(args.data), options, ControllerManager)
     url = await server.start(args.host, args.port)
     kubeconfig = Path(args.kubeconfig or Path(args.data) / "kubeconfig")
     write_kubeconfig(kubeconfig, [(args.name, url)])

@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sandbox.server.app import ApiServer, SandboxOptions
+from sandbox.controllers import ControllerManager
+from sandbox.server.app import ApiServer
+from sandbox.server.serving import SandboxOptions
 
 T = TypeVar("T")
 
@@ -70,7 +72,7 @@ class SandboxCluster:
         self.port = port
         self.options = options or SandboxOptions()
         self.kubeconfig_path = kubeconfig_path or self.data_dir / "kubeconfig"
-        self.server = ApiServer(name, self.data_dir, self.options)
+        self.server = ApiServer(name, self.data_dir, self.options, ControllerManager)
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

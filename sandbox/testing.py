@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from sandbox.cluster import SandboxClusters, sandbox_clusters
-from sandbox.server.app import SandboxOptions
+from sandbox.server.serving import SandboxOptions
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session", name="sandbox_pair")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 from sandbox.controllers import Controller
 from sandbox.controllers.events import record
+from sandbox.controllers.running import image_repository, run_pod
 from sandbox.controllers.volumes import pv_path
 from sandbox.server.objects import now, random_suffix
 from sandbox.server.storage import Event, clone
@@ -48,34 +48,9 @@ NODE = "sandbox-node"
 KUBELET_LABEL = "sandbox.ferry.dev/kubelet"
 
 
-def image_repository(image: str) -> str:
-    """``ghcr.io/ferry-dev/ferry:0.1.0@sha256:...`` -> ``ferry``."""
-    image = image.split("@", 1)[0]
-    last = image.rsplit("/", 1)[-1]
-    return last.split(":", 1)[0]
-
-
 def is_ferry_job(options: Any, job: dict[str, Any]) -> bool:
     containers = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
     return any(image_repository(c.get("image", "")) in options.ferry_images for c in containers)
-
-
-def map_paths(text: str, mounts: list[tuple[str, str]]) -> str:
-    """Replace every mountPath that starts a path in ``text`` by its host directory (see module doc)."""
-    if not mounts:
-        return text
-    table = dict(mounts)
-    alternatives = "|".join(re.escape(m) for m in sorted(table, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w./-])({alternatives})(?![\w.-])")
-    return pattern.sub(lambda m: table[m.group(1)], text)
-
-
-def expand_vars(text: str, env: dict[str, str]) -> str:
-    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
-
-
-class PodFailed(Exception):
-    pass
 
 
 class Kubelet(Controller):
@@ -210,8 +185,6 @@ class Kubelet(Controller):
 
     # -- running a pod ------------------------------------------------------------------------------
     async def _run_pod(self, pod: dict[str, Any]) -> None:
-        from sandbox.controllers.running import run_pod
-
         uid = pod["metadata"]["uid"]
         try:
             await run_pod(self, pod, self._running[uid][1])

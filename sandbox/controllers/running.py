@@ -14,21 +14,64 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sandbox.controllers.events import record
-from sandbox.controllers.kubelet import PodFailed, expand_vars, image_repository, map_paths
 from sandbox.server.objects import now
 from sandbox.server.storage import clone
 
 if TYPE_CHECKING:
-    from sandbox.controllers.kubelet import Kubelet
+    from sandbox.server.app import ApiServer
+    from sandbox.server.objects import Objects
+    from sandbox.server.storage import ObjectStore
 
 CLAIM_WAIT = 60.0  # seconds a pod waits for its PVCs to bind before failing
 CONFIG_RETRY = 0.25  # seconds between attempts to start a pod whose Secret, ConfigMap or key is missing
+
+
+def image_repository(image: str) -> str:
+    """``ghcr.io/ferry-dev/ferry:0.1.0@sha256:...`` -> ``ferry``."""
+    image = image.split("@", 1)[0]
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0]
+
+
+def map_paths(text: str, mounts: list[tuple[str, str]]) -> str:
+    """Replace every mountPath that starts a path in ``text`` by its host directory (see ``kubelet.py``'s module doc)."""
+    if not mounts:
+        return text
+    table = dict(mounts)
+    alternatives = "|".join(re.escape(m) for m in sorted(table, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w./-])({alternatives})(?![\w.-])")
+    return pattern.sub(lambda m: table[m.group(1)], text)
+
+
+def expand_vars(text: str, env: dict[str, str]) -> str:
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+class PodFailed(Exception):
+    pass
+
+
+class Kubelet(Protocol):
+    """What running a pod needs from the kubelet controller (which imports this module, not back)."""
+
+    @property
+    def server(self) -> ApiServer: ...
+    @property
+    def objects(self) -> Objects: ...
+    @property
+    def store(self) -> ObjectStore: ...
+    def venv_command(self, word: str) -> str: ...
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+    def config_data(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+    def claim_dir(self, namespace: str, claim: str) -> Path | None: ...
+    def base_env(self) -> dict[str, str]: ...
 
 
 class NotReady(Exception):

@@ -102,98 +102,111 @@ class SnapshotController(Controller):
         if vs is None:
             return None
         meta, spec = vs["metadata"], vs.get("spec") or {}
-        status = vs.get("status") or {}
         if meta.get("deletionTimestamp"):
             return self._delete_snapshot(vs)
-        if status.get("readyToUse"):
+        if (vs.get("status") or {}).get("readyToUse"):
             return None
         annotations = meta.get("annotations") or {}
         if annotations.get(FAIL):
-            self._set_status(
-                VS, vs, {"readyToUse": False, "error": {"message": annotations[FAIL], "time": now()}}
-            )
+            self._fail(vs, annotations[FAIL])
             return None
         source = spec.get("source") or {}
         if source.get("volumeSnapshotContentName"):
             return self._bind_preprovisioned(vs, source["volumeSnapshotContentName"])
         pvc = self.store.get(PVC, namespace, source.get("persistentVolumeClaimName", ""))
         if pvc is None or (pvc.get("status") or {}).get("phase") != "Bound":
-            message = f"failed to take snapshot: PersistentVolumeClaim {source.get('persistentVolumeClaimName')!r} is not bound"
-            self._set_status(VS, vs, {"readyToUse": False, "error": {"message": message, "time": now()}})
+            self._fail(
+                vs,
+                "failed to take snapshot: PersistentVolumeClaim "
+                f"{source.get('persistentVolumeClaimName')!r} is not bound",
+            )
             return 0.5
         class_name = spec.get("volumeSnapshotClassName") or self._default_class()
         snap_class = self.store.get(VSCLASS, "", class_name or "")
         if snap_class is None:
-            self._set_status(
-                VS, vs, {"readyToUse": False, "error": {"message": "no VolumeSnapshotClass", "time": now()}}
-            )
+            self._fail(vs, "no VolumeSnapshotClass")
             return 1.0
-        if not spec.get("volumeSnapshotClassName") or AS_SOURCE not in (meta.get("finalizers") or []):
-            new = clone(vs)
-            new["metadata"].pop("resourceVersion", None)
-            new["spec"]["volumeSnapshotClassName"] = class_name
-            new["metadata"]["finalizers"] = [*(meta.get("finalizers") or []), AS_SOURCE, BOUND]
-            self.objects.write(self._rt(VS), vs, new)
-            vs = self.store.get(VS, namespace, name) or new
-        content_name = f"snapcontent-{meta['uid']}"
+        vs = self._protect(vs, class_name)
+        content = await self._content_for(vs, pvc, snap_class, class_name)
+        return self._report(vs, content, pvc)
+
+    def _fail(self, vs: dict[str, Any], message: str) -> None:
+        self._set_status(VS, vs, {"readyToUse": False, "error": {"message": message, "time": now()}})
+
+    def _protect(self, vs: dict[str, Any], class_name: str | None) -> dict[str, Any]:
+        """Record the class chosen and add the finalizers that keep the snapshot while it is used."""
+        meta = vs["metadata"]
+        if (vs.get("spec") or {}).get("volumeSnapshotClassName") and AS_SOURCE in (
+            meta.get("finalizers") or []
+        ):
+            return vs
+        new = clone(vs)
+        new["metadata"].pop("resourceVersion", None)
+        new["spec"]["volumeSnapshotClassName"] = class_name
+        new["metadata"]["finalizers"] = [*(meta.get("finalizers") or []), AS_SOURCE, BOUND]
+        self.objects.write(self._rt(VS), vs, new)
+        return self.store.get(VS, meta["namespace"], meta["name"]) or new
+
+    async def _content_for(
+        self, vs: dict[str, Any], pvc: dict[str, Any], snap_class: dict[str, Any], class_name: str | None
+    ) -> dict[str, Any]:
+        """The snapshot's content, copying the PV's directory and creating it the first time."""
+        content_name = f"snapcontent-{vs['metadata']['uid']}"
         content = self.store.get(VSC, "", content_name)
+        if content is not None:
+            return content
         pv = self.store.get(PV, "", pvc["spec"]["volumeName"])
-        size = parse_quantity(((pvc.get("status") or {}).get("capacity") or {}).get("storage", "0"))
-        if content is None:
-            handle = f"snapshot-{uuid.uuid4()}"
-            src = pv_path(pv) if pv else None
-            dst = self.server.data_dir / "snapshots" / handle
-            if src is not None:
-                await copy_tree(src, dst)
-            else:
-                dst.mkdir(parents=True, exist_ok=True)
-            body = {
-                "metadata": {"name": content_name, "finalizers": [CONTENT_BOUND]},
-                "spec": {
-                    "deletionPolicy": snap_class.get("deletionPolicy", "Delete"),
-                    "driver": snap_class.get("driver", PROVISIONER),
-                    "source": {
-                        "volumeHandle": ((pv or {}).get("spec") or {}).get("csi", {}).get("volumeHandle", "")
-                    },
-                    "volumeSnapshotClassName": class_name,
-                    "volumeSnapshotRef": _ref(vs),
+        handle = f"snapshot-{uuid.uuid4()}"
+        src = pv_path(pv) if pv else None
+        dst = self.server.data_dir / "snapshots" / handle
+        if src is not None:
+            await copy_tree(src, dst)
+        else:
+            dst.mkdir(parents=True, exist_ok=True)
+        body = {
+            "metadata": {"name": content_name, "finalizers": [CONTENT_BOUND]},
+            "spec": {
+                "deletionPolicy": snap_class.get("deletionPolicy", "Delete"),
+                "driver": snap_class.get("driver", PROVISIONER),
+                "source": {
+                    "volumeHandle": ((pv or {}).get("spec") or {}).get("csi", {}).get("volumeHandle", "")
                 },
-            }
-            content = self.objects.create(self._rt(VSC), "", body)
-            self._born[content_name] = time.time()
-            content = self.store.get(VSC, "", content_name) or content
-            self._set_status(
-                VSC,
-                content,
-                {
-                    "snapshotHandle": handle,
-                    "creationTime": time.time_ns(),
-                    "readyToUse": True,
-                    "restoreSize": size,
-                },
-            )
+                "volumeSnapshotClassName": class_name,
+                "volumeSnapshotRef": _ref(vs),
+            },
+        }
+        content = self.objects.create(self._rt(VSC), "", body)
+        self._born[content_name] = time.time()
+        content = self.store.get(VSC, "", content_name) or content
+        status = {
+            "snapshotHandle": handle,
+            "creationTime": time.time_ns(),
+            "readyToUse": True,
+            "restoreSize": _claim_size(pvc),
+        }
+        self._set_status(VSC, content, status)
+        return content
+
+    def _report(self, vs: dict[str, Any], content: dict[str, Any], pvc: dict[str, Any]) -> float | None:
+        """Bind the snapshot to its content; ready once the readiness delay has passed."""
+        meta = vs["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        content_name = content["metadata"]["name"]
         vs = self.store.get(VS, namespace, name) or vs
+        annotations = meta.get("annotations") or {}
         delay = float(annotations.get(READY_AFTER, self.server.options.snapshot_ready_delay) or 0)
         waited = time.time() - self._born.get(content_name, _created(content))
         ready = waited >= delay
-        self._set_status(
-            VS,
-            vs,
-            {
-                "boundVolumeSnapshotContentName": content_name,
-                "creationTime": content["metadata"]["creationTimestamp"],
-                "readyToUse": ready,
-                "restoreSize": format_quantity(size),
-            },
-        )
+        status = {
+            "boundVolumeSnapshotContentName": content_name,
+            "creationTime": content["metadata"]["creationTimestamp"],
+            "readyToUse": ready,
+            "restoreSize": format_quantity(_claim_size(pvc)),
+        }
+        self._set_status(VS, vs, status)
         if ready:
-            record(
-                self.objects,
-                vs,
-                "SnapshotReady",
-                f"Snapshot {namespace}/{name} is ready to use.",
-                "snapshot-controller",
-            )
+            message = f"Snapshot {namespace}/{name} is ready to use."
+            record(self.objects, vs, "SnapshotReady", message, "snapshot-controller")
         return None if ready else max(0.05, delay - waited)
 
     def _default_class(self) -> str | None:
@@ -320,3 +333,8 @@ def _created(obj: dict[str, Any]) -> float:
     if not stamp:
         return time.time()
     return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+
+
+def _claim_size(pvc: dict[str, Any]) -> int:
+    """The bound claim's capacity in bytes: the snapshot's restoreSize."""
+    return parse_quantity(((pvc.get("status") or {}).get("capacity") or {}).get("storage", "0"))

@@ -44,6 +44,47 @@ def _conditions(old: dict[str, Any], wanted: list[tuple[str, str, str, str]]) ->
     return out
 
 
+def _revision(obj: dict[str, Any]) -> str:
+    """The name of the ReplicaSet / ControllerRevision for the current pod template."""
+    template = (obj.get("spec") or {}).get("template")
+    return f"{obj['metadata']['name']}-{hashlib.sha256(repr(template).encode()).hexdigest()[:10]}"
+
+
+def _deployment_status(obj: dict[str, Any], old: dict[str, Any], replicas: int, gen: Any) -> dict[str, Any]:
+    status = _compact(
+        {
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+    )
+    status["observedGeneration"] = gen
+    status["conditions"] = _conditions(
+        old,
+        [
+            ("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+            (
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{_revision(obj)}" has successfully progressed.',
+            ),
+        ],
+    )
+    return status
+
+
+def _statefulset_status(obj: dict[str, Any], replicas: int, gen: Any) -> dict[str, Any]:
+    revision = _revision(obj)
+    status: dict[str, Any] = {"replicas": replicas, "availableReplicas": replicas}  # never omitted
+    status.update(
+        _compact({"readyReplicas": replicas, "currentReplicas": replicas, "updatedReplicas": replicas})
+    )
+    status.update(observedGeneration=gen, currentRevision=revision, updateRevision=revision, collisionCount=0)
+    return status
+
+
 class WorkloadController(Controller):
     name = "workloads"
     resources = (DEPLOY, STS, DS, RS, JOB, CRONJOB, HPA, PODS)
@@ -62,59 +103,30 @@ class WorkloadController(Controller):
                     return expiry
                 self.objects.delete(self.objects.rt(JOB), namespace, name, DeleteOptions("Background"))
                 return None
-        spec, old = obj.get("spec") or {}, obj.get("status") or {}
+        if resource == PODS:
+            self._run_pod(obj)
+            return None
+        old = obj.get("status") or {}
+        status = self._status(resource, obj, old)
+        if status is not None and status != old:
+            self.objects.write(
+                self.objects.rt(resource), obj, {**clone(obj), "status": status}, subresource="status"
+            )
+        return None
+
+    def _status(self, resource: str, obj: dict[str, Any], old: dict[str, Any]) -> dict[str, Any] | None:
+        """The status this workload's controller reports once everything is ready (None: none)."""
+        spec = obj.get("spec") or {}
         gen = obj["metadata"].get("generation")
         replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-        revision = f"{name}-{hashlib.sha256(repr(spec.get('template')).encode()).hexdigest()[:10]}"
-        status: dict[str, Any] | None = None
         if resource == DEPLOY:
-            status = _compact(
-                {
-                    "replicas": replicas,
-                    "updatedReplicas": replicas,
-                    "readyReplicas": replicas,
-                    "availableReplicas": replicas,
-                }
-            )
-            status["observedGeneration"] = gen
-            status["conditions"] = _conditions(
-                old,
-                [
-                    ("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
-                    (
-                        "Progressing",
-                        "True",
-                        "NewReplicaSetAvailable",
-                        f'ReplicaSet "{revision}" has successfully progressed.',
-                    ),
-                ],
-            )
-        elif resource == STS:
+            return _deployment_status(obj, old, replicas, gen)
+        if resource == STS:
             self._claims_for(obj, replicas)
-            status = {"replicas": replicas, "availableReplicas": replicas}  # never omitted for StatefulSets
-            status.update(
-                _compact(
-                    {"readyReplicas": replicas, "currentReplicas": replicas, "updatedReplicas": replicas}
-                )
-            )
-            status.update(
-                observedGeneration=gen, currentRevision=revision, updateRevision=revision, collisionCount=0
-            )
-        elif resource == DS:
-            # one node: scheduled there unless the pod's nodeSelector excludes it (how quiescing works)
-            selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
-            node = self.store.get("nodes", "", NODE)
-            labels = ((node or {}).get("metadata") or {}).get("labels") or {}
-            n = 1 if all(labels.get(k) == v for k, v in selector.items()) else 0
-            status = {
-                "currentNumberScheduled": n,
-                "desiredNumberScheduled": n,
-                "numberMisscheduled": 0,
-                "numberReady": n,
-                "observedGeneration": gen,
-            }
-            status.update(_compact({"numberAvailable": n, "updatedNumberScheduled": n}))
-        elif resource == RS:
+            return _statefulset_status(obj, replicas, gen)
+        if resource == DS:
+            return self._daemonset_status(spec, gen)
+        if resource == RS:
             status = {"replicas": replicas, "observedGeneration": gen}
             status.update(
                 _compact(
@@ -125,19 +137,29 @@ class WorkloadController(Controller):
                     }
                 )
             )
-        elif resource == JOB:
-            status = self._job_status(obj)
-        elif resource == HPA:
+            return status
+        if resource == JOB:
+            return self._job_status(obj)
+        if resource == HPA:
             target = spec.get("minReplicas", 1)
-            status = {"currentReplicas": target, "desiredReplicas": target}
-        elif resource == PODS:
-            self._run_pod(obj)
-            return None
-        if status is not None and status != old:
-            self.objects.write(
-                self.objects.rt(resource), obj, {**clone(obj), "status": status}, subresource="status"
-            )
+            return {"currentReplicas": target, "desiredReplicas": target}
         return None
+
+    def _daemonset_status(self, spec: dict[str, Any], gen: Any) -> dict[str, Any]:
+        """One node: scheduled there unless the pod's nodeSelector excludes it (how quiescing works)."""
+        selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+        node = self.store.get("nodes", "", NODE)
+        labels = ((node or {}).get("metadata") or {}).get("labels") or {}
+        n = 1 if all(labels.get(k) == v for k, v in selector.items()) else 0
+        status = {
+            "currentNumberScheduled": n,
+            "desiredNumberScheduled": n,
+            "numberMisscheduled": 0,
+            "numberReady": n,
+            "observedGeneration": gen,
+        }
+        status.update(_compact({"numberAvailable": n, "updatedNumberScheduled": n}))
+        return status
 
     def _ttl_left(self, job: dict[str, Any]) -> float | None:
         """Seconds until the TTL-after-finished controller deletes a finished Job (None: never)."""

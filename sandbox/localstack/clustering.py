@@ -84,8 +84,12 @@ class NatsCluster:
         routes = ",".join(f"nats://127.0.0.1:{port}" for port in self.route_ports.values())
         self.nodes = {}
         for name in names:
-            args = ("--server_name", name, "--cluster_name", self.name,
-                    "--cluster", f"nats://127.0.0.1:{self.route_ports[name]}", "--routes", routes)  # fmt: skip
+            args = (
+                *("--server_name", name),
+                *("--cluster_name", self.name),
+                *("--cluster", f"nats://127.0.0.1:{self.route_ports[name]}"),
+                *("--routes", routes),
+            )
             self.nodes[name] = NatsServer(self.root / name, extra_args=args).start()
 
     def wait_formed(self, within: float = READY_TIMEOUT) -> str:

@@ -124,14 +124,14 @@ class NatsServer:
     def start(self) -> NatsServer:
         cmd = [
             find_binary("nats-server"),
-            "-a", "127.0.0.1",
-            "-p", str(self.port),
-            "-m", str(self.monitor_port),
+            *("-a", "127.0.0.1"),
+            *("-p", str(self.port)),
+            *("-m", str(self.monitor_port)),
             "-js",
-            "-sd", str(self.store_dir / "jetstream"),
-            "-l", str(self.log_path),
+            *("-sd", str(self.store_dir / "jetstream")),
+            *("-l", str(self.log_path)),
             *self.extra_args,
-        ]  # fmt: skip
+        ]
         self.log_path.write_text("")
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
@@ -217,6 +217,7 @@ class SeaweedFS:
     def _start_once(self, config: Path) -> None:
         self.ports = {name: free_port_pair() for name in ("master", "volume", "filer", "s3")}
         log = self.data_dir / "weed.log"
+        # fmt: skip below keeps one line per server (master, volume, filer, s3), flags beside values
         cmd = [
             find_binary("weed"), "server",
             f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",

@@ -1,4 +1,4 @@
-"""The API server object: store, registry, write semantics, controllers and the aiohttp app.
+"""The API server object: store, registry, write semantics, the aiohttp app; runs the controllers given.
 
 One ``ApiServer`` is one cluster. It runs on one asyncio loop; every request and every controller
 step runs on that loop, so writes are serialised exactly as etcd transactions would be and no locks
@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from aiohttp import web
@@ -23,6 +24,7 @@ from sandbox.server.errors import ApiError
 from sandbox.server.handlers import handle, read_body, resolve
 from sandbox.server.objects import Objects
 from sandbox.server.registry import CrdRegistrar, Registry
+from sandbox.server.serving import SandboxOptions
 from sandbox.server.storage import Event, ObjectStore
 from sandbox.types.snapshot_crds import snapshot_crds
 
@@ -40,29 +42,39 @@ class Request:
     status: int = 0
 
 
-@dataclass
-class SandboxOptions:
-    """Knobs of one sandbox cluster (controllers can be switched off one by one)."""
+class Controllers(Protocol):
+    """The loops that play kube-controller-manager and a kubelet (``sandbox.controllers``).
 
-    watch_window: int = 10_000  # events kept for watch resume; older resourceVersions get 410
-    watch_timeout: float = 1800.0  # default watch length when the client gives no timeoutSeconds
-    bookmark_interval: float = 2.0
-    storage: bool = True  # StorageClasses, local-path provisioner, PV controller
-    snapshots: bool = True  # VolumeSnapshotClass + snapshot controller
-    workloads: bool = True  # status for Deployments, StatefulSets (+ PVCs), Jobs, ...
-    kubelet: bool = True  # runs Jobs with Ferry's image as local processes
-    garbage_collector: bool = True
-    namespaces: bool = True  # namespace lifecycle + default ServiceAccount / kube-root-ca.crt
-    ferry_images: tuple[str, ...] = ("ferry", "ferry-mover")  # image repository basenames run locally
-    snapshot_ready_delay: float = 0.0  # seconds before a new VolumeSnapshot becomes readyToUse
-    extra_env: dict[str, str] = field(default_factory=dict)  # added to every kubelet process
-    request_log: int = 2000  # how many recent requests ApiServer.requests keeps
-    # Access reviews answer "not allowed" for these "VERB RESOURCE [NAMESPACE]" rules (sandbox/server/access.py)
-    denied: tuple[str, ...] = ()
+    The server only starts and stops them: it is handed a factory rather than importing the
+    controllers, which are built on the server's objects (so the dependency points one way).
+    """
+
+    async def seed(self) -> None: ...
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class _NoControllers:
+    """A bare API server: objects are stored and served, nothing reconciles them."""
+
+    async def seed(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
 
 class ApiServer:
-    def __init__(self, name: str, data_dir: Path, options: SandboxOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        options: SandboxOptions | None = None,
+        controllers: Callable[[ApiServer], Controllers] | None = None,
+    ) -> None:
         self.name = name
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,9 +92,7 @@ class ApiServer:
         self.url = ""
         self._encoder = msgspec.json.Encoder()
         self._runner: web.AppRunner | None = None
-        from sandbox.controllers import ControllerManager
-
-        self.controllers = ControllerManager(self)
+        self.controllers = controllers(self) if controllers is not None else _NoControllers()
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from aiohttp import web
@@ -19,13 +19,11 @@ from aiohttp import web
 from sandbox.server import errors, patching, tables
 from sandbox.server.objects import DeleteOptions
 from sandbox.server.selectors import matcher
+from sandbox.server.serving import Server
 from sandbox.server.storage import clone
 from sandbox.server.watching import parse_bool, serve_watch
 from sandbox.types import ResourceType
 from sandbox.types.builtin import RETURNS_DELETED_OBJECT
-
-if TYPE_CHECKING:
-    from sandbox.server.app import ApiServer
 
 
 @dataclass
@@ -36,7 +34,7 @@ class Target:
     sub: str
 
 
-def resolve(server: ApiServer, group: str, version: str, rest: list[str]) -> Target:
+def resolve(server: Server, group: str, version: str, rest: list[str]) -> Target:
     reg = server.registry
     namespace = None
     if len(rest) >= 3 and rest[0] == "namespaces":
@@ -91,7 +89,7 @@ async def read_body(request: web.Request) -> Any:
         raise errors.bad_request(f"the object provided is unrecognized: {e}") from e
 
 
-async def handle(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
+async def handle(request: web.Request, server: Server, t: Target) -> web.StreamResponse:
     method = request.method
     rt = t.rt
     ns = t.namespace or ""
@@ -156,7 +154,7 @@ async def handle(request: web.Request, server: ApiServer, t: Target) -> web.Stre
 
 
 async def _follow_log(
-    request: web.Request, server: ApiServer, ns: str, name: str, first: str
+    request: web.Request, server: Server, ns: str, name: str, first: str
 ) -> web.StreamResponse:
     """``follow=true``: stream the log as it grows until the pod has finished (or is gone)."""
     resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
@@ -181,7 +179,7 @@ async def _follow_log(
     return resp
 
 
-async def _list_or_watch(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
+async def _list_or_watch(request: web.Request, server: Server, t: Target) -> web.StreamResponse:
     q = request.query
     rt = t.rt
     match = matcher(rt, q.get("labelSelector"), q.get("fieldSelector"))
@@ -245,7 +243,7 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     return DeleteOptions(policy, pre.get("uid"), pre.get("resourceVersion"), dry)
 
 
-async def _delete(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
+async def _delete(request: web.Request, server: Server, t: Target) -> web.StreamResponse:
     assert t.name is not None
     obj, removed = server.objects.delete(t.rt, t.namespace or "", t.name, await _delete_options(request))
     if removed and not (t.rt.crd or (t.rt.group, t.rt.plural) in RETURNS_DELETED_OBJECT):
@@ -253,7 +251,7 @@ async def _delete(request: web.Request, server: ApiServer, t: Target) -> web.Str
     return server.json(obj)
 
 
-async def _delete_collection(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
+async def _delete_collection(request: web.Request, server: Server, t: Target) -> web.StreamResponse:
     q = request.query
     opts = await _delete_options(request)
     match = matcher(t.rt, q.get("labelSelector"), q.get("fieldSelector"))
@@ -269,7 +267,7 @@ async def _delete_collection(request: web.Request, server: ApiServer, t: Target)
     )
 
 
-async def _patch(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
+async def _patch(request: web.Request, server: Server, t: Target) -> web.StreamResponse:
     rt, ns, name = t.rt, t.namespace or "", t.name
     assert name is not None
     ctype = request.content_type
@@ -324,13 +322,13 @@ async def _patch(request: web.Request, server: ApiServer, t: Target) -> web.Stre
             raise errors.bad_request(
                 "json: cannot unmarshal array into Go value of type map[string]interface {}"
             )
-        new = patching.strategic_merge(live, body)
+        new = patching.strategic_merge(rt, live, body)
     return server.json(
         objects.write(rt, existing, new, subresource=t.sub, dry_run=dry, manager=_manager(request))
     )
 
 
-async def _scale(request: web.Request, server: ApiServer, t: Target) -> web.StreamResponse:
+async def _scale(request: web.Request, server: Server, t: Target) -> web.StreamResponse:
     rt, ns, name = t.rt, t.namespace or "", t.name
     assert name is not None
     spec_path, status_path, selector_path = rt.scale_paths

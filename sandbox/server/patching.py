@@ -4,9 +4,12 @@
 - ``application/json-patch+json``: RFC 6902 via ``jsonpatch``; an object body is rejected with the
   apiserver's own message (kubernetes-asyncio's CustomObjectsApi sends exactly that by mistake);
 - ``application/strategic-merge-patch+json``: built-in kinds only (custom resources answer 415);
-  lists merge by the common patchMergeKeys (containers/volumes/env by name, ports by containerPort or
-  port, conditions by type, ownerReferences by uid) and ``$patch``/``$retainKeys``/
-  ``$deleteFromPrimitiveList``/``$setElementOrder`` directives are understood;
+  a list merges as the kind's OpenAPI declares for its path (``merge_keys.json``, made by
+  ``sandbox/tools/merge_keys.py`` from the Kubernetes OpenAPI: containers by name, a container's
+  ports by containerPort and a Service's by port, finalizers as a set, tolerations replaced), a map
+  declared ``replace`` is replaced, and ``$patch``/``$retainKeys``/``$deleteFromPrimitiveList``/
+  ``$setElementOrder`` directives are understood. The table is the sandbox's own, never Ferry's:
+  a key both got wrong would keep the tests green;
 - ``application/apply-patch+yaml``: server-side apply, simplified: no managedFields conflict
   detection; the applied configuration is merged (strategically for built-ins) into the live
   object, fields this manager applied last time and dropped now are removed, and a missing object is
@@ -15,6 +18,8 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any
 
 import jsonpatch
@@ -29,23 +34,22 @@ STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
 APPLY_CBOR = "application/apply-patch+cbor"
 
-# field name -> merge key; "ports" is decided per list (containerPort for containers, port for services)
-MERGE_KEYS = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "volumes": "name",
-    "env": "name",
-    "volumeMounts": "mountPath",
-    "volumeDevices": "devicePath",
-    "imagePullSecrets": "name",
-    "conditions": "type",
-    "ownerReferences": "uid",
-    "hostAliases": "ip",
-    "topologySpreadConstraints": "topologyKey",
-    "resourceClaims": "name",
-}
-PRIMITIVE_MERGE = {"finalizers"}
+Rule = tuple[str | None, str]  # (merge key or None for a list of scalars, patch strategy)
+
+
+def _load_rules() -> dict[str, dict[str, Rule]]:
+    """``apiVersion/Kind`` -> {json path -> rule}; list items add no path segment."""
+    document = json.loads((resources.files("sandbox.server") / "merge_keys.json").read_text())
+    kinds: dict[str, dict[str, list[Any]]] = document["kinds"]
+    return {kind: {path: (rule[0], rule[1]) for path, rule in paths.items()} for kind, paths in kinds.items()}
+
+
+RULES = _load_rules()
+
+
+def rules_for(rt: ResourceType) -> dict[str, Rule]:
+    """The strategic-merge rules of ``rt``'s fields (none for a kind the OpenAPI does not declare)."""
+    return RULES.get(f"{rt.group_version}/{rt.kind}", {})
 
 
 def accepted(rt: ResourceType) -> list[str]:
@@ -60,8 +64,6 @@ def parse_body(content_type: str, raw: bytes) -> Any:
     try:
         if content_type == APPLY:
             return yaml.safe_load(raw.decode() or "{}")
-        import json
-
         return json.loads(raw or b"null")
     except Exception as e:  # noqa: BLE001 — any decoding failure is the client's
         raise errors.bad_request(f"error decoding patch: {e}") from e
@@ -98,14 +100,12 @@ def json_patch(target: dict[str, Any], patch: Any) -> dict[str, Any]:
         raise errors.bad_request(f"invalid JSON patch: {e}") from e
 
 
-def _merge_key(field: str, items: list[Any]) -> str | None:
-    if field == "ports":
-        sample = next((i for i in items if isinstance(i, dict)), {})
-        return "containerPort" if "containerPort" in sample else "port"
-    return MERGE_KEYS.get(field)
+def strategic_merge(rt: ResourceType, target: Any, patch: Any) -> Any:
+    """A strategic merge patch of ``target`` (a whole object of kind ``rt``) by ``patch``."""
+    return _merge_map(rules_for(rt), "", target, patch)
 
 
-def strategic_merge(target: Any, patch: Any) -> Any:
+def _merge_map(rules: dict[str, Rule], path: str, target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         return patch
     if patch.get("$patch") == "replace":
@@ -121,12 +121,14 @@ def strategic_merge(target: Any, patch: Any) -> Any:
             field = key.split("/", 1)[1]
             result[field] = [v for v in result.get(field) or [] if v not in value]
             continue
+        here = f"{path}.{key}" if path else key
         if value is None:
             result.pop(key, None)
         elif isinstance(value, list):
-            result[key] = _merge_list(key, result.get(key), value)
+            result[key] = _merge_list(rules, here, result.get(key), value)
         elif isinstance(value, dict):
-            merged = strategic_merge(result.get(key), value)
+            replace = here in rules and rules[here][1] == "replace"
+            merged = _merge_map(rules, here, None if replace else result.get(key), value)
             if merged is None:
                 result.pop(key, None)
             else:
@@ -138,14 +140,16 @@ def strategic_merge(target: Any, patch: Any) -> Any:
     return result
 
 
-def _merge_list(field: str, live: Any, patch: list[Any]) -> list[Any]:
+def _merge_list(rules: dict[str, Rule], path: str, live: Any, patch: list[Any]) -> list[Any]:
     current: list[Any] = live if isinstance(live, list) else []
-    if field in PRIMITIVE_MERGE:
-        return current + [v for v in patch if v not in current]
-    key = _merge_key(field, patch + current)
-    if key is None or not all(isinstance(i, dict) for i in patch):
+    key, strategy = rules.get(path, (None, "replace"))
+    if "merge" not in strategy.split(","):
         return [i for i in patch if not (isinstance(i, dict) and i.get("$patch") == "replace")]
-    if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
+    if key is None:  # a set of scalars (finalizers)
+        return current + [v for v in patch if v not in current]
+    if not all(isinstance(i, dict) for i in patch):
+        return [i for i in patch if not (isinstance(i, dict) and i.get("$patch") == "replace")]
+    if any(i.get("$patch") == "replace" for i in patch):
         return [i for i in patch if i.get("$patch") != "replace"]
     result = [dict(i) if isinstance(i, dict) else i for i in current]
     for item in patch:
@@ -156,9 +160,9 @@ def _merge_list(field: str, live: Any, patch: list[Any]) -> list[Any]:
             if idx is not None:
                 result.pop(idx)
         elif idx is None:
-            result.append(strategic_merge({}, item))
+            result.append(_merge_map(rules, path, {}, item))
         else:
-            result[idx] = strategic_merge(result[idx], item)
+            result[idx] = _merge_map(rules, path, result[idx], item)
     return result
 
 
@@ -190,7 +194,7 @@ def apply(
             removal.pop("kind", None)
             base = merge_patch(base, removal)
     if rt.strategic:
-        merged: dict[str, Any] = strategic_merge(base, applied)
+        merged: dict[str, Any] = strategic_merge(rt, base, applied)
     else:
         merged = merge_patch(base, applied)
     return merged

@@ -112,7 +112,32 @@ class _StepNames:
         return value in self._values()
 
 
+Run = Callable[[argparse.Namespace], int]
+Command = Callable[[str, Run, str], argparse.ArgumentParser]  # adds one subcommand
+
+
 def parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    top = argparse.ArgumentParser(
+        prog="ferry-mover",
+        description="Back up and restore volumes to a Ferry repository.",
+        epilog="exit codes: " + "; ".join(f"{c} {d}" for c, d in EXIT_CODES.items()),
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Run, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(run=run)
+        return p
+
+    _add_data_commands(command)
+    _add_inspecting_commands(command)
+    _add_maintenance_commands(command)
+    return top
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """The repository and output options every subcommand takes."""
     common = argparse.ArgumentParser(add_help=False)
     add_repository_options(common)
     out = common.add_argument_group("output")
@@ -124,18 +149,21 @@ def parser() -> argparse.ArgumentParser:
     step = out.add_argument("--step", help="the request step running this mover")
     step.choices = _StepNames()  # set afterwards: add_argument lists the choices at once
     out.add_argument("--threads", type=int, default=None, help="CPU worker threads (default: usable cores)")
+    return common
 
-    top = argparse.ArgumentParser(prog="ferry-mover", description="Back up and restore volumes to a Ferry repository.",
-                                  epilog="exit codes: " + "; ".join(f"{c} {d}" for c, d in EXIT_CODES.items()))  # fmt: skip
-    sub = top.add_subparsers(dest="command", required=True)
 
-    def command(
-        name: str, run: Callable[[argparse.Namespace], int], help_text: str
-    ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(run=run)
-        return p
+def _add_only_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--path",
+        dest="only",
+        metavar="REL",
+        help="only this file or directory of the snapshot (relative to its root, e.g. base/16); "
+        "nothing beside it is touched",
+    )
 
+
+def _add_data_commands(command: Command) -> None:
+    """init, backup, restore, verify: what mover Jobs run."""
     p = command("init", commands.init, "create a repository (encrypted with the password)")
     p.add_argument("--pack-size-mib", type=int, default=16, help="target pack size (default 16 MiB)")
     p.add_argument(
@@ -164,12 +192,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="TARGET may hold an older state: write only the chunks that differ, remove what the snapshot lacks",
     )
-    p.add_argument(
-        "--path",
-        dest="only",
-        metavar="REL",
-        help="only this file or directory of the snapshot (relative to its root, e.g. base/16); nothing beside it is touched",
-    )
+    _add_only_option(p)
     p = command(
         "verify", commands.verify, "compare a directory with a snapshot, every byte (read-only, no lock)"
     )
@@ -182,12 +205,11 @@ def parser() -> argparse.ArgumentParser:
         help="exit 0 when the comparison ran, equal or not (the JSON summary says what differs): "
         "the verify step's mover Jobs use it, so that a difference is reported, not retried",
     )
-    p.add_argument(
-        "--path",
-        dest="only",
-        metavar="REL",
-        help="only this file or directory of the snapshot (relative to its root, e.g. base/16); nothing beside it is touched",
-    )
+    _add_only_option(p)
+
+
+def _add_inspecting_commands(command: Command) -> None:
+    """ls, diff, check: read-only looks at the repository."""
     p = command("ls", commands.ls, "list snapshots, or the files of one snapshot")
     p.add_argument("snapshot", nargs="?")
     p.add_argument("--group")
@@ -197,6 +219,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("second")
     p = command("check", commands.check, "verify the repository's structure (and with --read-data, all data)")
     p.add_argument("--read-data", action="store_true")
+
+
+def _add_maintenance_commands(command: Command) -> None:
+    """forget, prune, unlock, key: keeping the repository in shape."""
     p = command(
         "forget", commands.forget, "delete snapshots by policy (whole Ferry snapshots, per app/series)"
     )
@@ -206,14 +232,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="prune afterwards")
     p = command("prune", commands.prune, "remove data no snapshot needs (exclusive lock)")
     p.add_argument("--dry-run", action="store_true")
-    p = command("unlock", commands.unlock, "remove stale locks (holders dead or silent for 5 minutes)")
+    command("unlock", commands.unlock, "remove stale locks (holders dead or silent for 5 minutes)")
     p = command("key", commands.key, "key management: 'key rotate' re-wraps the data key with a new password")
     p.add_argument("action", choices=["rotate", "list"])
     p.add_argument(
         "--new-password-file",
         help=f"file with the new password (env {Env.NEW_PASSWORD_FILE} or {Env.NEW_PASSWORD})",
     )
-    return top
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,8 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     gc.disable()
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)

@@ -110,17 +110,39 @@ def backup(args: argparse.Namespace) -> int:
     parent = None if args.parent == "none" else (args.parent or "auto")
     limit = args.limit_upload * 1024 if args.limit_upload else None
     try:
-        result = run_backup(repo, args.path, name=name, group=args.group, tags=parse_tags(args.tag), parent=parent,
-                            progress=reporter if reporter.active else None, threads=args.threads, limit_upload=limit)  # fmt: skip
+        result = run_backup(
+            repo,
+            args.path,
+            name=name,
+            group=args.group,
+            tags=parse_tags(args.tag),
+            parent=parent,
+            progress=reporter if reporter.active else None,
+            threads=args.threads,
+            limit_upload=limit,
+        )
     finally:
         reporter.close()
     s = result.snapshot.stats
-    doc = {"snapshot_id": result.snapshot_id, "group": result.snapshot.group, "name": name, "files": s.files, "dirs": s.dirs,
-           "bytes": s.bytes, "bytes_read": s.bytes_read, "new_bytes": s.new_bytes, "stored_bytes": s.stored_bytes,
-           "duration": round(s.duration, 3), "parent": result.snapshot.parent, "warnings": s.warnings}  # fmt: skip
+    doc = {
+        "snapshot_id": result.snapshot_id,
+        "group": result.snapshot.group,
+        "name": name,
+        "files": s.files,
+        "dirs": s.dirs,
+        "bytes": s.bytes,
+        "bytes_read": s.bytes_read,
+        "new_bytes": s.new_bytes,
+        "stored_bytes": s.stored_bytes,
+        "duration": round(s.duration, 3),
+        "parent": result.snapshot.parent,
+        "warnings": s.warnings,
+    }
     rate = s.bytes / s.duration / 1e6 if s.duration else 0.0
-    human = (f"snapshot {result.snapshot_id[:8]} saved: {s.files} files, {s.bytes / 1e6:.1f} MB "
-             f"({s.new_bytes / 1e6:.1f} MB new, {s.stored_bytes / 1e6:.1f} MB stored) in {s.duration:.1f}s, {rate:.0f} MB/s")  # fmt: skip
+    human = (
+        f"snapshot {result.snapshot_id[:8]} saved: {s.files} files, {s.bytes / 1e6:.1f} MB "
+        f"({s.new_bytes / 1e6:.1f} MB new, {s.stored_bytes / 1e6:.1f} MB stored) in {s.duration:.1f}s, {rate:.0f} MB/s"
+    )
     for warning in s.warnings:
         human += f"\nwarning: {warning}"
     return _finish(args, doc, human, PARTIAL if s.warnings else 0)
@@ -155,10 +177,18 @@ def restore(args: argparse.Namespace) -> int:
     }
     human = f"restored snapshot {result.snapshot_id[:8]}: {result.files} files, {result.bytes / 1e6:.1f} MB in {duration:.1f}s"
     if args.delta:
-        doc |= {"delta": True, "files_written": result.files_written, "bytes_written": result.bytes_written,
-                "files_skipped": result.files_skipped, "bytes_skipped": result.bytes_skipped, "removed": result.removed}  # fmt: skip
-        human += (f"; {result.files_written} files written ({result.bytes_written / 1e6:.1f} MB), "
-                  f"{result.files_skipped} already right, {result.removed} entries removed")  # fmt: skip
+        doc |= {
+            "delta": True,
+            "files_written": result.files_written,
+            "bytes_written": result.bytes_written,
+            "files_skipped": result.files_skipped,
+            "bytes_skipped": result.bytes_skipped,
+            "removed": result.removed,
+        }
+        human += (
+            f"; {result.files_written} files written ({result.bytes_written / 1e6:.1f} MB), "
+            f"{result.files_skipped} already right, {result.removed} entries removed"
+        )
     for path, reason in sorted(result.damaged.items()):
         human += f"\ndamaged: {path}: {reason}"
     for warning in result.warnings:
@@ -174,18 +204,32 @@ def verify(args: argparse.Namespace) -> int:
     reporter = _reporter(args, "verify", args.name or os.path.basename(os.path.abspath(args.path)))
     started = time.monotonic()
     try:
-        result = compare(repo, args.snapshot, args.path, threads=args.threads,
-                         progress=reporter if reporter.active else None, path=args.only or "")  # fmt: skip
+        result = compare(
+            repo,
+            args.snapshot,
+            args.path,
+            threads=args.threads,
+            progress=reporter if reporter.active else None,
+            path=args.only or "",
+        )
     finally:
         reporter.close()
     duration = time.monotonic() - started
     listed = sorted(result.differences)[:LISTED]
-    doc = {"snapshot_id": result.snapshot_id, "files": result.files, "bytes": result.bytes, "bytes_read": result.bytes_read,
-           "different": len(result.differences), "differences": {path: result.differences[path] for path in listed},
-           "duration": round(duration, 3)}  # fmt: skip
+    doc = {
+        "snapshot_id": result.snapshot_id,
+        "files": result.files,
+        "bytes": result.bytes,
+        "bytes_read": result.bytes_read,
+        "different": len(result.differences),
+        "differences": {path: result.differences[path] for path in listed},
+        "duration": round(duration, 3),
+    }
     verdict = "equal" if result.equal else f"{len(result.differences)} difference(s)"
-    human = (f"verified {args.path} against snapshot {result.snapshot_id[:8]}: {result.files} files, "
-             f"{result.bytes_read / 1e6:.1f} MB read and hashed in {duration:.1f}s: {verdict}")  # fmt: skip
+    human = (
+        f"verified {args.path} against snapshot {result.snapshot_id[:8]}: {result.files} files, "
+        f"{result.bytes_read / 1e6:.1f} MB read and hashed in {duration:.1f}s: {verdict}"
+    )
     for path in listed[:SHOWN]:
         human += f"\ndiffers: {path}: {result.differences[path]}"
     if len(result.differences) > SHOWN:
@@ -211,8 +255,18 @@ def ls(args: argparse.Namespace) -> int:
     if args.snapshot is None:
         rows = []
         for snapshot_id, record in repo.snapshots(group=args.group, name=args.name):
-            rows.append({"id": snapshot_id, "time": record.time, "kind": record.kind, "name": record.name, "group": record.group,
-                         "size": record.size, "tags": record.tags, "hostname": record.hostname})  # fmt: skip
+            rows.append(
+                {
+                    "id": snapshot_id,
+                    "time": record.time,
+                    "kind": record.kind,
+                    "name": record.name,
+                    "group": record.group,
+                    "size": record.size,
+                    "tags": record.tags,
+                    "hostname": record.hostname,
+                }
+            )
             tags = ",".join(f"{k}={v}" for k, v in sorted(record.tags.items()))
             print(
                 f"{snapshot_id[:8]}  {record.time[:19]}  {record.kind:4}  {record.name:20}  {record.group[:12]:12}  {record.size:>14}  {tags}"
@@ -235,8 +289,16 @@ def ls(args: argparse.Namespace) -> int:
 
 def _compared(node: Node) -> tuple[object, ...]:
     """What ``diff`` compares: content, type, mode, owner, link target, extended attributes."""
-    return (node.type, node.size, tuple(node.content), node.mode, node.uid, node.gid, node.target,
-            sorted(node.xattrs.items()))  # fmt: skip
+    return (
+        node.type,
+        node.size,
+        tuple(node.content),
+        node.mode,
+        node.uid,
+        node.gid,
+        node.target,
+        sorted(node.xattrs.items()),
+    )
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -248,8 +310,11 @@ def diff(args: argparse.Namespace) -> int:
         _, record = repo.load_snapshot(ref, kind="tree")
         trees.append({path: _compared(node) for path, node in walk(repo, record.root)})
     old, new = trees
-    changes = {"added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()),
-               "modified": sorted(p for p in old.keys() & new.keys() if old[p] != new[p])}  # fmt: skip
+    changes = {
+        "added": sorted(new.keys() - old.keys()),
+        "removed": sorted(old.keys() - new.keys()),
+        "modified": sorted(p for p in old.keys() & new.keys() if old[p] != new[p]),
+    }
     for sign, key in (("+", "added"), ("-", "removed"), ("M", "modified")):
         for path in changes[key]:
             print(f"{sign} {path}")
@@ -270,8 +335,15 @@ def check(args: argparse.Namespace) -> int:
         _say(f"warning: {warning}")
     for error in report.errors:
         _say(f"error: {error}")
-    doc = {"ok": report.ok, "errors": report.errors, "warnings": report.warnings, "packs": report.packs, "blobs": report.blobs,
-           "snapshots": report.snapshots, "bytes_read": report.bytes_read}  # fmt: skip
+    doc = {
+        "ok": report.ok,
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "packs": report.packs,
+        "blobs": report.blobs,
+        "snapshots": report.snapshots,
+        "bytes_read": report.bytes_read,
+    }
     verdict = "no errors were found" if report.ok else f"{len(report.errors)} error(s) found"
     return _finish(
         args,
@@ -305,8 +377,10 @@ def prune(args: argparse.Namespace) -> int:
 
     repo = _open(args)
     result = run_prune(repo, dry_run=args.dry_run)
-    human = (f"{'would delete' if args.dry_run else 'deleted'} {result.packs_deleted} pack(s), rewrote {result.packs_rewritten}, "
-             f"{result.bytes_freed / 1e6:.1f} MB freed")  # fmt: skip
+    human = (
+        f"{'would delete' if args.dry_run else 'deleted'} {result.packs_deleted} pack(s), rewrote {result.packs_rewritten}, "
+        f"{result.bytes_freed / 1e6:.1f} MB freed"
+    )
     for missing in result.missing:
         human += f"\nwarning: {missing}"
     return _finish(args, {**result.__dict__, "dry_run": args.dry_run}, human)

@@ -42,6 +42,7 @@ from pyfastcdc import FastCDC
 from shared.memory import anonymous
 from shared.repository.files import ExtentReader, data_extents, read_xattrs, scan_totals
 from shared.repository.formats import DATA, TREE, Node, Snapshot, Tree
+from shared.repository.locking import Lock
 from shared.repository.packing import Packer
 from shared.repository.recovering import index_orphan_packs
 from shared.repository.repo import Repository, default_threads
@@ -547,32 +548,13 @@ def backup(
     started = time.monotonic()
     record = repo.new_record("tree", name, group, tags)
     record.source = str(source)
-    with ThreadPoolExecutor(3, thread_name_prefix="ferry-open") as pool:
-        # Independent round trips to the store, overlapped: the lock, the index, the snapshot list.
-        locking = pool.submit(repo.lock(purpose=f"backup {name}").acquire)
-        indexing = pool.submit(lambda: repo.index)
-        listing = pool.submit(repo.snapshots, name=name) if parent == "auto" else None
-        pending: list[Future[Any]] = [f for f in (locking, indexing, listing) if f is not None]
-        wait(pending)
-        lock = locking.result()
+    lock, indexing, listing = _open_for_backup(repo, name, listing=parent == "auto")
     abandon = False  # leave the lock to go stale: this backup's packs may be unindexed
     try:
         indexing.result()
         if lock.others:  # another backup runs, or one died holding its lock: look for its packs
             index_orphan_packs(repo)
-        parent_tree: Tree | None = None
-        if listing is not None:
-            same = [
-                s
-                for s in listing.result()
-                if s[1].kind == "tree" and s[1].tags.get("app") == record.tags.get("app")
-            ]
-            parent = same[-1][0] if same else None
-        if parent:
-            parent, parent_record = repo.load_snapshot(parent)
-            record.parent = parent
-            if parent_record.root in repo.index:
-                parent_tree = repo.read_tree(parent_record.root)
+        parent_tree = _parent_tree(repo, record, parent, listing)
         packer = Packer(
             repo.store,
             repo.cipher,
@@ -604,11 +586,7 @@ def backup(
             packer.close()
         if progress is not None:
             totals.join()
-        record.size = record.stats.bytes
-        record.stats.new_bytes = packer.stats.new_bytes
-        record.stats.stored_bytes = packer.stats.stored_bytes
-        record.stats.new_chunks = packer.stats.new_chunks
-        record.stats.duration = time.monotonic() - started
+        _record_totals(record, packer, started)
         lock.check()
         snapshot_id = repo.save_snapshot(record)
         job.report(force=True)
@@ -618,3 +596,47 @@ def backup(
         else:
             lock.release()
     return BackupResult(snapshot_id, record)
+
+
+def _open_for_backup(
+    repo: Repository, name: str, *, listing: bool
+) -> tuple[Lock, Future[Any], Future[list[tuple[str, Snapshot]]] | None]:
+    """The lock, the index and (to find the parent) the snapshot list: independent round trips to
+    the store, overlapped. The index and the list come back as futures, read under the lock."""
+    with ThreadPoolExecutor(3, thread_name_prefix="ferry-open") as pool:
+        locking = pool.submit(repo.lock(purpose=f"backup {name}").acquire)
+        indexing = pool.submit(lambda: repo.index)
+        snapshots = pool.submit(repo.snapshots, name=name) if listing else None
+        pending: list[Future[Any]] = [f for f in (locking, indexing, snapshots) if f is not None]
+        wait(pending)
+        return locking.result(), indexing, snapshots
+
+
+def _parent_tree(
+    repo: Repository,
+    record: Snapshot,
+    parent: str | None,
+    listing: Future[list[tuple[str, Snapshot]]] | None,
+) -> Tree | None:
+    """The tree unchanged files are taken from: the named parent, or the latest of the same app and
+    name (``listing``); records it as ``record.parent``."""
+    if listing is not None:
+        same = [
+            s
+            for s in listing.result()
+            if s[1].kind == "tree" and s[1].tags.get("app") == record.tags.get("app")
+        ]
+        parent = same[-1][0] if same else None
+    if not parent:
+        return None
+    parent, parent_record = repo.load_snapshot(parent)
+    record.parent = parent
+    return repo.read_tree(parent_record.root) if parent_record.root in repo.index else None
+
+
+def _record_totals(record: Snapshot, packer: Packer, started: float) -> None:
+    record.size = record.stats.bytes
+    record.stats.new_bytes = packer.stats.new_bytes
+    record.stats.stored_bytes = packer.stats.stored_bytes
+    record.stats.new_chunks = packer.stats.new_chunks
+    record.stats.duration = time.monotonic() - started

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,10 +51,20 @@ class Comparison:
         return not self.differences
 
 
+# st_mode test -> the snapshot's name for the type, most common first; anything else is a socket
+_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISREG, "file"),
+    (stat.S_ISDIR, "dir"),
+    (stat.S_ISLNK, "symlink"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISCHR, "chardev"),
+    (stat.S_ISBLK, "blockdev"),
+)
+
+
 def kind_of(mode: int) -> str:
     """The snapshot's name for the type of a file with ``st_mode`` ``mode``."""
-    for test, name in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"), (stat.S_ISLNK, "symlink"),
-                       (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "chardev"), (stat.S_ISBLK, "blockdev")):  # fmt: skip
+    for test, name in _KINDS:
         if test(mode):
             return name
     return "socket"

@@ -14,7 +14,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from sandbox import SandboxClusters
-from sandbox.controllers.kubelet import image_repository, map_paths
+from sandbox.controllers.running import image_repository, map_paths
 from tests.sandbox.conftest import eventually
 
 LABELS = {"app": "db"}

@@ -1,0 +1,1 @@
+"""Maintenance scripts of the sandbox (not imported at run time)."""
