@@ -321,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         "drill": "DR drill: restore a replica into an isolated namespace, verify it, clean up",
     }
     for kind in RequestKind:
+        if kind is RequestKind.ROLLBACK:  # `ferry rollback REQUEST`: built from the request it undoes
+            continue
         p = sub.add_parser(
             kind.value,
             help=helps[kind.value],

@@ -19,6 +19,7 @@ class StepName(StrEnum):
     TRANSFER = "transfer"
     RESTORE = "restore"
     VERIFY = "verify"
+    ROLLBACK = "rollback"  # undo a migrate: its objects removed from the target, the source brought back
     # A stub step used by tests and the backbone demo: it only reports progress.
     ECHO = "echo"
 
@@ -35,6 +36,7 @@ KIND_STEPS: dict[str, tuple[StepName, ...]] = {
     "replicate": (StepName.PREFLIGHT, StepName.DISCOVER, StepName.SNAPSHOT, StepName.TRANSFER),
     "restore": (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
     "drill": (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
+    "rollback": (StepName.ROLLBACK,),
 }
 
 

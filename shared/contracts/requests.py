@@ -100,6 +100,7 @@ ResourceTypes = Annotated[list[ResourceType], Meta(max_length=MAX_RESOURCE_TYPES
 RegistryPrefix = Annotated[str, Meta(min_length=1, max_length=512, pattern=_whole(r"[^\s]+"))]
 RepositoryName = Annotated[str, Meta(max_length=253, pattern=_whole(r"[^\s]*"))]
 SnapshotId = Annotated[str, Meta(max_length=256, pattern=_whole(r"[^\s]*"))]
+RequestId = Annotated[str, Meta(max_length=128, pattern=_whole(r"[^\s]*"))]
 
 # What a pattern means, in words, for the error message (msgspec would quote the regex).
 _PATTERN_WORDS = {
@@ -119,6 +120,7 @@ class RequestKind(StrEnum):
     REPLICATE = "replicate"  # discover, snapshot, transfer (a DR replica in the target region)
     RESTORE = "restore"  # an existing snapshot into a cluster: transfer (if needed), restore, verify
     DRILL = "drill"  # restore the latest replica into an isolated namespace, verify, clean up
+    ROLLBACK = "rollback"  # undo a migrate (`rollback_of`): remove what it created, bring the source back
 
 
 class ConflictPolicy(StrEnum):
@@ -219,6 +221,14 @@ class MobilityRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     restore: RestoreScope = field(default_factory=RestoreScope)
     conflict_policy: ConflictPolicy = ConflictPolicy.SKIP
     quiesce: bool = False  # scale workloads to zero while the final copy is taken, restore after
+    # A staged migration: stages copy the volumes while the source keeps serving (claims only, delta
+    # restore, repeatable); the cutover quiesces the source and leaves it down, takes the last delta
+    # and restores everything. A cutover that fails after the quiesce is rolled back unless
+    # auto_rollback is false.
+    stage: bool = False
+    cutover: bool = False
+    auto_rollback: bool = True
+    rollback_of: RequestId = ""  # a rollback request: the id of the migrate it undoes
     keep_owned: bool = False  # also capture objects owned by another captured object
     dry_run: bool = False
     preflight_only: bool = False  # run the preflight checks (clusters, RBAC, storage, repositories) and stop
@@ -272,8 +282,28 @@ def check(request: MobilityRequest) -> MobilityRequest:
         )
     if request.kind is RequestKind.MIGRATE and not request.source.namespaces and not request.source.selector:
         raise RequestInvalid("$.source.namespaces", "name at least one namespace or a label selector")
+    _check_staging(request)
     _check_itinerary(request)
     return request
+
+
+def _check_staging(request: MobilityRequest) -> None:
+    """A stage and a cutover are parts of a migrate; a rollback names the migrate it undoes."""
+    for flag in ("stage", "cutover"):
+        if getattr(request, flag) and request.kind is not RequestKind.MIGRATE:
+            raise RequestInvalid(
+                f"$.{flag}", f"only a migrate request has a {flag}, not a {request.kind.value}"
+            )
+    if request.stage and request.cutover:
+        raise RequestInvalid("$.cutover", "a request is a stage or a cutover, not both")
+    if request.stage and request.quiesce:
+        raise RequestInvalid("$.quiesce", "a stage keeps the source serving; quiesce belongs to the cutover")
+    if request.kind is RequestKind.ROLLBACK and not request.rollback_of:
+        raise RequestInvalid("$.rollback_of", "a rollback request names the migrate request it undoes")
+    if request.rollback_of and request.kind is not RequestKind.ROLLBACK:
+        raise RequestInvalid(
+            "$.rollback_of", f"only a rollback request names one, not a {request.kind.value}"
+        )
 
 
 def _check_itinerary(request: MobilityRequest) -> None:

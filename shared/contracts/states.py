@@ -75,6 +75,8 @@ class RequestState(Struct, kw_only=True):
     updated_at: str = ""
     reason: str = ""  # why it failed / was cancelled, in words a person can act on
     cancel_requested: bool = False
+    rollback_request: str = ""  # the rollback request started for this one (a cutover that failed)
+    rolled_back: bool = False  # a rollback removed what this request created and brought the source back
 
     def step_state(self, step: StepName) -> StepState:
         for state in self.steps:

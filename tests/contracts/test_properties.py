@@ -135,6 +135,8 @@ def valid_requests(draw: st.DrawFn) -> dict[str, Any]:
     }
     if kind in ("restore", "drill"):
         document["source"]["snapshot"] = draw(st.sampled_from(["latest", "snap-a1d8de33"]))
+    if kind == "rollback":
+        document["rollback_of"] = draw(st.sampled_from(["req-1", "req-2"]))
     if draw(st.booleans()):
         document["target"]["namespace_map"] = {ns: draw(NAMESPACE) for ns in namespaces}
     if draw(st.booleans()):

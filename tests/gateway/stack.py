@@ -35,6 +35,7 @@ STEPS = (
     StepName.TRANSFER,
     StepName.RESTORE,
     StepName.VERIFY,
+    StepName.ROLLBACK,
     StepName.ECHO,
 )
 
