@@ -75,7 +75,16 @@ class Report(_Event, frozen=True, tag="report"):
     document: str = ""  # a ``reports.DocumentKind`` value: what the body is (clients select by it)
 
 
-Event = Progress | Warning | StepStarted | StepCompleted | Failed | PhaseChanged | Report
+class Quiesced(_Event, frozen=True, tag="quiesced"):
+    """A cutover quiesced the source: the application is down since ``since`` (unix seconds) until the
+    target is available (``available``, a later event of the same kind with ``available_at`` set)."""
+
+    since: float
+    workloads: list[str] = field(default_factory=list)  # "<resource>/<namespace>/<name>" scaled or suspended
+    available_at: float = 0.0  # set once the target's workloads are available: the downtime ends
+
+
+Event = Progress | Warning | StepStarted | StepCompleted | Failed | PhaseChanged | Report | Quiesced
 
 event_encoder = msgspec.json.Encoder()
 event_decoder = msgspec.json.Decoder(Event)

@@ -108,6 +108,20 @@ def plans(states: list[RequestState]) -> list[MigrationPlan]:
     return sorted(found.values(), key=lambda p: p.last_stage_at or "", reverse=True)
 
 
+def rollback_request(state: RequestState) -> MobilityRequest:
+    """The rollback of a stored request: the same source and target, and one idempotency key, so a
+    rollback asked twice (by a person and by a failed cutover's automatic one) is one request."""
+    original = state.request
+    return MobilityRequest(
+        kind=RequestKind.ROLLBACK,
+        source=original.source,
+        target=original.target,
+        rollback_of=state.id,
+        idempotency_key=f"rollback-{state.id}"[:256],
+        labels={k: v for k, v in original.labels.items()},
+    )
+
+
 def age_seconds(iso: str, now: datetime | None = None) -> float | None:
     """Seconds since an ISO time (a stage's data age), or None when there is none."""
     if not iso:
