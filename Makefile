@@ -38,7 +38,7 @@ lint: $(STAMP) ## ruff (check + format), mypy --strict on shared/ and services/,
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix

@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from shared.repository.opening import RepositorySettings, open_repository
     from shared.repository.pruning import ForgetResult, Policy, PruneResult, forget, prune
     from shared.repository.repo import Repository
-    from shared.repository.restoring import RestoreResult, restore
+    from shared.repository.restoration import restore
+    from shared.repository.restoring import RestoreResult
 
 _MODULES = {
     "backing": ["BackupResult", "Progress", "ProgressFn", "backup"],
@@ -60,7 +61,8 @@ _MODULES = {
     "opening": ["RepositorySettings", "open_repository"],
     "pruning": ["ForgetResult", "Policy", "PruneResult", "forget", "prune"],
     "repo": ["Repository"],
-    "restoring": ["RestoreResult", "restore"],
+    "restoration": ["restore"],
+    "restoring": ["RestoreResult"],
 }
 __getattr__ = lazy_names(__name__, _MODULES)
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 import os
 import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.repository.backing import Progress, ProgressFn
-from shared.repository.errors import DamagedFiles, IntegrityError
+from shared.repository.errors import IntegrityError
 from shared.repository.files import place, write_xattrs
 from shared.repository.formats import Node, PackedBlob
 from shared.repository.repo import Repository
@@ -272,50 +271,3 @@ def node_at(repo: Repository, root: bytes, rel: str) -> Node | None:
         if found is None:
             return None
     return found
-
-
-def restore(
-    repo: Repository,
-    snapshot_id: str,
-    target: str | Path,
-    *,
-    allow_partial: bool = False,
-    progress: ProgressFn | None = None,
-    threads: int = 6,
-    delta: bool = False,
-    path: str = "",
-) -> RestoreResult:
-    """Write snapshot ``snapshot_id`` under ``target``; raise ``DamagedFiles`` unless ``allow_partial``.
-
-    With ``delta``, ``target`` may hold an older state of the tree: only what differs is fetched and
-    written, and what the snapshot does not have is removed (``syncing.py``). With ``path`` (relative
-    to the snapshot's root, e.g. ``base/16``), only that file or directory is restored; nothing
-    outside it is written or removed.
-    """
-    target = Path(target).absolute()
-    with repo.lock(purpose="restore"):
-        snapshot_id, record = repo.load_snapshot(snapshot_id, kind="tree")
-        if record.kind != "tree":
-            raise IntegrityError(f"snapshot {snapshot_id[:8]} holds a blob ({record.name}), not a file tree")
-        target.mkdir(parents=True, exist_ok=True)
-        if delta:
-            from shared.repository.syncing import Delta  # a plain restore does not load it
-
-            job: _Restore = Delta(repo, target, progress)
-        else:
-            job = _Restore(repo, target, progress)
-        tree, where, rel, only = selected(repo, record.root, target, path)
-        job.walk(tree, where, rel, only)
-        job.prepare()
-        plan = job.plan()
-        with ThreadPoolExecutor(threads, thread_name_prefix="ferry-restore") as pool:
-            for _ in pool.map(lambda item: job.restore_pack(*item), plan.items()):
-                pass
-        job.finish()
-    result = job.result(snapshot_id)
-    # One line per reason (a target file system without xattrs would otherwise warn for every file).
-    for why, (count, first) in sorted(job.xattr_failures.items()):
-        result.warnings.append(f"{count} extended attribute(s) not restored: {why} (the first: {first})")
-    if job.damaged and not allow_partial:
-        raise DamagedFiles(job.damaged)
-    return result

@@ -10,7 +10,7 @@ its size. Missing files are written whole; entries the snapshot does not have ar
 
 The fetching is the plain restore's (``restoring._Restore``): pack-wise ranged GETs, every blob
 verified, damaged files named, then the metadata of every entry, directories last. This class only
-walks, decides and proves; ``restoring.restore(..., delta=True)`` runs it under the same shared lock.
+walks, decides and proves; ``restoration.restore(..., delta=True)`` runs it under the same shared lock.
 
 Shared inodes are never written in place: a file with other hard links is rewritten whole (a fresh
 inode), unless the quick check keeps it, and the snapshot's hard links are then made again. A sparse
