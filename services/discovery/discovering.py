@@ -31,6 +31,7 @@ from shared.contracts.reports import DocumentKind
 from shared.contracts.steps import StepName, StepResult
 from shared.kube import Clusters, RetryPolicy
 from shared.runtime import StepContext, StepService
+from shared.runtime.outcomes import Outcome, Succeeded
 
 log = logging.getLogger("ferry.discovery")
 MAX_RESULT_WARNINGS = 50
@@ -98,7 +99,7 @@ class DiscoveryService(StepService):
             warnings=collected.warnings + linked.warnings,
         )
 
-    async def handle(self, ctx: StepContext) -> StepResult:
+    async def handle(self, ctx: StepContext) -> Outcome:
         request = ctx.request
         inventory = await self.build(ctx.request_id, request)
         await ctx.checkpoint()
@@ -127,4 +128,6 @@ class DiscoveryService(StepService):
         if len(inventory.warnings) > MAX_RESULT_WARNINGS:
             warnings.append(f"... and {len(inventory.warnings) - MAX_RESULT_WARNINGS} more warnings")
         counts = {**inventory.counts(), "volumes": len(inventory.volumes), "owned": owned}
-        return StepResult(outputs={"inventory": name}, counts=counts, warnings=warnings, message=message)
+        return Succeeded(
+            StepResult(outputs={"inventory": name}, counts=counts, warnings=warnings, message=message)
+        )

@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 
 from services.discovery.collecting import in_scope
-from shared.contracts.errors import PermanentError
 from shared.contracts.events import Report
 from shared.contracts.reports import DocumentKind
-from shared.contracts.steps import StepName, StepResult
+from shared.contracts.steps import StepName
 from shared.kube import Clusters, Resource, RetryPolicy
 from shared.runtime import StepContext, StepService
-from shared.runtime.preflighting import preflight, problems, summary
+from shared.runtime.outcomes import Outcome
+from shared.runtime.preflighting import preflight, problems, summary, verdict
 
 log = logging.getLogger("ferry.preflight")
 TIMEOUT = 10.0  # seconds for any one cluster or repository to answer
@@ -45,7 +45,7 @@ class PreflightService(StepService):
         await self.clusters.close()
         await super().teardown()
 
-    async def handle(self, ctx: StepContext) -> StepResult:
+    async def handle(self, ctx: StepContext) -> Outcome:
         request = ctx.request
 
         def scope(resource: Resource) -> bool:
@@ -69,9 +69,4 @@ class PreflightService(StepService):
         )
         if failed:
             log.info("preflight found %d problem(s)", len(failed))
-            listing = "; ".join(c.problem() for c in failed)
-            raise PermanentError(f"{len(failed)} problem(s) found before any copy: {listing}")
-        return StepResult(
-            counts={"checks": len(checks), "problems": 0},
-            message=f"{len(checks)} checks passed",
-        )
+        return verdict(checks)

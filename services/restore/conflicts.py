@@ -82,9 +82,15 @@ def result_of(
     item: Manifest, outcome: Outcome, reason: str = "", diff: list[str] | None = None
 ) -> ObjectResult:
     """The result of ``item``, named as captured and as written, with the notes gathered on the way."""
-    return ObjectResult(key=item.source_key, target=item.key, outcome=outcome, reason=reason, diff=diff or [],
-                        warnings=[n for n in item.notes if not n.startswith(REWROTE)],
-                        rewrites=[n.removeprefix(REWROTE) for n in item.notes if n.startswith(REWROTE)])  # fmt: skip
+    return ObjectResult(
+        key=item.source_key,
+        target=item.key,
+        outcome=outcome,
+        reason=reason,
+        diff=diff or [],
+        warnings=[n for n in item.notes if not n.startswith(REWROTE)],
+        rewrites=[n.removeprefix(REWROTE) for n in item.notes if n.startswith(REWROTE)],
+    )
 
 
 async def _wait_gone(cluster: Cluster, item: Manifest, within: float) -> bool:

@@ -47,6 +47,12 @@ def expectation(report: RestoreReport, plan: Plan, *, cluster: str, repository: 
                 ignore=["spec.replicas"] if item.key in autoscaled else [],
             )
         )
-    return Expectation(request_id=report.request_id, snapshot=report.snapshot, cluster=cluster,
-                       repository=repository, objects=objects, accounted=list(plan.results),
-                       volumes=list(report.volumes))  # fmt: skip
+    return Expectation(
+        request_id=report.request_id,
+        snapshot=report.snapshot,
+        cluster=cluster,
+        repository=repository,
+        objects=objects,
+        accounted=list(plan.results),
+        volumes=list(report.volumes),
+    )

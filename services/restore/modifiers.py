@@ -273,8 +273,12 @@ def apply(rules: list[Rule], item: Manifest) -> Outcome:
         if not matches(rule, original):
             continue
         where = f"resource modifier rule {rule.index}"
-        kinds = [k for k, v in (("patches", rule.patches), ("mergePatches", rule.merge_patches),
-                                ("strategicPatches", rule.strategic_patches)) if v]  # fmt: skip
+        given = {
+            "patches": rule.patches,
+            "mergePatches": rule.merge_patches,
+            "strategicPatches": rule.strategic_patches,
+        }
+        kinds = [kind for kind, patches in given.items() if patches]
         if len(kinds) > 1:
             outcome.notes.append(
                 f"{where}: only its {kinds[0]} apply; {', '.join(kinds[1:])} ignored (as Velero)"

@@ -193,8 +193,14 @@ class Restore:
                 await self.refresher.scale_back_all()  # workloads outside the snapshot, or after a failure
         if not self.dry_run:
             await self._wait_all()
-        return RestoreReport(request_id="", snapshot="", dry_run=self.dry_run, objects=self.results,
-                             volumes=volumes, waited=self.waited)  # fmt: skip
+        return RestoreReport(
+            request_id="",
+            snapshot="",
+            dry_run=self.dry_run,
+            objects=self.results,
+            volumes=volumes,
+            waited=self.waited,
+        )
 
     async def _ours(self, claim: Manifest) -> bool:
         """True when the live claim was created by this very request (an earlier attempt of the step)."""
@@ -240,20 +246,29 @@ class Restore:
                 if self.existing is ExistingVolumes.KEEP
                 else "kept: the claim existed and was not made by Ferry (volumes.existing: refresh overwrites it)"
             )
-            self._settled(key, VolumeResult(claim=label, snapshot=record.snapshot_id, ok=True,
-                                            action=VolumeAction.KEPT, reason=why))  # fmt: skip
+            self._settled(
+                key,
+                VolumeResult(
+                    claim=label, snapshot=record.snapshot_id, ok=True, action=VolumeAction.KEPT, reason=why
+                ),
+            )
             return
         if policy is ExistingVolumes.FAIL:
             why = "the claim already exists in the target (volumes.existing: fail): nothing written into it"
-            self._settled(key, VolumeResult(claim=label, snapshot=record.snapshot_id, ok=False,
-                                            action=VolumeAction.FAILED, reason=why))  # fmt: skip
+            self._settled(
+                key,
+                VolumeResult(
+                    claim=label, snapshot=record.snapshot_id, ok=False, action=VolumeAction.FAILED, reason=why
+                ),
+            )
             return
 
         async def refresh() -> VolumeResult:
             why = await self.refresher.scale_down(claim.namespace, claim.name)
             if why:
-                return VolumeResult(claim=label, snapshot=record.snapshot_id, ok=False,
-                                    action=VolumeAction.FAILED, reason=why)  # fmt: skip
+                return VolumeResult(
+                    claim=label, snapshot=record.snapshot_id, ok=False, action=VolumeAction.FAILED, reason=why
+                )
             return await self._filled(claim, record, True)
 
         self.fills[key] = asyncio.create_task(refresh(), name=f"refresh:{key}")

@@ -121,11 +121,18 @@ def select(captured: list[Manifest], request: MobilityRequest) -> Selection:
             continue  # only volume paths were asked for: their claims (and namespaces), nothing else
         chosen.append(item)
     if not [item for item in chosen if item.kind != "Namespace"]:
-        asked = [f"{k} {v}" for k, v in (("namespaces", source.namespaces), ("include_resources", source.include_resources),
-                 ("exclude_resources", source.exclude_resources), ("selector", source.selector),
-                 ("resources", scope.resources)) if v]  # fmt: skip
-        raise PermanentError(f"nothing to restore: no object of the snapshot matches {'; '.join(asked) or 'the request'} "
-                             f"(it holds: {_holds(captured)})")  # fmt: skip
+        fields = {
+            "namespaces": source.namespaces,
+            "include_resources": source.include_resources,
+            "exclude_resources": source.exclude_resources,
+            "selector": source.selector,
+            "resources": scope.resources,
+        }
+        asked = [f"{name} {value}" for name, value in fields.items() if value]
+        raise PermanentError(
+            f"nothing to restore: no object of the snapshot matches {'; '.join(asked) or 'the request'} "
+            f"(it holds: {_holds(captured)})"
+        )
     wanted_namespaces = {item.namespace for item in chosen if item.namespace}
     picked = {id(item) for item in chosen}
     for item in captured:  # the namespaces of what was chosen, which must exist to hold it

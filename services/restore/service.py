@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -27,8 +26,8 @@ import msgspec
 from services.restore import manifests, modifiers
 from services.restore.expecting import expectation
 from services.restore.manifests import VolumeRecord
-from services.restore.restoring import Restore, prepare, rendered
-from services.restore.selecting import select
+from services.restore.restoring import Plan, Restore, prepare, rendered
+from services.restore.selecting import Selection, select
 from services.restore.sources import (
     inventory_edges,
     open_target_repository,
@@ -36,7 +35,7 @@ from services.restore.sources import (
     restore_labels,
     transforms_for,
 )
-from shared.contracts.errors import Cancelled, PermanentError
+from shared.contracts.errors import Cancelled
 from shared.contracts.events import Report
 from shared.contracts.reports import (
     DocumentKind,
@@ -51,8 +50,10 @@ from shared.kube.objects import Manifest
 from shared.runtime import StepContext, StepService
 from shared.runtime.clusters import ClusterFactory, KubeClusters
 from shared.runtime.moving import MOUNT, Movers
+from shared.runtime.outcomes import Failed, Succeeded, WasCancelled
+from shared.runtime.outcomes import Outcome as StepOutcome  # reports' Outcome is an object's
 from shared.runtime.repositories import for_repository, repository_url
-from shared.runtime.settings import Settings
+from shared.runtime.settings import Settings, load
 
 log = logging.getLogger("ferry.restore")
 CANCEL_CHECK = 0.5  # seconds between two cancellation checks while objects are written
@@ -65,16 +66,23 @@ class RestoreOptions(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = 600.0  # waiting for workloads, claims and Jobs
     mover_timeout: float = 3600.0  # one volume's mover Job
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> RestoreOptions:
-        env = dict(os.environ if env is None else env)
-        data = {
-            k[len("FERRY_RESTORE_") :].lower(): v for k, v in env.items() if k.startswith("FERRY_RESTORE_")
-        }
-        try:
-            return msgspec.convert(data, cls, strict=False)
-        except msgspec.ValidationError as e:
-            raise PermanentError(f"invalid restore setting: {e}") from e
+
+def restore_options(env: Mapping[str, str] | None = None) -> RestoreOptions:
+    """``FERRY_RESTORE_TIMEOUT`` and ``FERRY_RESTORE_MOVER_TIMEOUT``, read like every setting."""
+    return load(RestoreOptions, env, "FERRY_RESTORE_", what="restore setting")
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What the restore of one request writes, decided before the target cluster is touched."""
+
+    cluster: str  # the target cluster's name
+    repository: str  # the target repository's name
+    group: str  # the snapshot id
+    selection: Selection
+    volumes: dict[tuple[str, str], VolumeRecord]
+    plan: Plan
+    labels: dict[str, str]
 
 
 async def fill(movers: Movers, claim: Manifest, record: VolumeRecord, delta: bool) -> VolumeResult:
@@ -86,12 +94,19 @@ async def fill(movers: Movers, claim: Manifest, record: VolumeRecord, delta: boo
     said = run.summary
     files, size = int(said.get("files", 0)), int(said.get("bytes", 0))
     return VolumeResult(
-        claim=label, snapshot=record.snapshot_id, ok=not run.why, reason=run.why,
-        files=files, bytes=size,
-        files_written=int(said.get("files_written", files)), bytes_written=int(said.get("bytes_written", size)),
-        files_skipped=int(said.get("files_skipped", 0)), bytes_skipped=int(said.get("bytes_skipped", 0)),
-        removed=int(said.get("removed", 0)), path=record.path,
-    )  # fmt: skip
+        claim=label,
+        snapshot=record.snapshot_id,
+        ok=not run.why,
+        reason=run.why,
+        files=files,
+        bytes=size,
+        files_written=int(said.get("files_written", files)),
+        bytes_written=int(said.get("bytes_written", size)),
+        files_skipped=int(said.get("files_skipped", 0)),
+        bytes_skipped=int(said.get("bytes_skipped", 0)),
+        removed=int(said.get("removed", 0)),
+        path=record.path,
+    )
 
 
 def summary(report: RestoreReport) -> dict[str, Any]:
@@ -114,6 +129,22 @@ def problems_of(report: RestoreReport) -> list[str]:
     found += [f"volume {v.claim}: {v.reason}" for v in report.volumes if not v.ok]
     found += [f"{k}: {v}" for k, v in report.waited.items() if v != "ready"]
     return found
+
+
+def step_result(report: RestoreReport, selection: Selection, outputs: dict[str, str]) -> StepResult:
+    """The counts; every problem as a warning and in the message, which makes the step partial."""
+    problems = problems_of(report)
+    counts = report.counts()
+    if selection.left_out:
+        counts["not_selected"] = selection.left_out
+    message = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)
+    if problems:
+        message = f"{len(problems)} problem(s): {'; '.join(problems[:5])}" + (
+            "; ..." if len(problems) > 5 else ""
+        )
+    return StepResult(
+        outputs=outputs, counts=counts, warnings=problems[:100], partial=bool(problems), message=message
+    )
 
 
 def throttled(check: Callable[[], Awaitable[None]], every: float) -> Callable[[], Awaitable[None]]:
@@ -140,41 +171,47 @@ class RestoreService(StepService):
         *,
         clusters: ClusterFactory | None = None,
         options: RestoreOptions | None = None,
-        **kwargs: object,
+        instance: str = "",
     ) -> None:
-        super().__init__(settings, **kwargs)
+        super().__init__(settings, instance=instance)
         self.clusters = clusters or KubeClusters()
-        self.options = options or RestoreOptions.from_env()
+        self.options = options or restore_options()
 
     async def teardown(self) -> None:
         close = getattr(self.clusters, "close", None)
         if close is not None:
             await close()
 
-    async def _cancelled(self, ctx: StepContext, engine: Restore, group: str) -> None:
-        """The request was cancelled mid-restore: store and report exactly what had been written."""
-        written = [
-            r for r in engine.results if r.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.RECREATED)
-        ]
-        report = RestoreReport(request_id=ctx.request_id, snapshot=group, objects=engine.results, waited={})
-        await self.topology.inventories.put(
-            f"{ctx.request_id}/restore-report.json", report_encoder.encode(report)
-        )
-        names = ", ".join(r.target for r in written[:20]) + (" ..." if len(written) > 20 else "")
-        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.RESTORE, title="restore (cancelled)",
-                              document=DocumentKind.RESTORE,
-                              body={**summary(report), "written": [r.target for r in written]}))  # fmt: skip
-        await ctx.warn(f"cancelled: {len(written)} object(s) had been written ({names or 'none'}); "
-                       "the mover Jobs and their credentials were removed")  # fmt: skip
-
-    async def handle(self, ctx: StepContext) -> StepResult:
+    async def handle(self, ctx: StepContext) -> StepOutcome:
         request = ctx.request
         if not request.target.cluster:
-            raise PermanentError("the request names no target cluster")
+            return Failed("the request names no target cluster")
         try:
             rules = modifiers.parse(request.target.resource_modifiers)
         except modifiers.ModifierError as e:
-            raise PermanentError(f"target.resource_modifiers: {e}") from e
+            return Failed(f"target.resource_modifiers: {e}", error=e)
+        prepared = await self._prepare(ctx, request.target.cluster, rules)
+        for warning in prepared.plan.warnings:
+            await ctx.warn(warning)
+        ran = await self._restore(ctx, prepared)
+        if isinstance(ran, WasCancelled):
+            return ran
+        report = msgspec.structs.replace(ran, request_id=ctx.request_id, snapshot=prepared.group)
+        outputs = await self._store(ctx, prepared, report)
+        await ctx.emit(
+            Report(
+                request_id=ctx.request_id,
+                step=StepName.RESTORE,
+                title="dry run" if request.dry_run else "restore",
+                body=summary(report),
+                document=DocumentKind.DRY_RUN if request.dry_run else DocumentKind.RESTORE,
+            )
+        )
+        return Succeeded(step_result(report, prepared.selection, outputs))
+
+    async def _prepare(self, ctx: StepContext, cluster: str, rules: list[modifiers.Rule]) -> Prepared:
+        """Read the snapshot from the target repository; select, transform and order its objects."""
+        request = ctx.request
         repo_name = (
             ctx.outputs.get("target_repository") or request.target.repository or request.source.repository
         )
@@ -184,19 +221,36 @@ class RestoreService(StepService):
         )
         captured = await asyncio.to_thread(manifests.load, repo, group)
         selection = select(captured.items, request)
-        volumes = {key: dataclasses.replace(record, path=selection.paths.get(key, ""))
-                   for key, record in captured.volumes.items()}  # fmt: skip
+        volumes = {
+            key: dataclasses.replace(record, path=selection.paths.get(key, ""))
+            for key, record in captured.volumes.items()
+        }
         labels = restore_labels(ctx.request_id, group)
         edges = captured.edges + await inventory_edges(ctx.outputs, self.topology.inventories)
-        plan = prepare(selection.items, transforms_for(request, labels, captured.items), rules,
-                       keep_owned=request.keep_owned, completed_jobs=request.restore.completed_jobs,
-                       extra_edges=edges)  # fmt: skip
-        for warning in plan.warnings:
-            await ctx.warn(warning)
-        cluster = await self.clusters(self.settings, request.target.cluster)
-        movers = Movers(cluster, for_repository(self.settings, repo_name), request_id=ctx.request_id, step=StepName.RESTORE.value,
-                        repository_url=repository_url(self.settings, repo_name), labels=labels,
-                        timeout=self.options.mover_timeout, checkpoint=ctx.checkpoint)  # fmt: skip
+        plan = prepare(
+            selection.items,
+            transforms_for(request, labels, captured.items),
+            rules,
+            keep_owned=request.keep_owned,
+            completed_jobs=request.restore.completed_jobs,
+            extra_edges=edges,
+        )
+        return Prepared(cluster, repo_name, group, selection, volumes, plan, labels)
+
+    async def _restore(self, ctx: StepContext, prepared: Prepared) -> RestoreReport | WasCancelled:
+        """Write the plan into the target cluster, volumes filled by mover Jobs before their workloads."""
+        request, plan = ctx.request, prepared.plan
+        cluster = await self.clusters(self.settings, prepared.cluster)
+        movers = Movers(
+            cluster,
+            for_repository(self.settings, prepared.repository),
+            request_id=ctx.request_id,
+            step=StepName.RESTORE.value,
+            repository_url=repository_url(self.settings, prepared.repository),
+            labels=prepared.labels,
+            timeout=self.options.mover_timeout,
+            checkpoint=ctx.checkpoint,
+        )
         total, done = len(plan.items) + len(plan.results), len(plan.results)
         checkpoint = throttled(ctx.checkpoint, CANCEL_CHECK)
 
@@ -211,41 +265,68 @@ class RestoreService(StepService):
                 await ctx.warn(result.reason, obj=result.target)
 
         reverse = {v: k for k, v in request.target.namespace_map.items()}
-        engine = Restore(cluster, plan, policy=request.conflict_policy, dry_run=request.dry_run, volumes=volumes,
-                         fill=lambda claim, record, delta: fill(movers, claim, record, delta),
-                         source_namespace=lambda ns: reverse.get(ns, ns), timeout=self.options.timeout,
-                         on_result=on_result, existing=request.volumes.existing)  # fmt: skip
+        engine = Restore(
+            cluster,
+            plan,
+            policy=request.conflict_policy,
+            dry_run=request.dry_run,
+            volumes=prepared.volumes,
+            fill=lambda claim, record, delta: fill(movers, claim, record, delta),
+            source_namespace=lambda ns: reverse.get(ns, ns),
+            timeout=self.options.timeout,
+            on_result=on_result,
+            existing=request.volumes.existing,
+        )
         try:
-            report = await engine.run()
-        except Cancelled:
-            await self._cancelled(ctx, engine, group)
-            raise
+            return await engine.run()
+        except Cancelled as e:
+            await self._cancelled(ctx, engine, prepared.group)
+            return WasCancelled(str(e))
         finally:
             await movers.close()
             close = getattr(cluster, "close", None)
             if close is not None:
                 await close()
-        report = msgspec.structs.replace(report, request_id=ctx.request_id, snapshot=group)
-        outputs = {"restore_report": f"{ctx.request_id}/restore-report.json", "snapshot": group}
-        await self.topology.inventories.put(outputs["restore_report"], report_encoder.encode(report))
+
+    async def _store(self, ctx: StepContext, prepared: Prepared, report: RestoreReport) -> dict[str, str]:
+        """Store the report with the request, and the rendered documents (a dry run) or what verify
+        expects to find; the step's outputs name them."""
+        request, rid = ctx.request, ctx.request_id
+        put = self.topology.inventories.put
+        outputs = {"restore_report": f"{rid}/restore-report.json", "snapshot": prepared.group}
+        await put(outputs["restore_report"], report_encoder.encode(report))
         if request.dry_run:
-            outputs["rendered"] = f"{ctx.request_id}/rendered.json"
-            await self.topology.inventories.put(outputs["rendered"], report_encoder.encode(rendered(plan)))
+            outputs["rendered"] = f"{rid}/rendered.json"
+            await put(outputs["rendered"], report_encoder.encode(rendered(prepared.plan)))
         else:
-            expected = expectation(report, plan, cluster=request.target.cluster, repository=repo_name)
-            outputs["expectation"] = f"{ctx.request_id}/expectation.json"
-            await self.topology.inventories.put(outputs["expectation"], report_encoder.encode(expected))
-        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.RESTORE,
-                              title="dry run" if request.dry_run else "restore", body=summary(report),
-                              document=DocumentKind.DRY_RUN if request.dry_run else DocumentKind.RESTORE))  # fmt: skip
-        problems = problems_of(report)
-        counts = report.counts()
-        if selection.left_out:
-            counts["not_selected"] = selection.left_out
-        message = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)
-        if problems:
-            message = f"{len(problems)} problem(s): {'; '.join(problems[:5])}" + (
-                "; ..." if len(problems) > 5 else ""
+            expected = expectation(
+                report, prepared.plan, cluster=prepared.cluster, repository=prepared.repository
             )
-        return StepResult(outputs=outputs, counts=counts, warnings=problems[:100], partial=bool(problems),
-                          message=message)  # fmt: skip
+            outputs["expectation"] = f"{rid}/expectation.json"
+            await put(outputs["expectation"], report_encoder.encode(expected))
+        return outputs
+
+    async def _cancelled(self, ctx: StepContext, engine: Restore, group: str) -> None:
+        """The request was cancelled mid-restore: store and report exactly what had been written."""
+        written = [
+            r for r in engine.results if r.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.RECREATED)
+        ]
+        report = RestoreReport(request_id=ctx.request_id, snapshot=group, objects=engine.results, waited={})
+        await self.topology.inventories.put(
+            f"{ctx.request_id}/restore-report.json", report_encoder.encode(report)
+        )
+        names = ", ".join(r.target for r in written[:20]) + (" ..." if len(written) > 20 else "")
+        body = {**summary(report), "written": [r.target for r in written]}
+        await ctx.emit(
+            Report(
+                request_id=ctx.request_id,
+                step=StepName.RESTORE,
+                title="restore (cancelled)",
+                document=DocumentKind.RESTORE,
+                body=body,
+            )
+        )
+        await ctx.warn(
+            f"cancelled: {len(written)} object(s) had been written ({names or 'none'}); "
+            "the mover Jobs and their credentials were removed"
+        )

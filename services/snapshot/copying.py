@@ -26,6 +26,7 @@ from shared.contracts.events import Progress as ProgressEvent
 from shared.contracts.events import event_decoder
 from shared.contracts.inventory import Volume
 from shared.kube import Cluster, KubeError, UnknownResource, condition, has_condition
+from shared.runtime import movers as moverjobs
 from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.snapshot")
@@ -155,9 +156,16 @@ async def _copy(job: Job, volume: Volume, name: str) -> dict[str, Any]:
         node = movers.node_of(await cluster.list("pods", ns), claim)
     args = movers.backup_args(ns, claim, job.group, job.parent, job.tags)
     manifest = movers.mover_job(
-        job.settings, name=name, namespace=ns, claim=mounted, args=args, repository_url=job.repository_url,
-        secret=job.secret, request_id=job.request_id, node=node,
-    )  # fmt: skip
+        job.settings,
+        name=name,
+        namespace=ns,
+        claim=mounted,
+        args=args,
+        repository_url=job.repository_url,
+        secret=job.secret,
+        request_id=job.request_id,
+        node=node,
+    )
     await cluster.create(manifest)
     polls = 0
     while True:
@@ -175,7 +183,7 @@ async def _copy(job: Job, volume: Volume, name: str) -> dict[str, Any]:
             raise PermanentError(message)
         polls += 1
         if polls % 10 == 0:  # every few seconds: a pod that can never start fails the step now
-            why = movers.stuck(await cluster.list("pods", ns, label_selector=f"job-name={name}"))
+            why = moverjobs.stuck(await cluster.list("pods", ns, label_selector=f"job-name={name}"))
             if why:
                 raise PermanentError(
                     f"the mover of volume {ns}/{claim} cannot start ({job.settings.image}): {why}"
@@ -230,6 +238,9 @@ class Progress:
         done = sum(d for d, _ in self.volumes.values())
         total = sum(t for _, t in self.volumes.values())
         await self.emit(
-            bytes_done=done, bytes_total=total, items_done=len(self.finished), items_total=len(self.volumes),
+            bytes_done=done,
+            bytes_total=total,
+            items_done=len(self.finished),
+            items_total=len(self.volumes),
             message=f"{len(self.finished)}/{len(self.volumes)} volumes copied",
-        )  # fmt: skip
+        )

@@ -84,19 +84,37 @@ def backup_args(namespace: str, claim: str, group: str, parent: str, tags: dict[
     args = ["backup", MOUNT, "--name", f"{namespace}/{claim}", "--group", group, "--parent", parent or "none"]
     for key, value in sorted(tags.items()):
         args += ["--tag", f"{key}={value}"]
-    return [*args, "--json", "--quiet", "--step", "snapshot"]
+    return moverjobs.mover_args(args, "snapshot")
 
 
-def mover_job(settings: Settings, *, request_id: str, **job: Any) -> dict[str, Any]:
-    """The Job reading its claim read-only (``shared.runtime.movers.mover_job``'s other arguments:
-    name, namespace, claim, args, repository_url, secret, and ``node`` to pin its pod next to the
-    pod that mounts a live ReadWriteOnce claim)."""
+def mover_job(
+    settings: Settings,
+    *,
+    name: str,
+    namespace: str,
+    claim: str,
+    args: list[str],
+    repository_url: str,
+    secret: str,
+    request_id: str,
+    node: str = "",
+) -> dict[str, Any]:
+    """The shared mover Job (``shared.runtime.movers.mover_job``), reading its claim read-only, with
+    the snapshot step's labels; ``node`` pins its pod next to the pod that mounts a live
+    ReadWriteOnce claim."""
     return moverjobs.mover_job(
-        settings, request_id=request_id, labels=labels(request_id, "mover"), read_only=True, **job
+        settings,
+        name=name,
+        namespace=namespace,
+        claim=claim,
+        args=args,
+        repository_url=repository_url,
+        secret=secret,
+        request_id=request_id,
+        labels=labels(request_id, "mover"),
+        read_only=True,
+        node=node,
     )
-
-
-stuck = moverjobs.stuck  # why a mover pod can never start (a bad image, a missing Secret key), or ""
 
 
 def node_of(pods: list[dict[str, Any]], claim: str) -> str:

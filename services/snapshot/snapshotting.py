@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ from shared.kube import Cluster, Clusters, RetryPolicy
 from shared.kube.comparing import is_sensitive
 from shared.repository import Repository, Snapshot, put_blob
 from shared.runtime import Settings, StepContext, StepService
+from shared.runtime.outcomes import Failed, Outcome, Succeeded
 from shared.runtime.repositories import for_repository, open_repository, repository_url
 
 log = logging.getLogger("ferry.snapshot")
@@ -121,6 +123,24 @@ def method_for(request: MobilityRequest, volume: Volume) -> str:
     return "live"
 
 
+Warn = Callable[[str, Volume], Awaitable[None]]
+
+
+async def choose(request: MobilityRequest, inventory: Inventory, warn: Warn) -> list[tuple[Volume, str]]:
+    """The volumes to copy and how (``csi`` or ``live``); each one left out is a warning."""
+    chosen: list[tuple[Volume, str]] = []
+    for volume in inventory.volumes if request.volumes.copy_data else []:
+        if volume.storage_class in request.volumes.exclude_storage_classes:
+            await warn(
+                f"volume {volume.key} not copied: storage class {volume.storage_class} is excluded", volume
+            )
+        elif volume.phase != "Bound":
+            await warn(f"volume {volume.key} not copied: the claim is {volume.phase or 'not bound'}", volume)
+        else:
+            chosen.append((volume, method_for(request, volume)))
+    return chosen
+
+
 def parents(repo: Repository, app: str) -> dict[str, str]:
     """The newest finished volume record of each claim in this application's series (for the mover)."""
     found: dict[str, str] = {}
@@ -146,6 +166,13 @@ class Attempt:
     mover_settings: Settings  # the service's, with the source repository's own S3 endpoint and keys
     done: dict[str, Snapshot]  # volumes an earlier attempt finished, by claim key
     previous: dict[str, str]  # the parent record of each claim (the series' newest)
+    manifests_written: bool  # by an earlier attempt: the snapshot is complete but for its clean-up
+    warnings: list[str]  # the result's, in the order the events said them
+
+    async def warn(self, message: str, volume: Volume | None = None) -> None:
+        """A warning in the result and as an event (naming the volume's claim, if any)."""
+        self.warnings.append(message)
+        await self.ctx.warn(message, f"persistentvolumeclaims/{volume.key}" if volume else "")
 
 
 def record_of(repo: Repository, group: str, volume: Volume) -> Snapshot | None:
@@ -173,16 +200,16 @@ class SnapshotService(StepService):
         await asyncio.to_thread(self.catalog.close)
         await super().teardown()
 
-    async def handle(self, ctx: StepContext) -> StepResult:
+    async def handle(self, ctx: StepContext) -> Outcome:
         request: MobilityRequest = ctx.request
         name = ctx.outputs.get("inventory")
         if not name:
-            raise PermanentError("no inventory: the snapshot step needs the discover step before it")
+            return Failed("no inventory: the snapshot step needs the discover step before it")
         inventory = decode_inventory((await self.topology.inventories.get(name)).data or b"")
         cluster = await self.clusters.get(inventory.cluster)
         repo = await asyncio.to_thread(open_repository, self.settings, request.source.repository)
         try:
-            return await self._snapshot(ctx, request, inventory, cluster, repo)
+            return Succeeded(await self._snapshot(ctx, request, inventory, cluster, repo))
         finally:
             await asyncio.to_thread(repo.close)
 
@@ -195,7 +222,6 @@ class SnapshotService(StepService):
         repo: Repository,
     ) -> StepResult:
         rid, group = ctx.request_id, catalog.snapshot_id_for(ctx.request_id)
-        app = app_of(request, inventory)
         namespaces = sorted({v.namespace for v in inventory.volumes} | set(inventory.namespaces))
         warnings: list[str] = []
         if await sweep(cluster, namespaces, rid):
@@ -206,62 +232,87 @@ class SnapshotService(StepService):
             warnings.append(message)
             await ctx.warn(message, f"persistentvolumeclaims/{volume.key}")
 
-        chosen: list[tuple[Volume, str]] = []
-        for volume in inventory.volumes if request.volumes.copy_data else []:
-            if volume.storage_class in request.volumes.exclude_storage_classes:
-                await warn(
-                    f"volume {volume.key} not copied: storage class {volume.storage_class} is excluded",
-                    volume,
-                )
-            elif volume.phase != "Bound":
-                await warn(
-                    f"volume {volume.key} not copied: the claim is {volume.phase or 'not bound'}", volume
-                )
-            else:
-                chosen.append((volume, method_for(request, volume)))
-        existing = await asyncio.to_thread(repo.snapshots, group=group)
-        attempt = Attempt(
-            ctx=ctx, cluster=cluster, repo=repo, request=request, inventory=inventory, group=group, app=app,
-            url=repository_url(self.settings, request.source.repository), secret=movers.short_name(rid, "credentials"),
-            mover_settings=for_repository(self.settings, request.source.repository),
-            done={f"{r.tags.get(c.NAMESPACE_TAG)}/{r.tags.get(c.PVC_TAG)}": r for _, r in existing if r.kind == "tree"},
-            previous=await asyncio.to_thread(parents, repo, app),
-        )  # fmt: skip
+        chosen = await choose(request, inventory, warn)
+        attempt = await self._attempt(ctx, cluster, repo, inventory, group, warnings)
         try:
-            for namespace in sorted({v.namespace for v, _ in chosen}):
-                await cluster.create(
-                    movers.credentials(attempt.mover_settings, attempt.secret, namespace, rid)
-                )
-            if request.quiesce:
-                await quiesce(cluster, inventory.items)
-            for volume, method in chosen:
-                if method == "live" and not request.quiesce:
-                    why = (
-                        "the request asks for volumes.method=live"
-                        if request.volumes.method is SnapshotMethod.LIVE
-                        else f"no VolumeSnapshotClass for driver {volume.driver or 'unknown'}"
-                    )
-                    await warn(f"volume {volume.key} is copied live ({why}): crash-consistent only", volume)
-            consistencies = await self._copy_all(attempt, chosen)
-            await ctx.checkpoint()
-            if not any(r.kind == "blob" and r.name == c.MANIFESTS for _, r in existing):
-                items, gone = await with_values(cluster, inventory.items)
-                for message in gone:
-                    warnings.append(message)
-                    await ctx.warn(message)
-                attempt.inventory = msgspec.structs.replace(inventory, items=items)
-                await self._write_manifests(attempt, consistencies)
+            await self._take(attempt, chosen)
         finally:
             if request.quiesce:
                 await unquiesce(cluster, inventory.namespaces)
             await sweep(cluster, namespaces, rid)
-        detail = await asyncio.to_thread(
-            catalog.describe, repo, group, request.source.repository or "default"
+        return await self._described(attempt)
+
+    async def _attempt(
+        self,
+        ctx: StepContext,
+        cluster: Cluster,
+        repo: Repository,
+        inventory: Inventory,
+        group: str,
+        warnings: list[str],
+    ) -> Attempt:
+        """What this attempt shares, with what earlier attempts already stored in the group."""
+        request, app = ctx.request, app_of(ctx.request, inventory)
+        existing = await asyncio.to_thread(repo.snapshots, group=group)
+        done = {
+            f"{r.tags.get(c.NAMESPACE_TAG)}/{r.tags.get(c.PVC_TAG)}": r
+            for _, r in existing
+            if r.kind == "tree"
+        }
+        return Attempt(
+            ctx=ctx,
+            cluster=cluster,
+            repo=repo,
+            request=request,
+            inventory=inventory,
+            group=group,
+            app=app,
+            url=repository_url(self.settings, request.source.repository),
+            secret=movers.short_name(ctx.request_id, "credentials"),
+            mover_settings=for_repository(self.settings, request.source.repository),
+            done=done,
+            previous=await asyncio.to_thread(parents, repo, app),
+            manifests_written=any(r.kind == "blob" and r.name == c.MANIFESTS for _, r in existing),
+            warnings=warnings,
         )
+
+    async def _take(self, attempt: Attempt, chosen: list[tuple[Volume, str]]) -> None:
+        """Credentials, quiescing, the volumes, then the manifests (unless an earlier attempt wrote them)."""
+        ctx, cluster, request, inventory = attempt.ctx, attempt.cluster, attempt.request, attempt.inventory
+        for namespace in sorted({v.namespace for v, _ in chosen}):
+            await cluster.create(
+                movers.credentials(attempt.mover_settings, attempt.secret, namespace, ctx.request_id)
+            )
+        if request.quiesce:
+            await quiesce(cluster, inventory.items)
+        for volume, method in chosen:
+            if method == "live" and not request.quiesce:
+                why = (
+                    "the request asks for volumes.method=live"
+                    if request.volumes.method is SnapshotMethod.LIVE
+                    else f"no VolumeSnapshotClass for driver {volume.driver or 'unknown'}"
+                )
+                await attempt.warn(
+                    f"volume {volume.key} is copied live ({why}): crash-consistent only", volume
+                )
+        consistencies = await self._copy_all(attempt, chosen)
+        await ctx.checkpoint()
+        if not attempt.manifests_written:
+            items, gone = await with_values(cluster, inventory.items)
+            for message in gone:
+                await attempt.warn(message)
+            attempt.inventory = msgspec.structs.replace(inventory, items=items)
+            await self._write_manifests(attempt, consistencies)
+
+    async def _described(self, attempt: Attempt) -> StepResult:
+        """The snapshot as the catalog describes it: a ``Report`` event, and the step's result."""
+        request, group = attempt.request, attempt.group
+        repository = request.source.repository or "default"
+        detail = await asyncio.to_thread(catalog.describe, attempt.repo, group, repository)
         summary = detail.summary
-        await ctx.emit(
+        await attempt.ctx.emit(
             Report(
-                request_id=rid,
+                request_id=attempt.ctx.request_id,
                 step=StepName.SNAPSHOT,
                 title=f"Snapshot {group} of {summary.app}",
                 document=DocumentKind.SNAPSHOT,
@@ -279,9 +330,9 @@ class SnapshotService(StepService):
             "new_bytes": summary.new_bytes,
         }
         return StepResult(
-            outputs={"snapshot": group, "repository": request.source.repository or "default"},
+            outputs={"snapshot": group, "repository": repository},
             counts=counts,
-            warnings=warnings,
+            warnings=attempt.warnings,
             message=message,
             bytes_moved=summary.bytes,
         )
@@ -294,10 +345,13 @@ class SnapshotService(StepService):
             if item.owned and not request.keep_owned:
                 counts[item.resource] -= 1
         tags = {
-            c.APP_TAG: attempt.app, c.CLUSTER_TAG: inventory.cluster, c.NAMESPACES_TAG: ",".join(inventory.namespaces),
-            c.REQUEST_TAG: attempt.ctx.request_id, c.CONSISTENCY_TAG: consistency,
+            c.APP_TAG: attempt.app,
+            c.CLUSTER_TAG: inventory.cluster,
+            c.NAMESPACES_TAG: ",".join(inventory.namespaces),
+            c.REQUEST_TAG: attempt.ctx.request_id,
+            c.CONSISTENCY_TAG: consistency,
             c.COUNTS_TAG: json.dumps({k: v for k, v in counts.items() if v}),
-        }  # fmt: skip
+        }
         document = manifests_document(inventory, request.keep_owned)
         await asyncio.to_thread(
             put_blob, attempt.repo, document, name=c.MANIFESTS, group=attempt.group, tags=tags
@@ -324,8 +378,18 @@ class SnapshotService(StepService):
                 tags = movers.volume_tags(
                     attempt.app, attempt.inventory.cluster, volume.namespace, volume.claim, consistency, rid
                 )
-                job = Job(attempt.cluster, attempt.mover_settings, rid, attempt.group, attempt.url, attempt.secret,
-                          attempt.previous.get(volume.key, ""), tags, method, ctx.checkpoint)  # fmt: skip
+                job = Job(
+                    cluster=attempt.cluster,
+                    settings=attempt.mover_settings,
+                    request_id=rid,
+                    group=attempt.group,
+                    repository_url=attempt.url,
+                    secret=attempt.secret,
+                    parent=attempt.previous.get(volume.key, ""),
+                    tags=tags,
+                    method=method,
+                    checkpoint=ctx.checkpoint,
+                )
                 async with limit:
                     summary = await copy_volume(job, volume)
                 found = await asyncio.to_thread(record_of, attempt.repo, attempt.group, volume)

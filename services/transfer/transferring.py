@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import msgspec
 
@@ -47,8 +48,9 @@ from shared.repository import (
     WrongKey,
 )
 from shared.runtime import StepContext, StepService
+from shared.runtime.outcomes import Failed, Outcome, Succeeded
 from shared.runtime.repositories import repository_url, store_settings
-from shared.runtime.settings import Settings
+from shared.runtime.settings import Settings, load
 from shared.store import StoreError, open_store
 
 log = logging.getLogger("ferry.transfer")
@@ -61,16 +63,20 @@ class TransferOptions(msgspec.Struct, frozen=True, kw_only=True):
     threads: int = 4  # source packs read in parallel
     verify: bool = True  # read back every blob of the snapshot in the target afterwards
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> TransferOptions:
-        env = dict(os.environ if env is None else env)
-        data = {
-            k[len("FERRY_TRANSFER_") :].lower(): v for k, v in env.items() if k.startswith("FERRY_TRANSFER_")
-        }
-        try:
-            return msgspec.convert(data, cls, strict=False)
-        except msgspec.ValidationError as e:
-            raise PermanentError(f"invalid transfer setting: {e}") from e
+
+def transfer_options(env: Mapping[str, str] | None = None) -> TransferOptions:
+    """``FERRY_TRANSFER_LIMIT_KIB``, ``_THREADS`` and ``_VERIFY``, read like every setting."""
+    return load(TransferOptions, env, "FERRY_TRANSFER_", what="transfer setting")
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What one copy did: the snapshot id, the counts, and what the read-back found damaged."""
+
+    group: str
+    stats: TransferStats
+    damaged: list[str]
+    checked: dict[str, int]  # verified_blobs, verified_bytes
 
 
 def open_named(settings: Settings, name: str, *, like: Repository | None = None) -> Repository:
@@ -138,16 +144,79 @@ def summary(stats: TransferStats, attempt: int = 1) -> str:
     return text + ("" if stats.same_keys else " (different keys: re-encrypted and re-hashed)")
 
 
+def counts_of(copied: Copied, attempt: int) -> dict[str, int]:
+    """The step's counts: the whole snapshot, split into what was there and what this attempt sent."""
+    stats = copied.stats
+    return {
+        "records": stats.records,
+        "records_copied": stats.records_copied,
+        "records_present": stats.records_present,
+        "blobs_needed": stats.blobs_needed,
+        "blobs_sent": stats.blobs_sent,
+        "blobs_present": stats.blobs_present,
+        "bytes_needed": stats.bytes_needed,
+        "bytes_sent": stats.bytes_sent,
+        "bytes_present": stats.bytes_present,
+        "bytes_read": stats.bytes_read,
+        "attempt": attempt,
+        "damaged_files": len(copied.damaged),
+        **copied.checked,
+    }
+
+
 class TransferService(StepService):
     name = "transfer"
     description = "Copies a Ferry snapshot to the target region's repository, sending only what it lacks"
     step = StepName.TRANSFER
 
     def __init__(
-        self, settings: Settings, *, options: TransferOptions | None = None, **kwargs: object
+        self, settings: Settings, *, options: TransferOptions | None = None, instance: str = ""
     ) -> None:
-        super().__init__(settings, **kwargs)
-        self.options = options or TransferOptions.from_env()
+        super().__init__(settings, instance=instance)
+        self.options = options or transfer_options()
+
+    async def handle(self, ctx: StepContext) -> Outcome:
+        request = ctx.request
+        snapshot = ctx.outputs.get("snapshot") or request.source.snapshot
+        if not snapshot:
+            return Failed("no snapshot to transfer: the request names none and no step produced one")
+        source_name = request.source.repository
+        target_name = request.target.repository or source_name
+        if request.dry_run:
+            return Succeeded(await self._plan(ctx, snapshot, source_name, target_name))
+        copied = await self._copy(ctx, snapshot, source_name, target_name)
+        stats, damaged, group = copied.stats, copied.damaged, copied.group
+        counts = counts_of(copied, ctx.attempt)
+        for line in damaged[:100]:
+            await ctx.warn(f"damaged in the target repository: {line}", obj=group)
+        how = "same repository: nothing to copy" if stats.same_repository else summary(stats, ctx.attempt)
+        body = {
+            "snapshot": group,
+            "source": source_name or "default",
+            "target": target_name or "default",
+            "summary": how,
+            "counts": counts,
+            "damaged": damaged,
+        }
+        await ctx.emit(
+            Report(
+                request_id=ctx.request_id,
+                step=StepName.TRANSFER,
+                title="transfer",
+                document=DocumentKind.TRANSFER,
+                body=body,
+            )
+        )
+        message = how if not damaged else f"{len(damaged)} file(s) damaged in the target repository; {how}"
+        result = StepResult(
+            outputs={"snapshot": group, "target_repository": target_name or "default"},
+            counts=counts,
+            warnings=damaged[:100],
+            partial=bool(damaged),
+            message=message,
+            bytes_moved=stats.bytes_sent,
+        )
+        return Succeeded(result)
 
     async def _plan(self, ctx: StepContext, snapshot: str, source_name: str, target_name: str) -> StepResult:
         """A dry run: count what would be sent; the restore's dry run then reads the source repository."""
@@ -165,28 +234,41 @@ class TransferService(StepService):
             group, stats = await asyncio.to_thread(plan)
         except (RepositoryError, StoreError) as e:
             raise classify(e) from e
-        counts = {"records": stats.records, "records_present": stats.records_present,
-                  "blobs_needed": stats.blobs_needed, "blobs_to_send": stats.blobs_sent,
-                  "bytes_to_send": stats.bytes_sent}  # fmt: skip
-        message = (f"dry run: would copy {stats.blobs_sent} chunk(s), {stats.bytes_sent} bytes, of "
-                   f"{stats.records - stats.records_present} record(s); nothing written")  # fmt: skip
-        await ctx.emit(Report(request_id=ctx.request_id, step=StepName.TRANSFER, title="transfer (dry run)", document=DocumentKind.TRANSFER,
-                              body={"snapshot": group, "counts": counts, "summary": message}))  # fmt: skip
-        return StepResult(outputs={"snapshot": group, "target_repository": source_name or "default"},
-                          counts=counts, message=message)  # fmt: skip
+        counts = {
+            "records": stats.records,
+            "records_present": stats.records_present,
+            "blobs_needed": stats.blobs_needed,
+            "blobs_to_send": stats.blobs_sent,
+            "bytes_to_send": stats.bytes_sent,
+        }
+        message = (
+            f"dry run: would copy {stats.blobs_sent} chunk(s), {stats.bytes_sent} bytes, of "
+            f"{stats.records - stats.records_present} record(s); nothing written"
+        )
+        await ctx.emit(
+            Report(
+                request_id=ctx.request_id,
+                step=StepName.TRANSFER,
+                title="transfer (dry run)",
+                document=DocumentKind.TRANSFER,
+                body={"snapshot": group, "counts": counts, "summary": message},
+            )
+        )
+        return StepResult(
+            outputs={"snapshot": group, "target_repository": source_name or "default"},
+            counts=counts,
+            message=message,
+        )
 
-    async def handle(self, ctx: StepContext) -> StepResult:
-        request = ctx.request
-        snapshot = ctx.outputs.get("snapshot") or request.source.snapshot
-        if not snapshot:
-            raise PermanentError("no snapshot to transfer: the request names none and no step produced one")
-        source_name = request.source.repository
-        target_name = request.target.repository or source_name
+    async def _copy(self, ctx: StepContext, snapshot: str, source_name: str, target_name: str) -> Copied:
+        """Run the copy in a worker thread; report its progress and check for cancellation meanwhile.
+
+        However the copy ends (done, cancelled, failed), it is stopped between packs and the bytes it
+        sent are counted; an unclassified error is classified (``classify``).
+        """
         stop = threading.Event()
-        if request.dry_run:
-            return await self._plan(ctx, snapshot, source_name, target_name)
-
         jobs: list[GroupCopy] = []
+        progress: dict[str, Any] = {}  # the copy's latest TransferStats, as a dict (from its thread)
         counted = 0
 
         def count_sent() -> None:  # ferry_bytes_total grows with the copy, whatever its end
@@ -196,33 +278,9 @@ class TransferService(StepService):
                 ctx.count_bytes(sent - counted)
                 counted = max(counted, sent)
 
-        def run() -> tuple[str, TransferStats, list[str], dict[str, int]]:
-            source = open_named(self.settings, source_name)
-            target = (
-                source if target_name == source_name else open_named(self.settings, target_name, like=source)
-            )
-            group = resolve_group(source, snapshot)
-            job = GroupCopy(
-                source,
-                target,
-                group,
-                threads=self.options.threads,
-                limit=self.options.limit_kib * 1024 or None,
-                progress=lambda s: progress.update(asdict(s)),
-                stop=stop,
-            )
-            jobs.append(job)
-            stats = job.run()
-            damaged: list[str] = []
-            checked = {"verified_blobs": 0, "verified_bytes": 0}
-            if self.options.verify:
-                target.reload_index()
-                check = verify_group(target, group, threads=self.options.threads, stop=stop)
-                damaged = check.lines()
-                checked = {"verified_blobs": check.blobs, "verified_bytes": check.bytes_read}
-            return group, stats, damaged, checked
+        def run() -> Copied:
+            return self._copy_group(snapshot, source_name, target_name, stop, jobs, progress.update)
 
-        progress: dict[str, object] = {}
         worker = asyncio.create_task(asyncio.to_thread(run), name=f"transfer:{ctx.request_id}")
         try:
             while not worker.done():
@@ -230,14 +288,14 @@ class TransferService(StepService):
                 count_sent()
                 if progress:
                     await ctx.progress(
-                        bytes_done=int(progress.get("bytes_read", 0)),  # type: ignore[call-overload]
-                        bytes_total=int(progress.get("bytes_total", 0)),  # type: ignore[call-overload]
-                        items_done=int(progress.get("blobs_sent", 0)),  # type: ignore[call-overload]
-                        items_total=int(progress.get("blobs_needed", 0)),  # type: ignore[call-overload]
+                        bytes_done=int(progress.get("bytes_read", 0)),
+                        bytes_total=int(progress.get("bytes_total", 0)),
+                        items_done=int(progress.get("blobs_sent", 0)),
+                        items_total=int(progress.get("blobs_needed", 0)),
                         message="copying chunks the target repository lacks",
                     )
                 await ctx.checkpoint()
-            group, stats, damaged, checked = worker.result()
+            copied = worker.result()
         except BaseException as e:
             stop.set()  # the copy stops between packs and indexes what it uploaded
             with contextlib.suppress(BaseException):
@@ -247,46 +305,38 @@ class TransferService(StepService):
                 raise  # cancellation, shutdown, or already classified
             raise classify(e) from e
         count_sent()
-        counts = {
-            "records": stats.records,
-            "records_copied": stats.records_copied,
-            "records_present": stats.records_present,
-            "blobs_needed": stats.blobs_needed,
-            "blobs_sent": stats.blobs_sent,
-            "blobs_present": stats.blobs_present,
-            "bytes_needed": stats.bytes_needed,
-            "bytes_sent": stats.bytes_sent,
-            "bytes_present": stats.bytes_present,
-            "bytes_read": stats.bytes_read,
-            "attempt": ctx.attempt,
-            "damaged_files": len(damaged),
-            **checked,
-        }
-        for line in damaged[:100]:
-            await ctx.warn(f"damaged in the target repository: {line}", obj=group)
-        how = "same repository: nothing to copy" if stats.same_repository else summary(stats, ctx.attempt)
-        await ctx.emit(
-            Report(
-                request_id=ctx.request_id,
-                step=StepName.TRANSFER,
-                title="transfer",
-                document=DocumentKind.TRANSFER,
-                body={
-                    "snapshot": group,
-                    "source": source_name or "default",
-                    "target": target_name or "default",
-                    "summary": how,
-                    "counts": counts,
-                    "damaged": damaged,
-                },
-            )  # fmt: skip
+        return copied
+
+    def _copy_group(
+        self,
+        snapshot: str,
+        source_name: str,
+        target_name: str,
+        stop: threading.Event,
+        jobs: list[GroupCopy],
+        report: Callable[[dict[str, Any]], None],
+    ) -> Copied:
+        """Blocking: copy the snapshot's group into the target (created like the source if need be),
+        then read every blob of it back (``options.verify``)."""
+        source = open_named(self.settings, source_name)
+        target = source if target_name == source_name else open_named(self.settings, target_name, like=source)
+        group = resolve_group(source, snapshot)
+        job = GroupCopy(
+            source,
+            target,
+            group,
+            threads=self.options.threads,
+            limit=self.options.limit_kib * 1024 or None,
+            progress=lambda s: report(asdict(s)),
+            stop=stop,
         )
-        message = how if not damaged else f"{len(damaged)} file(s) damaged in the target repository; {how}"
-        return StepResult(
-            outputs={"snapshot": group, "target_repository": target_name or "default"},
-            counts=counts,
-            warnings=damaged[:100],
-            partial=bool(damaged),
-            message=message,
-            bytes_moved=stats.bytes_sent,
-        )
+        jobs.append(job)
+        stats = job.run()
+        damaged: list[str] = []
+        checked = {"verified_blobs": 0, "verified_bytes": 0}
+        if self.options.verify:
+            target.reload_index()
+            check = verify_group(target, group, threads=self.options.threads, stop=stop)
+            damaged = check.lines()
+            checked = {"verified_blobs": check.blobs, "verified_bytes": check.bytes_read}
+        return Copied(group, stats, damaged, checked)

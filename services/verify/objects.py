@@ -38,8 +38,13 @@ class ObjectsChecked:
 
 
 def _problem(expected: ExpectedObject, reason: str, diff: list[str] | None = None) -> ObjectResult:
-    return ObjectResult(key=expected.key, target=expected.target, outcome=Outcome.FAILED, reason=reason,
-                        diff=(diff or [])[:DIFF_LIMIT])  # fmt: skip
+    return ObjectResult(
+        key=expected.key,
+        target=expected.target,
+        outcome=Outcome.FAILED,
+        reason=reason,
+        diff=(diff or [])[:DIFF_LIMIT],
+    )
 
 
 def verdict(expected: ExpectedObject, live: Obj | None) -> ObjectResult | None:

@@ -33,9 +33,18 @@ def _compared(volume: VolumeResult, said: dict[str, object]) -> VolumeResult:
         reason = f"{different} path(s) differ from the snapshot"
         if volume.action is VolumeAction.KEPT:
             reason = f"kept by policy: {reason}"
-    return VolumeResult(claim=volume.claim, snapshot=volume.snapshot, ok=not different, files=files, bytes=size,
-                        reason=reason, damaged=damaged, action=volume.action, different=different,
-                        path=volume.path)  # fmt: skip
+    return VolumeResult(
+        claim=volume.claim,
+        snapshot=volume.snapshot,
+        ok=not different,
+        files=files,
+        bytes=size,
+        reason=reason,
+        damaged=damaged,
+        action=volume.action,
+        different=different,
+        path=volume.path,
+    )
 
 
 async def check_volume(movers: Movers, volume: VolumeResult) -> VolumeResult:

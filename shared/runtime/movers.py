@@ -110,6 +110,57 @@ def security_context(read_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     return pod, container
 
 
+def mover_args(args: list[str], step: str) -> list[str]:
+    """``ferry-mover`` arguments with what every step's mover is asked for: its JSON summary as the
+    last log line (the step reads it), no progress on the terminal, and the step its events name."""
+    return [*args, "--json", "--quiet", "--step", step]
+
+
+def _env(settings: Settings, repository_url: str, request_id: str, secret: str) -> list[dict[str, Any]]:
+    """The container's env: plain values, secret values by reference, file paths under FILES_MOUNT."""
+    env: list[dict[str, Any]] = [
+        {"name": "FERRY_REPO", "value": repository_url},
+        {"name": "FERRY_REQUEST_ID", "value": request_id},
+        {"name": "FERRY_CACHE_DIR", "value": "off"},  # a Job's pod starts empty: a cache only costs writes
+    ]
+    plain = {
+        "FERRY_S3_ENDPOINT": settings.s3.endpoint,
+        "FERRY_S3_REGION": settings.s3.region,
+        "FERRY_S3_VIRTUAL_HOST": "" if settings.s3.path_style else "1",
+        "FERRY_NATS_URL": settings.nats.url,
+        "FERRY_NATS_USER": settings.nats.user,
+    }
+    env += [{"name": k, "value": v} for k, v in plain.items() if v]
+    for key in secret_keys(settings):
+        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    env += [{"name": var, "value": f"{FILES_MOUNT}/{key}"} for var, (key, _) in _files(settings).items()]
+    return env
+
+
+def _volumes(
+    settings: Settings, claim: str, secret: str, read_only: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes and the container's mounts: the claim at MOUNT, the Secret's files if any."""
+    mounts: list[dict[str, Any]] = [{"name": "data", "mountPath": MOUNT, "readOnly": read_only}]
+    claim_source: dict[str, Any] = {"claimName": claim}
+    if read_only:
+        claim_source["readOnly"] = True
+    volumes: list[dict[str, Any]] = [{"name": "data", "persistentVolumeClaim": claim_source}]
+    if files := _files(settings):
+        items = [{"key": key, "path": key} for key, _ in files.values()]
+        volumes.append(
+            {"name": "mover-files", "secret": {"secretName": secret, "items": items, "defaultMode": 0o400}}
+        )
+        mounts.append({"name": "mover-files", "mountPath": FILES_MOUNT, "readOnly": True})
+    return volumes, mounts
+
+
+def _pinned(node: str) -> dict[str, Any]:
+    """The affinity that puts a pod on ``node`` (next to the pod mounting a live ReadWriteOnce claim)."""
+    term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
 def mover_job(
     settings: Settings,
     *,
@@ -127,57 +178,26 @@ def mover_job(
 ) -> dict[str, Any]:
     """A Job running ``ferry-mover <args>`` with ``claim`` at /data; ``node`` pins it next to a pod
     that mounts a live ReadWriteOnce claim."""
-    env: list[dict[str, Any]] = [
-        {"name": "FERRY_REPO", "value": repository_url},
-        {"name": "FERRY_REQUEST_ID", "value": request_id},
-        {"name": "FERRY_CACHE_DIR", "value": "off"},  # a Job's pod starts empty: a cache only costs writes
-    ]
-    plain = {
-        "FERRY_S3_ENDPOINT": settings.s3.endpoint,
-        "FERRY_S3_REGION": settings.s3.region,
-        "FERRY_S3_VIRTUAL_HOST": "" if settings.s3.path_style else "1",
-        "FERRY_NATS_URL": settings.nats.url,
-        "FERRY_NATS_USER": settings.nats.user,
-    }
-    env += [{"name": k, "value": v} for k, v in plain.items() if v]
-    for key in secret_keys(settings):
-        env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
-    files = _files(settings)
-    env += [{"name": var, "value": f"{FILES_MOUNT}/{key}"} for var, (key, _) in files.items()]
-    mounts: list[dict[str, Any]] = [{"name": "data", "mountPath": MOUNT, "readOnly": read_only}]
-    claim_source: dict[str, Any] = {"claimName": claim}
-    if read_only:
-        claim_source["readOnly"] = True
-    volumes: list[dict[str, Any]] = [{"name": "data", "persistentVolumeClaim": claim_source}]
-    if files:
-        items = [{"key": key, "path": key} for key, _ in files.values()]
-        volumes.append(
-            {"name": "mover-files", "secret": {"secretName": secret, "items": items, "defaultMode": 0o400}}
-        )
-        mounts.append({"name": "mover-files", "mountPath": FILES_MOUNT, "readOnly": True})
+    volumes, mounts = _volumes(settings, claim, secret, read_only)
     pod_security, container_security = security_context(read_only)
+    container = {
+        "name": "mover",
+        "image": settings.image,
+        "command": ["ferry-mover"],
+        "args": args,
+        "env": _env(settings, repository_url, request_id, secret),
+        "volumeMounts": mounts,
+        "resources": RESOURCES,
+        "securityContext": container_security,
+    }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": pod_security,
-        "containers": [
-            {
-                "name": "mover",
-                "image": settings.image,
-                "command": ["ferry-mover"],
-                "args": args,
-                "env": env,
-                "volumeMounts": mounts,
-                "resources": RESOURCES,
-                "securityContext": container_security,
-            }
-        ],
+        "containers": [container],
         "volumes": volumes,
     }
     if node:
-        term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
-        pod_spec["affinity"] = {
-            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
-        }
+        pod_spec["affinity"] = _pinned(node)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

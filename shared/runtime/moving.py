@@ -132,7 +132,7 @@ class Movers:
                 name=short_name(self.request_id, claim, role, prefix="ferry"),
                 namespace=namespace,
                 claim=claim,
-                args=[*args, "--json", "--quiet", "--step", self.step],
+                args=moverjobs.mover_args(args, self.step),
                 repository_url=self.repository_url,
                 secret=secret,
                 request_id=self.request_id,

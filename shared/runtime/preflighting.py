@@ -36,8 +36,10 @@ from typing import Any, TypeVar
 import msgspec
 
 from shared.contracts.requests import ConflictPolicy, MobilityRequest, RequestKind, SnapshotMethod
+from shared.contracts.steps import StepResult
 from shared.kube import Cluster, Clusters, Obj, Resource, UnknownResource
 from shared.runtime.applications import App, Claim, from_manifests, skip_reason
+from shared.runtime.outcomes import Failed, Outcome, Succeeded
 from shared.runtime.repositories import repository_url, store_settings
 from shared.runtime.settings import Settings
 from shared.store import open_store
@@ -82,6 +84,17 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
 
 def problems(checks: Iterable[Check]) -> list[Check]:
     return [c for c in checks if not c.ok]
+
+
+def verdict(checks: list[Check]) -> Outcome:
+    """The preflight step's outcome: succeeded, or failed with every problem in the reason — a
+    permanent failure, since a retry would find the same."""
+    failed = problems(checks)
+    if failed:
+        listing = "; ".join(c.problem() for c in failed)
+        return Failed(f"{len(failed)} problem(s) found before any copy: {listing}")
+    result = StepResult(counts={"checks": len(checks), "problems": 0}, message=f"{len(checks)} checks passed")
+    return Succeeded(result)
 
 
 def listable_namespaced(resource: Resource) -> bool:
@@ -311,10 +324,8 @@ class _Preflight:
             if wanted in names:
                 self.add("storage class", subject, True, f"exists; {claims_text}")
             else:
-                self.add(
-                    "storage class", subject, False,
-                    f"does not exist on the target (it has {', '.join(names) or 'none'}); {claims_text}",
-                )  # fmt: skip
+                detail = f"does not exist on the target (it has {', '.join(names) or 'none'}); {claims_text}"
+                self.add("storage class", subject, False, detail)
         for old, new in sorted(mapping.items()):
             if old not in users:
                 self.add(
@@ -346,14 +357,14 @@ class _Preflight:
             return
         shown = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5 else "")
         if policy is ConflictPolicy.FAIL:
-            self.add(
-                "namespace", subject, False,
-                f"exists and holds {len(clashes)} of the application's objects ({shown}); "
-                "the conflict policy is fail",
-            )  # fmt: skip
+            detail = f"exists and holds {len(clashes)} of the application's objects ({shown}); "
+            self.add("namespace", subject, False, detail + "the conflict policy is fail")
             return
-        fate = {ConflictPolicy.SKIP: "kept as they are", ConflictPolicy.UPDATE: "updated",
-                ConflictPolicy.RECREATE: "recreated"}[policy]  # fmt: skip
+        fate = {
+            ConflictPolicy.SKIP: "kept as they are",
+            ConflictPolicy.UPDATE: "updated",
+            ConflictPolicy.RECREATE: "recreated",
+        }[policy]
         self.add(
             "namespace",
             subject,

@@ -4,20 +4,23 @@ Env names map onto fields: ``FERRY_NATS_URL`` -> ``nats.url``, ``FERRY_S3_ENDPOI
 ``FERRY_HTTP_PORT`` -> ``http_port``; ``FERRY_REPOSITORIES=east=s3://a/x,west=s3://b/x`` names one
 repository per region. msgspec converts and validates, so a bad value is refused with
 the name of the setting, before a service starts.
+
+``load`` is the one env reader: ``Settings`` here, and the options a service reads on its own
+(``FERRY_TRANSFER_*``, ``FERRY_RESTORE_*``) with the same conversion and the same errors.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
 from shared.bus.connecting import BusSettings
-from shared.contracts.errors import PermanentError
+from shared.contracts.errors import PermanentError, json_path
 
 
 class S3Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -76,21 +79,94 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 _SECTIONS = {"NATS": "nats", "BUS": "nats", "S3": "s3"}  # FERRY_BUS_REPLICAS is nats.replicas
 _SECTION_TYPES: dict[str, type[msgspec.Struct]] = {"nats": BusSettings, "s3": S3Settings}
 
+S = TypeVar("S", bound=msgspec.Struct)
+# Turns one env var's text into the value to convert, for a field plain text cannot spell:
+# (the variable's name, for the error, and its value) -> the field's data.
+Parser = Callable[[str, str], Any]
 
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+
+def _env_data(
+    fields: Iterable[str],
+    env: Mapping[str, str],
+    prefix: str,
+    sections: Mapping[str, str],
+    parsers: Mapping[str, Parser],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``prefix``-ed env vars as a struct's data, and which variable set which path.
+
+    ``PREFIX_HTTP_PORT`` -> ``http_port``; with ``sections={"NATS": "nats"}``, ``PREFIX_NATS_URL`` ->
+    ``nats.url``. Names that are no field of the struct are left out (another reader's).
+    """
+    known = set(fields)
     data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     for key, value in env.items():
-        if not key.startswith("FERRY_") or key == "FERRY_CONFIG":
+        if not key.startswith(prefix):
             continue
-        name = key[len("FERRY_") :]
+        name = key[len(prefix) :]
         section, _, rest = name.partition("_")
-        if section in _SECTIONS and rest:
-            data.setdefault(_SECTIONS[section], {})[rest.lower()] = value
-        elif name == "REPOSITORIES":
-            data["repositories"] = _pairs(key, value)
-        else:
-            data[name.lower()] = value
-    return data
+        if section in sections and rest:
+            field = sections[section]
+            if field in known:
+                data.setdefault(field, {})[rest.lower()] = value
+                origin[f"{field}.{rest.lower()}"] = key
+        elif (field := name.lower()) in known:
+            data[field] = parsers[field](key, value) if field in parsers else value
+            origin[field] = key
+    return data, origin
+
+
+def _paths(data: Mapping[str, Any], under: str = "") -> set[str]:
+    """Every path a nested mapping sets (``{"nats": {"url": 1}}`` -> ``nats``, ``nats.url``)."""
+    found: set[str] = set()
+    for key, value in data.items():
+        path = f"{under}{key}"
+        found.add(path)
+        if isinstance(value, Mapping):
+            found |= _paths(value, f"{path}.")
+    return found
+
+
+def _named(error: msgspec.ValidationError, origin: Mapping[str, str]) -> str:
+    """The env var that set the value msgspec refused, or "" when it came from elsewhere."""
+    path = json_path(error).removeprefix("$.")
+    for candidate in sorted(origin, key=len, reverse=True):
+        if path == candidate or path.startswith((f"{candidate}.", f"{candidate}[")):
+            return origin[candidate]
+    return ""
+
+
+def load(
+    struct_type: type[S],
+    env: Mapping[str, str] | None = None,
+    prefix: str = "FERRY_",
+    *,
+    sections: Mapping[str, str] | None = None,
+    parsers: Mapping[str, Parser] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    what: str = "setting",
+) -> S:
+    """A msgspec Struct from ``prefix``-ed env vars: the one way Ferry reads its configuration.
+
+    Each field ``x`` is read from ``<prefix>X`` (a nested Struct field from ``<prefix><SECTION>_X``,
+    ``sections`` naming them), converted from text by msgspec (``strict=False``: "8080" is an int,
+    "false" a bool); ``parsers`` handle a field plain text cannot spell. The env overlays ``defaults``
+    (a settings file), ``overrides`` overlay both; every other field keeps its default. A bad value
+    is refused with a ``PermanentError`` naming the variable (``invalid setting FERRY_HTTP_PORT: ...``).
+    """
+    env = os.environ if env is None else env
+    fields = struct_type.__struct_fields__
+    env_data, origin = _env_data(fields, env, prefix, sections or {}, parsers or {})
+    data = _merge(dict(defaults or {}), env_data)
+    if overrides:
+        data = _merge(data, dict(overrides))
+        origin = {path: var for path, var in origin.items() if path not in _paths(overrides)}
+    try:
+        return msgspec.convert(data, struct_type, strict=False)
+    except msgspec.ValidationError as e:
+        var = _named(e, origin)
+        raise PermanentError(f"invalid {what} {var}: {e}" if var else f"invalid {what}: {e}") from e
 
 
 def _pairs(key: str, value: str) -> dict[str, Any]:
@@ -134,6 +210,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """The service's Settings: the ``FERRY_CONFIG`` TOML file, overlaid with ``FERRY_*`` env vars."""
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
     if path := env.get("FERRY_CONFIG"):
@@ -145,10 +222,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             raise PermanentError(
                 f"settings file FERRY_CONFIG={path}: unknown setting(s) {', '.join(unknown)}"
             )
-    known = set(Settings.__struct_fields__)
-    env_data = {k: v for k, v in _from_env(env).items() if k in known}
-    data = _merge(_merge(data, env_data), overrides)
-    try:
-        return msgspec.convert(data, Settings, strict=False)
-    except msgspec.ValidationError as e:
-        raise PermanentError(f"invalid setting: {e}") from e
+    return load(
+        Settings,
+        env,
+        "FERRY_",
+        sections=_SECTIONS,
+        parsers={"repositories": _pairs},
+        defaults=data,
+        overrides=overrides,
+    )

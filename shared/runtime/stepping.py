@@ -3,9 +3,11 @@
 For each delivered command the runner (1) claims the step by compare-and-set on the request state
 — a finished step is not done again, a step another replica holds with a live lease is retried
 later, a step whose holder died is taken over; (2) runs ``handle`` with a ``StepContext`` that
-renews the lease, emits events and checks for cancellation; (3) records the result and publishes the
-next step of the itinerary with a de-duplicating message id. Any crash between those writes is
-repaired by the redelivery: the claim sees the recorded result and only forwards again.
+renews the lease, emits events and checks for cancellation; (3) reads the handler's typed outcome
+(``shared.runtime.outcomes``) in one ``match``: a success is recorded and the next step of the
+itinerary published with a de-duplicating message id; a retry, a failure or a cancellation goes to
+the consumer as Ferry's error, which NAKs with backoff, TERMinates or acks. Any crash between those
+writes is repaired by the redelivery: the claim sees the recorded result and only forwards again.
 
 Recovery takes seconds, not minutes (docs/recovery.md). The lease is short (10 s by default) and
 renewed four times per lease while the handler runs; the message's ack wait is shorter still and
@@ -29,13 +31,16 @@ from shared.bus.consuming import Backoff, Deferred, Delivery, StepConsumer, stop
 from shared.bus.publishing import publish_event, publish_step
 from shared.bus.states import RequestStore, utcnow
 from shared.contracts import subjects
-from shared.contracts.errors import Cancelled, PermanentError
-from shared.contracts.events import Event, Failed, PhaseChanged, Progress, StepCompleted, StepStarted, Warning
+from shared.contracts.errors import Cancelled, PermanentError, TemporaryError
+from shared.contracts.events import Event, PhaseChanged, Progress, StepCompleted, StepStarted, Warning
+from shared.contracts.events import Failed as FailedEvent
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.states import Phase, RequestState, StepStatus
 from shared.contracts.steps import StepCommand, StepName, StepResult, command_decoder
 from shared.runtime.lifecycle import Service
 from shared.runtime.logs import request_context
+from shared.runtime.outcomes import Failed, Outcome, RetryAfter, Succeeded, WasCancelled, outcome
+from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.runtime")
 
@@ -105,15 +110,35 @@ class StepContext:
             Warning(request_id=self.request_id, step=self.command.step, message=message, object=obj)
         )
 
-    async def progress(self, *, throttle: float = 0.5, **fields: object) -> None:
+    async def progress(
+        self,
+        *,
+        throttle: float = 0.5,
+        bytes_done: int = 0,
+        bytes_total: int = 0,
+        items_done: int = 0,
+        items_total: int = 0,
+        volume: str = "",
+        message: str = "",
+    ) -> None:
         """Publish progress at most every ``throttle`` seconds per volume (always when done)."""
-        key = str(fields.get("volume", ""))
         now = time.monotonic()
-        done = fields.get("bytes_total") and fields.get("bytes_done") == fields.get("bytes_total")
-        if not done and now - self._last_progress.get(key, 0.0) < throttle:
+        done = bytes_total and bytes_done == bytes_total
+        if not done and now - self._last_progress.get(volume, 0.0) < throttle:
             return
-        self._last_progress[key] = now
-        await self.emit(Progress(request_id=self.request_id, step=self.command.step, **fields))  # type: ignore[arg-type]
+        self._last_progress[volume] = now
+        await self.emit(
+            Progress(
+                request_id=self.request_id,
+                step=self.command.step,
+                bytes_done=bytes_done,
+                bytes_total=bytes_total,
+                items_done=items_done,
+                items_total=items_total,
+                volume=volume,
+                message=message,
+            )
+        )
 
     def count_bytes(self, n: int) -> None:
         """Add bytes to ``ferry_bytes_total`` as they move, so that an attempt that fails or is
@@ -134,12 +159,14 @@ class StepService(Service):
 
     step: ClassVar[StepName]
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, settings: Settings, *, instance: str = "") -> None:
+        super().__init__(settings, instance=instance)
         self._consumer: StepConsumer | None = None
         self.store: RequestStore
 
-    async def handle(self, ctx: StepContext) -> StepResult:
+    async def handle(self, ctx: StepContext) -> Outcome | StepResult:
+        """Do the step once; say how it ended (``shared.runtime.outcomes``). A bare ``StepResult``
+        means ``Succeeded``; an exception raised inside becomes an outcome in ``outcome_of``."""
         raise NotImplementedError
 
     async def setup(self) -> None:
@@ -170,6 +197,25 @@ class StepService(Service):
             await self._run(command, delivery)
 
     async def _run(self, command: StepCommand, delivery: Delivery) -> None:
+        decision, state = await self._claim(command)
+        match decision:
+            case NotRun(reason=reason):
+                log.info("step %s not run: %s", command.step.value, reason)
+            case CancelRequested():
+                await self._finish_cancelled(command)
+            case Busy(retry_after=wait):
+                raise Deferred("another replica is running this step", retry_after=wait)
+            case AlreadyDone():
+                log.info("step %s already done; forwarding again", command.step.value)
+                await self._forward(command, state)
+            case Claimed(attempt=attempt):
+                await self._announce(command, attempt)
+                ctx = StepContext(self, command, attempt)
+                started = time.monotonic()
+                await self._conclude(ctx, await self._supervise(ctx), started)
+
+    async def _claim(self, command: StepCommand) -> tuple[Claim, RequestState]:
+        """Decide, by compare-and-set on the request state, what this delivery does."""
         lease = self.settings.lease
         decision: Claim = Claimed(attempt=0)
 
@@ -194,40 +240,31 @@ class StepService(Service):
             return isinstance(decision, Claimed)
 
         state = await self.store.update(command.request_id, claim)
-        match decision:
-            case NotRun(reason=reason):
-                log.info("step %s not run: %s", command.step.value, reason)
-                return
-            case CancelRequested():
-                await self._finish_cancelled(command)
-                return
-            case Busy(retry_after=wait):
-                raise Deferred("another replica is running this step", retry_after=wait)
-            case AlreadyDone():
-                log.info("step %s already done; forwarding again", command.step.value)
-                await self._forward(command, state)
-                return
-            case Claimed(attempt=attempt):
-                pass
+        return decision, state
+
+    async def _announce(self, command: StepCommand, attempt: int) -> None:
         log.info("step %s started (attempt %d)", command.step.value, attempt)
         await publish_event(
             self.js, StepStarted(request_id=command.request_id, step=command.step, attempt=attempt)
         )
         if attempt == 1 and command.index == 0:
             await publish_event(self.js, PhaseChanged(request_id=command.request_id, phase=Phase.IN_PROGRESS))
-        ctx = StepContext(self, command, attempt)
+
+    async def _supervise(self, ctx: StepContext) -> Outcome:
+        """Run the handler while renewing the lease; its outcome, whatever it raised.
+
+        Cancelled from outside, it does not return: a lost lease defers the message (the new holder
+        records the step), a drain lets the handler stop and hands the step back.
+        """
+        command = ctx.command
         stop_renewing, lost = asyncio.Event(), asyncio.Event()
-        work = asyncio.create_task(self.handle(ctx), name=f"step:{command.request_id}")
+        work = asyncio.create_task(outcome(self.handle(ctx)), name=f"step:{command.request_id}")
         renewer = asyncio.create_task(
             self._renew_lease(command, stop_renewing, work, lost), name=f"lease:{command.request_id}"
         )
         self.metrics.in_progress.inc()
-        started = time.monotonic()
         try:
-            result = await work
-        except Cancelled:
-            await self._finish_cancelled(command)
-            raise
+            return await work
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if lost.is_set() and current is not None and not current.cancelling():
@@ -244,8 +281,30 @@ class StepService(Service):
         finally:
             self.metrics.in_progress.dec()
             await stop_background(renewer, stop_renewing)
-        log.info("step %s finished in %.1fs", command.step.value, time.monotonic() - started)
-        self.metrics.step_seconds(step=command.step.value).observe(time.monotonic() - started)
+
+    async def _conclude(self, ctx: StepContext, ending: Outcome, started: float) -> None:
+        """Act on the handler's outcome: the one place that reads it.
+
+        A success is recorded and forwarded here; a retry or a failure is raised to the consumer as
+        Ferry's error, which NAKs with backoff (honouring the delay) or TERMinates, and records it
+        through ``_failed``; a cancellation ends the request as Cancelled and acks the message.
+        """
+        command = ctx.command
+        match ending:
+            case Succeeded(result=result):
+                log.info("step %s finished in %.1fs", command.step.value, time.monotonic() - started)
+                self.metrics.step_seconds(step=command.step.value).observe(time.monotonic() - started)
+                await self._succeeded(ctx, result)
+            case RetryAfter(reason=reason, delay=delay, error=error):
+                raise TemporaryError(reason, retry_after=delay) from error
+            case Failed(reason=reason, error=error):
+                raise PermanentError(reason) from error
+            case WasCancelled(reason=reason):
+                await self._finish_cancelled(command)
+                raise Cancelled(reason)
+
+    async def _succeeded(self, ctx: StepContext, result: StepResult) -> None:
+        command = ctx.command
         self.metrics.steps(
             step=command.step.value, outcome="partial" if result.partial else "succeeded"
         ).inc()
@@ -265,7 +324,7 @@ class StepService(Service):
         await self._forward(command, state)
 
     async def _renew_lease(
-        self, command: StepCommand, stop: asyncio.Event, work: asyncio.Task[StepResult], lost: asyncio.Event
+        self, command: StepCommand, stop: asyncio.Event, work: asyncio.Task[Outcome], lost: asyncio.Event
     ) -> None:
         """Renew the lease four times per lease; if another replica took the step, stop ``work``."""
         taken: list[str] = []  # who holds the step instead of us, as the last renewal found
@@ -395,7 +454,7 @@ class StepService(Service):
             state = await self.store.update(command.request_id, fail)
             await publish_event(
                 self.js,
-                Failed(
+                FailedEvent(
                     request_id=command.request_id,
                     step=command.step,
                     reason=reason,

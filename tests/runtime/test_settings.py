@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from services.restore.service import RestoreOptions, restore_options
+from services.transfer.transferring import TransferOptions, transfer_options
 from shared.contracts.errors import PermanentError
 from shared.runtime.logs import JsonFormatter, request_context
 from shared.runtime.repositories import repository_s3, repository_url
-from shared.runtime.settings import load_settings
+from shared.runtime.settings import load, load_settings
 
 
 def test_env_vars_map_onto_sections_and_fields() -> None:
@@ -136,3 +140,71 @@ def test_an_unknown_field_of_a_repository_table_is_refused(tmp_path: Path) -> No
     config.write_text('[repositories.west]\nurl = "s3://b/x"\nendpont = "http://w"\n')
     with pytest.raises(PermanentError, match="endpont"):
         load_settings({"FERRY_CONFIG": str(config)})
+
+
+class Tuning(msgspec.Struct, frozen=True, kw_only=True):
+    threads: int = 4
+    verify: bool = True
+    timeout: float = 600.0
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, Tuning(), id="no variable keeps every default"),
+        pytest.param(
+            {"FERRY_X_THREADS": "8", "FERRY_X_VERIFY": "false", "FERRY_X_TIMEOUT": "1.5"},
+            Tuning(threads=8, verify=False, timeout=1.5),
+            id="text is converted to each field's type",
+        ),
+        pytest.param(
+            {"FERRY_X_UNKNOWN": "1", "FERRY_THREADS": "2"}, Tuning(), id="other names are another reader's"
+        ),
+    ],
+)
+def test_one_loader_reads_any_struct_from_prefixed_env_vars(env: dict[str, str], expected: Tuning) -> None:
+    assert load(Tuning, env, "FERRY_X_") == expected
+
+
+@pytest.mark.parametrize(
+    ("read", "env", "words"),
+    [
+        pytest.param(
+            lambda env: load(Tuning, env, "FERRY_X_", what="x setting"),
+            {"FERRY_X_THREADS": "many"},
+            "invalid x setting FERRY_X_THREADS: Expected `int`",
+            id="a struct of a service's own",
+        ),
+        pytest.param(
+            transfer_options,
+            {"FERRY_TRANSFER_VERIFY": "maybe"},
+            "invalid transfer setting FERRY_TRANSFER_VERIFY",
+            id="the transfer's options",
+        ),
+        pytest.param(
+            restore_options,
+            {"FERRY_RESTORE_MOVER_TIMEOUT": "soon"},
+            "invalid restore setting FERRY_RESTORE_MOVER_TIMEOUT",
+            id="the restore's options",
+        ),
+        pytest.param(
+            load_settings,
+            {"FERRY_NATS_CONNECT_TIMEOUT": "x"},
+            "invalid setting FERRY_NATS_CONNECT_TIMEOUT",
+            id="a setting in a section",
+        ),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(
+    read: Callable[[dict[str, str]], object], env: dict[str, str], words: str
+) -> None:
+    with pytest.raises(PermanentError, match=words):
+        read(env)
+
+
+def test_the_services_options_keep_their_names_and_defaults() -> None:
+    assert transfer_options({}) == TransferOptions(limit_kib=0, threads=4, verify=True)
+    assert restore_options({}) == RestoreOptions(timeout=600.0, mover_timeout=3600.0)
+    env = {"FERRY_TRANSFER_LIMIT_KIB": "512", "FERRY_TRANSFER_THREADS": "2", "FERRY_RESTORE_TIMEOUT": "5"}
+    assert transfer_options(env) == TransferOptions(limit_kib=512, threads=2)
+    assert restore_options(env) == RestoreOptions(timeout=5.0)

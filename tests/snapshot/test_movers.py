@@ -58,8 +58,8 @@ def test_a_live_copy_follows_the_running_pod_of_its_claim() -> None:
 
 
 def test_a_pod_that_can_never_start_is_recognised() -> None:
-    assert movers.stuck([pod(waiting="ContainerCreating")]) == ""
-    assert movers.stuck([pod(waiting="ImagePullBackOff")]) == "ImagePullBackOff: pull failed"
+    assert shared_movers.stuck([pod(waiting="ContainerCreating")]) == ""
+    assert shared_movers.stuck([pod(waiting="ImagePullBackOff")]) == "ImagePullBackOff: pull failed"
 
 
 def test_names_are_dns_labels_and_stable() -> None:
