@@ -3,7 +3,7 @@
 Exit codes: 0 the request completed (or the command succeeded), 1 any other error (unreachable,
 rejected, not found), 2 a usage error (a bad flag, named), 3 the request partially failed, 4 it
 failed, 5 it was cancelled. Only the commands that end on a request's final phase use 3-5:
-``ferry watch``, and ``migrate|replicate|restore|drill`` with ``--wait`` or ``--watch``.
+``ferry watch``, and ``migrate|replicate|restore|drill|rollback`` with ``--wait`` or ``--watch``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from rich.filesize import decimal
 from services.cli.parsing import UsageError, request_from_args
 from services.cli.rendering import (
     generic_table,
+    migrations_table,
+    outcome_lines,
     phase_text,
     preflight_table,
     requests_table,
@@ -32,8 +34,8 @@ from services.cli.transports import CliError, Transport
 from services.cli.watching import watch
 from shared.contracts.events import Report
 from shared.contracts.reports import DocumentKind
-from shared.contracts.requests import encode_request
-from shared.contracts.states import ListQuery, Phase, RequestState
+from shared.contracts.requests import RequestKind, encode_request
+from shared.contracts.states import Accepted, ListQuery, Phase, RequestState
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 2, 3, 4, 5
 EXIT_OF_PHASE = {
@@ -66,23 +68,53 @@ async def wait_final(transport: Transport, request_id: str) -> RequestState:
         delay = min(delay * 1.5, 1.0)
 
 
-def finish(io: Io, state: RequestState) -> int:
+async def original_of(transport: Transport, state: RequestState) -> RequestState | None:
+    """The migrate a rollback undoes, as stored now (whether it is marked rolled back); None for
+    other requests, or when it cannot be read (the rollback's own lines still show)."""
+    if state.request.kind is not RequestKind.ROLLBACK or not state.request.rollback_of:
+        return None
+    try:
+        return await transport.get(state.request.rollback_of)
+    except CliError:
+        return None
+
+
+async def finish(io: Io, transport: Transport, state: RequestState) -> int:
     if io.output == "table":
-        show_state(io.out, state)
+        show_state(io.out, state, await original_of(transport, state))
     else:
         write_data(io.out, state, io.output)
     return EXIT_OF_PHASE.get(state.phase, EXIT_ERROR)
 
 
 async def follow(io: Io, transport: Transport, state: RequestState, after: int = 0) -> int:
-    """Live progress until the end, then the final state's exit code."""
+    """Live progress until the end, then what a stage, cutover or rollback did, and the exit code."""
     await watch(io.live, state, transport.events(state.id, after))
     final = await transport.get(state.id)
     if not final.phase.final:  # the stream ended early (it should not): fall back to polling
         final = await wait_final(transport, state.id)
+    for line in outcome_lines(final, await original_of(transport, final)):
+        io.live.print(line, highlight=False)
     if io.output != "table":
         write_data(io.out, final, io.output)
     return EXIT_OF_PHASE.get(final.phase, EXIT_ERROR)
+
+
+async def accepted_then(io: Io, transport: Transport, args: argparse.Namespace, accepted: Accepted) -> int:
+    """After a submission: follow it (``--watch``), wait for it (``--wait``), or say how to follow it."""
+    again = " (the same idempotency key: the existing request)" if accepted.duplicate else ""
+    if args.watch:
+        io.live.print(f"request [bold]{accepted.id}[/] accepted{again}", highlight=False)
+        return await follow(io, transport, await transport.get(accepted.id))
+    if args.wait:
+        io.err.print(f"request {accepted.id} accepted{again}; waiting for it to finish", highlight=False)
+        return await finish(io, transport, await wait_final(transport, accepted.id))
+    if io.output == "table":
+        io.out.print(f"request [bold]{accepted.id}[/] accepted{again}", highlight=False)
+        io.out.print(f"follow it with: ferry watch {accepted.id}", highlight=False)
+    else:
+        write_data(io.out, accepted, io.output)
+    return EXIT_OK
 
 
 async def submit(args: argparse.Namespace, io: Io, transport: Transport) -> int:
@@ -92,17 +124,25 @@ async def submit(args: argparse.Namespace, io: Io, transport: Transport) -> int:
     if request.preflight_only:
         io.err.print(f"request {accepted.id} accepted{again}; running the preflight checks", highlight=False)
         return await preflight(io, transport, accepted.id)
-    if args.watch:
-        io.live.print(f"request [bold]{accepted.id}[/] accepted{again}", highlight=False)
-        return await follow(io, transport, await transport.get(accepted.id))
-    if args.wait:
-        io.err.print(f"request {accepted.id} accepted{again}; waiting for it to finish", highlight=False)
-        return finish(io, await wait_final(transport, accepted.id))
+    return await accepted_then(io, transport, args, accepted)
+
+
+async def rollback(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    """``ferry rollback REQUEST``: the rollback built from the stored migrate (by the bus client or
+    the gateway, so every caller builds the same request, with the same idempotency key)."""
+    accepted = await transport.rollback(args.id)
+    if io.output == "table" and not args.watch:
+        io.err.print(f"rolling back {args.id}", highlight=False)
+    return await accepted_then(io, transport, args, accepted)
+
+
+async def migrations(args: argparse.Namespace, io: Io, transport: Transport) -> int:
+    """``ferry migrations``: the migration plans computed from the stored requests."""
+    plans = await transport.migrations()
     if io.output == "table":
-        io.out.print(f"request [bold]{accepted.id}[/] accepted{again}", highlight=False)
-        io.out.print(f"follow it with: ferry watch {accepted.id}", highlight=False)
+        io.out.print(migrations_table(plans) if plans else "no migrations")
     else:
-        write_data(io.out, accepted, io.output)
+        write_data(io.out, {"items": plans}, io.output)
     return EXIT_OK
 
 
@@ -137,7 +177,7 @@ async def status(args: argparse.Namespace, io: Io, transport: Transport) -> int:
         return EXIT_OK
     state = await transport.get(args.id)
     if io.output == "table":
-        show_state(io.out, state)
+        show_state(io.out, state, await original_of(transport, state))
     else:
         write_data(io.out, state, io.output)
     return EXIT_OK
@@ -266,6 +306,8 @@ COMMANDS = {
     "replicate": submit,
     "restore": submit,
     "drill": submit,
+    "rollback": rollback,
+    "migrations": migrations,
     "status": status,
     "watch": watch_request,
     "list": list_requests,

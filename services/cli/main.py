@@ -14,7 +14,8 @@ import sys
 from rich.console import Console
 
 from services.cli.commands import COMMANDS, EXIT_ERROR, EXIT_OK, EXIT_USAGE, Io
-from services.cli.parsing import UsageError, build_parser, request_from_args, script
+from services.cli.completing import script
+from services.cli.parsing import UsageError, build_parser, request_from_args
 from services.cli.transports import CliError, open_transport
 
 

@@ -5,9 +5,8 @@ Flags that take lists accept both repetition and commas (``-n a -n b`` == ``-n a
 built from the flags is checked by the same ``decode_request`` the bus uses, before anything is sent,
 and a contract error is reported against the flag that set the field (exit 2), not a JSON path.
 
-``ferry completion bash|zsh`` prints a completion script generated from this same parser, so a new
-flag completes the day it is added; zsh runs it through ``bashcompinit`` (native zsh descriptions
-would need a dependency such as ``shtab``).
+``ferry completion bash|zsh`` prints a completion script generated from this same parser
+(``services.cli.completing``), so a new flag completes the day it is added.
 """
 
 from __future__ import annotations
@@ -36,7 +35,19 @@ EXAMPLES = {
     "migrate": """examples:
   ferry migrate --from east --to west -n shop --namespace-mapping shop:shop-west --watch
   ferry migrate --from east --to west -l app=web --storage-class-mapping gp2:standard --dry-run
-  ferry migrate --from east --to west -n shop --quiesce --wait -o json | jq .phase""",
+  ferry migrate --from east --to west -n shop --quiesce --wait -o json | jq .phase
+
+staged (pre-seed the volumes while the source serves, then switch with a short downtime):
+  ferry migrate --from east --to west -n shop --stage --watch      # repeat: each sends only what changed
+  ferry migrations                                                 # stages done, data age
+  ferry migrate --from east --to west -n shop --cutover --watch    # quiesce, last delta, restore all
+  ferry rollback REQUEST --watch                                   # undo: target cleaned, source back""",
+    "rollback": """examples:
+  ferry rollback migrate-20261123-101500-3fa2c1 --watch
+  ferry rollback migrate-20261123-101500-3fa2c1 --wait -o json | jq .phase
+
+Removes everything the migration plan created on the target (found by its labels) and scales the
+source back up from the annotations the quiesce left. Rolling back twice is harmless.""",
     "replicate": """examples:
   ferry replicate --from east -n shop --to-repository west --idempotency-key nightly-2026-11-23""",
     "restore": """examples:
@@ -78,6 +89,10 @@ FLAG_OF_FIELD = {
     "$.restore.rewrite_references": "--no-rewrite-references",
     "$.restore.completed_jobs": "--restore-completed-jobs",
     "$.preflight_only": "--preflight",
+    "$.quiesce": "--quiesce",
+    "$.stage": "--stage",
+    "$.cutover": "--cutover",
+    "$.auto_rollback": "--no-auto-rollback",
     "$.conflict_policy": "--existing-resource-policy",
     "$.idempotency_key": "--idempotency-key",
     "$.labels": "--label",
@@ -120,6 +135,7 @@ def request_from_args(args: argparse.Namespace) -> MobilityRequest:
                 "--resource-modifiers", f"cannot read {args.resource_modifiers}: {e.strerror}"
             ) from None
     labels = pairs(args.label, "--label", "=")
+    staging = _staging(args)
     source: dict[str, Any] = {
         "cluster": args.source_cluster,
         "namespaces": items(args.namespace),
@@ -164,11 +180,22 @@ def request_from_args(args: argparse.Namespace) -> MobilityRequest:
         "idempotency_key": args.idempotency_key or "",
         "labels": labels,
         "itinerary": items(args.steps),
+        **staging,
     }
     try:
         return decode_request(msgspec.json.encode(document))
     except RequestInvalid as e:
         raise UsageError(flag_for(e.field), e.reason) from None
+
+
+def _staging(args: argparse.Namespace) -> dict[str, bool]:
+    """``--stage``, ``--cutover`` and ``--no-auto-rollback`` (migrate only) as request fields; the
+    contract refuses a stage with a cutover, and the opt-out alone would silently mean nothing."""
+    stage, cutover = getattr(args, "stage", False), getattr(args, "cutover", False)
+    keep_down = getattr(args, "no_auto_rollback", False)
+    if keep_down and not cutover:
+        raise UsageError("--no-auto-rollback", "goes with --cutover (only a cutover rolls back on failure)")
+    return {"stage": stage, "cutover": cutover, "auto_rollback": not keep_down}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +240,8 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     _what_flags(parser.add_argument_group("what to take"))
     _landing_flags(parser.add_argument_group("how it lands"))
     _volume_flags(parser.add_argument_group("volumes"))
+    if kind == "migrate":
+        _staged_flags(parser.add_argument_group("staged migration"))
     _run_flags(parser.add_argument_group("the request"))
 
 
@@ -280,6 +309,34 @@ def _volume_flags(vol: argparse._ArgumentGroup) -> None:
     )
 
 
+def _staged_flags(staged: argparse._ArgumentGroup) -> None:
+    """A migrate in stages: pre-seed the volumes while the source serves, then one cutover."""
+    staged.add_argument(
+        "--stage",
+        action="store_true",
+        help="copy only the volumes' data into the target (claims, no workloads); the source keeps "
+        "serving. Repeatable: each stage sends only new chunks and rewrites only changed files",
+    )
+    staged.add_argument(
+        "--cutover",
+        action="store_true",
+        help="the final run: quiesce the source and leave it down, send the last delta, restore "
+        "everything, wait until available; reports the downtime",
+    )
+    staged.add_argument(
+        "--no-auto-rollback",
+        action="store_true",
+        help="with --cutover: if a step fails after the quiesce, leave the source down (default: "
+        "roll back, bringing the source back)",
+    )
+
+
+def _follow_flags(group: argparse._ArgumentGroup) -> None:
+    follow = group.add_mutually_exclusive_group()
+    follow.add_argument("--wait", action="store_true", help="wait for the end; exit code tells the outcome")
+    follow.add_argument("--watch", action="store_true", help="show live progress until the end")
+
+
 def _run_flags(run: argparse._ArgumentGroup) -> None:
     """The request itself: dry run, preflight, idempotency, labels, and whether to wait for it."""
     run.add_argument("--quiesce", action="store_true", help="scale workloads to zero during the final copy")
@@ -302,9 +359,20 @@ def _run_flags(run: argparse._ArgumentGroup) -> None:
     run.add_argument("--idempotency-key", metavar="KEY", help="the same key returns the same request")
     run.add_argument("--label", action="append", metavar="K=V", help="label the request, repeatable")
     run.add_argument("--steps", action="append", metavar="STEP", help=argparse.SUPPRESS)  # itinerary override
-    follow = run.add_mutually_exclusive_group()
-    follow.add_argument("--wait", action="store_true", help="wait for the end; exit code tells the outcome")
-    follow.add_argument("--watch", action="store_true", help="show live progress until the end")
+    _follow_flags(run)
+
+
+def _rollback_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``ferry rollback REQUEST``: the request is built from the stored migrate, not from flags."""
+    p = sub.add_parser(
+        "rollback",
+        help="undo a migrate: remove what it created on the target, bring the source back",
+        epilog=EXAMPLES["rollback"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("id", metavar="REQUEST", help="the migrate request (a stage, a cutover) to undo")
+    _follow_flags(p.add_argument_group("the request"))
+    _common(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for kind in RequestKind:
         if kind is RequestKind.ROLLBACK:  # `ferry rollback REQUEST`: built from the request it undoes
+            _rollback_parser(sub)
             continue
         p = sub.add_parser(
             kind.value,
@@ -348,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "rendered objects, the verification report",
             )
         _common(p)
+    _common(sub.add_parser("migrations", help="migration plans: stages, data age, cutover, downtime"))
     p = sub.add_parser("list", help="list requests, newest first")
     p.add_argument("--phase", choices=[ph.value for ph in Phase])
     p.add_argument("--kind", choices=[k.value for k in RequestKind])
@@ -380,73 +450,3 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("completion", help="print a shell completion script")
     p.add_argument("shell", choices=("bash", "zsh"))
     return parser
-
-
-# --- shell completion, generated from the parser -------------------------------------------------
-FILE_FLAGS = ("--resource-modifiers", "--token-file", "--kubeconfig", "--dir")
-
-
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def _flags(parser: argparse.ArgumentParser) -> tuple[list[str], dict[str, list[str]], list[str]]:
-    """(every option string, choices per option, positional choices)."""
-    options: list[str] = []
-    choices: dict[str, list[str]] = {}
-    positional: list[str] = []
-    for action in parser._actions:
-        if action.help == argparse.SUPPRESS:
-            continue
-        if action.option_strings:
-            options += action.option_strings
-            if action.choices:
-                for option in action.option_strings:
-                    choices[option] = [str(c) for c in action.choices]
-        elif action.choices:
-            positional += [str(c) for c in action.choices]
-    return options, choices, positional
-
-
-def bash(parser: argparse.ArgumentParser) -> str:
-    commands = _subparsers(parser)
-    cases = []
-    for name, sub in commands.items():
-        options, choices, positional = _flags(sub)
-        value_cases = "".join(
-            f'            {opt}) COMPREPLY=($(compgen -W "{" ".join(vals)}" -- "$cur")); return;;\n'
-            for opt, vals in choices.items()
-        )
-        cases.append(
-            f"        {name})\n"
-            f'            case "$prev" in\n{value_cases}'
-            f'            {"|".join(FILE_FLAGS)}) COMPREPLY=($(compgen -f -- "$cur")); return;;\n'
-            f"            esac\n"
-            f'            COMPREPLY=($(compgen -W "{" ".join(options + positional)}" -- "$cur"));;\n'
-        )
-    return (
-        "# ferry bash completion: source <(ferry completion bash)\n"
-        "_ferry() {\n"
-        '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"\n'
-        '    local cmd="${COMP_WORDS[1]}"\n'
-        '    if [ "$COMP_CWORD" -eq 1 ]; then\n'
-        f'        COMPREPLY=($(compgen -W "{" ".join(commands)} -h --help" -- "$cur")); return\n'
-        "    fi\n"
-        '    case "$cmd" in\n' + "".join(cases) + "    esac\n"
-        "}\n"
-        "complete -F _ferry ferry\n"
-    )
-
-
-def zsh(parser: argparse.ArgumentParser) -> str:
-    return (
-        "# ferry zsh completion: source <(ferry completion zsh)\n"
-        "autoload -U +X bashcompinit && bashcompinit\n" + bash(parser).split("\n", 1)[1]
-    )
-
-
-def script(parser: argparse.ArgumentParser, shell: str) -> str:
-    return bash(parser) if shell == "bash" else zsh(parser)

@@ -3,6 +3,10 @@
 JSON and YAML are the contract types encoded as they travel (``msgspec.to_builtins``), written
 raw to stdout without colours or wrapping, so ``ferry status ID -o json | jq`` always parses.
 Tables use rich and are meant to be read, not parsed.
+
+A staged migration adds lines of its own under a request (``outcome_lines``): what a stage sent and
+wrote and how fresh the target's data is, a cutover's downtime, what a rollback removed and brought
+back; and ``ferry migrations`` shows the plans (``shared.contracts.migrations``) as one table.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
 
+from shared.contracts.migrations import AVAILABLE_AT, DOWNTIME, QUIESCED_AT, MigrationPlan, age_seconds
+from shared.contracts.requests import RequestKind
 from shared.contracts.states import Phase, RequestState
+from shared.contracts.steps import StepName
 
 PHASE_STYLE = {
     Phase.COMPLETED: "green",
@@ -96,7 +103,9 @@ def requests_table(states: list[RequestState]) -> Table:
     return table
 
 
-def show_state(console: Console, state: RequestState) -> None:
+def show_state(console: Console, state: RequestState, original: RequestState | None = None) -> None:
+    """A request, its steps, then what a stage, a cutover or a rollback did (``original``: the
+    migrate a rollback undid, as stored now)."""
     console.print(
         f"[bold]{state.id}[/]  {state.request.kind.value}  {_route(state)}  {phase_text(state.phase)}",
         highlight=False,
@@ -123,6 +132,8 @@ def show_state(console: Console, state: RequestState) -> None:
         duration = took(step.started_at, step.finished_at) if step.finished_at else "-"
         table.add_row(step.step.value, status, str(step.attempts), duration, result or "")
     console.print(table)
+    for line in outcome_lines(state, original):
+        console.print(line, highlight=False)
 
 
 def generic_table(items: list[dict[str, Any]], columns: list[str] | None = None) -> Table:
@@ -241,3 +252,141 @@ def show_snapshot(console: Console, doc: dict[str, Any]) -> None:
                 str(v.get("record", "")),
             )
         console.print(table)
+
+
+# --- staged migrations ------------------------------------------------------------------------------
+def duration(seconds: float | None) -> str:
+    """``42.3s``, ``3m12s``, ``2h05m``, ``3d04h``: a downtime or a data age, as people say it."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def _clock(unix: str) -> str:
+    """A unix time output (``quiesced_at``) as UTC wall time."""
+    try:
+        return dt.datetime.fromtimestamp(float(unix), dt.UTC).strftime("%H:%M:%S")
+    except ValueError:
+        return unix
+
+
+def _bytes_sent(state: RequestState) -> int:
+    return sum(s.result.bytes_moved for s in state.steps if s.result and s.step is StepName.TRANSFER)
+
+
+def _counts(state: RequestState, step: StepName) -> dict[str, int]:
+    found = [s.result.counts for s in state.steps if s.step is step and s.result is not None]
+    return found[0] if found else {}
+
+
+def stage_line(state: RequestState) -> str:
+    """What a stage did: bytes sent, files the restore rewrote (and left, already right), data age."""
+    restored = _counts(state, StepName.RESTORE)
+    written = f"wrote {restored.get('files_written', 0)} file(s)"
+    if "bytes_written" in restored:
+        written += f" ({decimal(restored['bytes_written'])})"
+    if "files_skipped" in restored:
+        written += f", {restored['files_skipped']} already right"
+    snapshot = [s for s in state.steps if s.step is StepName.SNAPSHOT and s.finished_at]
+    taken = snapshot[0].finished_at if snapshot else state.updated_at
+    return (
+        f"stage: sent {decimal(_bytes_sent(state))}, restore {written}; "
+        f"data as of {short_time(taken)} UTC (age {duration(age_seconds(taken))})"
+    )
+
+
+def cutover_lines(state: RequestState) -> list[str]:
+    """A cutover's downtime and last delta; or, when it stopped short, where the source stands."""
+    outputs = state.outputs
+    lines = []
+    if DOWNTIME in outputs:
+        window = ""
+        if QUIESCED_AT in outputs and AVAILABLE_AT in outputs:
+            window = f" (source quiesced {_clock(outputs[QUIESCED_AT])}, target available "
+            window += f"{_clock(outputs[AVAILABLE_AT])} UTC)"
+        lines.append(f"cutover: downtime {duration(float(outputs[DOWNTIME]))}{window}")
+    elif QUIESCED_AT in outputs:
+        lines.append(f"cutover: source quiesced at {_clock(outputs[QUIESCED_AT])} UTC")
+    if any(s.step is StepName.TRANSFER and s.result for s in state.steps):
+        lines.append(f"last delta: {decimal(_bytes_sent(state))} sent")
+    if state.rolled_back:
+        lines.append("rolled back: the target cleaned, the source restored")
+    elif state.rollback_request:
+        lines.append(f"rolling back: request {state.rollback_request} (ferry watch {state.rollback_request})")
+    elif state.phase in (Phase.FAILED, Phase.CANCELLED) and QUIESCED_AT in outputs:
+        lines.append(
+            f"the source stays quiesced (no auto rollback): ferry rollback {state.id} brings it back"
+        )
+    return lines
+
+
+def _names(value: str) -> list[str]:
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return [value] if value else []
+    return [str(v) for v in found] if isinstance(found, list) else [str(found)]
+
+
+def rollback_lines(state: RequestState, original: RequestState | None) -> list[str]:
+    """Each object a rollback removed and each workload it brought back, and the original's mark."""
+    outputs = state.outputs
+    lines = [f"removed {name}" for name in _names(outputs.get("removed", ""))]
+    lines += [f"restored {name}" for name in _names(outputs.get("restored", ""))]
+    if state.phase.final and not lines and state.phase is Phase.COMPLETED:
+        lines.append("nothing to remove or restore (rolled back before?)")
+    if original is not None:
+        mark = "marked rolled back" if original.rolled_back else "not marked rolled back"
+        lines.append(f"{original.id}: {mark}")
+    return lines
+
+
+def outcome_lines(state: RequestState, original: RequestState | None = None) -> list[str]:
+    """The lines a stage, a cutover or a rollback adds under its request (none for the others)."""
+    request = state.request
+    if request.kind is RequestKind.ROLLBACK:
+        return rollback_lines(state, original)
+    if request.stage and any(s.result for s in state.steps):
+        return [stage_line(state)]
+    if request.cutover:
+        return cutover_lines(state)
+    return ["rolled back: the target cleaned, the source restored"] if state.rolled_back else []
+
+
+def migrations_table(plans: list[MigrationPlan]) -> Table:
+    """``ferry migrations``: one row per application moved."""
+    table = Table(box=None, header_style="bold")
+    apps = [f"{p.source_cluster}/{','.join(p.namespaces) or '*'} → {p.target_cluster}" for p in plans]
+    _key_column(table, "APP", apps)
+    columns = (
+        "STAGES",
+        "LAST STAGE (UTC)",
+        "SIZE",
+        "DATA AGE",
+        "CUTOVER",
+        "DOWNTIME",
+        "QUIESCED",
+        "ROLLED BACK",
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    for app, plan in zip(apps, plans, strict=True):
+        table.add_row(
+            app,
+            str(plan.stages),
+            short_time(plan.last_stage_at),
+            decimal(plan.last_stage_bytes) if plan.last_stage_at else "-",
+            duration(age_seconds(plan.last_stage_at)),
+            plan.cutover or "-",
+            duration(plan.downtime_seconds),
+            "yes" if plan.source_quiesced else "no",
+            "yes" if plan.rolled_back else "no",
+        )
+    return table

@@ -26,12 +26,16 @@ from shared.bus.micro import ReplyTimeout as NatsTimeout
 from shared.contracts import subjects
 from shared.contracts.errors import CodedError, FerryError, Forbidden, Unauthorized, error_for, from_status
 from shared.contracts.events import Event, PhaseChanged, event_decoder
+from shared.contracts.migrations import MigrationPlan
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
 from shared.retrying import RetryPolicy, delay, retrying
 from shared.runtime import load_settings
 
 _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
+Plans = list[MigrationPlan]  # an alias: the classes below have a method named `list`
+_plans = msgspec.json.Decoder(Plans)
+_accepted = msgspec.json.Decoder(Accepted)
 
 
 # While the gateway is unreachable (a replica restarting), a read is tried 6 times, waiting 0.5 s
@@ -54,6 +58,8 @@ class Transport(Protocol):
     async def get(self, request_id: str) -> RequestState: ...
     async def list(self, query: ListQuery) -> list[RequestState]: ...
     async def cancel(self, request_id: str) -> RequestState: ...
+    async def rollback(self, request_id: str) -> Accepted: ...
+    async def migrations(self) -> Plans: ...
     def events(self, request_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]: ...
     async def snapshots(
         self, snapshot_id: str | None, query: dict[str, str], delete: bool = False
@@ -153,6 +159,12 @@ class GatewayTransport:
 
     async def cancel(self, request_id: str) -> RequestState:
         return _state.decode(await self._call("POST", f"/v1/requests/{request_id}/cancel"))
+
+    async def rollback(self, request_id: str) -> Accepted:
+        return _accepted.decode(await self._call("POST", f"/v1/requests/{request_id}/rollback"))
+
+    async def migrations(self) -> Plans:
+        return _plans.decode(await self._call("GET", "/v1/migrations"))
 
     async def events(self, request_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
         """SSE frames as (sequence, event) until the final phase.
@@ -261,6 +273,12 @@ class BusTransport:
 
     async def cancel(self, request_id: str) -> RequestState:
         return await self._guard(self.client.cancel(request_id))  # type: ignore[no-any-return]
+
+    async def rollback(self, request_id: str) -> Accepted:
+        return await self._guard(self.client.rollback(request_id))  # type: ignore[no-any-return]
+
+    async def migrations(self) -> Plans:
+        return await self._guard(self.client.migrations())  # type: ignore[no-any-return]
 
     async def events(self, request_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
         state = await self.get(request_id)

@@ -6,26 +6,33 @@ item progress shows counts. Warnings, failed attempts and phase changes are prin
 they happen. A ``Report`` of document kind ``verification`` is kept and printed as a table at the end,
 and so are the problems of a failed preflight.
 
+A cutover's downtime clock runs under the bars from the ``Quiesced`` event's ``since`` until an event
+carrying ``available_at`` (a second ``Quiesced``, or the restore's ``available_at`` output), or until
+the stream ends; it is drawn by ``ClockedProgress`` so it ticks between events.
+
 On a terminal the bars animate; in a log (no TTY) rich prints the final bars once, and the lines
 above them still tell the story in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Iterable
 
 import msgspec
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 from rich.text import Text
 
-from services.cli.rendering import flatten, phase_text, preflight_table
+from services.cli.rendering import duration, flatten, phase_text, preflight_table
 from shared.contracts.events import (
     Event,
     Failed,
     PhaseChanged,
+    Quiesced,
     Report,
     StepCompleted,
     StepStarted,
@@ -34,7 +41,9 @@ from shared.contracts.events import (
 from shared.contracts.events import (
     Progress as ProgressEvent,
 )
+from shared.contracts.migrations import AVAILABLE_AT
 from shared.contracts.reports import DocumentKind, Verification
+from shared.contracts.requests import RequestKind
 from shared.contracts.states import Phase, RequestState
 
 
@@ -59,8 +68,42 @@ class RateColumn(ProgressColumn):
         return Text(f"{decimal(int(speed))}/s", style="progress.data.speed")
 
 
-def new_progress(console: Console) -> Progress:
-    return Progress(
+class DowntimeClock:
+    """The application's downtime during a cutover: from the source's quiesce until the target is
+    available (``until``), or now while it is not."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.until = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return (self.until or time.time()) - self.since
+
+    def __rich__(self) -> Text:
+        if self.until:
+            return Text(f"⏱ downtime {duration(self.seconds)} (target available)", style="green")
+        return Text(f"⏱ downtime {duration(self.seconds)} (source quiesced, target not available yet)", "red")
+
+
+class ClockedProgress(Progress):
+    """The bars, then the downtime clock when a cutover has quiesced the source (redrawn with the
+    bars, several times a second, so it runs between events)."""
+
+    clock: DowntimeClock | None = None
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield from super().get_renderables()
+        if self.clock is not None:
+            yield self.clock
+
+
+def _utc(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%H:%M:%S")
+
+
+def new_progress(console: Console) -> ClockedProgress:
+    return ClockedProgress(
         TextColumn(
             "{task.description}",
             table_column=Column(min_width=24, max_width=40, no_wrap=True, overflow="ellipsis"),
@@ -102,10 +145,37 @@ class Watcher:
             )
         return self.volumes[key]
 
+    def _quiesced(self, event: Quiesced) -> None:
+        """Start the downtime clock (the first quiesce counts), stop it once the target is available."""
+        say = self.progress.console.print
+        clock = self.progress.clock
+        if clock is None:
+            clock = self.progress.clock = DowntimeClock(event.since)
+            say(
+                f"[red]⏸[/] source quiesced at {_utc(event.since)} UTC ({len(event.workloads)} workload(s)): "
+                "downtime starts",
+                highlight=False,
+            )
+        if event.available_at:
+            self._available(event.available_at)
+
+    def _available(self, at: float) -> None:
+        clock = self.progress.clock
+        if clock is None or clock.until:
+            return
+        clock.until = at
+        say = self.progress.console.print
+        say(
+            f"[green]▶[/] target available at {_utc(at)} UTC: downtime {duration(clock.seconds)}",
+            highlight=False,
+        )
+
     def handle(self, event: Event) -> None:
         step = event.step.value if event.step is not None else ""
         say = self.progress.console.print
-        if isinstance(event, StepStarted):
+        if isinstance(event, Quiesced):
+            self._quiesced(event)
+        elif isinstance(event, StepStarted):
             task = self._step(step)
             self.progress.start_task(task)
             retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
@@ -129,6 +199,8 @@ class Watcher:
             self.progress.update(task, completed=total, total=total, description=f"{mark} {step}")
             if event.message:  # above the bars, where a long line can wrap without squeezing them
                 say(f"{mark} {step}: {event.message}", highlight=False)
+            if AVAILABLE_AT in event.outputs:
+                self._available(float(event.outputs[AVAILABLE_AT]))
             for (vstep, volume), vtask in self.volumes.items():
                 if vstep == step:
                     vtotal = self.progress.tasks[vtask].total
@@ -156,13 +228,21 @@ class Watcher:
             )
 
     def summary(self) -> None:
+        clock = self.progress.clock
+        if clock is not None and not clock.until:  # the stream ended with the target not available
+            self.console.print(
+                f"[red]the source is down since {_utc(clock.since)} UTC ({duration(clock.seconds)})[/]",
+                highlight=False,
+            )
         for report in self.reports:  # a failed preflight: the problems as a table
             if report.document == DocumentKind.PREFLIGHT and report.body.get("problems"):
                 self.console.print(preflight_table(report.body, only_problems=True))
         verification = [r for r in self.reports if r.document == DocumentKind.VERIFICATION]
         for report in verification:
             show_verification(self.console, report)
-        if not verification and self.phase is Phase.COMPLETED and not self.state.request.preflight_only:
+        request = self.state.request
+        quiet = request.preflight_only or request.kind is RequestKind.ROLLBACK  # nothing to verify
+        if not verification and self.phase is Phase.COMPLETED and not quiet:
             why = (
                 "a dry run restores nothing to verify"
                 if self.state.request.dry_run

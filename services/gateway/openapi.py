@@ -18,6 +18,7 @@ from aiohttp import web
 
 from services.gateway.web import ErrorBody
 from shared.contracts.events import Event
+from shared.contracts.migrations import MigrationPlan
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.snapshots import (
     Deleted,
@@ -69,7 +70,7 @@ _REPOSITORY = {
 
 _LIST_QUERY = [
     ("phase", "New, Queued, InProgress, Completed, PartiallyFailed, Failed or Cancelled"),
-    ("kind", "migrate, replicate, restore or drill"),
+    ("kind", "migrate, replicate, restore, drill or rollback"),
     ("label", "key=value"),
     ("since", "ISO 8601 time: created at or after"),
     ("limit", "1..1000, default 100"),
@@ -147,8 +148,38 @@ def _request() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/requests/{id}/rollback": {"post": _rollback()},
         "/v1/requests/{id}/documents/{document}": {"get": _document()},
         "/v1/requests/{id}/events": {"get": _events()},
+    }
+
+
+def _rollback() -> dict[str, Any]:
+    return {
+        "summary": "Roll back a migrate: remove what it created on the target, bring the source back "
+        "(scope submit)",
+        "description": "Submits a `rollback` request built from the stored migrate (`rollback_of`, "
+        "idempotency key `rollback-<id>`): asked twice, the same rollback request (200). 400 when the "
+        "request is not a migrate.",
+        "parameters": [_ID],
+        "responses": {
+            "201": _json(_ref("Accepted"), "The rollback request; Location names it"),
+            "200": _json(_ref("Accepted"), "The rollback already asked: the existing request"),
+            **_errors(400, 401, 403, 404, 503),
+        },
+    }
+
+
+def _migrations() -> dict[str, Any]:
+    plans = {"type": "array", "items": _ref("MigrationPlan")}
+    return {
+        "/v1/migrations": {
+            "get": {
+                "summary": "Migration plans: per application moved, its stages, cutover, downtime, whether "
+                "the source is quiesced or rolled back; the most recently active first (scope read)",
+                "responses": {"200": _json(plans, "The plans"), **_errors(401, 403, 503)},
+            }
+        }
     }
 
 
@@ -248,12 +279,21 @@ def _clusters() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    """Every route, next to the module that serves it: health, requests, snapshots, clusters."""
-    return {**_health(), **_requests(), **_request(), **_snapshots(), **_clusters()}
+    """Every route, next to the module that serves it: health, requests, migrations, snapshots, clusters."""
+    return {**_health(), **_requests(), **_request(), **_migrations(), **_snapshots(), **_clusters()}
 
 
 def document() -> dict[str, Any]:
-    types = [MobilityRequest, Accepted, RequestState, RequestList, Event, ErrorBody, ClusterList]
+    types = [
+        MobilityRequest,
+        Accepted,
+        RequestState,
+        RequestList,
+        Event,
+        ErrorBody,
+        ClusterList,
+        MigrationPlan,
+    ]
     types += [SnapshotList, SnapshotDetail, Deleted, RetentionQuery, RetentionResult]
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     components["Event"] = schemas[types.index(Event)]  # a tagged union: a oneOf of the event kinds

@@ -1,4 +1,5 @@
-"""Requests over HTTP: submit, list, get, cancel, and their events as Server-Sent Events.
+"""Requests over HTTP: submit, list, get, cancel, roll back, their events as Server-Sent Events, and
+the migration plans they add up to.
 
 Each handler is a thin translation to the bus contract. A submission is decoded and checked here
 first (the same ``decode_request`` intake uses), so a bad body is refused with the JSON path of the
@@ -66,6 +67,22 @@ async def submit(request: web.Request) -> web.Response:
     log.info("%s submitted %s%s", request[IDENTITY].name, reply.id, " (duplicate)" if reply.duplicate else "")
     headers = {"Location": f"/v1/requests/{reply.id}"}
     return json_response(reply, 200 if reply.duplicate else 201, headers)
+
+
+@requires(Scope.SUBMIT)
+async def rollback_request(request: web.Request) -> web.Response:
+    """Submit the rollback of a migrate, built from its stored state (404 for an unknown id, 400 when
+    it is not a migrate); a second call answers the same rollback request with 200."""
+    reply = await request.app[CLIENT].rollback(request_id(request))
+    log.info("%s asked the rollback of %s: %s", request[IDENTITY].name, request.match_info["id"], reply.id)
+    headers = {"Location": f"/v1/requests/{reply.id}"}
+    return json_response(reply, 200 if reply.duplicate else 201, headers)
+
+
+@requires(Scope.READ)
+async def list_migrations(request: web.Request) -> web.Response:
+    """Every application's migration plan (stages, cutover, rollback), the most recently active first."""
+    return json_response(await request.app[CLIENT].migrations())
 
 
 @requires(Scope.READ)
@@ -223,5 +240,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/v1/requests", list_requests)
     router.add_get("/v1/requests/{id}", get_request)
     router.add_post("/v1/requests/{id}/cancel", cancel_request)
+    router.add_post("/v1/requests/{id}/rollback", rollback_request)
     router.add_get("/v1/requests/{id}/events", stream_events)
     router.add_get("/v1/requests/{id}/documents/{document}", get_document)
+    router.add_get("/v1/migrations", list_migrations)

@@ -12,7 +12,9 @@ JetStream has already).
 
 A list reads every stored state, leaves out (and reports in ``skipped``) any that cannot be read, and
 answers one page: at most ``limit`` items and never more bytes than one NATS message holds, with the
-cursor of the next page in ``next``.
+cursor of the next page in ``next``. The migration plans (``ferry.requests.migrations``) are computed
+from the same stored states each time (nothing is stored twice), the most recently active first,
+bounded the same way: at most ``MAX_LIST_LIMIT`` plans, within one NATS message.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from shared.bus.states import RequestNotFound, RequestStore, StateConflict, Stat
 from shared.contracts import subjects
 from shared.contracts.errors import VALUE_LIMIT, Conflict, FerryError, TemporaryError, json_path
 from shared.contracts.events import PhaseChanged
+from shared.contracts.migrations import MigrationPlan, plans
 from shared.contracts.requests import MobilityRequest, RequestInvalid, decode_request
 from shared.contracts.states import (
     MAX_LIST_LIMIT,
@@ -134,6 +137,12 @@ class IntakeService(Service):
         )
         await self.micro.add_endpoint(
             name="list", subject=subjects.REQUEST_LIST, handler=self._list, queue_group="ferry-intake"
+        )
+        await self.micro.add_endpoint(
+            name="migrations",
+            subject=subjects.MIGRATION_LIST,
+            handler=self._migrations,
+            queue_group="ferry-intake",
         )
 
     # --- submit -----------------------------------------------------------------------------
@@ -346,3 +355,30 @@ class IntakeService(Service):
             used += size
         more = len(items) < len(matched) and items
         return RequestList(items=items, next=cursor_of(items[-1]) if more else "", skipped=skipped[:100])
+
+    async def _migrations(self, req: Request) -> None:
+        try:
+            found = await self.migration_plans()
+        except FerryError as e:
+            await req.respond(encoder.encode(Rejected(error=str(e), code="unavailable")))
+            return
+        await req.respond(encoder.encode(found))
+
+    async def migration_plans(self) -> list[MigrationPlan]:
+        """Every application's plan, from the readable stored states, the most recently active first;
+        as many as one NATS message holds (at most ``MAX_LIST_LIMIT``)."""
+        states: list[RequestState] = []
+        async for entry in self.store.entries():
+            if isinstance(entry, Unreadable):
+                log.warning("request %s left out of the migration plans: %s", entry.id, entry.reason)
+                continue
+            states.append(entry)
+        budget = (self.nc.max_payload if self.nc is not None else 1 << 20) - REPLY_MARGIN
+        kept: list[MigrationPlan] = []
+        used = 0
+        for plan in plans(states)[:MAX_LIST_LIMIT]:
+            used += len(encoder.encode(plan)) + 1
+            if used > budget:
+                break
+            kept.append(plan)
+        return kept

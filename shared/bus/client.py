@@ -3,6 +3,10 @@
 This is what the ``ferry`` command uses with ``--bus`` and what the gateway uses for everything —
 and it is a worked example for automation in another language: plain JSON on documented subjects.
 
+``migrations`` answers the migration plans (``shared.contracts.migrations``) and ``rollback`` submits
+the rollback of a stored migrate, built from its state by ``rollback_request`` — so the CLI, the
+gateway and automation build the same request, with the same idempotency key.
+
 A reply that does not decode (cut short, or not what the subject promises) is a ``BadReply``, a
 permanent error naming the subject, never a bare decoding error. Lists come in pages
 (``list_page``); ``list`` follows them up to the query's limit.
@@ -28,7 +32,8 @@ from nats.js.errors import ObjectNotFoundError
 from shared.contracts import subjects
 from shared.contracts.errors import PermanentError, TemporaryError, clipped
 from shared.contracts.events import Event, PhaseChanged, event_decoder
-from shared.contracts.requests import MobilityRequest, encode_request
+from shared.contracts.migrations import MigrationPlan, rollback_request
+from shared.contracts.requests import MobilityRequest, RequestKind, encode_request
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
 from shared.retrying import RetryPolicy, retrying
 
@@ -40,6 +45,8 @@ _NO_RESPONDERS = RetryPolicy(attempts=4, initial=0.2, multiplier=2.5, maximum=1.
 _rejected = msgspec.json.Decoder(Rejected)
 _state = msgspec.json.Decoder(RequestState)
 _list = msgspec.json.Decoder(RequestList)
+Plans = list[MigrationPlan]  # an alias: the classes below have a method named `list`
+_plans = msgspec.json.Decoder(Plans)
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 DOCUMENTS = (
@@ -139,6 +146,30 @@ class BusClient:
             if not page.next or not page.items or len(items) >= query.limit:
                 return items[: max(1, query.limit)]
             query = msgspec.structs.replace(query, cursor=page.next, limit=query.limit - len(items))
+
+    async def migrations(self) -> Plans:
+        """Every application's migration plan, the most recently active first."""
+        data = await self._call(subjects.MIGRATION_LIST, b"")
+        if _is_rejected(data):
+            raise RequestRejected(_decoded(_rejected, data, subjects.MIGRATION_LIST))
+        return _decoded(_plans, data, subjects.MIGRATION_LIST)
+
+    async def rollback(self, request_id: str) -> Accepted:
+        """Submit the rollback of a stored migrate (``not-found`` when there is none, ``invalid`` when
+        it is not a migrate); asked twice, the same rollback request (its idempotency key)."""
+        state = await self.get(request_id)
+        if state.request.kind is not RequestKind.MIGRATE:
+            raise RequestRejected(
+                Rejected(
+                    error=f"request {request_id} is a {state.request.kind.value}: only a migrate can be "
+                    "rolled back",
+                    field="id",
+                )
+            )
+        reply = await self.submit_raw(encode_request(rollback_request(state)))
+        if isinstance(reply, Rejected):
+            raise RequestRejected(reply)
+        return reply
 
     async def document(self, request_id: str, output: str) -> bytes:
         """A JSON document a step of the request left in the ``ferry-inventories`` object store:

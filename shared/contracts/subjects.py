@@ -17,6 +17,7 @@ REQUESTS = f"{PREFIX}.requests"  # submit a MobilityRequest; reply: Accepted or 
 REQUEST_GET = f"{PREFIX}.requests.get"  # body: request id; reply: RequestState or Rejected
 REQUEST_CANCEL = f"{PREFIX}.requests.cancel"  # body: request id; reply: RequestState or Rejected
 REQUEST_LIST = f"{PREFIX}.requests.list"  # body: ListQuery; reply: RequestList
+MIGRATION_LIST = f"{PREFIX}.requests.migrations"  # body: empty; reply: JSON list of MigrationPlan
 
 # The snapshot catalog (core NATS request-reply, answered by the snapshot service's replicas);
 # documents in shared/contracts/snapshots.py.

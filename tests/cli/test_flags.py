@@ -157,6 +157,26 @@ def fields(request: Any) -> dict[str, Any]:
             {"kind": "drill", "source.snapshot": "snap-1", "target.namespace_map": {"shop": "shop-drill"}},
             id="a drill into an isolated namespace",
         ),
+        pytest.param(
+            [*BASE, "--stage"],
+            {"stage": True, "cutover": False, "quiesce": False, "auto_rollback": True},
+            id="a stage copies while the source keeps serving",
+        ),
+        pytest.param(
+            [*BASE, "--cutover"],
+            {"stage": False, "cutover": True, "auto_rollback": True},
+            id="a cutover rolls back on failure by default",
+        ),
+        pytest.param(
+            [*BASE, "--cutover", "--no-auto-rollback"],
+            {"cutover": True, "auto_rollback": False},
+            id="a cutover may leave the source down when it fails",
+        ),
+        pytest.param(
+            BASE,
+            {"stage": False, "cutover": False, "auto_rollback": True, "rollback_of": ""},
+            id="a plain migrate is neither a stage nor a cutover",
+        ),
     ],
 )
 def test_flags_build_the_request(argv: list[str], expected: dict[str, Any]) -> None:
@@ -252,6 +272,34 @@ def test_resource_modifiers_are_read_from_the_file(tmp_path: Path) -> None:
             id="a list since a time that is not one",
         ),
         pytest.param(["teleport"], "invalid choice: 'teleport'", id="an unknown command"),
+        pytest.param(
+            [*BASE, "--stage", "--cutover"],
+            "argument --cutover: a request is a stage or a cutover, not both",
+            id="a stage and a cutover together",
+        ),
+        pytest.param(
+            [*BASE, "--stage", "--quiesce"],
+            "argument --quiesce: a stage keeps the source serving",
+            id="a stage that would quiesce the source",
+        ),
+        pytest.param(
+            [*BASE, "--no-auto-rollback"],
+            "argument --no-auto-rollback: goes with --cutover",
+            id="no auto rollback without a cutover",
+        ),
+        pytest.param(
+            [*BASE, "--stage", "--no-auto-rollback"],
+            "argument --no-auto-rollback: goes with --cutover",
+            id="no auto rollback on a stage",
+        ),
+        pytest.param(
+            ["replicate", "--from", "east", "-n", "shop", "--stage"],
+            "unrecognized arguments: --stage",
+            id="only a migrate has stages",
+        ),
+        pytest.param(
+            ["rollback"], "the following arguments are required: REQUEST", id="a rollback naming nothing"
+        ),
     ],
 )
 async def test_bad_flags_exit_2_naming_the_flag(

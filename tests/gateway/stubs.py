@@ -3,22 +3,40 @@
 ``VolumeStep`` reports per-volume byte progress (two volumes) and, when it is the verify step,
 publishes a ``Report`` titled "verification". A request's labels choose its fate as in
 tests/bus/stubs.py: ``behaviour=ok|partial|fail-perm|block|sleep``. Shared by the gateway and CLI tests.
+
+A staged migration looks real too (``migration_result``): the transfer reports the bytes it sent (a
+cutover's delta an eighth of a stage's), a cutover's snapshot quiesces (a ``Quiesced`` event,
+``quiesced_at``) and its restore makes the target available (``available_at``, ``downtime_seconds``),
+a stage's restore counts the files it wrote, and the rollback step names what it removed and
+restored and marks the original request rolled back, as services/restore's rollback does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import ClassVar
 
 import msgspec
 
+from shared.bus.states import RequestStore
 from shared.contracts.errors import PermanentError
-from shared.contracts.events import Report
+from shared.contracts.events import Quiesced, Report
+from shared.contracts.migrations import AVAILABLE_AT, DOWNTIME, QUIESCED_AT
 from shared.contracts.reports import DocumentKind, ObjectResult, Outcome, Verification, VolumeResult
+from shared.contracts.states import RequestState
 from shared.contracts.steps import StepName, StepResult
 from shared.runtime import StepContext, StepService
 
 VOLUMES = {"data-db-0": 4 * 1024 * 1024, "uploads": 1024 * 1024}
+WORKLOADS = ["deployments.apps/shop/web", "statefulsets.apps/shop/db"]
+REMOVED = [
+    "deployments.apps/shop-west/web",
+    "persistentvolumeclaims/shop-west/data-db-0",
+    "namespaces/shop-west",
+]
+DOWNTIME_STUB = 2.5  # seconds between a stub cutover's quiesce and the target available
 
 
 def verification(partial: bool) -> Verification:
@@ -81,12 +99,45 @@ class VolumeStep(StepService):
                 )
             )
         partial = behaviour == "partial" and self.step is StepName.VERIFY
+        counts, moved = await self.migration_result(ctx, outputs)
         return StepResult(
             outputs=outputs,
-            counts={"volumes": len(VOLUMES)},
+            counts={"volumes": len(VOLUMES), **counts},
             partial=partial,
             message="1 volume differs" if partial else "",
+            bytes_moved=moved,
         )
+
+    async def migration_result(self, ctx: StepContext, outputs: dict[str, str]) -> tuple[dict[str, int], int]:
+        """What this step adds for a staged migration or a rollback: counts, bytes moved; outputs
+        and ``Quiesced`` events as the real steps give them."""
+        request, step = ctx.request, self.step
+        if step is StepName.TRANSFER:
+            return {}, sum(VOLUMES.values()) // (8 if request.cutover else 1)
+        if step is StepName.SNAPSHOT and request.cutover:
+            since = time.time() - DOWNTIME_STUB
+            outputs[QUIESCED_AT] = f"{since:.3f}"
+            await ctx.emit(Quiesced(request_id=ctx.request_id, step=step, since=since, workloads=WORKLOADS))
+        if step is StepName.RESTORE and request.cutover and QUIESCED_AT in ctx.outputs:
+            since = float(ctx.outputs[QUIESCED_AT])
+            outputs[AVAILABLE_AT], outputs[DOWNTIME] = f"{since + DOWNTIME_STUB:.3f}", f"{DOWNTIME_STUB}"
+            event = Quiesced(
+                request_id=ctx.request_id, step=step, since=since, available_at=since + DOWNTIME_STUB
+            )
+            await ctx.emit(event)
+        if step is StepName.RESTORE:
+            return {"files_written": 7, "bytes_written": 3 * 1024 * 1024}, 0
+        if step is StepName.ROLLBACK:
+            outputs["removed"], outputs["restored"] = json.dumps(REMOVED), json.dumps(WORKLOADS)
+            await self.mark_rolled_back(request.rollback_of)
+        return {}, 0
+
+    async def mark_rolled_back(self, request_id: str) -> None:
+        def mark(state: RequestState) -> bool:
+            state.rolled_back = True
+            return True
+
+        await RequestStore(self.topology.requests, self.topology.js).update(request_id, mark)
 
 
 def volume_step(step: StepName) -> type[VolumeStep]:

@@ -50,6 +50,10 @@ ENDPOINTS = [
     ),
     pytest.param("DELETE", "/v1/snapshots/snap-1", {"admin"}, "cli", id="deleting a snapshot"),
     pytest.param("GET", "/v1/clusters", {"read", "admin", "cli"}, "submit", id="listing clusters"),
+    pytest.param(
+        "POST", "/v1/requests/{id}/rollback", {"submit", "admin", "cli"}, "read", id="rolling back a migrate"
+    ),
+    pytest.param("GET", "/v1/migrations", {"read", "admin", "cli"}, "submit", id="listing migration plans"),
 ]
 
 
