@@ -62,12 +62,17 @@ def _bytes_sent(state: RequestState) -> int:
     return sum(s.result.bytes_moved for s in state.steps if s.result and s.step is StepName.TRANSFER)
 
 
+def _finished_at(state: RequestState) -> str:
+    """When the request's last step ended (not ``updated_at``: a later rollback mark moves that)."""
+    return max((s.finished_at for s in state.steps if s.finished_at), default=state.updated_at)
+
+
 def _apply(plan: MigrationPlan, state: RequestState) -> None:
     request = state.request
     plan.requests.append(state.id)
     outputs = state.outputs
     if state.phase is Phase.COMPLETED or state.phase is Phase.PARTIALLY_FAILED:
-        plan.last_stage_at, plan.last_stage_bytes = state.updated_at, _bytes_sent(state)
+        plan.last_stage_at, plan.last_stage_bytes = _finished_at(state), _bytes_sent(state)
         if request.stage:
             plan.stages += 1
     if not request.cutover:
