@@ -45,8 +45,13 @@ fmt: $(STAMP) ## Format and auto-fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+.PHONY: browser
+browser: ## Headless Chromium for tests/console (Debian's package; installs as root)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } \
+		|| { echo "tests/console need chromium: apt-get install -y chromium" >&2; exit 1; }
+
 .PHONY: test
-test: lint ## Lint, then the whole test suite (real nats-server, SeaweedFS, sandbox clusters)
+test: lint browser ## Lint, then the whole test suite (real nats-server, SeaweedFS, sandbox clusters)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 .PHONY: demo

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from services.gateway import catalog, openapi, requests
 from services.gateway.config import ANONYMOUS_ADMIN, GatewayConfig, Identity, Scope
+from services.gateway.console import setup_console
 from services.gateway.web import (
     CLIENT,
     CONFIG,
@@ -144,4 +145,5 @@ def build_app(
     requests.add_routes(app.router)
     catalog.add_routes(app.router)
     openapi.add_routes(app.router)
+    setup_console(app)
     return app
