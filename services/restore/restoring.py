@@ -4,7 +4,8 @@ One pass over the snapshot's objects, each ending with an ``ObjectResult``:
 
 1. **prepare** every object: whiteouts are skipped with their reason; the rest is cleaned, then the
    request's resource modifiers run (their conditions see the *source* namespace, as in Velero),
-   then the mappings and the request/snapshot labels. A modifier error fails that object only.
+   then the mappings and the request/snapshot/plan labels. An object captured from a quiesced source
+   gets its replicas or suspension from before the quiesce first (``transforming.unquiesced``). A modifier error fails that object only.
    PVs bound to a captured claim are skipped: the claim gets a new volume from its (mapped) storage
    class and its data comes from the repository.
 2. **order** them (``ordering``): priorities plus references plus the inventory's edges.
@@ -36,7 +37,7 @@ from services.restore.manifests import VolumeRecord
 from services.restore.ordering import claims_mounted, crd_index, order
 from services.restore.readiness import WAITED_KINDS, ready
 from services.restore.refreshing import Refresher
-from services.restore.transforming import Transforms, transform
+from services.restore.transforming import Transforms, transform, unquiesced
 from shared.contracts.reports import ObjectResult, Outcome, RestoreReport, VolumeAction, VolumeResult
 from shared.contracts.requests import ConflictPolicy, ExistingVolumes
 from shared.kube.comparing import REQUEST_LABEL, digested
@@ -82,6 +83,7 @@ def prepare(
             plan.results.append(result_of(item, Outcome.SKIPPED, reason=why))
             continue
         clean(item)
+        unquiesced(item)  # before the modifiers: their conditions see the app as its owners left it
         outcome = modifiers.apply(rules, item)
         if outcome.error:
             plan.results.append(result_of(item, Outcome.FAILED, reason=outcome.error))

@@ -10,7 +10,10 @@ volumes. Restoring everything when one object was asked for would be a safety bu
 - the Namespace of a selected object is taken with it (it must exist to hold it), as Velero does;
   so is the claim of a selected volume path;
 - what is left out is counted, not reported object by object, and the verify step checks only
-  what was selected.
+  what was selected;
+- a **stage** of a staged migration (``request.stage``) takes only the PersistentVolumeClaims (and
+  their Namespaces): it pre-seeds the target's volumes while the source keeps serving, and starting
+  the application there too would run it in two clusters at once.
 
 Types are named as kubectl and Velero name them: the kind (``deployment``), the plural
 (``deployments``) or the group-resource (``deployments.apps``), case-insensitively.
@@ -76,6 +79,10 @@ def _volume_paths(entries: list[str], captured: list[Manifest]) -> dict[tuple[st
     return paths
 
 
+def _claim(item: Manifest) -> bool:
+    return item.kind == "PersistentVolumeClaim" and item.group == ""
+
+
 def _outside(item: Manifest, namespaces: set[str]) -> bool:
     """A namespaced object (or a Namespace) not in the request's namespaces; cluster-scoped ones are in."""
     if item.kind == "Namespace":
@@ -119,6 +126,8 @@ def select(captured: list[Manifest], request: MobilityRequest) -> Selection:
             continue
         if paths and not scope.resources:
             continue  # only volume paths were asked for: their claims (and namespaces), nothing else
+        if request.stage and not _claim(item):
+            continue  # a stage pre-seeds volumes; the workloads come with the cutover
         chosen.append(item)
     if not [item for item in chosen if item.kind != "Namespace"]:
         fields = {
@@ -129,6 +138,7 @@ def select(captured: list[Manifest], request: MobilityRequest) -> Selection:
             "resources": scope.resources,
         }
         asked = [f"{name} {value}" for name, value in fields.items() if value]
+        asked += ["stage (PersistentVolumeClaims only)"] if request.stage else []
         raise PermanentError(
             f"nothing to restore: no object of the snapshot matches {'; '.join(asked) or 'the request'} "
             f"(it holds: {_holds(captured)})"

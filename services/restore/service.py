@@ -8,6 +8,12 @@ request (``ferry-inventories`` object store, ``<request>/restore-report.json``; 
 ``<request>/rendered.json``, the exact documents it would write). Any failed object, volume or
 readiness makes the step PartiallyFailed, with the reasons in the result and in a ``Report`` event.
 
+The parts of a staged migration (``migrating``): a stage restores only the claims, with their data,
+while the source keeps serving; a cutover restores everything, fails outright when the target is
+not fully up (so the automatic rollback brings the source back rather than leaving the application
+down in both clusters), and reports its downtime. Both check the claims' storage classes before
+writing anything. Every object a migrate restores carries its plan's ``ferry.dev/migration`` label.
+
 The cluster client comes from a factory (``clusters.KubeClusters`` by default), so tests and other
 deployments can plug another one in.
 """
@@ -26,17 +32,27 @@ import msgspec
 from services.restore import manifests, modifiers
 from services.restore.expecting import expectation
 from services.restore.manifests import VolumeRecord
+from services.restore.migrating import (
+    MigrationMetrics,
+    downtime_outputs,
+    missing_storage_classes,
+    mode_of,
+    now,
+    quiesced_at,
+)
 from services.restore.restoring import Plan, Restore, prepare, rendered
 from services.restore.selecting import Selection, select
 from services.restore.sources import (
     inventory_edges,
     open_target_repository,
+    plan_of,
     resolve_group,
     restore_labels,
     transforms_for,
 )
 from shared.contracts.errors import Cancelled
-from shared.contracts.events import Report
+from shared.contracts.events import Quiesced, Report
+from shared.contracts.migrations import DOWNTIME
 from shared.contracts.reports import (
     DocumentKind,
     ObjectResult,
@@ -48,7 +64,7 @@ from shared.contracts.reports import (
 from shared.contracts.steps import StepName, StepResult
 from shared.kube.objects import Manifest
 from shared.runtime import StepContext, StepService
-from shared.runtime.clusters import ClusterFactory, KubeClusters
+from shared.runtime.clusters import Cluster, ClusterFactory, KubeClusters
 from shared.runtime.moving import MOUNT, Movers
 from shared.runtime.outcomes import Failed, Succeeded, WasCancelled
 from shared.runtime.outcomes import Outcome as StepOutcome  # reports' Outcome is an object's
@@ -135,6 +151,10 @@ def step_result(report: RestoreReport, selection: Selection, outputs: dict[str, 
     """The counts; every problem as a warning and in the message, which makes the step partial."""
     problems = problems_of(report)
     counts = report.counts()
+    if report.volumes:  # a delta restore's work: what it left as it was, and what it removed
+        counts["files_skipped"] = sum(v.files_skipped for v in report.volumes)
+        counts["bytes_skipped"] = sum(v.bytes_skipped for v in report.volumes)
+        counts["files_removed"] = sum(v.removed for v in report.volumes)
     if selection.left_out:
         counts["not_selected"] = selection.left_out
     message = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)
@@ -145,6 +165,13 @@ def step_result(report: RestoreReport, selection: Selection, outputs: dict[str, 
     return StepResult(
         outputs=outputs, counts=counts, warnings=problems[:100], partial=bool(problems), message=message
     )
+
+
+async def _close(cluster: object) -> None:
+    """Close a cluster client the factory handed out, when it has a ``close`` (a test double may not)."""
+    close = getattr(cluster, "close", None)
+    if close is not None:
+        await close()
 
 
 def throttled(check: Callable[[], Awaitable[None]], every: float) -> Callable[[], Awaitable[None]]:
@@ -176,6 +203,7 @@ class RestoreService(StepService):
         super().__init__(settings, instance=instance)
         self.clusters = clusters or KubeClusters()
         self.options = options or restore_options()
+        self.migration = MigrationMetrics(self.metrics.registry)
 
     async def teardown(self) -> None:
         close = getattr(self.clusters, "close", None)
@@ -194,8 +222,9 @@ class RestoreService(StepService):
         for warning in prepared.plan.warnings:
             await ctx.warn(warning)
         ran = await self._restore(ctx, prepared)
-        if isinstance(ran, WasCancelled):
+        if isinstance(ran, WasCancelled | Failed):
             return ran
+        ended = now()  # every workload waited for is available (or the wait gave up)
         report = msgspec.structs.replace(ran, request_id=ctx.request_id, snapshot=prepared.group)
         outputs = await self._store(ctx, prepared, report)
         await ctx.emit(
@@ -207,7 +236,35 @@ class RestoreService(StepService):
                 document=DocumentKind.DRY_RUN if request.dry_run else DocumentKind.RESTORE,
             )
         )
-        return Succeeded(step_result(report, prepared.selection, outputs))
+        result = step_result(report, prepared.selection, outputs)
+        if request.dry_run:
+            return Succeeded(result)
+        written = sum(v.bytes_written for v in report.volumes)
+        self.migration.bytes_written(mode=mode_of(request)).inc(written)
+        return await self._cut_over(ctx, result, ended) if request.cutover else Succeeded(result)
+
+    async def _cut_over(self, ctx: StepContext, result: StepResult, available_at: float) -> StepOutcome:
+        """A cutover's end: a target that is not fully up fails the step (the source is down, so the
+        automatic rollback must bring it back); else the downtime is output, emitted and measured."""
+        if result.partial:
+            return Failed(
+                f"cutover: the target is not fully up ({result.message}); "
+                f"the restore report is {result.outputs.get('restore_report', '')}"
+            )
+        available_at = round(available_at, 3)  # the event says what the output says
+        found = downtime_outputs(ctx.outputs, available_at)
+        since = quiesced_at(ctx.outputs)
+        if since is not None:
+            self.migration.downtime.set(float(found[DOWNTIME]))
+            await ctx.emit(
+                Quiesced(
+                    request_id=ctx.request_id, step=StepName.RESTORE, since=since, available_at=available_at
+                )
+            )
+        message = result.message + (f"; downtime {found[DOWNTIME]}s" if DOWNTIME in found else "")
+        return Succeeded(
+            msgspec.structs.replace(result, outputs={**result.outputs, **found}, message=message)
+        )
 
     async def _prepare(self, ctx: StepContext, cluster: str, rules: list[modifiers.Rule]) -> Prepared:
         """Read the snapshot from the target repository; select, transform and order its objects."""
@@ -225,7 +282,7 @@ class RestoreService(StepService):
             key: dataclasses.replace(record, path=selection.paths.get(key, ""))
             for key, record in captured.volumes.items()
         }
-        labels = restore_labels(ctx.request_id, group)
+        labels = restore_labels(ctx.request_id, group, plan_of(request))
         edges = captured.edges + await inventory_edges(ctx.outputs, self.topology.inventories)
         plan = prepare(
             selection.items,
@@ -237,10 +294,26 @@ class RestoreService(StepService):
         )
         return Prepared(cluster, repo_name, group, selection, volumes, plan, labels)
 
-    async def _restore(self, ctx: StepContext, prepared: Prepared) -> RestoreReport | WasCancelled:
+    async def _restore(self, ctx: StepContext, prepared: Prepared) -> RestoreReport | WasCancelled | Failed:
+        """Check a stage's or cutover's storage classes, then run the restore; the client is closed after."""
+        request = ctx.request
+        cluster = await self.clusters(self.settings, prepared.cluster)
+        try:
+            if (request.stage or request.cutover) and not request.dry_run:
+                if missing := await missing_storage_classes(cluster, prepared.plan.items):
+                    what = "cutover" if request.cutover else "stage"
+                    return Failed(
+                        f"{what}: claims could never bind, nothing was written: {'; '.join(missing)}"
+                    )
+            return await self._write(ctx, prepared, cluster)
+        finally:
+            await _close(cluster)
+
+    async def _write(
+        self, ctx: StepContext, prepared: Prepared, cluster: Cluster
+    ) -> RestoreReport | WasCancelled:
         """Write the plan into the target cluster, volumes filled by mover Jobs before their workloads."""
         request, plan = ctx.request, prepared.plan
-        cluster = await self.clusters(self.settings, prepared.cluster)
         movers = Movers(
             cluster,
             for_repository(self.settings, prepared.repository),
@@ -284,9 +357,6 @@ class RestoreService(StepService):
             return WasCancelled(str(e))
         finally:
             await movers.close()
-            close = getattr(cluster, "close", None)
-            if close is not None:
-                await close()
 
     async def _store(self, ctx: StepContext, prepared: Prepared, report: RestoreReport) -> dict[str, str]:
         """Store the report with the request, and the rendered documents (a dry run) or what verify

@@ -3,7 +3,9 @@
 Shared by the restore and verify steps. The repository is the *target* region's (the transfer step
 filled it and names it in its outputs); it must exist — a restore never creates an empty one. A
 snapshot id of ``latest`` is the newest Ferry snapshot (the group of the newest manifests record).
-Label values are limited to 63 characters, so the snapshot label carries the id's first 63.
+Label values are limited to 63 characters, so the snapshot label carries the id's first 63. A
+migrate also stamps its migration plan's key (``ferry.dev/migration``): every stage, cutover and
+retry of one application's move writes the same value, so a rollback finds all they created.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from services.restore.transforming import Transforms, with_snapshot
 from shared.contracts.errors import PermanentError
 from shared.contracts.inventory import decode_inventory
-from shared.contracts.requests import MobilityRequest
+from shared.contracts.migrations import PLAN_LABEL, plan_key
+from shared.contracts.requests import MobilityRequest, RequestKind
 from shared.kube.comparing import REQUEST_LABEL, SNAPSHOT_LABEL
 from shared.kube.objects import Manifest
 from shared.repository import Repository, RepositoryNotFound, WrongKey
@@ -65,8 +68,15 @@ async def inventory_edges(ctx_outputs: dict[str, str], store: Any) -> list[tuple
     return [(r.source, r.target) for r in inventory.references if not r.missing]
 
 
-def restore_labels(request_id: str, group: str) -> dict[str, str]:
-    return {REQUEST_LABEL: request_id[:63], SNAPSHOT_LABEL: group[:63]}
+def restore_labels(request_id: str, group: str, plan: str = "") -> dict[str, str]:
+    """The labels every restored object gets; ``plan`` (a migrate's ``plan_key``) adds the plan's."""
+    labels = {REQUEST_LABEL: request_id[:63], SNAPSHOT_LABEL: group[:63]}
+    return {**labels, PLAN_LABEL: plan[:63]} if plan else labels
+
+
+def plan_of(request: MobilityRequest) -> str:
+    """The migration plan a request's restore belongs to: a migrate's ``plan_key``, else none."""
+    return plan_key(request) if request.kind is RequestKind.MIGRATE else ""
 
 
 def transforms_for(

@@ -15,7 +15,13 @@ missing one is a one-line fix:
 Storage classes are mapped in PVCs, PVs and StatefulSet volumeClaimTemplates (and the legacy beta
 annotation); registries in the image of every container, init container and ephemeral container of
 every pod template (CronJob job templates included). Every restored object gets the labels that
-name the request and the snapshot, so a rollback can find exactly what this request wrote.
+name the request and the snapshot (and a migrate's plan), so a rollback can find exactly what this
+request wrote.
+
+An object captured from a quiesced source (a cutover retried after a failed one, whose source
+stayed down) is restored as it was *before* the quiesce (``unquiesced``): its saved replicas or
+CronJob suspension back in its spec, Ferry's quiesce annotations gone. It runs first, before the
+resource modifiers, whose conditions must see the application as its owners left it.
 
 Namespaces also hide *inside values* (``rewrite_references``, on by default): a service's DNS name
 ``[<host>.]<service>.<namespace>.svc[.<cluster domain>]`` in container env values, args and
@@ -40,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from shared.kube.objects import Manifest, Obj, containers_of, dig, pod_specs
+from shared.runtime.quiescing import as_before_quiesce
 
 NAME_LABEL = "kubernetes.io/metadata.name"
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
@@ -358,6 +365,20 @@ def rewrite_references(item: Manifest, t: Transforms) -> None:
     rewrite_service_names(item, t)
     map_custom_namespace_lists(item, t)
     map_helm_namespace(item, t)
+
+
+def unquiesced(item: Manifest) -> Manifest:
+    """``item`` as it was before a cutover quiesced its source (in place; unchanged when it was not):
+    a restore must never land an application at zero replicas or with its CronJobs suspended."""
+    before = as_before_quiesce(item.obj)
+    if before is item.obj:
+        return item
+    for field_name in ("replicas", "suspend"):
+        old, new = dig(item.obj, "spec", field_name), dig(before, "spec", field_name)
+        if old != new:
+            item.notes.append(f"{REWROTE}spec.{field_name}: {old} -> {new} (as before the source's quiesce)")
+    item.obj = before
+    return item
 
 
 def add_labels(item: Manifest, labels: dict[str, str]) -> None:

@@ -110,6 +110,9 @@ class FakeCluster:
             obj["status"] = copy.deepcopy(self.stuck[item.key])
         elif item.kind in READY_STATUS:
             obj["status"] = copy.deepcopy(READY_STATUS[item.kind])
+            if item.kind == "Deployment":  # every replica it asks for is up
+                replicas = (obj.get("spec") or {}).get("replicas", 1)
+                obj["status"].update(availableReplicas=replicas, readyReplicas=replicas)
         self.objects[item.key] = obj
         self.journal.append(f"create {item.key}")
         return obj

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from services.restore.sources import restore_labels, transforms_for
 from services.transfer.transferring import TransferOptions, TransferService
 from services.verify.service import VerifyService
 from shared.bus.client import BusClient
+from shared.contracts.migrations import PLAN_LABEL, plan_key
 from shared.contracts.requests import ConflictPolicy, MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
 from shared.contracts.steps import StepName
@@ -39,6 +41,7 @@ from shared.kube.comparing import differences, without_ferry_labels
 from shared.repository import Repository
 from shared.runtime import Settings, load_settings
 from shared.runtime.clusters import KubeCluster
+from shared.runtime.quiescing import REPLICAS, SINCE
 from shared.store import LocalStore
 from tests.repository.trees import file_hashes, random_files
 from tests.restore.capturing import snapshot, volume_dir
@@ -447,3 +450,64 @@ async def test_a_second_migration_refreshes_changed_volumes_and_verifies_them(
             "configmaps", "shop-config", {"data": {"CURRENCY": config["data"]["CURRENCY"]}}, namespace="shop"
         )
         await east.close()
+
+
+def staged_request(group: str, namespace: str, **flags: bool) -> MobilityRequest:
+    """A stage or cutover of east's shop into ``namespace`` of west, from a Ferry snapshot in repo east."""
+    request = migrate_request(namespace)
+    source = msgspec.structs.replace(request.source, snapshot=group)
+    return msgspec.structs.replace(
+        request, source=source, itinerary=["transfer", "restore", "verify"], **flags
+    )
+
+
+async def quiesced_capture(sandboxes: SandboxClusters, tmp_path: Path) -> str:
+    """East's shop captured as a cutover's retry sees it: web scaled to zero by an earlier cutover,
+    its replicas saved in Ferry's annotation (then put back as it was, for the other tests)."""
+    east = kube_cluster(sandboxes, "east")
+    notes = {REPLICAS: "2", SINCE: f"{time.time():.3f}"}
+    try:
+        quiesce = {"metadata": {"annotations": notes}, "spec": {"replicas": 0}}
+        await east.patch("deployments.apps", "web", quiesce, namespace="shop")
+        group, _ = await snapshot(east, "shop", Repository.open(LocalStore(tmp_path / "east"), PASSWORD))
+        return group
+    finally:
+        back = {"metadata": {"annotations": {k: None for k in notes}}, "spec": {"replicas": 2}}
+        await east.patch("deployments.apps", "web", back, namespace="shop")
+        await east.close()
+
+
+async def test_a_stage_lands_only_the_claims_then_a_cutover_lands_the_app_at_its_replicas(
+    settings: Settings, sandboxes: SandboxClusters, east_shop: tuple[str, str], tmp_path: Path
+) -> None:
+    """A stage of the sample app: claims and their data in west, no workload; the cutover, from a
+    capture of a quiesced source, refreshes the claims and lands web at its 2 replicas, not 0."""
+    group, _ = east_shop
+    stage = staged_request(group, "shop-staged", stage=True)
+    async with ferry(settings) as client:
+        staged = await client.wait(await client.submit(stage), within=150)
+        assert staged.phase is Phase.COMPLETED, staged.reason
+        west = kube_cluster(sandboxes, "west")
+        try:
+            claims = await west.list("persistentvolumeclaims", "shop-staged")
+            assert sorted(c["metadata"]["name"] for c in claims) == ["pgdata-db-0", "web-uploads"]
+            assert {c["metadata"]["labels"][PLAN_LABEL] for c in claims} == {plan_key(stage)}
+            assert not await west.list("deployments.apps", "shop-staged")
+            assert not await west.list("statefulsets.apps", "shop-staged")
+            assert not await west.list("configmaps", "shop-staged", label_selector="ferry.dev/request")
+            await assert_volumes_arrived(sandboxes, "shop-staged")
+            cutover = staged_request(await quiesced_capture(sandboxes, tmp_path), "shop-staged", cutover=True)
+            state = await client.wait(await client.submit(cutover), within=150)
+            assert state.phase is Phase.COMPLETED, state.reason
+            web = await west.get("deployments.apps", "web", "shop-staged")
+            assert web["spec"]["replicas"] == 2 and REPLICAS not in (web["metadata"].get("annotations") or {})
+            assert web["metadata"]["labels"][PLAN_LABEL] == plan_key(stage)
+        finally:
+            await west.close()
+    restored = state.step_state(StepName.RESTORE).result
+    assert restored is not None and restored.counts["volumes_refreshed"] == 2
+    assert restored.counts["files_written"] == 0 and restored.counts["files_skipped"] == 11
+    assert float(state.outputs["available_at"]) > 0
+    assert "downtime_seconds" not in state.outputs  # no snapshot step said when it quiesced the source
+    stage_result = staged.step_state(StepName.RESTORE).result
+    assert stage_result is not None and stage_result.counts["volumes_created"] == 2
