@@ -11,6 +11,7 @@ import asyncio
 
 from shared.contracts.steps import StepName, StepResult
 from shared.runtime import StepContext, StepService, run
+from shared.runtime.outcomes import Outcome, Succeeded
 
 
 class EchoService(StepService):
@@ -18,7 +19,7 @@ class EchoService(StepService):
     step = StepName.ECHO
     description = "No-op step that reports progress (smoke test of the bus)"
 
-    async def handle(self, ctx: StepContext) -> StepResult:
+    async def handle(self, ctx: StepContext) -> Outcome:
         total = 10
         for done in range(1, total + 1):
             await ctx.checkpoint()
@@ -26,7 +27,7 @@ class EchoService(StepService):
             await ctx.progress(
                 items_done=done, items_total=total, bytes_done=done << 20, bytes_total=total << 20
             )
-        return StepResult(counts={"items": total}, message="echoed", bytes_moved=total << 20)
+        return Succeeded(StepResult(counts={"items": total}, message="echoed", bytes_moved=total << 20))
 
 
 if __name__ == "__main__":
