@@ -117,9 +117,10 @@ class ControllerManager:
         from sandbox.controllers.garbage import GarbageCollector
         from sandbox.controllers.kubelet import Kubelet
         from sandbox.controllers.namespaces import NamespaceController
-        from sandbox.controllers.services import EndpointsController
+        from sandbox.controllers.services import EndpointsController, LoadBalancerController
         from sandbox.controllers.snapshots import SnapshotController
         from sandbox.controllers.storage import StorageController
+        from sandbox.controllers.tokens import TokenController
         from sandbox.controllers.workloads import WorkloadController
 
         opts = server.options
@@ -131,6 +132,8 @@ class ControllerManager:
             (opts.snapshots, SnapshotController),
             (opts.workloads, WorkloadController),
             (opts.workloads, EndpointsController),
+            (opts.workloads, LoadBalancerController),
+            (opts.namespaces, TokenController),
             (opts.kubelet, Kubelet),
         ]
         self.controllers += [cls(server) for enabled, cls in wanted if enabled]

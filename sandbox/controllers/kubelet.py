@@ -38,9 +38,10 @@ from typing import Any
 
 from sandbox.controllers import Controller
 from sandbox.controllers.events import record
-from sandbox.controllers.running import image_repository, run_pod
+from sandbox.controllers.running import NotReady, PodFailed, image_repository, prepare_exec, run_pod
 from sandbox.controllers.volumes import pv_path
 from sandbox.server.objects import now, random_suffix
+from sandbox.server.serving import ExecRefused
 from sandbox.server.storage import Event, clone
 
 JOB, PODS = "jobs.batch", "pods"
@@ -60,6 +61,18 @@ class Kubelet(Controller):
     def __init__(self, server: Any) -> None:
         super().__init__(server)
         self._running: dict[str, tuple[asyncio.Task[None], list[subprocess.Popen[bytes]]]] = {}
+        server.pod_exec = self.prepare_exec
+
+    async def prepare_exec(
+        self, pod: dict[str, Any], container: dict[str, Any], command: list[str]
+    ) -> tuple[list[str], dict[str, str], str]:
+        """``pods/exec``: the command's words, env and cwd with the pod's volumes mapped (``running.py``)."""
+        try:
+            return await prepare_exec(self, pod, container, command)
+        except NotReady as e:
+            raise ExecRefused(e.event_message) from e
+        except (PodFailed, KeyError) as e:
+            raise ExecRefused(str(e)) from e
 
     async def seed(self) -> None:
         ensure_node(self)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -116,10 +118,11 @@ def _volume_data(k: Kubelet, ns: str, vol: dict[str, Any]) -> dict[str, bytes]:
     return data
 
 
-async def _mounts(k: Kubelet, pod: dict[str, Any], work: Path) -> list[tuple[str, str]]:
+async def _mounts(
+    k: Kubelet, pod: dict[str, Any], work: Path, container: dict[str, Any]
+) -> list[tuple[str, str]]:
     ns = pod["metadata"]["namespace"]
     spec = pod["spec"]
-    container = spec["containers"][0]
     host: dict[str, Path] = {}
     for vol in spec.get("volumes") or []:
         name = vol["name"]
@@ -256,7 +259,7 @@ def _set_status(
 async def run_pod(k: Kubelet, pod: dict[str, Any], procs: list[subprocess.Popen[bytes]]) -> None:
     meta = pod["metadata"]
     container = pod["spec"]["containers"][0]
-    work = k.server.data_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+    work = pod_work_dir(k, pod)
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "container.log"
     log_path.touch()
@@ -325,7 +328,7 @@ async def _prepare(
     k: Kubelet, pod: dict[str, Any], container: dict[str, Any], work: Path
 ) -> tuple[list[str], dict[str, str], str]:
     """The command words, env and working directory of the container, its volumes written."""
-    mounts = await _mounts(k, pod, work)
+    mounts = await _mounts(k, pod, work, container)
     env = {key: map_paths(value, mounts) for key, value in _env(k, pod, container).items()}
     words = list(container.get("command") or [image_repository(container.get("image", ""))])
     words += list(container.get("args") or [])
@@ -361,10 +364,39 @@ async def _prepare_until_ready(
 
 def _spawn(words: list[str], env: dict[str, str], cwd: str, log_path: Path) -> subprocess.Popen[bytes]:
     """Start the container's process (blocking: runs in a thread), its output appended to the log."""
-    Path(cwd).mkdir(parents=True, exist_ok=True)
+    os.makedirs(cwd, exist_ok=True)
     with log_path.open("ab") as log:
         try:
             return subprocess.Popen(words, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         except OSError as e:
             log.write(f"sandbox kubelet: {e}\n".encode())
             raise
+
+
+def pod_work_dir(k: Kubelet, pod: dict[str, Any]) -> Path:
+    """The pod's directory on this machine (its Secret/ConfigMap/emptyDir volumes, its log)."""
+    meta = pod["metadata"]
+    return k.server.data_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+
+
+async def prepare_exec(
+    k: Kubelet, pod: dict[str, Any], container: dict[str, Any], command: list[str]
+) -> tuple[list[str], dict[str, str], str]:
+    """The words, env and working directory of ``command`` run "in" the pod's container.
+
+    The same path mapping as the container's own command (mountPaths to host directories, in the
+    words and env values) and the same env, so a hook sees its volumes where it expects them; the
+    working directory is the container's ``workingDir`` mapped, else a fresh temporary directory.
+    """
+    work = pod_work_dir(k, pod)
+    work.mkdir(parents=True, exist_ok=True)
+    mounts = await _mounts(k, pod, work, container)
+    env = {key: map_paths(value, mounts) for key, value in _env(k, pod, container).items()}
+    words = [map_paths(str(w), mounts) for w in command]
+    words[0] = k.venv_command(words[0])
+    if container.get("workingDir"):
+        cwd = map_paths(container["workingDir"], mounts)
+    else:
+        cwd = tempfile.mkdtemp(prefix="exec-", dir=work)
+    os.makedirs(cwd, exist_ok=True)
+    return words, {**k.base_env(), **env}, cwd

@@ -84,3 +84,36 @@ def _slice(svc: dict[str, Any], ports: list[dict[str, Any]]) -> dict[str, Any]:
         "endpoints": [],
         "ports": ports,
     }
+
+
+class LoadBalancerController(Controller):
+    """A cloud provider's service controller: a LoadBalancer Service gets an ingress IP.
+
+    Addresses come from 172.18.255.200 up (as a kind cluster's MetalLB hands them out) and are
+    reported with ``ipMode: VIP``; a Service that stops being a LoadBalancer loses its ingress.
+    """
+
+    name = "load-balancers"
+    resources = (SERVICES,)
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self._next = 200
+
+    async def reconcile(self, resource: str, namespace: str, name: str) -> float | None:
+        svc = self.store.get(SERVICES, namespace, name)
+        if svc is None or svc["metadata"].get("deletionTimestamp"):
+            return None
+        status = svc.get("status") or {}
+        ingress = (status.get("loadBalancer") or {}).get("ingress")
+        balanced = (svc.get("spec") or {}).get("type") == "LoadBalancer"
+        if balanced and not ingress:
+            ip = f"172.18.{255 - self._next // 256}.{self._next % 256}"
+            self._next += 1
+            wanted = {**status, "loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
+        elif not balanced and ingress:
+            wanted = {**status, "loadBalancer": {}}
+        else:
+            return None
+        self.objects.write(self.objects.rt(SERVICES), svc, {**svc, "status": wanted}, subresource="status")
+        return None

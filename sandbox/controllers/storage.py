@@ -34,6 +34,7 @@ PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
+BETA_CLASS = "volume.beta.kubernetes.io/storage-class"
 NODE = "sandbox-node"
 
 
@@ -135,8 +136,7 @@ class StorageController(Controller):
                 if (pv.get("status") or {}).get("phase") != "Released":
                     self._bind(pv, pvc, by_controller=True)
                     return None
-        class_name = (pvc.get("spec") or {}).get("storageClassName")
-        sc = self.store.get(SC, "", class_name or "")
+        sc = self.store.get(SC, "", claim_class(pvc))
         if sc is None or sc.get("provisioner") != PROVISIONER:
             return None  # nothing can provision it: it stays Pending, as on a real cluster
         if sc.get("volumeBindingMode") == "WaitForFirstConsumer":
@@ -320,6 +320,14 @@ class StorageController(Controller):
         self.objects.write(self.objects.rt(PVC), obj, new)
         meta = obj["metadata"]
         return self.store.get(PVC, meta["namespace"], meta["name"]) or new
+
+
+def claim_class(pvc: dict[str, Any]) -> str:
+    """The claim's StorageClass: the beta annotation wins over ``spec.storageClassName``, as in the PV controller."""
+    beta = (pvc["metadata"].get("annotations") or {}).get(BETA_CLASS)
+    if beta is not None:
+        return str(beta)
+    return str((pvc.get("spec") or {}).get("storageClassName") or "")
 
 
 def _claim_ref(pvc: dict[str, Any]) -> dict[str, Any]:

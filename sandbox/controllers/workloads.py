@@ -1,28 +1,31 @@
 """Workload status: Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, HPAs, Pods.
 
-No pods are created for workloads (the sandbox has no containers to run); instead each workload
-gets the status its controller would report once everything is ready: replica counts equal to
-``spec.replicas`` (zero fields omitted, as Go's omitempty does), ``observedGeneration``, conditions.
+Deployments, ReplicaSets and StatefulSets get real ReplicaSets and Pods (``replicating.py``) and
+report the status their controllers compute from them: replica counts of the pods that exist and
+are ready (zero fields omitted, as Go's omitempty does), ``observedGeneration``, conditions.
 StatefulSets create their volumeClaimTemplates' PVCs ``<template>-<sts>-<ordinal>`` (kept when
-scaled down, as the default Retain policy does). Jobs not run by the kubelet succeed at once;
-finished Jobs with ``ttlSecondsAfterFinished`` are deleted (with their pods) when it runs out. Bare
-Pods are scheduled on ``sandbox-node`` and reported Running and Ready.
+scaled down, as the default Retain policy does). DaemonSets report one node without pods. Jobs not
+run by the kubelet succeed at once; finished Jobs with ``ttlSecondsAfterFinished`` are deleted
+(with their pods) when it runs out. Bare Pods are scheduled on ``sandbox-node`` and reported
+Running and Ready once their claims are bound.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from typing import Any
 
-from sandbox.controllers import Controller
+from sandbox.controllers import Controller, Key
 from sandbox.controllers.kubelet import KUBELET_LABEL, NODE, ensure_node, is_ferry_job
+from sandbox.controllers.replicating import Replicator, claims_of, controller_of, is_ready, template_hash
 from sandbox.server.objects import DeleteOptions, now
-from sandbox.server.storage import clone
+from sandbox.server.storage import Event, clone
 
 DEPLOY, STS, DS, RS = "deployments.apps", "statefulsets.apps", "daemonsets.apps", "replicasets.apps"
 JOB, CRONJOB, HPA, PODS = "jobs.batch", "cronjobs.batch", "horizontalpodautoscalers.autoscaling", "pods"
+PVC = "persistentvolumeclaims"
+OWNERS = {"ReplicaSet": RS, "StatefulSet": STS, "Deployment": DEPLOY}
 
 
 def _compact(status: dict[str, Any]) -> dict[str, Any]:
@@ -46,24 +49,50 @@ def _conditions(old: dict[str, Any], wanted: list[tuple[str, str, str, str]]) ->
 
 def _revision(obj: dict[str, Any]) -> str:
     """The name of the ReplicaSet / ControllerRevision for the current pod template."""
-    template = (obj.get("spec") or {}).get("template")
-    return f"{obj['metadata']['name']}-{hashlib.sha256(repr(template).encode()).hexdigest()[:10]}"
+    return f"{obj['metadata']['name']}-{template_hash((obj.get('spec') or {}).get('template'))}"
 
 
-def _deployment_status(obj: dict[str, Any], old: dict[str, Any], replicas: int, gen: Any) -> dict[str, Any]:
+def _pod_counts(pods: list[dict[str, Any]]) -> tuple[int, int]:
+    return len(pods), sum(1 for p in pods if is_ready(p))
+
+
+def _deployment_status(
+    obj: dict[str, Any], old: dict[str, Any], sets: list[dict[str, Any]], gen: Any
+) -> dict[str, Any]:
+    """Counts summed over the Deployment's ReplicaSets, as the deployment controller sums them."""
+
+    def total(field: str, only: str = "") -> int:
+        return sum(
+            int((rs.get("status") or {}).get(field) or 0)
+            for rs in sets
+            if not only or rs["metadata"]["name"] == only
+        )
+
+    current = _revision(obj)
+    replicas = total("replicas")
+    wanted = int(((obj.get("spec") or {}).get("replicas")) or 0)
+    available = ("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
     status = _compact(
         {
             "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
+            "updatedReplicas": total("replicas", current),
+            "readyReplicas": total("readyReplicas"),
+            "availableReplicas": total("availableReplicas"),
+            "unavailableReplicas": max(0, replicas - total("availableReplicas")),
         }
     )
     status["observedGeneration"] = gen
     status["conditions"] = _conditions(
         old,
         [
-            ("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+            available
+            if total("availableReplicas") >= wanted
+            else (
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            ),
             (
                 "Progressing",
                 "True",
@@ -75,22 +104,52 @@ def _deployment_status(obj: dict[str, Any], old: dict[str, Any], replicas: int, 
     return status
 
 
-def _statefulset_status(obj: dict[str, Any], replicas: int, gen: Any) -> dict[str, Any]:
+def _statefulset_status(obj: dict[str, Any], pods: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
     revision = _revision(obj)
-    status: dict[str, Any] = {"replicas": replicas, "availableReplicas": replicas}  # never omitted
+    replicas, ready = _pod_counts(pods)
+    status: dict[str, Any] = {"replicas": replicas, "availableReplicas": ready}  # never omitted
     status.update(
-        _compact({"readyReplicas": replicas, "currentReplicas": replicas, "updatedReplicas": replicas})
+        _compact({"readyReplicas": ready, "currentReplicas": replicas, "updatedReplicas": replicas})
     )
     status.update(observedGeneration=gen, currentRevision=revision, updateRevision=revision, collisionCount=0)
     return status
 
 
+def _replicaset_status(pods: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
+    replicas, ready = _pod_counts(pods)
+    status = {"replicas": replicas, "observedGeneration": gen}  # replicas is required: never omitted
+    status.update(
+        _compact({"fullyLabeledReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready})
+    )
+    return status
+
+
 class WorkloadController(Controller):
     name = "workloads"
-    resources = (DEPLOY, STS, DS, RS, JOB, CRONJOB, HPA, PODS)
+    resources = (DEPLOY, STS, DS, RS, JOB, CRONJOB, HPA, PODS, PVC)
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self.replicator = Replicator(self.objects, self.store)
 
     async def seed(self) -> None:
         ensure_node(self)
+
+    def keys_for(self, event: Event) -> list[Key]:
+        """A pod's or ReplicaSet's change wakes its controller; a claim's, the pods that mount it."""
+        meta = event.obj["metadata"]
+        ns = meta.get("namespace", "")
+        if event.resource == PVC:
+            return [
+                (PODS, ns, p["metadata"]["name"])
+                for p in self.store.items(PODS, ns)
+                if meta["name"] in claims_of(p)
+            ]
+        keys = [(event.resource, ns, meta["name"])] if event.type != "DELETED" else []
+        owner = controller_of(event.obj)
+        if owner is not None and owner.get("kind") in OWNERS and event.resource in (PODS, RS):
+            keys.append((OWNERS[owner["kind"]], ns, owner.get("name", "")))
+        return keys
 
     async def reconcile(self, resource: str, namespace: str, name: str) -> float | None:
         obj = self.store.get(resource, namespace, name)
@@ -104,7 +163,8 @@ class WorkloadController(Controller):
                 self.objects.delete(self.objects.rt(JOB), namespace, name, DeleteOptions("Background"))
                 return None
         if resource == PODS:
-            self._run_pod(obj)
+            if KUBELET_LABEL not in (obj["metadata"].get("labels") or {}):
+                self.replicator.run(obj)  # the kubelet runs its own (Ferry's Job pods)
             return None
         old = obj.get("status") or {}
         status = self._status(resource, obj, old)
@@ -120,30 +180,36 @@ class WorkloadController(Controller):
         gen = obj["metadata"].get("generation")
         replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
         if resource == DEPLOY:
-            return _deployment_status(obj, old, replicas, gen)
+            for rs in self.replicator.sync_deployment(obj, replicas):
+                self._sync_replicaset(rs)
+            sets = self.replicator.owned(RS, obj["metadata"]["namespace"], obj["metadata"]["uid"])
+            return _deployment_status(obj, old, sets, gen)
         if resource == STS:
             self._claims_for(obj, replicas)
-            return _statefulset_status(obj, replicas, gen)
+            pods = self.replicator.sync_statefulset(obj, replicas, _revision(obj))
+            return _statefulset_status(obj, pods, gen)
         if resource == DS:
             return self._daemonset_status(spec, gen)
         if resource == RS:
-            status = {"replicas": replicas, "observedGeneration": gen}
-            status.update(
-                _compact(
-                    {
-                        "fullyLabeledReplicas": replicas,
-                        "readyReplicas": replicas,
-                        "availableReplicas": replicas,
-                    }
-                )
-            )
-            return status
+            return _replicaset_status(self.replicator.sync_replicaset(obj, replicas), gen)
         if resource == JOB:
             return self._job_status(obj)
         if resource == HPA:
             target = spec.get("minReplicas", 1)
             return {"currentReplicas": target, "desiredReplicas": target}
         return None
+
+    def _sync_replicaset(self, rs: dict[str, Any]) -> None:
+        """Sync a Deployment's ReplicaSet now, so the Deployment's status counts its pods."""
+        replicas = int((rs.get("spec") or {}).get("replicas") or 0)
+        status = _replicaset_status(
+            self.replicator.sync_replicaset(rs, replicas), rs["metadata"].get("generation")
+        )
+        current = self.store.get(RS, rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
+        if status != current.get("status"):
+            self.objects.write(
+                self.objects.rt(RS), current, {**clone(current), "status": status}, subresource="status"
+            )
 
     def _daemonset_status(self, spec: dict[str, Any], gen: Any) -> dict[str, Any]:
         """One node: scheduled there unless the pod's nodeSelector excludes it (how quiescing works)."""
@@ -229,49 +295,3 @@ class WorkloadController(Controller):
                 if not body["metadata"]["annotations"]:
                     del body["metadata"]["annotations"]
                 self.objects.create(rt, meta["namespace"], body)
-
-    def _run_pod(self, pod: dict[str, Any]) -> None:
-        """A bare pod (not one the kubelet runs) is scheduled and reported Running and Ready."""
-        if KUBELET_LABEL in (pod["metadata"].get("labels") or {}):
-            return
-        if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
-            return
-        rt = self.objects.rt(PODS)
-        if not pod["spec"].get("nodeName"):
-            new = clone(pod)
-            new["metadata"].pop("resourceVersion", None)
-            new["spec"]["nodeName"] = NODE
-            self.objects.write(rt, pod, new)
-            pod = self.store.get(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]) or new
-        stamp = now()
-        containers = pod["spec"].get("containers") or []
-        status = {
-            "phase": "Running",
-            "conditions": [
-                {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": stamp}
-                for t in (
-                    "PodReadyToStartContainers",
-                    "Initialized",
-                    "Ready",
-                    "ContainersReady",
-                    "PodScheduled",
-                )
-            ],
-            "hostIP": "10.0.0.1",
-            "podIP": "10.244.0.10",
-            "startTime": stamp,
-            "qosClass": "BestEffort",
-            "containerStatuses": [
-                {
-                    "name": c["name"],
-                    "image": c.get("image", ""),
-                    "imageID": "",
-                    "ready": True,
-                    "started": True,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": stamp}},
-                }
-                for c in containers
-            ],
-        }
-        self.objects.write(rt, pod, {**clone(pod), "status": status}, subresource="status")

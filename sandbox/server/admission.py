@@ -22,6 +22,9 @@ SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 CRD_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 DEFAULT_SC_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
+NODE_PORTS = range(30000, 32768)
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 
 
 class Admission:
@@ -59,6 +62,12 @@ class Admission:
             assert data is not None
             data[key] = base64.b64encode(str(value).encode()).decode()
         obj.setdefault("type", (old or {}).get("type", "Opaque"))
+        annotations = obj["metadata"].get("annotations") or {}
+        if obj["type"] == "kubernetes.io/service-account-token" and not annotations.get(SA_NAME_ANNOTATION):
+            field = f"metadata.annotations[{SA_NAME_ANNOTATION}]"
+            raise errors.invalid(
+                rt, obj["metadata"]["name"], [("FieldValueRequired", field, "Required value")]
+            )
         if old is not None and old.get("type") != obj["type"]:
             raise errors.invalid(
                 rt,
@@ -92,8 +101,48 @@ class Admission:
         for port in spec.get("ports") or []:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+        self._node_ports(rt, old, obj)
         if old is None:
             obj["status"] = {"loadBalancer": {}}
+
+    def _node_ports(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        """NodePort and LoadBalancer Services get a free port of 30000-32767 per port (kept on update)."""
+        spec, name = obj["spec"], obj["metadata"]["name"]
+        if spec["type"] not in ("NodePort", "LoadBalancer"):
+            for port in spec.get("ports") or []:
+                port.pop("nodePort", None)
+            return
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+        if spec["type"] == "LoadBalancer":
+            spec.setdefault("allocateLoadBalancerNodePorts", True)
+        before = {
+            (p.get("port"), p.get("protocol")): p.get("nodePort")
+            for p in (old or {}).get("spec", {}).get("ports") or []
+        }
+        used = {
+            p.get("nodePort")
+            for s in self.objects.store.items("services")
+            if s["metadata"].get("uid") != obj["metadata"].get("uid")
+            for p in (s.get("spec") or {}).get("ports") or []
+        }
+        for i, port in enumerate(spec.get("ports") or []):
+            wanted = port.get("nodePort") or before.get((port.get("port"), port.get("protocol")))
+            if wanted:
+                why = ""
+                if wanted not in NODE_PORTS:
+                    why = "provided port is not in the valid range. The range of valid ports is 30000-32767"
+                elif wanted in used:
+                    why = "provided port is already allocated"
+                if why:
+                    field = f"spec.ports[{i}].nodePort"
+                    raise errors.invalid(
+                        rt, name, [("FieldValueInvalid", field, f"Invalid value: {wanted}: {why}")]
+                    )
+            else:
+                free = [p for p in NODE_PORTS if p not in used]
+                wanted = random.choice(free)
+            port["nodePort"] = wanted
+            used.add(wanted)
 
     def _ips_in_use(self) -> set[str]:
         return {(s.get("spec") or {}).get("clusterIP", "") for s in self.objects.store.items("services")}
@@ -139,8 +188,9 @@ class Admission:
     ) -> None:
         spec = obj.setdefault("spec", {})
         spec.setdefault("volumeMode", "Filesystem")
+        beta = (obj["metadata"].get("annotations") or {}).get(BETA_CLASS_ANNOTATION)
         if old is None:
-            if spec.get("storageClassName") is None:
+            if spec.get("storageClassName") is None and beta is None:  # the annotation names its class
                 default = self.default_storage_class()
                 if default:
                     spec["storageClassName"] = default
@@ -152,6 +202,26 @@ class Admission:
         spec.setdefault("volumeMode", "Filesystem")
         if old is None:
             obj["status"] = {"phase": "Pending"}
+
+    def _storageclasses_storage_k8s_io(
+        self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]
+    ) -> None:
+        """Defaults, and the fields a real server refuses to change (ValidateStorageClassUpdate)."""
+        obj.setdefault("reclaimPolicy", "Delete")
+        obj.setdefault("volumeBindingMode", "Immediate")
+        if old is None:
+            return
+        causes = []
+        for field in ("parameters", "provisioner", "reclaimPolicy"):
+            if (obj.get(field) or None) != (old.get(field) or None):
+                causes.append(("FieldValueForbidden", field, f"Forbidden: updates to {field} are forbidden."))
+        if obj.get("volumeBindingMode") != old.get("volumeBindingMode"):
+            mode = obj.get("volumeBindingMode")
+            causes.append(
+                ("FieldValueInvalid", "volumeBindingMode", f'Invalid value: "{mode}": field is immutable')
+            )
+        if causes:
+            raise errors.invalid(rt, obj["metadata"]["name"], causes)
 
     def default_storage_class(self) -> str | None:
         for sc in self.objects.store.items("storageclasses.storage.k8s.io"):

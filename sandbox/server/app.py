@@ -24,7 +24,7 @@ from sandbox.server.errors import ApiError
 from sandbox.server.handlers import handle, read_body, resolve
 from sandbox.server.objects import Objects
 from sandbox.server.registry import CrdRegistrar, Registry
-from sandbox.server.serving import SandboxOptions
+from sandbox.server.serving import PodExec, SandboxOptions
 from sandbox.server.storage import Event, ObjectStore
 from sandbox.types.snapshot_crds import snapshot_crds
 
@@ -88,6 +88,7 @@ class ApiServer:
         self.applied: dict[tuple[str, str, str], dict[str, Any]] = {}  # server-side apply: last config
         self.watch_queues: set[asyncio.Queue[Event | None]] = set()
         self.logs: dict[tuple[str, str], Path] = {}  # (namespace, pod) -> log file (kubelet)
+        self.pod_exec: PodExec | None = None  # set by the kubelet controller: runs pods/exec
         self.requests: deque[Request] = deque(maxlen=self.options.request_log)  # for test assertions
         self.url = ""
         self._encoder = msgspec.json.Encoder()

@@ -102,6 +102,8 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
             resources.append(_sub(rt, "status", rt.kind, ["get", "patch", "update"]))
         if rt.scale:
             resources.append(_sub(rt, "scale", "Scale", ["get", "patch", "update"], "autoscaling", "v1"))
+        if "exec" in rt.extra_subresources:
+            resources.append(_sub(rt, "exec", "PodExecOptions", ["create", "get"]))
         if "log" in rt.extra_subresources:
             resources.append(_sub(rt, "log", "Pod", ["get"]))
         if "finalize" in rt.extra_subresources:

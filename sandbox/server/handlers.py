@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sandbox.server import errors, patching, tables
+from sandbox.server import errors, patching, protobuf, tables
+from sandbox.server.execing import serve_exec
 from sandbox.server.objects import DeleteOptions
 from sandbox.server.selectors import matcher
 from sandbox.server.serving import Server
@@ -73,6 +74,13 @@ async def read_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         return None
+    if request.content_type == protobuf.CONTENT_TYPE:
+        try:
+            return protobuf.decode(raw)
+        except protobuf.Unsupported as e:
+            raise errors.unsupported_media_type(
+                request.content_type, ["application/json", "application/yaml", protobuf.CONTENT_TYPE]
+            ) from e
     if request.content_type not in (
         "application/json",
         "application/yaml",
@@ -140,6 +148,8 @@ async def handle(request: web.Request, server: Server, t: Target) -> web.StreamR
         raise errors.method_not_allowed()
     if t.sub == "scale" and rt.scale:
         return await _scale(request, server, t)
+    if t.sub == "exec" and "exec" in rt.extra_subresources and method in ("GET", "POST"):
+        return await serve_exec(request, server, ns, name)
     if t.sub == "log" and "log" in rt.extra_subresources and method == "GET":
         server.objects.get(rt, ns, name)
         text = server.pod_log(ns, name, request.query.get("container"))

@@ -38,6 +38,21 @@ class SandboxOptions:
     denied: tuple[str, ...] = ()
 
 
+class PodExec(Protocol):
+    """Prepares a command run "in" a pod's container: its words, env and working directory.
+
+    The kubelet controller provides it (``ApiServer.pod_exec``); it raises ``ExecRefused`` when the
+    container cannot run it (a volume or env source is missing)."""
+
+    async def __call__(
+        self, pod: dict[str, Any], container: dict[str, Any], command: list[str]
+    ) -> tuple[list[str], dict[str, str], str]: ...
+
+
+class ExecRefused(Exception):
+    """The container cannot run the command; the message is what the exec's Status says."""
+
+
 class Server(Protocol):
     """The parts of ``app.ApiServer`` that request handlers and watches use."""
 
@@ -56,3 +71,5 @@ class Server(Protocol):
     def encode(self, obj: Any) -> bytes: ...
     def json(self, obj: Any, status: int = 200) -> web.Response: ...
     def pod_log(self, namespace: str, pod: str, container: str | None) -> str: ...
+    @property
+    def pod_exec(self) -> PodExec | None: ...

@@ -76,7 +76,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         extra=("finalize",),
         fields=("status.phase",),
     ),
-    _t("v1", "pods", "Pod", short=("po",), all_=True, status=True, extra=("log",), fields=_POD_FIELDS),
+    _t("v1", "pods", "Pod", short=("po",), all_=True, status=True, extra=("exec", "log"), fields=_POD_FIELDS),
     _t(
         "v1",
         "services",

@@ -16,7 +16,8 @@
 
 Errors are Ferry's (``shared.kube.errors``), each also a TemporaryError or a PermanentError;
 429/5xx/connection failures are retried with backoff honouring Retry-After before they surface.
-See cluster.py for every call, resources.py for discovery, watching.py for watches.
+See cluster.py for every call, resources.py for discovery, watching.py for watches, execing.py for
+``pod_exec`` (a command in a pod's container, over the ``pods/exec`` WebSocket).
 """
 
 from shared.kube.cluster import FIELD_MANAGER, Cluster, Obj, PatchType, condition, has_condition, object_key
@@ -40,6 +41,7 @@ from shared.kube.errors import (
     Unreachable,
     UnsupportedMediaType,
 )
+from shared.kube.execing import ExecFailed, ExecResult, pod_exec
 from shared.kube.requesting import RetryPolicy, Transport
 from shared.kube.resources import Resource, ResourceMap
 from shared.kube.watching import WatchEvent
@@ -53,6 +55,8 @@ __all__ = [
     "Cluster",
     "Clusters",
     "Conflict",
+    "ExecFailed",
+    "ExecResult",
     "Expired",
     "Forbidden",
     "Invalid",
@@ -77,4 +81,5 @@ __all__ = [
     "has_condition",
     "kubeconfig_file",
     "object_key",
+    "pod_exec",
 ]
