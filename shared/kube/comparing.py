@@ -46,7 +46,8 @@ Path = tuple[str | int, ...]  # keys of maps, indexes of lists
 
 REQUEST_LABEL = "ferry.dev/request"
 SNAPSHOT_LABEL = "ferry.dev/snapshot"
-PLAN_LABEL = "ferry.dev/migration"  # shared.contracts.migrations.PLAN_LABEL: the staged migration it belongs to
+# shared.contracts.migrations.PLAN_LABEL: the staged migration an object belongs to
+PLAN_LABEL = "ferry.dev/migration"
 FERRY_LABELS = (REQUEST_LABEL, SNAPSHOT_LABEL, PLAN_LABEL)
 FERRY_DOMAIN = "ferry.dev"
 FERRY_MANAGER_PREFIX = "ferry"  # shared.kube.cluster.FIELD_MANAGER and any ferry-* manager
