@@ -4,8 +4,11 @@ Consumes ``ferry.step.snapshot``. Reads the inventory discovery stored, opens th
 repository, and writes one group of records under a snapshot id derived from the request id (so a
 redelivered step writes into the same group and reuses the volumes an earlier attempt finished):
 
-1. sweep what an earlier attempt left (by label) and un-quiesce what it left quiesced;
-2. quiesce if asked (annotations remember the originals: ``quiescing``);
+1. sweep what an earlier attempt left (by label) and un-quiesce what it left quiesced — except on a
+   cutover, which quiesces again instead (idempotent: the originals and the first quiesce time are
+   kept in the annotations), so a retry never brings the source up for a moment;
+2. quiesce if asked, and always on a cutover, never on a stage (``shared.runtime.quiescing``); a
+   cutover also emits a ``Quiesced`` event (the downtime clock starts) and outputs ``quiesced_at``;
 3. copy the volumes, ``request.volumes.parallel`` at a time (``copying``): a CSI VolumeSnapshot and
    a claim from it when a snapshot class fits (``auto``/``csi``), else the live claim read-only,
    which is crash-consistent only and said so as a warning; progress per volume and in total;
@@ -14,10 +17,11 @@ redelivered step writes into the same group and reuses the volumes an earlier at
    holds only digests of the values of Secrets and of objects marked ``ferry.dev/sensitive`` (it is
    stored on the bus), so those objects are read again from the cluster, by name, for the manifests;
    one deleted since discovery is left out with a warning;
-5. always: un-quiesce, delete every temporary object (credentials Secret, VolumeSnapshots,
-   claims, Jobs) — on success and on failure.
+5. always: un-quiesce (not on a cutover: its source stays down, the application moves to the
+   target; a rollback brings it back), delete every temporary object (credentials Secret,
+   VolumeSnapshots, claims, Jobs) — on success and on failure.
 
-Outputs: ``{"snapshot": <id>, "repository": <name>}``.
+Outputs: ``{"snapshot": <id>, "repository": <name>}``, and ``quiesced_at`` on a cutover.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ import msgspec
 from services.snapshot import catalog, movers
 from services.snapshot.copying import Job, Progress, copy_volume, sweep
 from services.snapshot.endpoints import CatalogEndpoints
-from services.snapshot.quiescing import quiesce, unquiesce
 from shared.contracts import snapshots as c
 from shared.contracts.errors import PermanentError
-from shared.contracts.events import Report
+from shared.contracts.events import Quiesced, Report
 from shared.contracts.inventory import Inventory, Item, Volume, decode_inventory
+from shared.contracts.migrations import QUIESCED_AT
 from shared.contracts.reports import DocumentKind
 from shared.contracts.requests import MobilityRequest, SnapshotMethod
 from shared.contracts.steps import StepName, StepResult
@@ -47,6 +51,7 @@ from shared.kube.comparing import is_sensitive
 from shared.repository import Repository, Snapshot, put_blob
 from shared.runtime import Settings, StepContext, StepService
 from shared.runtime.outcomes import Failed, Outcome, Succeeded
+from shared.runtime.quiescing import quiesce, unquiesce
 from shared.runtime.repositories import for_repository, open_repository, repository_url
 
 log = logging.getLogger("ferry.snapshot")
@@ -110,6 +115,12 @@ async def with_values(cluster: Cluster, items: list[Item]) -> tuple[list[Item], 
     return out, warnings
 
 
+def quiesces(request: MobilityRequest) -> bool:
+    """Whether the step quiesces the source: when asked, and always for a cutover (the last copy of
+    a moving application must be consistent); never for a stage, which keeps the source serving."""
+    return (request.quiesce or request.cutover) and not request.stage
+
+
 def method_for(request: MobilityRequest, volume: Volume) -> str:
     if request.volumes.method is SnapshotMethod.LIVE:
         return "live"
@@ -168,6 +179,7 @@ class Attempt:
     previous: dict[str, str]  # the parent record of each claim (the series' newest)
     manifests_written: bool  # by an earlier attempt: the snapshot is complete but for its clean-up
     warnings: list[str]  # the result's, in the order the events said them
+    quiesced_at: float | None = None  # a cutover's first quiesce (unix seconds), once quiesced
 
     async def warn(self, message: str, volume: Volume | None = None) -> None:
         """A warning in the result and as an event (naming the volume's claim, if any)."""
@@ -226,7 +238,8 @@ class SnapshotService(StepService):
         warnings: list[str] = []
         if await sweep(cluster, namespaces, rid):
             log.info("removed what an earlier attempt of %s left", rid)
-        await unquiesce(cluster, inventory.namespaces)  # an earlier attempt may have crashed quiesced
+        if not request.cutover:  # an earlier attempt may have crashed quiesced; a cutover stays down
+            await unquiesce(cluster, inventory.namespaces)
 
         async def warn(message: str, volume: Volume) -> None:
             warnings.append(message)
@@ -237,7 +250,7 @@ class SnapshotService(StepService):
         try:
             await self._take(attempt, chosen)
         finally:
-            if request.quiesce:
+            if quiesces(request) and not request.cutover:
                 await unquiesce(cluster, inventory.namespaces)
             await sweep(cluster, namespaces, rid)
         return await self._described(attempt)
@@ -283,10 +296,10 @@ class SnapshotService(StepService):
             await cluster.create(
                 movers.credentials(attempt.mover_settings, attempt.secret, namespace, ctx.request_id)
             )
-        if request.quiesce:
-            await quiesce(cluster, inventory.items)
+        if quiesces(request):
+            await self._quiesce(attempt)
         for volume, method in chosen:
-            if method == "live" and not request.quiesce:
+            if method == "live" and not quiesces(request):
                 why = (
                     "the request asks for volumes.method=live"
                     if request.volumes.method is SnapshotMethod.LIVE
@@ -303,6 +316,22 @@ class SnapshotService(StepService):
                 await attempt.warn(message)
             attempt.inventory = msgspec.structs.replace(inventory, items=items)
             await self._write_manifests(attempt, consistencies)
+
+    async def _quiesce(self, attempt: Attempt) -> None:
+        """Quiesce the source; a cutover says since when it is down (event and output), the earliest
+        attempt's time, so the downtime it reports covers every attempt."""
+        done = await quiesce(attempt.cluster, attempt.inventory.items)
+        if not attempt.request.cutover:
+            return
+        attempt.quiesced_at = done.since
+        await attempt.ctx.emit(
+            Quiesced(
+                request_id=attempt.ctx.request_id,
+                step=StepName.SNAPSHOT,
+                since=done.since,
+                workloads=sorted(done.keys),
+            )
+        )
 
     async def _described(self, attempt: Attempt) -> StepResult:
         """The snapshot as the catalog describes it: a ``Report`` event, and the step's result."""
@@ -329,8 +358,11 @@ class SnapshotService(StepService):
             "bytes": summary.bytes,
             "new_bytes": summary.new_bytes,
         }
+        outputs = {"snapshot": group, "repository": repository}
+        if attempt.quiesced_at is not None:
+            outputs[QUIESCED_AT] = str(attempt.quiesced_at)
         return StepResult(
-            outputs={"snapshot": group, "repository": repository},
+            outputs=outputs,
             counts=counts,
             warnings=attempt.warnings,
             message=message,
@@ -369,7 +401,7 @@ class SnapshotService(StepService):
         async with Progress(self.nc, rid, [v.key for v, _ in chosen], emit) as progress:
 
             async def one(volume: Volume, method: str) -> None:
-                consistency = "quiesced" if request.quiesce else method
+                consistency = "quiesced" if quiesces(request) else method
                 if volume.key in attempt.done:  # an earlier attempt finished this one
                     record = attempt.done[volume.key]
                     results.append(record.tags.get(c.CONSISTENCY_TAG, consistency))

@@ -63,7 +63,8 @@ def _quiesce_patch(resource: str, current: dict[str, Any], now: float) -> tuple[
 
 async def quiesce(cluster: Cluster, items: list[Item]) -> Quiesced:
     """Scale workloads to zero and suspend CronJobs, and wait until no pod runs. Idempotent."""
-    changed, now, since = [], time.time(), time.time()
+    now = round(time.time(), 3)  # as the annotation keeps it, so every attempt reports the same time
+    changed, since = [], now
     for item in items:
         if item.owned or item.resource not in SCALED + SUSPENDED:
             continue
@@ -98,12 +99,13 @@ def _unquiesce_patch(resource: str, notes: dict[str, str]) -> dict[str, Any] | N
     return None
 
 
-async def unquiesce(cluster: Cluster, namespaces: list[str]) -> list[str]:
-    """Restore every annotated workload of the namespaces to its saved value; returns the keys."""
+async def unquiesce(cluster: Cluster, namespaces: list[str], selector: str = "") -> list[str]:
+    """Restore every annotated workload of the namespaces (those ``selector`` matches, if given) to
+    its saved value; returns the keys. Idempotent: a restored workload has no annotation left."""
     restored = []
     for namespace in namespaces:
         for resource in SCALED + SUSPENDED:
-            for obj in await cluster.list(resource, namespace):
+            for obj in await cluster.list(resource, namespace, label_selector=selector):
                 patch = _unquiesce_patch(resource, _annotations(obj))
                 if patch is None:
                     continue

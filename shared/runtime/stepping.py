@@ -16,6 +16,11 @@ is taken over as soon as the lease runs out; a healthy step is never taken over,
 runs. A holder that finds its lease taken (it stalled, or lost NATS for longer than a lease) stops
 its handler instead of finishing twice. A replica that drains hands a step it cannot finish within
 the grace period back — lease cleared, message NAKed — so another one starts it at once.
+
+A cutover (``request.cutover``) that fails finally or is cancelled leaves its source quiesced, so
+the runner then submits its rollback (``rollbacks``) and records it on the request before it says
+the request ended; a cutover the intake cancelled between two steps is caught by the next step's
+delivery, which finds it over.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from shared.contracts.steps import StepCommand, StepName, StepResult, command_de
 from shared.runtime.lifecycle import Service
 from shared.runtime.logs import request_context
 from shared.runtime.outcomes import Failed, Outcome, RetryAfter, Succeeded, WasCancelled, outcome
+from shared.runtime.rollbacks import needs_rollback, noted, submit_rollback
 from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.runtime")
@@ -201,6 +207,7 @@ class StepService(Service):
         match decision:
             case NotRun(reason=reason):
                 log.info("step %s not run: %s", command.step.value, reason)
+                await self._start_rollback_late(command, state)
             case CancelRequested():
                 await self._finish_cancelled(command)
             case Busy(retry_after=wait):
@@ -420,10 +427,30 @@ class StepService(Service):
             state.phase, state.reason = Phase.CANCELLED, state.reason or "cancelled by request"
             return True
 
-        state = await self.store.update(command.request_id, cancel)
+        state = await self._start_rollback(await self.store.update(command.request_id, cancel))
         await publish_event(
             self.js, PhaseChanged(request_id=command.request_id, phase=Phase.CANCELLED, reason=state.reason)
         )
+
+    async def _start_rollback(self, state: RequestState) -> RequestState:
+        """A cutover that just ended failed or cancelled: submit its rollback and record it (or why it
+        could not be), so the reason the request ends with says what happens to the source."""
+        if not needs_rollback(state) or self.nc is None:
+            return state
+        rollback_id, note = await submit_rollback(self.nc, state)
+        return await self.store.update(state.id, lambda s: noted(s, rollback_id, note))
+
+    async def _start_rollback_late(self, command: StepCommand, state: RequestState) -> None:
+        """A cutover the intake cancelled while no step ran (so no runner saw it end): its next step's
+        delivery finds it over and starts the rollback, with a warning event saying so."""
+        if not needs_rollback(state):
+            return
+        before = state.reason
+        state = await self._start_rollback(state)
+        if state.reason != before:
+            await publish_event(
+                self.js, Warning(request_id=command.request_id, step=command.step, message=state.reason)
+            )
 
     async def _failed(self, delivery: Delivery, error: BaseException, final: bool) -> None:
         try:
@@ -452,6 +479,8 @@ class StepService(Service):
                 return True
 
             state = await self.store.update(command.request_id, fail)
+            if final:
+                state = await self._start_rollback(state)
             await publish_event(
                 self.js,
                 FailedEvent(

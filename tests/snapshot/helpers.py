@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared.contracts.requests import MobilityRequest, RequestKind, Source, VolumePolicy
+from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target, VolumePolicy
 from shared.kube import Cluster
 
 TEMPORARY = (
@@ -78,3 +78,17 @@ async def workload_state(east: Cluster) -> dict[str, Any]:
             name: notes(obj) for name, obj in (("web", web), ("db", db), ("cron", cron)) if notes(obj)
         },
     }
+
+
+def migrate_step_request(*, cutover: bool = False, stage: bool = False, parallel: int = 2) -> MobilityRequest:
+    """A migrate (a cutover or a stage) that stops after the snapshot step: what that step does to the
+    source is the test's subject, not the restore."""
+    return MobilityRequest(
+        kind=RequestKind.MIGRATE,
+        source=Source(cluster="east", namespaces=["shop"]),
+        target=Target(cluster="west"),
+        itinerary=["discover", "snapshot"],
+        cutover=cutover,
+        stage=stage,
+        volumes=VolumePolicy(parallel=parallel),
+    )

@@ -4,11 +4,8 @@ for the step survives it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -27,6 +24,7 @@ from shared.contracts.steps import StepName
 from shared.kube import Clusters
 from shared.repository import Repository
 from shared.runtime import Settings
+from shared.runtime.quiescing import SINCE
 from shared.store import LocalStore
 from tests.snapshot.conftest import PASSWORD, pipeline
 from tests.snapshot.helpers import leftovers, snapshot_request, workload_state
@@ -38,31 +36,6 @@ ORIGINAL = {"web": 3, "db": 1, "suspend": False, "annotations": {}}
 @pytest.fixture
 def cluster_options() -> SandboxOptions:
     return SandboxOptions(snapshot_ready_delay=2.0)  # a window in which the step is surely mid-way
-
-
-@pytest.fixture
-def snapshot_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "FERRY_NATS_URL": settings.nats.url,
-        "FERRY_KUBECONFIG": settings.kubeconfig,
-        "FERRY_REPOSITORY": settings.repository,
-        "FERRY_REPO_PASSWORD": settings.repo_password,
-        "FERRY_HTTP_PORT": "0",
-        "FERRY_HTTP_HOST": "127.0.0.1",
-        "FERRY_ACK_WAIT": str(settings.ack_wait),
-        "FERRY_LEASE": str(settings.lease),
-        "FERRY_LOG_FORMAT": "text",
-    }
-    log = (tmp_path / "snapshot.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.snapshot"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-    log.close()
 
 
 async def test_quiesce_then_unquiesce_restores_replicas_exactly_even_after_the_service_is_killed_mid_step(
@@ -96,11 +69,13 @@ async def test_quiesce_then_unquiesce_restores_replicas_exactly_even_after_the_s
             snapshot_process.wait(10)
             killed = await workload_state(east)
             assert (killed["web"], killed["db"], killed["suspend"]) == (0, 0, True)
+            since = {name: notes.pop(SINCE) for name, notes in killed["annotations"].items()}
             assert killed["annotations"] == {
                 "web": {"ferry.dev/pre-quiesce-replicas": "3"},
                 "db": {"ferry.dev/pre-quiesce-replicas": "1"},
                 "cron": {"ferry.dev/pre-quiesce-suspend": "false"},
             }
+            assert len(set(since.values())) == 1, "one quiesce, one time"
             first_record = (await asyncio.to_thread(repo.snapshots, group=group))[0]
             async with SnapshotService(settings, instance="survivor"):
                 state = await client.wait(rid, within=120)
