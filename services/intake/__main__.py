@@ -1,4 +1,5 @@
 from services.intake.intake import IntakeService
+from services.intake.policies import PolicyService
 from shared.runtime import run
 
-run(IntakeService)
+run(IntakeService, PolicyService)

@@ -37,7 +37,7 @@ from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import OBJ_STREAM_TEMPLATE, ObjectStore
 
-from shared.contracts import subjects
+from shared.contracts import policies, subjects
 from shared.contracts.errors import PermanentError, TemporaryError
 
 log = logging.getLogger("ferry.bus")
@@ -201,6 +201,43 @@ async def _ensure(js: JetStreamContext, retention: Retention, replicas: int | No
     else:
         await _match_replicas(js, OBJ_STREAM_TEMPLATE.format(bucket=subjects.INVENTORY_STORE), replicas)
     return Topology(requests=requests, idempotency=idempotency, inventories=inventories, js=js)
+
+
+SLOTS_KEPT = 100  # slot messages kept per policy (the audit of its slots; older ones are dropped)
+
+
+async def ensure_schedules(js: JetStreamContext, *, replicas: int | None = None) -> KeyValue:
+    """The replication policies' stream and bucket (``shared.contracts.policies``); the bucket.
+
+    Apart from ``ensure_topology`` because only the process that serves policies needs them. The
+    stream allows message schedules, so nats-server fires each policy's slots; it has no age limit
+    (that would expire the schedules themselves), and keeps the newest ``SLOTS_KEPT`` slots of each
+    policy. The server turns rollups on for such a stream, so the config says so too.
+    """
+    try:
+        await _stream(
+            js,
+            StreamConfig(
+                name=policies.SCHEDULES_STREAM,
+                subjects=[f"{policies.SCHEDULE_PREFIX}.>", f"{policies.SLOT_PREFIX}.>"],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_msgs_per_subject=SLOTS_KEPT,
+                discard=DiscardPolicy.OLD,
+                allow_rollup_hdrs=True,
+                allow_msg_schedules=True,
+            ),
+            replicas,
+        )
+        return await _kv(
+            js,
+            KeyValueConfig(
+                bucket=policies.POLICIES_BUCKET, history=5, storage=StorageType.FILE, replicas=replicas or 1
+            ),
+            replicas,
+        )
+    except NatsError as e:
+        raise TemporaryError(f"could not set up the policies' stream and bucket: {_describe(e)}") from e
 
 
 async def _kv(js: JetStreamContext, config: KeyValueConfig, replicas: int | None) -> KeyValue:
