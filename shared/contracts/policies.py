@@ -37,7 +37,7 @@ from shared.contracts.requests import (
     RequestKind,
     Source,
     Target,
-    _in_words,
+    in_words,
 )
 from shared.contracts.requests import check as check_request
 from shared.contracts.schedules import Schedule, ScheduleInvalid, check_zone, parse_schedule
@@ -275,7 +275,7 @@ def decode_policy(data: bytes) -> Policy:
         policy = _decoder.decode(data)
     except msgspec.ValidationError as e:
         message = str(e).partition(" - at `")[0]
-        raise Invalid(_in_words(clipped(message)), field=_path_of(e, message)) from e
+        raise Invalid(in_words(clipped(message)), field=_path_of(e, message)) from e
     except msgspec.DecodeError as e:
         raise Invalid(f"not valid JSON: {clipped(str(e))}", field="$") from e
     return check_policy(policy)

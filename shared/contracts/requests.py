@@ -211,6 +211,50 @@ class RestoreScope(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     completed_jobs: bool = False
 
 
+class HookErrorMode(StrEnum):
+    """What a failing hook does to its step (Velero's ``onError``)."""
+
+    FAIL = "Fail"  # the step fails with the hook's output
+    CONTINUE = "Continue"  # a warning; the step goes on
+
+
+HookCommand = Annotated[
+    list[Annotated[str, Meta(max_length=16 * 1024)]]
+    | Annotated[str, Meta(min_length=1, max_length=16 * 1024)],
+    Meta(description="the command: a list of words, or one string (run as a single word, as Velero does)"),
+]
+
+
+class ExecHook(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One command run in a pod's container (Velero's ``exec`` hook)."""
+
+    command: HookCommand
+    container: Annotated[str, Meta(max_length=253)] = ""  # "" = the pod's first container
+    on_error: HookErrorMode = HookErrorMode.FAIL
+    timeout: Annotated[str, Meta(max_length=32)] = "30s"  # a duration: 30s, 2m
+
+
+class ResourceHook(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Hooks for the pods a namespace list and a label selector choose (Velero's
+    ``spec.hooks.resources[]``); a pod with hook annotations runs those instead, as in Velero."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=253)]
+    namespaces: Annotated[list[Namespace], Meta(max_length=MAX_NAMESPACES)] = field(default_factory=list)
+    excluded_namespaces: Annotated[list[Namespace], Meta(max_length=MAX_NAMESPACES)] = field(
+        default_factory=list
+    )
+    selector: Selector = ""  # a label selector on the pods, as kubectl -l takes it
+    pre: Annotated[list[ExecHook], Meta(max_length=32)] = field(default_factory=list)
+    post: Annotated[list[ExecHook], Meta(max_length=32)] = field(default_factory=list)
+
+
+class Hooks(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Backup hooks of the request: commands run in the selected pods right before the volumes are
+    captured (``pre``) and right after (``post``)."""
+
+    resources: Annotated[list[ResourceHook], Meta(max_length=64)] = field(default_factory=list)
+
+
 class MobilityRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One request to move, replicate, restore or drill an application."""
 
@@ -230,6 +274,8 @@ class MobilityRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     auto_rollback: bool = True
     rollback_of: RequestId = ""  # a rollback request: the id of the migrate it undoes
     keep_owned: bool = False  # also capture objects owned by another captured object
+    # Backup hooks besides the pods' own Velero annotations (pre/post.hook.backup.velero.io/*)
+    hooks: Hooks = field(default_factory=Hooks)
     dry_run: bool = False
     preflight_only: bool = False  # run the preflight checks (clusters, RBAC, storage, repositories) and stop
     idempotency_key: Annotated[str, Meta(max_length=256)] = ""
@@ -366,7 +412,7 @@ def decode_request(data: bytes) -> MobilityRequest:
         request = _decoder.decode(data)
     except msgspec.ValidationError as e:
         path, message = _located(data, e)
-        raise RequestInvalid(path, _in_words(clipped(message))) from e
+        raise RequestInvalid(path, in_words(clipped(message))) from e
     except msgspec.DecodeError as e:
         raise RequestInvalid("$", f"not valid JSON: {clipped(str(e))}") from e
     return check(request)
@@ -417,7 +463,7 @@ def _unwrapped(kind: Any) -> Any:
     return get_args(kind)[0] if get_origin(kind) is Annotated else kind
 
 
-def _in_words(message: str) -> str:
+def in_words(message: str) -> str:
     """msgspec's ``Expected `str` matching regex '…'``, with the regex said in words."""
     for pattern, words in _PATTERN_WORDS.items():
         message = message.replace(f"`str` matching regex {pattern!r}", words)

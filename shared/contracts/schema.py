@@ -15,6 +15,7 @@ import msgspec
 
 from shared.contracts.events import Event
 from shared.contracts.inventory import Inventory
+from shared.contracts.policies import Policy, PolicyState
 from shared.contracts.reports import Expectation, RestoreReport, Verification
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.snapshots import SnapshotDetail, SnapshotList, SnapshotQuery
@@ -33,6 +34,9 @@ PUBLIC: dict[str, Any] = {
     "snapshot-query": SnapshotQuery,
     "snapshot-list": SnapshotList,
     "snapshot-detail": SnapshotDetail,
+    # Replication policies (DR): what is created, and what a policy's state shows.
+    "policy": Policy,
+    "policy-state": PolicyState,
 }
 
 

@@ -8,7 +8,7 @@ and the garbage collector (``python_gc_*``), so the usual dashboards and alerts 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import (
@@ -22,6 +22,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 
 
 class Metrics:
@@ -29,6 +30,9 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
+        # Services run beside this one in the same process (``lifecycle.run(First, *others)``): their
+        # series are served on this service's /metrics, the only port a scraper knows.
+        self.companions: list[Metrics] = []
         # The standard collectors, on this registry rather than the global one (which tests share).
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -92,5 +96,31 @@ class HealthServer:
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
     async def _metrics_view(self, _: web.Request) -> web.Response:
-        body = generate_latest(self._metrics.registry)
+        body = generate_latest(_Merged(self._metrics))  # type: ignore[arg-type]
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+STANDARD_PREFIXES = ("process_", "python_")  # the standard collectors: one process, served once
+
+
+class _Merged:
+    """A service's registry and its companions' as one exposition: a family two services both have
+    (``ferry_steps_total``) is one family with both's samples (a second TYPE line would break a
+    scrape), and the process's standard series come once."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for family in self._metrics.registry.collect():
+            families[family.name] = family
+        for companion in self._metrics.companions:
+            for family in companion.registry.collect():
+                if family.name.startswith(STANDARD_PREFIXES):
+                    continue
+                if family.name in families:
+                    families[family.name].samples.extend(family.samples)
+                else:
+                    families[family.name] = family
+        yield from families.values()

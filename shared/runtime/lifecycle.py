@@ -195,7 +195,8 @@ def run(service_cls: type[Service], *others: type[Service]) -> None:
     """Entry point of ``python -m services.<name>``: settings, logs, serve until SIGTERM.
 
     With ``others``, those services run in the same process with one lifecycle (``serve_all``); the
-    first keeps the configured health port, the others take a free one each.
+    first keeps the configured health port, the others take a free one each, and the first's /metrics
+    serves every one's series.
     """
     from shared.runtime.logs import setup_logging
     from shared.runtime.settings import load_settings
@@ -207,6 +208,7 @@ def run(service_cls: type[Service], *others: type[Service]) -> None:
         if others:
             side = msgspec.structs.replace(settings, http_port=0)
             services += [cls(side) for cls in others]
+            services[0].metrics.companions += [s.metrics for s in services[1:]]
         asyncio.run(serve_all(services))
     except PermanentError as e:  # bad settings, refused credentials: one line, and a code that says so
         print(f"ferry {service_cls.name}: {e}", file=sys.stderr)
