@@ -58,6 +58,30 @@ async def run(
     return state, inventory
 
 
+OWNED_KINDS = {"pods", "replicasets.apps"}  # what the sandbox's controllers make for the workloads
+
+
+def workload_objects(inventory: Inventory, workloads: dict[str, int]) -> set[str]:
+    """Check the owned ReplicaSets and Pods of ``workloads`` (key -> replicas): each Deployment owns
+    one ``<name>-<hash>`` ReplicaSet owning its ``<replicaset>-xxxxx`` Pods, each StatefulSet owns its
+    ``<name>-<ordinal>`` Pods; returns the keys of all of them (names have random suffixes)."""
+    found: set[str] = set()
+    for workload, replicas in workloads.items():
+        resource, namespace, name = workload.split("/")
+        if resource == "deployments.apps":
+            sets = [i for i in inventory.items if i.resource == "replicasets.apps" and i.owners == [workload]]
+            assert len(sets) == 1 and sets[0].owned and sets[0].name.startswith(f"{name}-"), sets
+            pods = [i for i in inventory.items if i.resource == "pods" and i.owners == [sets[0].key]]
+            assert len(pods) == replicas and all(p.name.startswith(f"{sets[0].name}-") for p in pods)
+            found.add(sets[0].key)
+        else:
+            pods = [i for i in inventory.items if i.resource == "pods" and i.owners == [workload]]
+            assert sorted(p.name for p in pods) == [f"{name}-{n}" for n in range(replicas)]
+        assert all(p.owned and p.namespace == namespace for p in pods)
+        found |= {p.key for p in pods}
+    return found
+
+
 def manifest_keys() -> set[str]:
     """The keys of the shop's YAML, as the inventory names them."""
     plural = {"Namespace": "namespaces", "ConfigMap": "configmaps", "Secret": "secrets",
@@ -93,10 +117,14 @@ async def test_the_shop_inventory_holds_its_manifests_its_claims_and_their_clust
     pvs = {f"persistentvolumes/{c['spec']['volumeName']}" for c in claims.values()}
     expected = manifest_keys() | {"persistentvolumeclaims/shop/pgdata-db-0"} | pvs
     expected |= {"storageclasses.storage.k8s.io/fast", "storageclasses.storage.k8s.io/standard"}
-    keys = {item.key for item in inventory.items}
+    keys = {item.key for item in inventory.items if not item.owned}
     assert keys - expected == set(), "captured objects that are not the application's"
     assert expected - keys == set(), "missed objects of the application"
-    assert not any(item.owned for item in inventory.items)
+    owned = {item.key for item in inventory.items if item.owned}
+    assert {key.split("/")[0] for key in owned} == OWNED_KINDS  # only ReplicaSets and Pods are owned
+    assert owned == workload_objects(
+        inventory, {"deployments.apps/shop/web": 2, "statefulsets.apps/shop/db": 1}
+    )
     assert {s.key for s in inventory.skipped} == {
         "configmaps/shop/kube-root-ca.crt",
         "serviceaccounts/shop/default",
@@ -119,8 +147,10 @@ async def test_the_shop_inventory_holds_its_manifests_its_claims_and_their_clust
         "Bound",
     )
     assert db.snapshot_class == "sandbox-snapclass" and db.driver == "sandbox.ferry.dev/local-path"
-    assert db.mounted_by == ["statefulsets.apps/shop/db"]
-    assert volumes["web-uploads"].mounted_by == ["deployments.apps/shop/web"]
+    assert sorted(db.mounted_by) == ["pods/shop/db-0", "statefulsets.apps/shop/db"]
+    web = {key for key in owned if key.split("/")[-1].startswith("web-")}  # its ReplicaSet and Pods
+    assert len(web) == 3
+    assert set(volumes["web-uploads"].mounted_by) == {"deployments.apps/shop/web", *web}
 
     edges = {(r.source, r.target) for r in inventory.references}
     assert ("deployments.apps/shop/web", "configmaps/shop/shop-config") in edges
@@ -179,7 +209,14 @@ async def test_owned_objects_role_bindings_priority_classes_and_dangling_referen
         and banner.owned
         and banner.owners == ["promotions.shop.ferry.dev/shop/winter-sale"]
     )
-    assert [i.key for i in inventory.items if i.owned] == ["configmaps/shop/winter-banner"]
+    owned = [i for i in inventory.items if i.owned]
+    assert [i.key for i in owned if i.resource not in OWNED_KINDS] == ["configmaps/shop/winter-banner"]
+    workloads = {
+        "deployments.apps/shop/web": 2,
+        "statefulsets.apps/shop/db": 1,
+        "deployments.apps/shop/worker": 1,
+    }
+    assert {i.key for i in owned if i.resource in OWNED_KINDS} == workload_objects(inventory, workloads)
     crb = inventory.item("clusterrolebindings.rbac.authorization.k8s.io/shop-reader")
     assert crb is not None and crb.needed_by == ["serviceaccounts/shop/shop-web"]
     role = inventory.item("clusterroles.rbac.authorization.k8s.io/shop-reader")
@@ -188,12 +225,17 @@ async def test_owned_objects_role_bindings_priority_classes_and_dangling_referen
     ]
     assert inventory.item("clusterrolebindings.rbac.authorization.k8s.io/someone-else") is None
     priority = inventory.item("priorityclasses.scheduling.k8s.io/shop-critical")
-    assert priority is not None and priority.needed_by == ["deployments.apps/shop/worker"]
+    assert priority is not None
+    worker = {
+        "deployments.apps/shop/worker",
+        *workload_objects(inventory, {"deployments.apps/shop/worker": 1}),
+    }
+    assert set(priority.needed_by) == worker  # the Deployment, its ReplicaSet and its Pod
     assert inventory.item("configmaps/shop/scratch") is None  # Ferry's own
-    assert inventory.warnings == [
-        "deployments.apps/shop/worker references secrets/shop/worker-token (envFrom.secretRef), "
-        "which does not exist in cluster east"
-    ]  # the optional ConfigMap is no problem
+    assert sorted(inventory.warnings) == sorted(
+        f"{key} references secrets/shop/worker-token (envFrom.secretRef), which does not exist in cluster east"
+        for key in worker
+    )  # the optional ConfigMap is no problem
     dangling = [r for r in inventory.references if r.missing]
     assert {(r.target, r.optional) for r in dangling} == {
         ("secrets/shop/worker-token", False),
@@ -201,7 +243,7 @@ async def test_owned_objects_role_bindings_priority_classes_and_dangling_referen
     }
     warned = [e async for _, e in client.events(state.id, follow=False, idle=0.3) if isinstance(e, Warning)]
     assert [w.message for w in warned] == inventory.warnings
-    assert [w.object for w in warned] == ["deployments.apps/shop/worker"]
+    assert sorted(w.object for w in warned) == sorted(worker)
 
 
 async def test_a_dry_run_stops_after_discovery_with_the_inventory_as_a_report(
@@ -314,12 +356,14 @@ async def test_a_selector_without_namespaces_captures_the_matching_objects_of_ev
     state, inventory = await run(settings, client, request)
     assert state.phase is Phase.COMPLETED, state.reason
     assert inventory is not None and inventory.namespaces == ["shop"]
-    namespaced = {i.key for i in inventory.items if i.namespaced}
+    namespaced = {i.key for i in inventory.items if i.namespaced and not i.owned}
     assert namespaced == {
         "deployments.apps/shop/web",
         "services/shop/web",
         "persistentvolumeclaims/shop/web-uploads",
     }
+    owned = {i.key for i in inventory.items if i.owned}
+    assert owned == workload_objects(inventory, {"deployments.apps/shop/web": 2})  # labelled app=web too
     assert "namespaces/shop" in {i.key for i in inventory.items}
     assert any(
         "configmaps/shop/shop-config" in w and "outside the selection" in w for w in inventory.warnings

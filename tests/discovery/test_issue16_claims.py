@@ -47,12 +47,13 @@ async def test_the_claims_of_a_statefulset_s_templates_resolve_without_a_warning
     async with Clusters(settings.kubeconfig) as kube:
         east = await kube.get("east")
         await east.create(CACHE)
-        for _ in range(200):  # the sandbox's StatefulSet controller makes the claims
+        for _ in range(200):  # the sandbox's StatefulSet controller makes the claims and the pods
             names = {c["metadata"]["name"] for c in await east.list("persistentvolumeclaims", "shop")}
-            if claims <= names:
+            pods = {p["metadata"]["name"] for p in await east.list("pods", "shop")}
+            if claims <= names and {"cache-0", "cache-1"} <= pods:
                 break
             await asyncio.sleep(0.05)
-        assert claims <= names
+        assert claims <= names and {"cache-0", "cache-1"} <= pods
 
     request = MobilityRequest(kind=RequestKind.REPLICATE, itinerary=["discover"],
                               source=Source(cluster="east", namespaces=["shop"]))  # fmt: skip
@@ -70,4 +71,8 @@ async def test_the_claims_of_a_statefulset_s_templates_resolve_without_a_warning
         ("persistentvolumeclaims/shop/data-cache-1", "volumeClaimTemplates", False),
     }
     volumes = {v.claim: v.mounted_by for v in inventory.volumes}
-    assert volumes["data-cache-0"] == volumes["data-cache-1"] == ["statefulsets.apps/shop/cache"]
+    for ordinal in (0, 1):  # the StatefulSet, and the one pod of it that mounts the claim
+        mounted_by = volumes[f"data-cache-{ordinal}"]
+        assert sorted(mounted_by) == [f"pods/shop/cache-{ordinal}", "statefulsets.apps/shop/cache"]
+        pod = inventory.item(f"pods/shop/cache-{ordinal}")
+        assert pod is not None and pod.owned and pod.owners == ["statefulsets.apps/shop/cache"]
