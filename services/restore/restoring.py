@@ -4,7 +4,8 @@ One pass over the snapshot's objects, each ending with an ``ObjectResult``:
 
 1. **prepare** every object: whiteouts are skipped with their reason; the rest is cleaned, then the
    request's resource modifiers run (their conditions see the *source* namespace, as in Velero),
-   then the mappings and the request/snapshot/plan labels. An object captured from a quiesced source
+   then Velero's ``init.hook.restore`` init container (``hooking``), then the mappings and the
+   request/snapshot/plan labels. An object captured from a quiesced source
    gets its replicas or suspension from before the quiesce first (``transforming.unquiesced``). A modifier error fails that object only.
    PVs bound to a captured claim are skipped: the claim gets a new volume from its (mapped) storage
    class and its data comes from the repository.
@@ -33,6 +34,7 @@ import msgspec
 from services.restore import modifiers
 from services.restore.cleaning import clean, whiteout
 from services.restore.conflicts import result_of, write
+from services.restore.hooking import add_init_hook
 from services.restore.manifests import VolumeRecord
 from services.restore.ordering import claims_mounted, crd_index, order
 from services.restore.readiness import WAITED_KINDS, ready
@@ -43,6 +45,7 @@ from shared.contracts.requests import ConflictPolicy, ExistingVolumes
 from shared.kube.comparing import REQUEST_LABEL, digested
 from shared.kube.objects import Manifest, Obj, object_key
 from shared.runtime.clusters import Cluster
+from shared.runtime.hooks import HookError
 
 log = logging.getLogger("ferry.restore")
 
@@ -89,6 +92,12 @@ def prepare(
             plan.results.append(result_of(item, Outcome.FAILED, reason=outcome.error))
             continue
         item.notes.extend(outcome.notes)
+        try:
+            if note := add_init_hook(item):
+                item.notes.append(note)
+        except HookError as e:
+            plan.results.append(result_of(item, Outcome.FAILED, reason=str(e)))
+            continue
         transform(item, transforms)
         ready_items.append(item)
     mapped_edges = []

@@ -31,6 +31,7 @@ import msgspec
 
 from services.restore import manifests, modifiers
 from services.restore.expecting import expectation
+from services.restore.hooking import run_exec_hooks
 from services.restore.manifests import VolumeRecord
 from services.restore.migrating import (
     MigrationMetrics,
@@ -64,7 +65,7 @@ from shared.contracts.reports import (
 from shared.contracts.steps import StepName, StepResult
 from shared.kube.objects import Manifest
 from shared.runtime import StepContext, StepService
-from shared.runtime.clusters import Cluster, ClusterFactory, KubeClusters
+from shared.runtime.clusters import Cluster, ClusterFactory, KubeCluster, KubeClusters
 from shared.runtime.moving import MOUNT, Movers
 from shared.runtime.outcomes import Failed, Succeeded, WasCancelled
 from shared.runtime.outcomes import Outcome as StepOutcome  # reports' Outcome is an object's
@@ -147,6 +148,19 @@ def problems_of(report: RestoreReport) -> list[str]:
     return found
 
 
+Restored = tuple[RestoreReport, list[str]]  # the report, and the post-restore hooks' problems
+
+
+def with_hook_problems(result: StepResult, problems: list[str]) -> StepResult:
+    """A failed ``on-error: Fail`` restore hook makes the step partial, like a failed object."""
+    if not problems:
+        return result
+    message = f"{len(problems)} hook problem(s): {'; '.join(problems[:3])}; " + result.message
+    return msgspec.structs.replace(
+        result, warnings=[*result.warnings, *problems][:100], partial=True, message=message
+    )
+
+
 def step_result(report: RestoreReport, selection: Selection, outputs: dict[str, str]) -> StepResult:
     """The counts; every problem as a warning and in the message, which makes the step partial."""
     problems = problems_of(report)
@@ -225,7 +239,8 @@ class RestoreService(StepService):
         if isinstance(ran, WasCancelled | Failed):
             return ran
         ended = now()  # every workload waited for is available (or the wait gave up)
-        report = msgspec.structs.replace(ran, request_id=ctx.request_id, snapshot=prepared.group)
+        restored, hook_problems = ran
+        report = msgspec.structs.replace(restored, request_id=ctx.request_id, snapshot=prepared.group)
         outputs = await self._store(ctx, prepared, report)
         await ctx.emit(
             Report(
@@ -236,7 +251,7 @@ class RestoreService(StepService):
                 document=DocumentKind.DRY_RUN if request.dry_run else DocumentKind.RESTORE,
             )
         )
-        result = step_result(report, prepared.selection, outputs)
+        result = with_hook_problems(step_result(report, prepared.selection, outputs), hook_problems)
         if request.dry_run:
             return Succeeded(result)
         written = sum(v.bytes_written for v in report.volumes)
@@ -294,7 +309,7 @@ class RestoreService(StepService):
         )
         return Prepared(cluster, repo_name, group, selection, volumes, plan, labels)
 
-    async def _restore(self, ctx: StepContext, prepared: Prepared) -> RestoreReport | WasCancelled | Failed:
+    async def _restore(self, ctx: StepContext, prepared: Prepared) -> Restored | WasCancelled | Failed:
         """Check a stage's or cutover's storage classes, then run the restore; the client is closed after."""
         request = ctx.request
         cluster = await self.clusters(self.settings, prepared.cluster)
@@ -309,10 +324,9 @@ class RestoreService(StepService):
         finally:
             await _close(cluster)
 
-    async def _write(
-        self, ctx: StepContext, prepared: Prepared, cluster: Cluster
-    ) -> RestoreReport | WasCancelled:
-        """Write the plan into the target cluster, volumes filled by mover Jobs before their workloads."""
+    async def _write(self, ctx: StepContext, prepared: Prepared, cluster: Cluster) -> Restored | WasCancelled:
+        """Write the plan into the target cluster, volumes filled by mover Jobs before their workloads;
+        then the post-restore exec hooks, once the readiness wait is over."""
         request, plan = ctx.request, prepared.plan
         movers = Movers(
             cluster,
@@ -351,12 +365,20 @@ class RestoreService(StepService):
             existing=request.volumes.existing,
         )
         try:
-            return await engine.run()
+            report = await engine.run()
+            return report, await self._exec_hooks(ctx, cluster, plan)
         except Cancelled as e:
             await self._cancelled(ctx, engine, prepared.group)
             return WasCancelled(str(e))
         finally:
             await movers.close()
+
+    async def _exec_hooks(self, ctx: StepContext, cluster: Cluster, plan: Plan) -> list[str]:
+        """Velero's ``post.hook.restore`` execs in the restored pods (not in a dry run); the problems."""
+        if ctx.request.dry_run or not isinstance(cluster, KubeCluster):
+            return []
+        _, problems = await run_exec_hooks(ctx, cluster.cluster, plan.items, self.options.timeout)
+        return problems
 
     async def _store(self, ctx: StepContext, prepared: Prepared, report: RestoreReport) -> dict[str, str]:
         """Store the report with the request, and the rendered documents (a dry run) or what verify

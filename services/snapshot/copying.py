@@ -1,6 +1,7 @@
 """Copy one volume into the repository: CSI snapshot → temporary claim → mover Job, or the live claim.
 
-``copy_volume`` does one claim; ``sweep`` deletes what any attempt of the step left (found by label,
+``capture`` takes one claim's CSI VolumeSnapshot and waits until it is ready, ``copy_volume`` copies
+one claim (from that snapshot, or live) with a mover Job; ``sweep`` deletes what any attempt of the step left (found by label,
 so a crashed attempt's objects are found too); ``Progress`` turns the movers' per-volume Progress
 events (published by ``ferry-mover`` on the request's subject) into the request's aggregate.
 
@@ -118,16 +119,32 @@ async def _mover_summary(cluster: Cluster, namespace: str, job_name: str) -> dic
     return {}
 
 
-async def copy_volume(job: Job, volume: Volume) -> dict[str, Any]:
+async def capture(job: Job, volume: Volume) -> str:
+    """Take the CSI VolumeSnapshot of one claim and wait until it is ready; returns its restore size.
+
+    Separate from the copy so that the step can run its post hooks as soon as every volume is captured,
+    before any byte is uploaded: the application's freeze lasts as long as the snapshots take.
+    """
+    name = movers.short_name(job.request_id, volume.namespace, volume.claim)
+    await job.cluster.create(
+        movers.volume_snapshot(name, volume.namespace, volume.claim, volume.snapshot_class, job.request_id)
+    )
+    snap = await _ready_snapshot(job, name, volume.namespace, volume.claim)
+    return str((snap.get("status") or {}).get("restoreSize") or volume.capacity or volume.size)
+
+
+async def copy_volume(job: Job, volume: Volume, size: str = "") -> dict[str, Any]:
     """Back up one claim with a mover Job; returns the mover's summary (snapshot_id, bytes, ...).
 
-    The volume's own temporaries (Job, claim, VolumeSnapshot) are deleted as soon as it is done, so a
-    large application never holds twice its claims (velero #6731); the step's sweep catches the rest.
+    A CSI copy reads a claim made from the VolumeSnapshot ``capture`` took (``size`` is its restore
+    size); a live copy reads the claim itself. The volume's own temporaries (Job, claim,
+    VolumeSnapshot) are deleted as soon as it is done, so a large application never holds twice its
+    claims (velero #6731); the step's sweep catches the rest.
     """
     cluster, ns, claim = job.cluster, volume.namespace, volume.claim
     name = movers.short_name(job.request_id, ns, claim)
     try:
-        return await _copy(job, volume, name)
+        return await _copy(job, volume, name, size)
     finally:
         made = ["jobs.batch"] + (
             ["persistentvolumeclaims", movers.VOLUME_SNAPSHOTS] if job.method == "csi" else []
@@ -140,15 +157,12 @@ async def copy_volume(job: Job, volume: Volume) -> dict[str, Any]:
         log.debug("temporaries of %s/%s deleted", ns, claim)
 
 
-async def _copy(job: Job, volume: Volume, name: str) -> dict[str, Any]:
+async def _copy(job: Job, volume: Volume, name: str, size: str) -> dict[str, Any]:
     cluster, ns, claim = job.cluster, volume.namespace, volume.claim
     mounted = claim
     if job.method == "csi":
-        await cluster.create(movers.volume_snapshot(name, ns, claim, volume.snapshot_class, job.request_id))
-        snap = await _ready_snapshot(job, name, ns, claim)
-        size = (snap.get("status") or {}).get("restoreSize") or volume.capacity or volume.size
         await cluster.create(
-            movers.claim_from_snapshot(name, ns, name, volume.storage_class, str(size), job.request_id)
+            movers.claim_from_snapshot(name, ns, name, volume.storage_class, size, job.request_id)
         )
         mounted = name
     node = ""

@@ -29,15 +29,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from services.snapshot import catalog, movers
-from services.snapshot.copying import Job, Progress, copy_volume, sweep
+from services.snapshot.copying import Job, Progress, capture, copy_volume, sweep
 from services.snapshot.endpoints import CatalogEndpoints
+from services.snapshot.hooking import BackupHooks
 from shared.contracts import snapshots as c
 from shared.contracts.errors import PermanentError
 from shared.contracts.events import Quiesced, Report
@@ -50,11 +51,13 @@ from shared.kube import Cluster, Clusters, RetryPolicy
 from shared.kube.comparing import is_sensitive
 from shared.repository import Repository, Snapshot, put_blob
 from shared.runtime import Settings, StepContext, StepService
+from shared.runtime.hooks import HookError, check_request
 from shared.runtime.outcomes import Failed, Outcome, Succeeded
 from shared.runtime.quiescing import quiesce, unquiesce
 from shared.runtime.repositories import for_repository, open_repository, repository_url
 
 log = logging.getLogger("ferry.snapshot")
+HOOKS_TAG = "ferry.dev/hooks"  # manifests record: JSON list of the hooks this snapshot ran (what each did)
 
 
 def app_of(request: MobilityRequest, inventory: Inventory) -> str:
@@ -179,6 +182,7 @@ class Attempt:
     previous: dict[str, str]  # the parent record of each claim (the series' newest)
     manifests_written: bool  # by an earlier attempt: the snapshot is complete but for its clean-up
     warnings: list[str]  # the result's, in the order the events said them
+    hooks: BackupHooks
     quiesced_at: float | None = None  # a cutover's first quiesce (unix seconds), once quiesced
 
     async def warn(self, message: str, volume: Volume | None = None) -> None:
@@ -214,6 +218,10 @@ class SnapshotService(StepService):
 
     async def handle(self, ctx: StepContext) -> Outcome:
         request: MobilityRequest = ctx.request
+        try:
+            check_request(request)
+        except HookError as e:
+            return Failed(str(e))
         name = ctx.outputs.get("inventory")
         if not name:
             return Failed("no inventory: the snapshot step needs the discover step before it")
@@ -247,6 +255,7 @@ class SnapshotService(StepService):
 
         chosen = await choose(request, inventory, warn)
         attempt = await self._attempt(ctx, cluster, repo, inventory, group, warnings)
+        await attempt.hooks.owed()  # an earlier attempt crashed between the pre and the post hooks
         try:
             await self._take(attempt, chosen)
         finally:
@@ -287,7 +296,23 @@ class SnapshotService(StepService):
             previous=await asyncio.to_thread(parents, repo, app),
             manifests_written=any(r.kind == "blob" and r.name == c.MANIFESTS for _, r in existing),
             warnings=warnings,
+            hooks=BackupHooks(
+                ctx,
+                cluster,
+                request.hooks,
+                inventory.namespaces,
+                inventory.selector,
+                warn=self._warner(ctx, warnings),
+            ),
         )
+
+    @staticmethod
+    def _warner(ctx: StepContext, warnings: list[str]) -> Callable[[str], Awaitable[None]]:
+        async def warn(message: str) -> None:
+            warnings.append(message)
+            await ctx.warn(message)
+
+        return warn
 
     async def _take(self, attempt: Attempt, chosen: list[tuple[Volume, str]]) -> None:
         """Credentials, quiescing, the volumes, then the manifests (unless an earlier attempt wrote them)."""
@@ -345,7 +370,7 @@ class SnapshotService(StepService):
                 step=StepName.SNAPSHOT,
                 title=f"Snapshot {group} of {summary.app}",
                 document=DocumentKind.SNAPSHOT,
-                body=msgspec.to_builtins(detail),
+                body={**msgspec.to_builtins(detail), "hooks": attempt.hooks.records()},
             )
         )
         message = (
@@ -384,13 +409,63 @@ class SnapshotService(StepService):
             c.CONSISTENCY_TAG: consistency,
             c.COUNTS_TAG: json.dumps({k: v for k, v in counts.items() if v}),
         }
+        if attempt.hooks.runs:
+            tags[HOOKS_TAG] = json.dumps(attempt.hooks.records(), sort_keys=True)
         document = manifests_document(inventory, request.keep_owned)
         await asyncio.to_thread(
             put_blob, attempt.repo, document, name=c.MANIFESTS, group=attempt.group, tags=tags
         )
 
+    def _job(self, attempt: Attempt, volume: Volume, method: str, consistency: str) -> Job:
+        return Job(
+            cluster=attempt.cluster,
+            settings=attempt.mover_settings,
+            request_id=attempt.ctx.request_id,
+            group=attempt.group,
+            repository_url=attempt.url,
+            secret=attempt.secret,
+            parent=attempt.previous.get(volume.key, ""),
+            tags=movers.volume_tags(
+                attempt.app,
+                attempt.inventory.cluster,
+                volume.namespace,
+                volume.claim,
+                consistency,
+                attempt.ctx.request_id,
+            ),
+            method=method,
+            checkpoint=attempt.ctx.checkpoint,
+        )
+
+    async def _capture(
+        self, attempt: Attempt, todo: list[tuple[Volume, str]], copy: Copier, limit: asyncio.Semaphore
+    ) -> dict[str, str]:
+        """The freeze: pre hooks, every CSI snapshot (until ready) and every live copy (until its
+        mover has read everything: it reads and uploads in one pass), then post hooks at once — before
+        any CSI snapshot is uploaded. A failure still runs the post hooks. Returns the snapshots' sizes."""
+        sizes: dict[str, str] = {}
+
+        async def snap(volume: Volume) -> None:
+            sizes[volume.key] = await capture(self._job(attempt, volume, "csi", "csi"), volume)
+
+        async def live(volume: Volume, method: str) -> None:
+            async with limit:
+                await copy(volume, method, "")
+
+        hooks = attempt.hooks
+        try:
+            await hooks.pre()
+            await _all(
+                [snap(v) for v, m in todo if m == "csi"] + [live(v, m) for v, m in todo if m == "live"]
+            )
+        except Exception:  # noqa: BLE001 - thaw, then the first error is the step's reason
+            await hooks.post(failing=True)
+            raise
+        await hooks.post()
+        return sizes
+
     async def _copy_all(self, attempt: Attempt, chosen: list[tuple[Volume, str]]) -> list[str]:
-        """Copy the volumes, ``parallel`` at a time; returns each volume's consistency."""
+        """Capture then copy the volumes, ``parallel`` copies at a time; returns each one's consistency."""
         ctx, request, rid = attempt.ctx, attempt.request, attempt.ctx.request_id
         limit = asyncio.Semaphore(request.volumes.parallel)
         results: list[str] = []
@@ -400,30 +475,9 @@ class SnapshotService(StepService):
 
         async with Progress(self.nc, rid, [v.key for v, _ in chosen], emit) as progress:
 
-            async def one(volume: Volume, method: str) -> None:
+            async def copy(volume: Volume, method: str, size: str) -> None:
                 consistency = "quiesced" if quiesces(request) else method
-                if volume.key in attempt.done:  # an earlier attempt finished this one
-                    record = attempt.done[volume.key]
-                    results.append(record.tags.get(c.CONSISTENCY_TAG, consistency))
-                    await progress.done(volume.key, record.stats.bytes)
-                    return
-                tags = movers.volume_tags(
-                    attempt.app, attempt.inventory.cluster, volume.namespace, volume.claim, consistency, rid
-                )
-                job = Job(
-                    cluster=attempt.cluster,
-                    settings=attempt.mover_settings,
-                    request_id=rid,
-                    group=attempt.group,
-                    repository_url=attempt.url,
-                    secret=attempt.secret,
-                    parent=attempt.previous.get(volume.key, ""),
-                    tags=tags,
-                    method=method,
-                    checkpoint=ctx.checkpoint,
-                )
-                async with limit:
-                    summary = await copy_volume(job, volume)
+                summary = await copy_volume(self._job(attempt, volume, method, consistency), volume, size)
                 found = await asyncio.to_thread(record_of, attempt.repo, attempt.group, volume)
                 if found is None:
                     raise PermanentError(
@@ -433,11 +487,45 @@ class SnapshotService(StepService):
                 results.append(consistency)
                 await progress.done(volume.key, int(summary.get("bytes") or found.stats.bytes))
 
-            try:
-                async with asyncio.TaskGroup() as tasks:
-                    for volume, method in chosen:
-                        tasks.create_task(one(volume, method), name=f"copy:{volume.key}")
-            except* Exception as group:  # the step runner classifies one error, not a group
-                errors = list(group.exceptions)
-                raise next((e for e in errors if isinstance(e, PermanentError)), errors[0]) from None
+            todo = []
+            for volume, method in chosen:
+                if volume.key in attempt.done:  # an earlier attempt finished this one
+                    record = attempt.done[volume.key]
+                    results.append(
+                        record.tags.get(c.CONSISTENCY_TAG, "quiesced" if quiesces(request) else method)
+                    )
+                    await progress.done(volume.key, record.stats.bytes)
+                else:
+                    todo.append((volume, method))
+            if todo and await attempt.hooks.wanted():
+                sizes = await self._capture(attempt, todo, copy, limit)
+                await _all([limited(limit, copy(v, m, sizes[v.key])) for v, m in todo if m == "csi"])
+            elif todo:  # no hooks: each volume's snapshot and copy as one unit, ``parallel`` at a time
+
+                async def whole(volume: Volume, method: str) -> None:
+                    async with limit:
+                        job = self._job(attempt, volume, method, method)
+                        await copy(volume, method, await capture(job, volume) if method == "csi" else "")
+
+                await _all([whole(v, m) for v, m in todo])
         return results
+
+
+async def limited(limit: asyncio.Semaphore, work: Coroutine[Any, Any, None]) -> None:
+    async with limit:
+        await work
+
+
+Copier = Callable[[Volume, str, str], Coroutine[Any, Any, None]]
+
+
+async def _all(work: list[Coroutine[Any, Any, None]]) -> None:
+    """Run every coroutine at once; the first permanent error (else the first error) is raised alone:
+    the step runner classifies one error, not a group."""
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for i, one in enumerate(work):
+                tasks.create_task(one, name=f"volume:{i}")
+    except* Exception as group:
+        errors = list(group.exceptions)
+        raise next((e for e in errors if isinstance(e, PermanentError)), errors[0]) from None
