@@ -117,13 +117,13 @@ class _Linker:
             obj = await self.cluster.find(resource, ref.name, ref.namespace or None)
             if obj is None:
                 missing = True
-                if not ref.optional:
+                if not ref.optional and not source.owned:  # its owner's template says it once
                     self.out.warnings.append(
                         f"{source.key} references {target} ({ref.via}), which does not exist in cluster {self.cluster.name}"
                     )
             elif not resource.namespaced and resource.name in DEPENDENCY_TYPES:
                 self.depend(resource, obj, source.key)
-            elif resource.namespaced:
+            elif resource.namespaced and not source.owned:
                 self.out.warnings.append(
                     f"{source.key} references {target} ({ref.via}), which is not captured (outside the selection)"
                 )
