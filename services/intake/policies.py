@@ -9,6 +9,11 @@ or one handled again by another replica, finds the request it already started. A
 with its reason in the status, when the policy is paused or failed over, or when its previous run is
 not final; one that waited while Ferry was down and a later one fired is counted missed.
 
+Drills, failover and failback (``ferry.policies.drill``, ``.failover``, ``.failback``, and the slots
+of a drill schedule) are ``recovering.Recovery``'s; the end of a failover's or failback's request is
+noticed here, by the same refresh as the RPO, which then makes the policy active again and restarts
+its schedules (``recovery.settle``).
+
 The RPO is refreshed from the last run's state on every slot, every ``get`` and ``list``, and every
 ``rpo_interval`` seconds (so the gauges and the ``RPOBreached`` event do not wait for a caller).
 A change of ``breached`` is published once (compare-and-set decides who) on
@@ -27,7 +32,8 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from services.intake.recovery import PolicyGauges, Transition, epoch, evaluate, observe, skip
+from services.intake.recovering import FINISHED, Probe, Recovery, kube_probe
+from services.intake.recovery import PolicyGauges, Transition, epoch, evaluate, observe, settle, skip
 from shared.bus.client import BusClient
 from shared.bus.micro import Request
 from shared.bus.policies import PolicyStore, Slot, SlotConsumer, cancel_schedule, publish_schedule, utcnow
@@ -45,8 +51,12 @@ from shared.contracts.errors import (
 )
 from shared.contracts.events import Report, Warning
 from shared.contracts.policies import (
+    DRILL,
     POLICY_CREATE,
     POLICY_DELETE,
+    POLICY_DRILL,
+    POLICY_FAILBACK,
+    POLICY_FAILOVER,
     POLICY_GET,
     POLICY_LIST,
     POLICY_PAUSE,
@@ -59,6 +69,7 @@ from shared.contracts.policies import (
     Unreadable,
     canonical,
     decode_policy,
+    drill_call_decoder,
     encoder,
     event_id,
     run_request,
@@ -77,6 +88,7 @@ class PolicyService(Service):
     description = "Replication policies: schedules on JetStream, runs, RPO"
     rpo_interval = 15.0  # seconds between refreshes of every policy's RPO (tests shorten it)
     submit_timeout = 10.0
+    probe: Probe | None = None  # whether a primary answers; None: its kubeconfig context (tests stub it)
 
     async def setup(self) -> None:
         kv = await ensure_schedules(self.js, replicas=self.settings.nats.replicas)
@@ -85,6 +97,8 @@ class PolicyService(Service):
         self.gauges = PolicyGauges(self.metrics.registry)
         assert self.nc is not None and self.micro is not None
         self.bus = BusClient(self.nc, timeout=self.submit_timeout)
+        probe = self.probe or kube_probe(self.settings.kubeconfig)
+        self.recovery = Recovery(self.js, self.store, self.requests, self.bus, self.refresh, probe)
         handlers: dict[str, tuple[str, Callable[[Request], Awaitable[bytes]]]] = {
             "create": (POLICY_CREATE, self._create),
             "get": (POLICY_GET, self._get),
@@ -92,6 +106,9 @@ class PolicyService(Service):
             "pause": (POLICY_PAUSE, self._pause),
             "resume": (POLICY_RESUME, self._resume),
             "delete": (POLICY_DELETE, self._delete),
+            "drill": (POLICY_DRILL, self._drill),
+            "failover": (POLICY_FAILOVER, self._failover),
+            "failback": (POLICY_FAILBACK, self._failback),
         }
         for name, (subject, handler) in handlers.items():
             await self.micro.add_endpoint(
@@ -207,6 +224,22 @@ class PolicyService(Service):
         log.info("policy %s deleted", name)
         return encoder.encode(PolicyDeleted(name=name))
 
+    # --- disaster recovery (recovering.Recovery) -------------------------------------------------
+    async def _drill(self, req: Request) -> bytes:
+        try:
+            call = drill_call_decoder.decode(req.data)
+        except msgspec.ValidationError as e:
+            raise Invalid(f"not a drill call: {e}", field="$") from e
+        except msgspec.DecodeError as e:
+            raise Invalid(f'not JSON: {e} (send {{"name": ..., "snapshot": "latest"}})', field="$") from e
+        return encoder.encode(await self.recovery.drill(call))
+
+    async def _failover(self, req: Request) -> bytes:
+        return encoder.encode(await self.recovery.failover(_name(req)))
+
+    async def _failback(self, req: Request) -> bytes:
+        return encoder.encode(await self.recovery.failback(_name(req)))
+
     # --- slots --------------------------------------------------------------------------------
     async def on_slot(self, slot: Slot) -> None:
         """Run one slot, or record why it did not run; a temporary failure is retried (NAK)."""
@@ -217,6 +250,16 @@ class PolicyService(Service):
                 log.info("slot %s of deleted policy %s dropped", slot.at_text, slot.policy)
                 return
             raise
+        if slot.kind == DRILL:
+            outcome = await self.recovery.drill_slot(state, slot)
+            if outcome:
+                self.gauges.slots.labels(slot.policy, outcome).inc()
+            return
+        if slot.kind != "replicate":
+            log.warning(
+                "slot %s of policy %s has an unknown kind %r: dropped", slot.at_text, slot.policy, slot.kind
+            )
+            return
         status = state.status
         if status.last_slot_at and slot.at_text <= status.last_slot_at:
             return  # handled already (a redelivery after the record)
@@ -263,11 +306,18 @@ class PolicyService(Service):
 
     # --- status -------------------------------------------------------------------------------
     async def refresh(self, name: str) -> PolicyState:
-        """The policy with its last run observed and its RPO as of now; stored when it changed."""
+        """The policy with its last run, drill, failover and failback observed and its RPO as of now;
+        stored when it changed. A failback that completed (or a failover that failed) makes the
+        policy active again here, and its schedules are published again."""
         current, _ = await self.store.get(name)
-        last = current.status.last_run_request
+        status = current.status
+        last = status.last_run_request
         run = await self._run_of(last)
+        drill = await self._run_of(_pending(status.last_drill_request, status.last_drill_phase))
+        failover = await self._run_of(_pending(status.failover_request, status.failover_phase))
+        failback = await self._run_of(_pending(status.failback_request, status.failback_phase))
         transitions: list[Transition] = []
+        resumed: list[bool] = []
 
         def change(state: PolicyState) -> bool:
             transitions.clear()
@@ -275,12 +325,20 @@ class PolicyService(Service):
             if last and run is None and state.status.last_run_request == last:
                 changed |= state.status.last_run_phase != GONE
                 state.status.last_run_phase = GONE
+            if drill is not None and drill.id == state.status.last_drill_request:
+                changed |= state.status.last_drill_phase != drill.phase.value
+                state.status.last_drill_phase = drill.phase.value
+            settled, again = settle(state, failover, failback)
+            resumed[:] = [again]
             transition = evaluate(state, time.time())
             if transition is not None:
                 transitions.append(transition)
-            return changed or transition is not None
+            return changed or settled or transition is not None
 
         state = await self.store.update(name, change)
+        if any(resumed) and state.status.state is PolicyPhase.ACTIVE:
+            await publish_schedule(self.js, state.policy)
+            log.info("policy %s active again: schedules restarted", name)
         for transition in transitions:
             await self._announce(name, transition)
         self.gauges.show(state)
@@ -327,6 +385,11 @@ class PolicyService(Service):
 GONE = "Gone"  # the last run's request is no longer stored (or unreadable): it blocks nothing
 _FINAL = ("", GONE, *(phase.value for phase in Phase if phase.final))
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _pending(request_id: str, phase: str) -> str:
+    """The request to read: one whose last seen phase is not final yet ("" for none)."""
+    return request_id if request_id and phase not in FINISHED else ""
 
 
 def _spec(state: PolicyState) -> bytes:

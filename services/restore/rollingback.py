@@ -107,12 +107,13 @@ async def listed(
         return []
 
 
-async def labelled(cluster: Cluster, resources: list[Resource], request: MobilityRequest) -> Found:
-    """Every object of the plan in the target, in the mapped namespaces and cluster-wide."""
-    selector = f"{PLAN_LABEL}={plan_key(request)}"
+async def labelled(
+    cluster: Cluster, resources: list[Resource], selector: str, namespaces: list[str | None]
+) -> Found:
+    """Every object the label selector picks, in ``namespaces`` (None: all) and cluster-wide."""
     found: Found = []
     for resource in resources:
-        for namespace in target_namespaces(request) if resource.namespaced else [None]:
+        for namespace in namespaces if resource.namespaced else [None]:
             found += [(resource, obj) for obj in await listed(cluster, resource, namespace, selector)]
     return found
 
@@ -237,6 +238,39 @@ def marked(removed: list[str], restored: list[str], target: str) -> Callable[[Re
     return mark
 
 
+async def remove_labelled(
+    ctx: StepContext, target: Cluster, selector: str, namespaces: list[str | None]
+) -> tuple[list[str], list[str]]:
+    """Delete what carries the label ``selector`` picks, in ``namespaces`` (None: every namespace)
+    and cluster-wide, stage by stage (``stages``), each waited out; then its namespaces that hold
+    nothing else. Returns the keys removed and a warning (also emitted) for each thing left in
+    place. Shared by the rollback (the plan's label) and a drill's cleanup (the request's label)."""
+    resources = await scannable(target)
+    found = stages(await labelled(target, resources, selector, namespaces))
+    checkpoint = throttled(ctx.checkpoint, CANCEL_CHECK)
+    total = sum(len(s) for s in found.ordered) + len(found.namespaces)
+    warnings = [
+        f"{key}: carries the plan's label but not Ferry's request label, left in place" for key in found.kept
+    ]
+    removed: list[str] = []
+    for objects in found.ordered:
+        removed += await delete_all(target, objects, checkpoint)
+        await ctx.progress(items_done=len(removed), items_total=total)
+    empty: Found = []
+    for resource, namespace in found.namespaces:
+        name = namespace["metadata"]["name"]
+        left = await remaining(target, resources, name)
+        if left:
+            shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+            warnings.append(f"namespace {name} kept: it still holds {len(left)} object(s) ({shown})")
+        else:
+            empty.append((resource, namespace))
+    removed += await delete_all(target, empty, checkpoint)
+    for message in warnings:
+        await ctx.warn(message)
+    return removed, warnings
+
+
 class RollbackService(StepService):
     name = "rollback"
     description = "Undoes a migrate: removes what it restored from the target, brings the source back"
@@ -290,30 +324,6 @@ class RollbackService(StepService):
     async def _remove(
         self, ctx: StepContext, target: Cluster, request: MobilityRequest
     ) -> tuple[list[str], list[str]]:
-        """Delete the plan's objects stage by stage, then its namespaces that hold nothing else;
-        returns the keys removed and a warning for each thing left in place."""
-        resources = await scannable(target)
-        found = stages(await labelled(target, resources, request))
-        checkpoint = throttled(ctx.checkpoint, CANCEL_CHECK)
-        total = sum(len(s) for s in found.ordered) + len(found.namespaces)
-        warnings = [
-            f"{key}: carries the plan's label but not Ferry's request label, left in place"
-            for key in found.kept
-        ]
-        removed: list[str] = []
-        for objects in found.ordered:
-            removed += await delete_all(target, objects, checkpoint)
-            await ctx.progress(items_done=len(removed), items_total=total)
-        empty: Found = []
-        for resource, namespace in found.namespaces:
-            name = namespace["metadata"]["name"]
-            left = await remaining(target, resources, name)
-            if left:
-                shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
-                warnings.append(f"namespace {name} kept: it still holds {len(left)} object(s) ({shown})")
-            else:
-                empty.append((resource, namespace))
-        removed += await delete_all(target, empty, checkpoint)
-        for message in warnings:
-            await ctx.warn(message)
-        return removed, warnings
+        """Delete what the migration plan created in the target (see ``remove_labelled``)."""
+        selector = f"{PLAN_LABEL}={plan_key(request)}"
+        return await remove_labelled(ctx, target, selector, target_namespaces(request))

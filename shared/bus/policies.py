@@ -3,9 +3,10 @@
 - ``PolicyStore`` keeps one ``PolicyState`` per policy in the ``ferry-policies`` KV bucket, changed
   only by compare-and-set (as ``RequestStore`` does requests), so two intake replicas recording the
   same policy's slots, or a pause racing a slot, never lose each other's update.
-- ``publish_schedule`` / ``cancel_schedule`` write and purge the policy's schedule message; from then
-  on nats-server fires the slots itself (JetStream message schedules), and no Ferry process keeps a
-  timer. A pattern the server refuses comes back as ``Invalid`` naming the field.
+- ``publish_schedule`` / ``cancel_schedule`` write and purge the policy's schedule messages (its
+  replication schedule and, when it has one, its drill schedule); from then on nats-server fires the
+  slots itself (JetStream message schedules), and no Ferry process keeps a timer. A pattern the
+  server refuses comes back as ``Invalid`` naming the field.
 - ``SlotConsumer`` reads the slots through one durable consumer shared by every intake replica, with
   at most one slot in hand across all of them (``max_ack_pending=1``): slots are handled in the order
   they fired, and two replicas never decide about two slots of a policy at once, so "is the previous
@@ -43,11 +44,14 @@ from shared.contracts.policies import (
     Policy,
     PolicyState,
     Unreadable,
+    drill_schedule_subject,
+    drill_slot_subject,
     encoder,
     schedule_subject,
     slot_subject,
     state_decoder,
 )
+from shared.contracts.schedules import ScheduleInvalid, parse_schedule
 from shared.retrying import RetryPolicy, delay, retrying
 
 log = logging.getLogger("ferry.bus")
@@ -158,18 +162,24 @@ class PolicyStore:
 
 # --- the schedule message ---------------------------------------------------------------------------
 async def publish_schedule(js: JetStreamContext, policy: Policy) -> None:
-    """Write (or replace: the server rolls the subject up) the schedule message of ``policy``."""
-    headers: dict[str, str] = {
-        Header.SCHEDULE: policy.schedule.strip(),
-        Header.SCHEDULE_TARGET: slot_subject(policy.name),
-    }
-    if policy.time_zone:
+    """Write (or replace: the server rolls the subject up) the schedule messages of ``policy``: its
+    replication schedule, and its drill schedule when it has one."""
+    await _publish(js, policy, schedule_subject(policy.name), slot_subject(policy.name), "schedule")
+    if policy.drill_schedule.strip():
+        subjects = (drill_schedule_subject(policy.name), drill_slot_subject(policy.name))
+        await _publish(js, policy, *subjects, "drill_schedule")
+
+
+async def _publish(js: JetStreamContext, policy: Policy, subject: str, target: str, field: str) -> None:
+    pattern = str(getattr(policy, field)).strip()
+    headers: dict[str, str] = {Header.SCHEDULE: pattern, Header.SCHEDULE_TARGET: target}
+    if policy.time_zone and _is_cron(pattern):  # a zone with @every is refused by the server
         headers[Header.SCHEDULE_TIME_ZONE] = policy.time_zone
     try:
-        await js.publish(schedule_subject(policy.name), policy.name.encode(), headers=headers)
+        await js.publish(subject, policy.name.encode(), headers=headers)
     except APIError as e:
         if e.err_code == PATTERN_INVALID:
-            raise Invalid(f"nats-server refused the schedule: {e.description}", field="$.schedule") from e
+            raise Invalid(f"nats-server refused the schedule: {e.description}", field=f"$.{field}") from e
         if e.err_code == ZONE_INVALID:
             raise Invalid(f"nats-server refused the time zone: {e.description}", field="$.time_zone") from e
         raise TemporaryError(f"could not schedule policy {policy.name}: {e.description or e}") from e
@@ -177,9 +187,18 @@ async def publish_schedule(js: JetStreamContext, policy: Policy) -> None:
         raise TemporaryError(f"could not schedule policy {policy.name}: {e}") from e
 
 
+def _is_cron(pattern: str) -> bool:
+    try:
+        return parse_schedule(pattern).cron
+    except ScheduleInvalid:
+        return True  # the server says what is wrong with it
+
+
 async def cancel_schedule(js: JetStreamContext, name: str, *, slots: bool = False) -> None:
-    """Stop a policy's slots (purge its schedule message); with ``slots``, drop its waiting slots too."""
-    subjects = [schedule_subject(name)] + ([slot_subject(name)] if slots else [])
+    """Stop a policy's slots (purge its schedule messages); with ``slots``, drop its waiting slots too."""
+    subjects = [schedule_subject(name), drill_schedule_subject(name)]
+    if slots:
+        subjects += [slot_subject(name), drill_slot_subject(name)]
     try:
         for subject in subjects:
             await js.purge_stream(SCHEDULES_STREAM, subject=subject)
@@ -193,6 +212,7 @@ class Slot:
     """One slot the server fired: the policy, its time (stream time, to the second) and more."""
 
     policy: str
+    kind: str  # "replicate", or "drill" for a slot of the drill schedule
     at: dt.datetime  # UTC, truncated to the second: the same for every delivery of the message
     sequence: int
     attempt: int  # 1 for the first delivery
@@ -279,8 +299,10 @@ class SlotConsumer:
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
         attempt = int(meta.num_delivered or 1)
+        policy, _, kind = msg.subject.removeprefix(f"{SLOT_PREFIX}.").partition(".")
         slot = Slot(
-            policy=msg.subject.removeprefix(f"{SLOT_PREFIX}."),
+            policy=policy,
+            kind=kind or "replicate",
             at=meta.timestamp.astimezone(dt.UTC).replace(microsecond=0),
             sequence=meta.sequence.stream,
             attempt=attempt,

@@ -20,6 +20,7 @@ class StepName(StrEnum):
     RESTORE = "restore"
     VERIFY = "verify"
     ROLLBACK = "rollback"  # undo a migrate: its objects removed from the target, the source brought back
+    CLEANUP = "cleanup"  # end a drill: measure RTO/RPO, remove what it restored (unless kept), report
     # A stub step used by tests and the backbone demo: it only reports progress.
     ECHO = "echo"
 
@@ -35,7 +36,8 @@ KIND_STEPS: dict[str, tuple[StepName, ...]] = {
     ),
     "replicate": (StepName.PREFLIGHT, StepName.DISCOVER, StepName.SNAPSHOT, StepName.TRANSFER),
     "restore": (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
-    "drill": (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY),
+    # A drill's cleanup runs after a verify that found problems too (a partial step forwards the slip)
+    "drill": (StepName.PREFLIGHT, StepName.TRANSFER, StepName.RESTORE, StepName.VERIFY, StepName.CLEANUP),
     "rollback": (StepName.ROLLBACK,),
 }
 

@@ -4,7 +4,18 @@ A policy is one document (``Policy``) kept with its observed status (``PolicySta
 policy's name in the ``ferry-policies`` KV bucket, together as a ``PolicyState``. Its slots are fired
 by nats-server itself: the stream ``FERRY_SCHEDULES`` holds one schedule message per active policy on
 ``ferry.schedules.<policy>`` whose target is ``ferry.policy.slot.<policy>`` (JetStream message
-schedules), and the intake process turns each slot into a ``replicate`` request.
+schedules), and the intake process turns each slot into a ``replicate`` request. A policy with a
+``drill_schedule`` has a second one, ``ferry.schedules.<policy>.drill`` firing
+``ferry.policy.slot.<policy>.drill``, whose slots become ``drill`` requests.
+
+Disaster recovery goes through the policy too, so the schedules stop and start with it: a
+**failover** brings the application up on the DR cluster under its real namespaces — a ``migrate``
+cutover from the primary when the primary answers (it is quiesced and left down, nothing is lost),
+else a ``restore`` of the newest replica (the data lost is the RPO at that instant) — and the policy
+is ``failed-over`` (no replication from the old primary) until a **failback**, a ``migrate`` cutover
+from the DR cluster back to the primary through the primary's repository (only the chunks it lacks
+travel, the primary's volumes are refreshed by delta), completes. The builders of those requests
+are here, so what a failover does can be read without the service.
 
 The names of that stream, bucket and the ``ferry.policies.*`` subjects live here rather than in
 ``subjects.py`` so this contract can be read (and moved there later) as one piece.
@@ -16,13 +27,16 @@ The names of that stream, bucket and the ``ferry.policies.*`` subjects live here
 | ``ferry.policies.list`` | empty | a PolicyList |
 | ``ferry.policies.pause`` / ``resume`` | the name | the PolicyState after the change |
 | ``ferry.policies.delete`` | the name | a PolicyDeleted |
+| ``ferry.policies.drill`` | a DrillCall ``{"name", "snapshot": "latest", "keep": false}`` | Accepted (the drill) |
+| ``ferry.policies.failover`` | the name | the PolicyState, ``failover_request`` set |
+| ``ferry.policies.failback`` | the name | the PolicyState, ``failback_request`` set |
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -30,13 +44,17 @@ from msgspec import Meta, Struct, field
 from shared.contracts.errors import VALUE_LIMIT, Invalid, clipped, json_path, shown
 from shared.contracts.requests import (
     API_VERSION,
+    ConflictPolicy,
+    ExistingVolumes,
     LabelMap,
     MobilityRequest,
     Namespace,
     RequestInvalid,
     RequestKind,
+    SnapshotId,
     Source,
     Target,
+    VolumePolicy,
     in_words,
 )
 from shared.contracts.requests import check as check_request
@@ -55,7 +73,12 @@ POLICY_LIST = "ferry.policies.list"
 POLICY_PAUSE = "ferry.policies.pause"
 POLICY_RESUME = "ferry.policies.resume"
 POLICY_DELETE = "ferry.policies.delete"
-POLICY_LABEL = "ferry.dev/policy"  # on every replicate request a policy submits
+POLICY_DRILL = "ferry.policies.drill"
+POLICY_FAILOVER = "ferry.policies.failover"
+POLICY_FAILBACK = "ferry.policies.failback"
+POLICY_LABEL = "ferry.dev/policy"  # on every request a policy submits
+DR_LABEL = "ferry.dev/dr"  # on a failover's or a failback's request: "failover" | "failback"
+DRILL = "drill"  # the last token of a drill schedule's subjects
 MAX_SKIPPED = 50  # skipped slots a status keeps (the newest)
 RPO_BREACHED = "RPOBreached"
 
@@ -68,6 +91,14 @@ def slot_subject(policy: str) -> str:
     return f"{SLOT_PREFIX}.{policy}"
 
 
+def drill_schedule_subject(policy: str) -> str:
+    return f"{SCHEDULE_PREFIX}.{policy}.{DRILL}"
+
+
+def drill_slot_subject(policy: str) -> str:
+    return f"{SLOT_PREFIX}.{policy}.{DRILL}"
+
+
 def event_id(policy: str) -> str:
     """The id a policy's events carry as ``request_id``: ``ferry.events.policy-<name>.<kind>``."""
     return f"policy-{policy}"
@@ -76,6 +107,18 @@ def event_id(policy: str) -> str:
 def run_key(policy: str, slot: str) -> str:
     """The idempotency key of a slot's run: one request per slot, whoever handles it how often."""
     return f"policy-{policy}-{slot}"
+
+
+def drill_key(policy: str, slot: str) -> str:
+    """The idempotency key of a drill slot's drill (``slot`` as ``Slot.key``)."""
+    return f"policy-{policy}-drill-{slot}"
+
+
+def recovery_key(policy: str, action: str, at: str) -> str:
+    """The idempotency key of a failover or failback asked at ``at`` (ISO): a call repeated after a
+    crash between the policy's record and the submission starts the same request, not a second."""
+    stamp = "".join(ch for ch in at if ch.isalnum())
+    return f"policy-{policy}-{action}-{stamp}"
 
 
 # --- the policy -----------------------------------------------------------------------------------
@@ -162,6 +205,28 @@ class PolicyStatus(Struct, kw_only=True):
     runs: int = 0
     skipped: list[SkippedSlot] = field(default_factory=list)  # the newest MAX_SKIPPED
     missed: int = 0  # slots that never ran: paused, or superseded while Ferry was down
+    # Drills of the DR side (``ferry.policies.drill`` and the drill schedule's slots).
+    last_drill_request: str = ""
+    last_drill_phase: str = ""
+    last_drill_slot_at: str = ""  # the newest drill slot handled (apart from ``last_slot_at``)
+    drills: int = 0  # drills the schedule started
+    # Failover: asked at ``failover_at``; ``failover_mode`` "cutover" (the primary answered: quiesced
+    # and left down, ``data_lost_seconds`` 0) or "restore" (it did not: the newest replica restored,
+    # the data lost is the RPO at that instant). A failover that fails makes the policy active again.
+    failover_request: str = ""
+    failover_at: str = ""
+    failover_mode: str = ""
+    failover_reason: str = ""  # why this mode (what the probe of the primary said)
+    failover_phase: str = ""  # the Phase of the failover's request, as last seen
+    data_lost_seconds: float | None = None
+    rto_seconds: float | None = None  # failover_at -> the application available on the DR cluster
+    downtime_seconds: float | None = None  # a cutover's: the primary's quiesce -> available on DR
+    # Failback: asked at ``failback_at``; when its request completes (``failed_back_at``) the policy
+    # is active again and its schedules run; one that fails leaves it failed over (ask again).
+    failback_request: str = ""
+    failback_at: str = ""
+    failback_phase: str = ""
+    failed_back_at: str = ""
 
 
 class PolicyState(Struct, kw_only=True):
@@ -186,6 +251,14 @@ class PolicyList(Struct, kw_only=True, omit_defaults=True):
 
 class PolicyDeleted(Struct, frozen=True, tag="deleted"):
     name: str
+
+
+class DrillCall(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The body of ``ferry.policies.drill``: which replica to drill, and whether to keep it running."""
+
+    name: Namespace
+    snapshot: SnapshotId = "latest"
+    keep: bool = False
 
 
 # --- checking ---------------------------------------------------------------------------------------
@@ -253,8 +326,98 @@ def run_request(policy: Policy, slot: str) -> MobilityRequest:
     )
 
 
+def _labels(policy: Policy, **extra: str) -> dict[str, str]:
+    return {**policy.labels, POLICY_LABEL: policy.name, **extra}
+
+
+def drill_of(
+    policy: Policy, snapshot: str = "latest", *, keep: bool = False, key: str = ""
+) -> MobilityRequest:
+    """A drill of the policy's replica: read from the DR repository, restored on the DR cluster.
+
+    No namespace mapping is passed: the drill step generates isolated names itself, and the
+    policy's own mapping names the real namespaces a drill must never touch.
+    """
+    source, target = policy.source, policy.target
+    return MobilityRequest(
+        kind=RequestKind.DRILL,
+        source=msgspec.structs.replace(source, repository=target.repository, snapshot=snapshot or "latest"),
+        target=msgspec.structs.replace(target, namespace_map={}),
+        keep=keep,
+        idempotency_key=key,
+        labels=_labels(policy),
+    )
+
+
+def failover_of(policy: Policy, *, cutover: bool, key: str) -> MobilityRequest:
+    """The failover's request: the application on the DR cluster under its real namespaces.
+
+    ``cutover``: a ``migrate`` cutover from the primary (quiesced and left down, the last delta
+    sent, the restore reports the downtime). Otherwise a ``restore`` of the newest replica from the
+    DR repository. Either way existing objects are updated and existing claims refreshed by delta:
+    a kept drill or an earlier failover may have left them there.
+    """
+    common: dict[str, Any] = {
+        "target": policy.target,
+        "conflict_policy": ConflictPolicy.UPDATE,
+        "volumes": VolumePolicy(existing=ExistingVolumes.REFRESH),
+        "idempotency_key": key,
+        "labels": _labels(policy, **{DR_LABEL: "failover"}),
+    }
+    if cutover:
+        return MobilityRequest(kind=RequestKind.MIGRATE, cutover=True, source=policy.source, **common)
+    source = msgspec.structs.replace(policy.source, repository=policy.target.repository, snapshot="latest")
+    return MobilityRequest(kind=RequestKind.RESTORE, source=source, **common)
+
+
+def failback_of(policy: Policy, *, key: str) -> MobilityRequest:
+    """The failback's request: a ``migrate`` cutover from the DR cluster back to the primary.
+
+    Its snapshot goes into the DR repository (where the replicas' chunks are), the transfer sends
+    the primary's repository only the chunks it lacks, and the restore refreshes the primary's
+    existing claims by delta and updates its quiesced workloads to the DR side's replicas.
+    """
+    target, source = policy.target, policy.source
+    mapping = target.namespace_map
+    back = Source(
+        cluster=target.cluster or source.cluster,
+        namespaces=[mapping.get(ns, ns) for ns in source.namespaces],
+        selector=source.selector,
+        include_resources=source.include_resources,
+        exclude_resources=source.exclude_resources,
+        repository=target.repository,
+    )
+    home = Target(
+        cluster=source.cluster,
+        repository=source.repository,
+        namespace_map={new: old for old, new in mapping.items() if new != old},
+        storage_class_map=_inverse(target.storage_class_map),
+        registry_map=_inverse(target.registry_map),
+    )
+    return MobilityRequest(
+        kind=RequestKind.MIGRATE,
+        cutover=True,
+        source=back,
+        target=home,
+        conflict_policy=ConflictPolicy.UPDATE,
+        volumes=VolumePolicy(existing=ExistingVolumes.REFRESH),
+        idempotency_key=key,
+        labels=_labels(policy, **{DR_LABEL: "failback"}),
+    )
+
+
+def _inverse(mapping: dict[str, str]) -> dict[str, str]:
+    """A mapping read backwards; only the entries that map one-to-one (two names onto one cannot
+    be told apart again: those stay as they are)."""
+    counts: dict[str, int] = {}
+    for new in mapping.values():
+        counts[new] = counts.get(new, 0) + 1
+    return {new: old for old, new in mapping.items() if counts[new] == 1 and new != old}
+
+
 _decoder = msgspec.json.Decoder(Policy)
 state_decoder = msgspec.json.Decoder(PolicyState)
+drill_call_decoder = msgspec.json.Decoder(DrillCall)
 encoder = msgspec.json.Encoder()
 canonical = msgspec.json.Encoder(order="deterministic")
 _UNKNOWN = re.compile(r"^Object contains unknown field `([^`]*)`$")

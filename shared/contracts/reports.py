@@ -41,6 +41,7 @@ class DocumentKind(StrEnum):
     EXPECTATION = "expectation"
     VERIFICATION = "verification"
     PREFLIGHT = "preflight"
+    DRILL = "drill"  # a drill's report: RTO, RPO, verification, clean-up (``shared.contracts.drills``)
 
 
 class VolumeAction(StrEnum):

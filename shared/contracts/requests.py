@@ -274,6 +274,8 @@ class MobilityRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     auto_rollback: bool = True
     rollback_of: RequestId = ""  # a rollback request: the id of the migrate it undoes
     keep_owned: bool = False  # also capture objects owned by another captured object
+    # A drill: leave what it restored in the DR cluster (its cleanup step then only measures)
+    keep: bool = False
     # Backup hooks besides the pods' own Velero annotations (pre/post.hook.backup.velero.io/*)
     hooks: Hooks = field(default_factory=Hooks)
     dry_run: bool = False
