@@ -47,6 +47,7 @@ from shared.contracts.requests import ConflictPolicy
 from shared.kube.comparing import Path, differences, digested, target_only, without_ferry_labels
 from shared.kube.objects import Manifest, Obj
 from shared.runtime.clusters import AlreadyExists, ApiRefused, Cluster
+from shared.runtime.quiescing import NOTES as QUIESCE_NOTES
 
 
 def unstamped(obj: Obj) -> Obj:
@@ -59,6 +60,14 @@ def unstamped(obj: Obj) -> Obj:
     kept = {k: v for k, v in labels.items() if k != PLAN_LABEL}
     meta = {k: v for k, v in obj["metadata"].items() if k != "labels"}
     return {**obj, "metadata": {**meta, "labels": kept} if kept else meta}
+
+
+def stale_quiesce_notes(live: Obj) -> list[Path]:
+    """The quiesce annotations an updated object still carries (a failback lands on the primary's
+    quiesced workloads): the update brings the snapshot's replicas, so the notes of the old quiesce
+    go, or a later cutover would measure its downtime from their stale time."""
+    notes = (live.get("metadata") or {}).get("annotations") or {}
+    return [("metadata", "annotations", key) for key in QUIESCE_NOTES if key in notes]
 
 
 def update_patch(desired: Obj, removed: Iterable[Path] = ()) -> Obj:
@@ -158,7 +167,8 @@ async def write(
             )
             return result_of(item, Outcome.PLANNED, reason=reason, diff=diff)
         if policy is ConflictPolicy.UPDATE or item.kind == "Namespace":
-            await cluster.merge_patch(item, update_patch(item.obj, target_only(desired, live)))
+            removed = [*target_only(desired, live), *stale_quiesce_notes(live)]
+            await cluster.merge_patch(item, update_patch(item.obj, removed))
             return result_of(item, Outcome.UPDATED, diff=diff)
         await cluster.delete(item)
         if not await _wait_gone(cluster, item, delete_timeout):

@@ -32,6 +32,7 @@ import msgspec
 from services.restore import manifests, modifiers
 from services.restore.expecting import expectation
 from services.restore.hooking import run_exec_hooks
+from services.restore.isolating import isolate, isolated
 from services.restore.manifests import VolumeRecord
 from services.restore.migrating import (
     MigrationMetrics,
@@ -53,7 +54,7 @@ from services.restore.sources import (
 )
 from shared.contracts.errors import Cancelled
 from shared.contracts.events import Quiesced, Report
-from shared.contracts.migrations import DOWNTIME
+from shared.contracts.migrations import AVAILABLE_AT, DOWNTIME
 from shared.contracts.reports import (
     DocumentKind,
     ObjectResult,
@@ -256,7 +257,12 @@ class RestoreService(StepService):
             return Succeeded(result)
         written = sum(v.bytes_written for v in report.volumes)
         self.migration.bytes_written(mode=mode_of(request)).inc(written)
-        return await self._cut_over(ctx, result, ended) if request.cutover else Succeeded(result)
+        if request.cutover:
+            return await self._cut_over(ctx, result, ended)
+        # When the application was up again: a drill's RTO ends here (its cleanup step reads it).
+        return Succeeded(
+            msgspec.structs.replace(result, outputs={**result.outputs, AVAILABLE_AT: f"{round(ended, 3)}"})
+        )
 
     async def _cut_over(self, ctx: StepContext, result: StepResult, available_at: float) -> StepOutcome:
         """A cutover's end: a target that is not fully up fails the step (the source is down, so the
@@ -292,6 +298,8 @@ class RestoreService(StepService):
             resolve_group, repo, ctx.outputs.get("snapshot") or request.source.snapshot
         )
         captured = await asyncio.to_thread(manifests.load, repo, group)
+        request = isolated(ctx.request_id, request, captured.items)  # a drill: its own namespaces
+        ctx.command = msgspec.structs.replace(ctx.command, request=request)  # _write's `reverse` needs it
         selection = select(captured.items, request)
         volumes = {
             key: dataclasses.replace(record, path=selection.paths.get(key, ""))
@@ -314,6 +322,8 @@ class RestoreService(StepService):
         request = ctx.request
         cluster = await self.clusters(self.settings, prepared.cluster)
         try:
+            for warning in await isolate(prepared.plan, request, prepared.labels, cluster):
+                await ctx.warn(warning)
             if (request.stage or request.cutover) and not request.dry_run:
                 if missing := await missing_storage_classes(cluster, prepared.plan.items):
                     what = "cutover" if request.cutover else "stage"
