@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from shared.contracts.drills import DrillReport
 from shared.contracts.events import Event
 from shared.contracts.inventory import Inventory
 from shared.contracts.policies import Policy, PolicyState
@@ -37,6 +38,7 @@ PUBLIC: dict[str, Any] = {
     # Replication policies (DR): what is created, and what a policy's state shows.
     "policy": Policy,
     "policy-state": PolicyState,
+    "drill-report": DrillReport,
 }
 
 
