@@ -16,6 +16,9 @@ from rich.console import Console
 from services.cli.commands import COMMANDS, EXIT_ERROR, EXIT_OK, EXIT_USAGE, Io
 from services.cli.completing import script
 from services.cli.parsing import UsageError, build_parser, request_from_args
+from services.cli.policies import add_parsers, policy_body
+from services.cli.recovering import COMMANDS as RECOVERY
+from services.cli.recovering import check_drill, policy_form
 from services.cli.transports import CliError, open_transport
 
 
@@ -35,7 +38,7 @@ async def run(
 ) -> int:
     out = out or Console(highlight=False)
     err = err or Console(stderr=True, highlight=False)
-    parser = build_parser()
+    parser = build_parser(add_parsers)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse printed the usage and the flag at fault
@@ -58,11 +61,15 @@ async def run(
             return EXIT_ERROR
     io = Io(out, err, args.output)
     try:
-        if args.command in ("migrate", "replicate", "restore", "drill"):
+        if args.command == "drill":
+            check_drill(args)
+        if args.command in ("migrate", "replicate", "restore", "drill") and not policy_form(args):
             request_from_args(args)  # a usage error before any connection is tried
+        if args.command == "policy" and args.action == "create":
+            policy_body(args)  # checked like the policy service checks it, before connecting
         transport = await open_transport(args)
         try:
-            return await COMMANDS[args.command](args, io, transport)
+            return await {**COMMANDS, **RECOVERY}[args.command](args, io, transport)
         finally:
             await transport.close()
     except UsageError as e:

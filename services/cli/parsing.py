@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ source back up from the annotations the quiesce left. Rolling back twice is harm
     "restore": """examples:
   ferry restore --from east --to west --from-snapshot latest --namespace-mapping shop:shop-drill --watch""",
     "drill": """examples:
+  ferry drill shop-dr --watch                      # the policy's DR side: latest replica, verify, clean up
+  ferry drill shop-dr --snapshot snap-42 --keep    # a given replica, the drill namespaces left to look at
   ferry drill --from east --to west --from-snapshot latest --namespace-mapping shop:shop-drill --watch""",
 }
 
@@ -90,6 +93,7 @@ FLAG_OF_FIELD = {
     "$.restore.completed_jobs": "--restore-completed-jobs",
     "$.preflight_only": "--preflight",
     "$.quiesce": "--quiesce",
+    "$.keep": "--keep",
     "$.stage": "--stage",
     "$.cutover": "--cutover",
     "$.auto_rollback": "--no-auto-rollback",
@@ -146,6 +150,7 @@ def request_from_args(args: argparse.Namespace) -> MobilityRequest:
     }
     if getattr(args, "from_snapshot", None):
         source["snapshot"] = args.from_snapshot
+    keep = {"keep": True} if getattr(args, "keep", False) else {}  # a drill's namespaces stay
     target: dict[str, Any] = {
         "repository": args.to_repository or "",
         "namespace_map": pairs(args.namespace_mapping, "--namespace-mapping"),
@@ -181,6 +186,7 @@ def request_from_args(args: argparse.Namespace) -> MobilityRequest:
         "labels": labels,
         "itinerary": items(args.steps),
         **staging,
+        **keep,
     }
     try:
         return decode_request(msgspec.json.encode(document))
@@ -220,10 +226,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     """The flags of ``migrate|replicate|restore|drill``: the clusters, then one group each (as --help)."""
+    if kind == "drill":  # `ferry drill POLICY`, or an ad hoc drill from flags (services.cli.recovering)
+        parser.add_argument(
+            "policy_or_app",
+            nargs="?",
+            metavar="POLICY",
+            help="drill this policy's DR side; with --from, the application (namespace) of an ad hoc drill",
+        )
     parser.add_argument(
         "--from",
         dest="source_cluster",
-        required=True,
+        required=kind != "drill",
         metavar="CONTEXT",
         help="source cluster (kubeconfig context)",
     )
@@ -233,9 +246,17 @@ def _request_flags(parser: argparse.ArgumentParser, kind: str) -> None:
     if kind in ("restore", "drill"):
         parser.add_argument(
             "--from-snapshot",
-            required=True,
+            *(["--snapshot"] if kind == "drill" else []),
+            dest="from_snapshot",
+            required=kind == "restore",
             metavar="ID",
             help="snapshot to restore ('latest' for the newest)",
+        )
+    if kind == "drill":
+        parser.add_argument(
+            "--keep",
+            action="store_true",
+            help="leave the drill's namespaces in place for a look (default: removed after the checks)",
         )
     _what_flags(parser.add_argument_group("what to take"))
     _landing_flags(parser.add_argument_group("how it lands"))
@@ -375,7 +396,14 @@ def _rollback_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _common(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
+MoreParsers = Callable[
+    ["argparse._SubParsersAction[argparse.ArgumentParser]", Callable[[argparse.ArgumentParser], None]], None
+]
+
+
+def build_parser(more: MoreParsers | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; ``more`` adds commands defined elsewhere (``main`` passes the
+    disaster-recovery ones: they reuse this module's helpers, so this module cannot import them)."""
     parser = argparse.ArgumentParser(
         prog="ferry",
         description="Move and replicate Kubernetes applications between clusters.",
@@ -438,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     keep.add_argument("--keep-within", metavar="AGE", help="keep those younger than AGE, e.g. 7d, 12h")
     keep.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     _common(p)
+    if more is not None:  # the disaster-recovery commands (services.cli.policies, which uses this module)
+        more(sub, _common)
     p = sub.add_parser("clusters", help="kubeconfig contexts and their reachability")
     p.add_argument("--kubeconfig", help="with --bus: the kubeconfig to read (default $KUBECONFIG)")
     _common(p)

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,9 +25,11 @@ from shared.bus.connecting import connect
 from shared.bus.micro import NoRespondersError
 from shared.bus.micro import ReplyTimeout as NatsTimeout
 from shared.contracts import subjects
+from shared.contracts.drills import DrillList, DrillReport, list_decoder, report_decoder
 from shared.contracts.errors import CodedError, FerryError, Forbidden, Unauthorized, error_for, from_status
 from shared.contracts.events import Event, PhaseChanged, event_decoder
 from shared.contracts.migrations import MigrationPlan
+from shared.contracts.policies import PolicyDeleted, PolicyList, PolicyState
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
 from shared.retrying import RetryPolicy, delay, retrying
 from shared.runtime import load_settings
@@ -36,6 +39,10 @@ _list = msgspec.json.Decoder(RequestList)
 Plans = list[MigrationPlan]  # an alias: the classes below have a method named `list`
 _plans = msgspec.json.Decoder(Plans)
 _accepted = msgspec.json.Decoder(Accepted)
+_policy = msgspec.json.Decoder(PolicyState)
+_policies = msgspec.json.Decoder(PolicyList)
+_deleted = msgspec.json.Decoder(PolicyDeleted)
+POLICY_ACTIONS = ("pause", "resume", "failover", "failback")  # each answers the PolicyState after it
 
 
 # While the gateway is unreachable (a replica restarting), a read is tried 6 times, waiting 0.5 s
@@ -67,6 +74,14 @@ class Transport(Protocol):
     async def clusters(self) -> Any: ...
     async def document(self, request_id: str, name: str) -> bytes: ...
     async def retain(self, query: dict[str, Any]) -> Any: ...
+    async def policy_create(self, body: bytes) -> PolicyState: ...
+    async def policy_get(self, name: str) -> PolicyState: ...
+    async def policy_list(self) -> PolicyList: ...
+    async def policy_act(self, name: str, action: str) -> PolicyState: ...
+    async def policy_delete(self, name: str) -> PolicyDeleted: ...
+    async def policy_drill(self, name: str, snapshot: str, keep: bool) -> Accepted: ...
+    async def drills(self, policy: str, limit: int) -> DrillList: ...
+    async def drill_report(self, drill_id: str) -> DrillReport: ...
     async def close(self) -> None: ...
 
 
@@ -230,6 +245,33 @@ class GatewayTransport:
             await self._call("POST", "/v1/snapshots/retention", data=json.dumps(query).encode())
         )
 
+    async def policy_create(self, body: bytes) -> PolicyState:
+        return _policy.decode(await self._call("POST", "/v1/policies", data=body))
+
+    async def policy_get(self, name: str) -> PolicyState:
+        return _policy.decode(await self._call("GET", f"/v1/policies/{_quoted(name)}"))
+
+    async def policy_list(self) -> PolicyList:
+        return _policies.decode(await self._call("GET", "/v1/policies"))
+
+    async def policy_act(self, name: str, action: str) -> PolicyState:
+        assert action in POLICY_ACTIONS
+        return _policy.decode(await self._call("POST", f"/v1/policies/{_quoted(name)}/{action}"))
+
+    async def policy_delete(self, name: str) -> PolicyDeleted:
+        return _deleted.decode(await self._call("DELETE", f"/v1/policies/{_quoted(name)}"))
+
+    async def policy_drill(self, name: str, snapshot: str, keep: bool) -> Accepted:
+        body = msgspec.json.encode({"snapshot": snapshot, "keep": keep})
+        return _accepted.decode(await self._call("POST", f"/v1/policies/{_quoted(name)}/drill", data=body))
+
+    async def drills(self, policy: str, limit: int) -> DrillList:
+        params = {"limit": str(limit), **({"policy": policy} if policy else {})}
+        return list_decoder.decode(await self._call("GET", "/v1/drills", params=params))
+
+    async def drill_report(self, drill_id: str) -> DrillReport:
+        return report_decoder.decode(await self._call("GET", f"/v1/drills/{_quoted(drill_id)}"))
+
     async def close(self) -> None:
         await self.session.close()
 
@@ -329,8 +371,44 @@ class BusTransport:
         except KubeconfigUnreadable as e:
             raise CliError(str(e)) from None
 
+    async def policy_create(self, body: bytes) -> PolicyState:
+        return await self._guard(self.client.policy_create(body))  # type: ignore[no-any-return]
+
+    async def policy_get(self, name: str) -> PolicyState:
+        return await self._guard(self.client.policy_get(name))  # type: ignore[no-any-return]
+
+    async def policy_list(self) -> PolicyList:
+        return await self._guard(self.client.policy_list())  # type: ignore[no-any-return]
+
+    async def policy_act(self, name: str, action: str) -> PolicyState:
+        calls = {
+            "pause": self.client.policy_pause,
+            "resume": self.client.policy_resume,
+            "failover": self.client.policy_failover,
+            "failback": self.client.policy_failback,
+        }
+        return await self._guard(calls[action](name))  # type: ignore[no-any-return]
+
+    async def policy_delete(self, name: str) -> PolicyDeleted:
+        return await self._guard(self.client.policy_delete(name))  # type: ignore[no-any-return]
+
+    async def policy_drill(self, name: str, snapshot: str, keep: bool) -> Accepted:
+        call = self.client.policy_drill(name, snapshot=snapshot, keep=keep)
+        return await self._guard(call)  # type: ignore[no-any-return]
+
+    async def drills(self, policy: str, limit: int) -> DrillList:
+        return await self._guard(self.client.drills(policy, limit=limit))  # type: ignore[no-any-return]
+
+    async def drill_report(self, drill_id: str) -> DrillReport:
+        return await self._guard(self.client.drill_report(drill_id))  # type: ignore[no-any-return]
+
     async def close(self) -> None:
         await self.client.nc.close()
+
+
+def _quoted(name: str) -> str:
+    """A name in a URL path, escaped (the gateway answers 404 for one that is not a policy name)."""
+    return urllib.parse.quote(name, safe="")
 
 
 def gateway_token(args: Any) -> str:

@@ -18,7 +18,7 @@ import time
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.gateway import catalog, openapi, requests
+from services.gateway import catalog, openapi, policies, requests
 from services.gateway.config import ANONYMOUS_ADMIN, GatewayConfig, Identity, Scope
 from services.gateway.console import setup_console
 from services.gateway.web import (
@@ -144,6 +144,7 @@ def build_app(
     app.router.add_get("/v1/healthz", healthz)  # the same, under the API prefix for load balancers
     requests.add_routes(app.router)
     catalog.add_routes(app.router)
+    policies.add_routes(app.router)
     openapi.add_routes(app.router)
     setup_console(app)
     return app

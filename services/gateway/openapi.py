@@ -16,9 +16,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from services.gateway.policies import DrillAsk
 from services.gateway.web import ErrorBody
+from shared.contracts.drills import DrillList, DrillReport
 from shared.contracts.events import Event
 from shared.contracts.migrations import MigrationPlan
+from shared.contracts.policies import Policy, PolicyDeleted, PolicyList, PolicyState
 from shared.contracts.requests import MobilityRequest
 from shared.contracts.snapshots import (
     Deleted,
@@ -48,8 +51,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Invalid input: `field` names the JSON path or parameter",
         401: "Missing or unknown bearer token",
         403: "The token lacks the scope this call needs",
-        404: "No such request or snapshot",
-        409: "The idempotency key names an existing request with another body (code `conflict`)",
+        404: "No such request, snapshot, policy or drill",
+        409: "A conflict with what is stored (code `conflict`): an idempotency key or a policy name "
+        "reused with another body, a policy failed over",
         413: "Request body too large",
         500: "The stored request cannot be read (code `unreadable`); other requests are unaffected",
         503: "The bus or the service behind it does not answer",
@@ -278,9 +282,161 @@ def _clusters() -> dict[str, Any]:
     }
 
 
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _call(summary: str, ok: dict[str, Any], *statuses: int, **more: Any) -> dict[str, Any]:
+    """One operation on a policy (its name in the path) answering ``ok`` or the ``statuses``."""
+    return {"summary": summary, "parameters": [_NAME], "responses": {**ok, **_errors(*statuses)}, **more}
+
+
+def _policies() -> dict[str, Any]:
+    """Replication policies: ``ferry.policies.*`` on the bus."""
+    state = _ref("PolicyState")
+    changed = {"200": _json(state, "The policy after the change")}
+    return {
+        "/v1/policies": {
+            "get": {
+                "summary": "Every policy with its RPO as of now (scope read)",
+                "responses": {"200": _json(_ref("PolicyList"), "The policies"), **_errors(401, 403, 503)},
+            },
+            "post": {
+                "summary": "Create a replication policy (scope submit)",
+                "description": "Checked like the policy service checks it: a bad field is a 400 naming its "
+                "JSON path (`$.schedule`, `$.rpo`...). The same body again answers the stored policy (200); "
+                "another body under an existing name is a 409.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Policy")}},
+                },
+                "responses": {
+                    "201": _json(state, "Created; Location names it"),
+                    "200": _json(state, "The same policy existed already"),
+                    **_errors(400, 401, 403, 409, 413, 503),
+                },
+            },
+        },
+        "/v1/policies/{name}": {
+            "get": _call(
+                "One policy, its RPO refreshed (scope read)",
+                {"200": _json(state, "The policy")},
+                401,
+                403,
+                404,
+                503,
+            ),
+            "delete": _call(
+                "Delete a policy and its schedule; the replicas stay (scope admin)",
+                {"200": _json(_ref("PolicyDeleted"), "Deleted")},
+                401,
+                403,
+                404,
+                503,
+            ),
+        },
+        "/v1/policies/{name}/pause": {
+            "post": _call("Pause the slots (scope submit)", changed, 401, 403, 404, 409, 503)
+        },
+        "/v1/policies/{name}/resume": {
+            "post": _call(
+                "Resume the slots; those missed while paused are counted (scope submit)",
+                changed,
+                401,
+                403,
+                404,
+                409,
+                503,
+            )
+        },
+        **_recovery(),
+    }
+
+
+def _recovery() -> dict[str, Any]:
+    """Drill, failover and failback of a policy."""
+    drill = _call(
+        "Drill the policy's DR side: restore a replica into isolated namespaces, verify, measure RTO and "
+        "RPO, clean up (scope submit)",
+        {
+            "201": _json(_ref("Accepted"), "The drill request; Location names it"),
+            "200": _json(_ref("Accepted"), "The same drill asked before"),
+        },
+        400,
+        401,
+        403,
+        404,
+        409,
+        503,
+        requestBody={"required": False, "content": {"application/json": {"schema": _ref("DrillAsk")}}},
+    )
+    words = {
+        "failover": "Fail over to the DR side: a cutover from the primary when it answers, else a restore of "
+        "the newest replica; replication stops (scope submit). `failover_request` names the request",
+        "failback": "Fail back to the primary: a cutover from the DR side; replication resumes when it "
+        "completes (scope submit). `failback_request` names the request",
+    }
+    return {
+        "/v1/policies/{name}/drill": {"post": drill},
+        **{
+            f"/v1/policies/{{name}}/{action}": {
+                "post": _call(
+                    text, {"200": _json(_ref("PolicyState"), "The policy")}, 401, 403, 404, 409, 503
+                )
+            }
+            for action, text in words.items()
+        },
+    }
+
+
+def _drills() -> dict[str, Any]:
+    """Drill reports: ``ferry.drills.*`` on the bus."""
+    query = [
+        {
+            "name": "policy",
+            "in": "query",
+            "required": False,
+            "description": "one policy's drills",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": "1..1000, default 100",
+            "schema": {"type": "integer"},
+        },
+    ]
+    return {
+        "/v1/drills": {
+            "get": {
+                "summary": "Drill reports, newest first: RTO, RPO, verified, problems, clean-up (scope read)",
+                "parameters": query,
+                "responses": {"200": _json(_ref("DrillList"), "The drills"), **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/drills/{id}": {
+            "get": {
+                "summary": "One drill's report, by its request id (scope read)",
+                "parameters": [_ID],
+                "responses": {"200": _json(_ref("DrillReport"), "The report"), **_errors(401, 403, 404, 503)},
+            }
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
-    """Every route, next to the module that serves it: health, requests, migrations, snapshots, clusters."""
-    return {**_health(), **_requests(), **_request(), **_migrations(), **_snapshots(), **_clusters()}
+    """Every route, next to the module that serves it: health, requests, migrations, snapshots,
+    clusters, policies and drills."""
+    return {
+        **_health(),
+        **_requests(),
+        **_request(),
+        **_migrations(),
+        **_snapshots(),
+        **_clusters(),
+        **_policies(),
+        **_drills(),
+    }
 
 
 def document() -> dict[str, Any]:
@@ -295,6 +451,7 @@ def document() -> dict[str, Any]:
         MigrationPlan,
     ]
     types += [SnapshotList, SnapshotDetail, Deleted, RetentionQuery, RetentionResult]
+    types += [Policy, PolicyState, PolicyList, PolicyDeleted, DrillAsk, DrillReport, DrillList]
     schemas, components = msgspec.json.schema_components(types, ref_template=REF)
     components["Event"] = schemas[types.index(Event)]  # a tagged union: a oneOf of the event kinds
     return {

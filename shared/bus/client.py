@@ -3,6 +3,11 @@
 This is what the ``ferry`` command uses with ``--bus`` and what the gateway uses for everything —
 and it is a worked example for automation in another language: plain JSON on documented subjects.
 
+``policy_*`` speak to the policy service (``shared.contracts.policies``: create, get, list, pause,
+resume, delete, and for disaster recovery drill, failover, failback) and ``drills`` /
+``drill_report`` to the drill reports (``shared.contracts.drills``); every one raises
+``RequestRejected`` for a ``Rejected`` reply, so a caller renders a policy's refusal as any other.
+
 ``migrations`` answers the migration plans (``shared.contracts.migrations``) and ``rollback`` submits
 the rollback of a stored migrate, built from its state by ``rollback_request`` — so the CLI, the
 gateway and automation build the same request, with the same idempotency key.
@@ -30,9 +35,27 @@ from nats.js.errors import Error as JsError
 from nats.js.errors import ObjectNotFoundError
 
 from shared.contracts import subjects
+from shared.contracts.drills import DRILLS_GET, DRILLS_LIST, DrillList, DrillQuery, DrillReport
+from shared.contracts.drills import list_decoder as _drill_list
+from shared.contracts.drills import report_decoder as _drill_report
 from shared.contracts.errors import PermanentError, TemporaryError, clipped
 from shared.contracts.events import Event, PhaseChanged, event_decoder
 from shared.contracts.migrations import MigrationPlan, rollback_request
+from shared.contracts.policies import (
+    POLICY_CREATE,
+    POLICY_DELETE,
+    POLICY_DRILL,
+    POLICY_FAILBACK,
+    POLICY_FAILOVER,
+    POLICY_GET,
+    POLICY_LIST,
+    POLICY_PAUSE,
+    POLICY_RESUME,
+    Policy,
+    PolicyDeleted,
+    PolicyList,
+    PolicyState,
+)
 from shared.contracts.requests import MobilityRequest, RequestKind, encode_request
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
 from shared.retrying import RetryPolicy, retrying
@@ -48,6 +71,11 @@ _list = msgspec.json.Decoder(RequestList)
 Plans = list[MigrationPlan]  # an alias: the classes below have a method named `list`
 _plans = msgspec.json.Decoder(Plans)
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_policy_state = msgspec.json.Decoder(PolicyState)
+_policy_list = msgspec.json.Decoder(PolicyList)
+_policy_deleted = msgspec.json.Decoder(PolicyDeleted)
+_accepted = msgspec.json.Decoder(Accepted)
+
 _encoder = msgspec.json.Encoder()
 DOCUMENTS = (
     "inventory",
@@ -146,6 +174,59 @@ class BusClient:
             if not page.next or not page.items or len(items) >= query.limit:
                 return items[: max(1, query.limit)]
             query = msgspec.structs.replace(query, cursor=page.next, limit=query.limit - len(items))
+
+    async def _ask(self, subject: str, payload: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+        """One call on a subject that answers a document or a ``Rejected`` (raised)."""
+        data = await self._call(subject, payload)
+        if _is_rejected(data):
+            raise RequestRejected(_decoded(_rejected, data, subject))
+        return _decoded(decoder, data, subject)
+
+    # --- replication policies (shared.contracts.policies) -------------------------------------
+    async def policy_create(self, policy: Policy | bytes) -> PolicyState:
+        """Create a policy (a ``Policy`` or its JSON, checked by the service); the same body again
+        answers the stored policy, another body under the same name is a ``conflict``."""
+        body = policy if isinstance(policy, bytes) else _encoder.encode(policy)
+        return await self._ask(POLICY_CREATE, body, _policy_state)
+
+    async def policy_get(self, name: str) -> PolicyState:
+        """One policy with its RPO as of now (``not-found`` when there is none)."""
+        return await self._ask(POLICY_GET, name.encode(), _policy_state)
+
+    async def policy_list(self) -> PolicyList:
+        return await self._ask(POLICY_LIST, b"", _policy_list)
+
+    async def policy_pause(self, name: str) -> PolicyState:
+        return await self._ask(POLICY_PAUSE, name.encode(), _policy_state)
+
+    async def policy_resume(self, name: str) -> PolicyState:
+        return await self._ask(POLICY_RESUME, name.encode(), _policy_state)
+
+    async def policy_delete(self, name: str) -> PolicyDeleted:
+        return await self._ask(POLICY_DELETE, name.encode(), _policy_deleted)
+
+    async def policy_drill(self, name: str, *, snapshot: str = "latest", keep: bool = False) -> Accepted:
+        """Start a drill of the policy's DR side: the drill request's id."""
+        body = _encoder.encode({"name": name, "snapshot": snapshot or "latest", "keep": keep})
+        return await self._ask(POLICY_DRILL, body, _accepted)
+
+    async def policy_failover(self, name: str) -> PolicyState:
+        """Fail the application over to the policy's DR side (``failover_request`` follows it)."""
+        return await self._ask(POLICY_FAILOVER, name.encode(), _policy_state)
+
+    async def policy_failback(self, name: str) -> PolicyState:
+        """Bring the application back to its primary (``failback_request`` follows it)."""
+        return await self._ask(POLICY_FAILBACK, name.encode(), _policy_state)
+
+    # --- drill reports (shared.contracts.drills) ----------------------------------------------
+    async def drills(self, policy: str = "", *, limit: int = 100) -> DrillList:
+        """The drill reports, newest first: every drill, or one policy's."""
+        body = _encoder.encode(DrillQuery(policy=policy, limit=limit))
+        return await self._ask(DRILLS_LIST, body, _drill_list)
+
+    async def drill_report(self, drill_id: str) -> DrillReport:
+        """One drill's report, by its request id (``not-found`` when there is no such drill)."""
+        return await self._ask(DRILLS_GET, drill_id.encode(), _drill_report)
 
     async def migrations(self) -> Plans:
         """Every application's migration plan, the most recently active first."""

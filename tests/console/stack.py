@@ -19,7 +19,9 @@ import aiohttp
 import msgspec
 
 from services.gateway.service import GatewayService
+from services.intake.drills import DrillsService
 from services.intake.intake import IntakeService
+from services.intake.policies import PolicyService
 from shared.bus.client import BusClient
 from shared.contracts import subjects
 from shared.contracts.snapshots import RetentionResult, SnapshotList, SnapshotSummary, retention_decoder
@@ -104,9 +106,10 @@ async def _catalog(client: BusClient) -> list[Any]:
 async def console_stack(
     settings: Settings, client: BusClient, *, kubeconfig: str
 ) -> AsyncIterator[ConsoleStack]:
-    """Intake, slow stub steps, the stub catalog and the gateway (which serves the console)."""
+    """Intake with the policy and drill services, slow stub steps, the stub catalog and the gateway
+    (which serves the console)."""
     gateway = GatewayService(settings, config=gateway_config(kubeconfig))
-    services: list[Service] = [IntakeService(settings)]
+    services: list[Service] = [IntakeService(settings), PolicyService(settings), DrillsService(settings)]
     services += [slow(volume_step(step))(settings) for step in STEPS]
     subscriptions = await _catalog(client)
     try:

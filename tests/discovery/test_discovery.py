@@ -232,10 +232,13 @@ async def test_owned_objects_role_bindings_priority_classes_and_dangling_referen
     }
     assert set(priority.needed_by) == worker  # the Deployment, its ReplicaSet and its Pod
     assert inventory.item("configmaps/shop/scratch") is None  # Ferry's own
-    assert inventory.warnings == [  # once, for the Deployment: its ReplicaSet and Pod only repeat its template
-        "deployments.apps/shop/worker references secrets/shop/worker-token (envFrom.secretRef), "
-        "which does not exist in cluster east"
-    ]  # the optional ConfigMap is no problem
+    assert (
+        inventory.warnings
+        == [  # once, for the Deployment: its ReplicaSet and Pod only repeat its template
+            "deployments.apps/shop/worker references secrets/shop/worker-token (envFrom.secretRef), "
+            "which does not exist in cluster east"
+        ]
+    )  # the optional ConfigMap is no problem
     dangling = [r for r in inventory.references if r.missing]
     assert {(r.target, r.optional) for r in dangling} == {
         ("secrets/shop/worker-token", False),

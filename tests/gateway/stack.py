@@ -1,4 +1,4 @@
-"""A running Ferry for tests: the real intake, stub step services and the gateway, in-process.
+"""A running Ferry for tests: the real intake, policy and drill services, stub steps, the gateway.
 
 Shared by the gateway and CLI tests. ``ferry_stack`` starts everything on the test's nats-server
 (the pattern of tests/bus/test_lifecycle.py) and hands back a ``Gateway`` with its URL, a session,
@@ -15,7 +15,9 @@ import aiohttp
 
 from services.gateway.config import GatewayConfig, Scope, TokenEntry, Tokens, hash_token
 from services.gateway.service import GatewayService
+from services.intake.drills import DrillsService
 from services.intake.intake import IntakeService
+from services.intake.policies import PolicyService
 from shared.bus.client import BusClient
 from shared.contracts.steps import StepName
 from shared.runtime import Service, Settings
@@ -36,6 +38,7 @@ STEPS = (
     StepName.RESTORE,
     StepName.VERIFY,
     StepName.ROLLBACK,
+    StepName.CLEANUP,
     StepName.ECHO,
 )
 
@@ -75,9 +78,10 @@ def gateway_config(kubeconfig: str = "", max_body: int = 64 * 1024) -> GatewayCo
 async def ferry_stack(
     settings: Settings, client: BusClient, *, kubeconfig: str = "", steps: bool = True
 ) -> AsyncIterator[Gateway]:
-    """Intake, stub services for every step (when ``steps``), and the gateway."""
+    """Intake, the policy and drill services (as ``python -m services.intake`` runs them), stubs for
+    every step (when ``steps``), and the gateway."""
     gateway = GatewayService(settings, config=gateway_config(kubeconfig))
-    services: list[Service] = [IntakeService(settings)]
+    services: list[Service] = [IntakeService(settings), PolicyService(settings), DrillsService(settings)]
     if steps:
         services += [volume_step(step)(settings) for step in STEPS]
     async with running(*services, gateway), aiohttp.ClientSession() as session:

@@ -1,4 +1,5 @@
-"""The console's read pages: overview, requests, one request, a document, snapshots.
+"""The console's read pages: overview, requests, one request, a document, snapshots (the policies and
+drills have theirs in ``policies``; the overview shows the policies too).
 
 Each handler asks Ferry through the gateway's own ``BusClient`` (or ``calls``) and hands plain
 values to a template; ``views`` computes what is shown. A part of a page that changes while a
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from services.gateway.config import Scope
 from services.gateway.console import calls, views
+from services.gateway.console.policies import policy_rows
 from services.gateway.console.sessions import Session, page, render
 from services.gateway.requests import REQUEST_ID
 from services.gateway.web import CLIENT
@@ -56,6 +58,8 @@ async def running(request: web.Request) -> list[dict[str, Any]]:
 async def overview(request: web.Request, session: Session) -> web.Response:
     found, problem = await calls.clusters(request.app)
     context = {"clusters": found.items, "kubeconfig": found.kubeconfig, "problem": problem}
+    rows, policies_problem = await policy_rows(request.app)  # RPO against target, last drill
+    context |= {"policies": rows, "policies_problem": policies_problem}
     return render(request, "overview.html", {**context, "running": await running(request)})
 
 
