@@ -48,6 +48,9 @@ from shared.runtime.outcomes import Failed, Outcome, RetryAfter, Succeeded, WasC
 from shared.runtime.rollbacks import needs_rollback, noted, submit_rollback
 from shared.runtime.settings import Settings
 
+# Steps that run even after their request failed or was cancelled: they undo what earlier steps made.
+RUN_AFTER_END = frozenset({StepName.CLEANUP})
+
 log = logging.getLogger("ferry.runtime")
 
 
@@ -154,7 +157,10 @@ class StepContext:
             self.bytes_counted += n
 
     async def checkpoint(self) -> None:
-        """Raise Cancelled if the request was cancelled. Call between units of work."""
+        """Raise Cancelled if the request was cancelled. Call between units of work. A step that runs
+        after the end (a drill's cleanup) is never cancelled: it is what a cancellation still owes."""
+        if self.command.step in RUN_AFTER_END:
+            return
         state, _ = await self.service.store.get(self.request_id)
         if state.cancel_requested or state.phase is Phase.CANCELLED:
             raise Cancelled(f"request {self.request_id} was cancelled")
@@ -208,6 +214,8 @@ class StepService(Service):
             case NotRun(reason=reason):
                 log.info("step %s not run: %s", command.step.value, reason)
                 await self._start_rollback_late(command, state)
+                if state.phase in (Phase.FAILED, Phase.CANCELLED):  # cancelled between steps
+                    await self._start_cleanup(command, state)
             case CancelRequested():
                 await self._finish_cancelled(command)
             case Busy(retry_after=wait):
@@ -230,9 +238,10 @@ class StepService(Service):
             nonlocal decision
             step = state.step_state(command.step)
             now = time.time()
-            if state.phase.final:
+            after_end = command.step in RUN_AFTER_END  # a drill's cleanup runs even when it failed
+            if state.phase.final and not (after_end and state.phase in (Phase.FAILED, Phase.CANCELLED)):
                 decision = NotRun(reason=f"request is {state.phase.value}")
-            elif state.cancel_requested:
+            elif state.cancel_requested and not after_end:
                 decision = CancelRequested()
             elif step.status.done:
                 decision = AlreadyDone()
@@ -242,7 +251,8 @@ class StepService(Service):
                 step.status, step.owner, step.lease_until = StepStatus.RUNNING, self.instance, now + lease
                 step.attempts += 1
                 step.started_at = step.started_at or utcnow()
-                state.phase = Phase.IN_PROGRESS
+                if not state.phase.final:  # a cleanup after the end leaves the request's outcome
+                    state.phase = Phase.IN_PROGRESS
                 decision = Claimed(attempt=step.attempts)
             return isinstance(decision, Claimed)
 
@@ -386,7 +396,7 @@ class StepService(Service):
             step = state.step_state(command.step)
             step.status = StepStatus.PARTIALLY_FAILED if result.partial else StepStatus.SUCCEEDED
             step.result, step.finished_at, step.owner, step.error = result, utcnow(), "", ""
-            if last:
+            if last and not state.phase.final:
                 partial = any(s.status is StepStatus.PARTIALLY_FAILED for s in state.steps)
                 state.phase = Phase.PARTIALLY_FAILED if partial else Phase.COMPLETED
                 if partial:
@@ -428,8 +438,29 @@ class StepService(Service):
             return True
 
         state = await self._start_rollback(await self.store.update(command.request_id, cancel))
+        await self._start_cleanup(command, state)
         await publish_event(
             self.js, PhaseChanged(request_id=command.request_id, phase=Phase.CANCELLED, reason=state.reason)
+        )
+
+    async def _start_cleanup(self, command: StepCommand, state: RequestState) -> None:
+        """A drill that failed or was cancelled before its cleanup step: send the slip on to that step
+        now, so what it restored is removed (and the drill measured) however it ended."""
+        steps = list(command.itinerary)
+        later = [s for s in steps[command.index + 1 :] if s in RUN_AFTER_END]
+        if not later:
+            return
+        index = steps.index(later[0])
+        await publish_step(
+            self.js,
+            StepCommand(
+                request_id=command.request_id,
+                step=later[0],
+                index=index,
+                itinerary=command.itinerary,
+                request=command.request,
+                outputs={**command.outputs, **state.outputs},
+            ),
         )
 
     async def _start_rollback(self, state: RequestState) -> RequestState:
@@ -481,6 +512,7 @@ class StepService(Service):
             state = await self.store.update(command.request_id, fail)
             if final:
                 state = await self._start_rollback(state)
+                await self._start_cleanup(command, state)
             await publish_event(
                 self.js,
                 FailedEvent(
