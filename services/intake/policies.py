@@ -48,6 +48,7 @@ from shared.contracts.errors import (
     Invalid,
     TemporaryError,
     Unavailable,
+    shown,
 )
 from shared.contracts.events import Report, Warning
 from shared.contracts.policies import (
@@ -61,6 +62,7 @@ from shared.contracts.policies import (
     POLICY_LIST,
     POLICY_PAUSE,
     POLICY_RESUME,
+    Policy,
     PolicyDeleted,
     PolicyList,
     PolicyPhase,
@@ -77,6 +79,8 @@ from shared.contracts.policies import (
 from shared.contracts.requests import encode_request
 from shared.contracts.schedules import parse_schedule
 from shared.contracts.states import Accepted, Phase, Rejected, RequestState
+from shared.kube.clusters import find_kubeconfig
+from shared.kube.probing import read_kubeconfig
 from shared.runtime import Service
 
 log = logging.getLogger("ferry.policies")
@@ -127,6 +131,7 @@ class PolicyService(Service):
     # --- CRUD -----------------------------------------------------------------------------------
     async def _create(self, req: Request) -> bytes:
         policy = decode_policy(req.data)
+        await self._check_clusters(policy)
         now = utcnow()
         paused = PolicyPhase.PAUSED if policy.paused else PolicyPhase.ACTIVE
         state = PolicyState(
@@ -151,6 +156,28 @@ class PolicyService(Service):
                 raise
         log.info("policy %s: %s, %s", policy.name, policy.schedule, state.status.state.value)
         return encoder.encode(await self.refresh(policy.name))
+
+    async def _check_clusters(self, policy: Policy) -> None:
+        """A policy naming a cluster the configured kubeconfig does not know is refused now, naming the
+        field, rather than failing at its first slot. Without a configured kubeconfig (the intake need
+        not reach clusters) there is nothing to check against; the runs' preflight still checks."""
+        if not self.settings.kubeconfig:
+            return
+        path = find_kubeconfig(self.settings.kubeconfig)
+        if path is None:
+            return
+        contexts = sorted(
+            str(entry.get("name", "")) for entry in (await read_kubeconfig(path)).get("contexts") or []
+        )
+        for where, cluster in (
+            ("$.source.cluster", policy.source.cluster),
+            ("$.target.cluster", policy.target.cluster),
+        ):
+            if cluster and cluster not in contexts:
+                raise Invalid(
+                    f"unknown cluster {shown(cluster)}: the kubeconfig has {', '.join(contexts) or 'no contexts'}",
+                    field=where,
+                )
 
     async def _get(self, req: Request) -> bytes:
         return encoder.encode(await self.refresh(_name(req)))

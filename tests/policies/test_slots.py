@@ -5,8 +5,10 @@ the RPO breach shows (status, condition, event, gauge) and clears when a run cat
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import ClassVar
 
+import msgspec
 import pytest
 
 from services.intake.intake import IntakeService
@@ -234,3 +236,30 @@ async def _fired_at_least(client: BusClient, name: str, count: int) -> bool:
 
 async def _missed_at_least(policies: Policies, name: str, missed: int) -> bool:
     return (await policies.state("ferry.policies.get", name)).status.missed >= missed
+
+
+async def test_a_policy_naming_a_cluster_the_kubeconfig_lacks_is_refused_naming_the_field(
+    settings: Settings, policies: Policies, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        "clusters: [{name: e, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: east, context: {cluster: e, user: u}}, {name: west, context: {cluster: e, user: u}}]\n"
+    )
+    known = msgspec.structs.replace(settings, kubeconfig=str(kubeconfig))
+    async with running(*replicas(known)):
+        wrong_target = await policies.call(
+            "ferry.policies.create", policy("p", target={"cluster": "nowhere", "repository": "dr"})
+        )
+        wrong_source = await policies.call(
+            "ferry.policies.create", policy("q", source={"cluster": "east-1", "namespaces": ["shop"]})
+        )
+        fine = await policies.call("ferry.policies.create", policy("r", paused=True))
+        listed = await policies.list()
+    assert isinstance(wrong_target, Rejected) and wrong_target.field == "$.target.cluster"
+    assert "unknown cluster 'nowhere': the kubeconfig has east, west" in wrong_target.error
+    assert isinstance(wrong_source, Rejected) and wrong_source.field == "$.source.cluster"
+    assert not isinstance(fine, Rejected)
+    assert [s.policy.name for s in listed.items] == ["r"]
