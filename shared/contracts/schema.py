@@ -16,6 +16,7 @@ import msgspec
 from shared.contracts.drills import DrillReport
 from shared.contracts.events import Event
 from shared.contracts.inventory import Inventory
+from shared.contracts.migrations import MigrationPlan
 from shared.contracts.policies import Policy, PolicyState
 from shared.contracts.reports import Expectation, RestoreReport, Verification
 from shared.contracts.requests import MobilityRequest
@@ -39,6 +40,7 @@ PUBLIC: dict[str, Any] = {
     "policy": Policy,
     "policy-state": PolicyState,
     "drill-report": DrillReport,
+    "migration-plan": MigrationPlan,  # ferry migrations: a staged migration's stages, cutover, rollback
 }
 
 
