@@ -5,10 +5,12 @@ a damaged DR repository caught by verification (and still cleaned up), and the r
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import msgspec
 import nats
+import nats.errors
 import pytest
 
 from sandbox.localstack import NatsServer
@@ -64,7 +66,14 @@ async def captured(east: Cluster, repo_dir: Path) -> str:
 
 
 async def listed(client: BusClient, subject: str, body: bytes) -> DrillList | DrillReport | Rejected:
-    reply = await client.nc.request(subject, body, timeout=30)
+    for _ in range(20):  # a service just started: seen once in ~20 runs answering "no responders"
+        try:
+            reply = await client.nc.request(subject, body, timeout=30)
+            break
+        except nats.errors.NoRespondersError:
+            await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"nothing answers on {subject}")
     if b'"type":"rejected"' in reply.data:
         return msgspec.json.decode(reply.data, type=Rejected)
     return msgspec.json.decode(reply.data, type=DrillList if subject == DRILLS_LIST else DrillReport)
