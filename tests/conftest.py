@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from sandbox.localstack import LocalStack, NatsServer, local_stack
+from shared.bus.client import BusClient
+
+# Shared fixtures: ``settings`` (carrying the test tokens) and ``gateway`` for the packages that run
+# the stack of stub steps and the gateway (gateway, cli, console), and ``kube``, ``cluster_options``,
+# ``snapshot_process`` for those on sandbox clusters; a package's own fixture of a name overrides them.
+pytest_plugins = ("tests.gateway.stack", "tests.fixtures")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,6 +58,14 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path / "nats").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
+    """A BusClient on the test's nats-server (a package with other needs overrides it)."""
+    nc = await nats.connect(nats_server.url)
+    yield BusClient(nc, timeout=5)
+    await nc.close()
 
 
 @pytest.fixture

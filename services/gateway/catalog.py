@@ -19,6 +19,7 @@ from aiohttp import web
 
 from services.gateway.config import Scope
 from services.gateway.web import CLIENT, CONFIG, IDENTITY, json_response, requires, without_values
+from shared.bus.client import BusClient
 from shared.bus.micro import NoRespondersError
 from shared.bus.micro import ReplyTimeout as NatsTimeout
 from shared.contracts import subjects
@@ -31,14 +32,17 @@ _fields = msgspec.json.Decoder(dict[str, Any])
 
 
 # --- snapshots (pass-through to the snapshot service) ------------------------------------------
-async def _ask(request: web.Request, subject: str, payload: bytes) -> web.Response:
-    nc = request.app[CLIENT].nc
+async def ask_snapshots(client: BusClient, subject: str, payload: bytes) -> bytes:
+    """One request to the snapshot service, its reply's bytes; its rejection raised as the taxonomy's
+    error (the API passes the reply through, the console decodes it)."""
     try:
-        reply = await nc.request(subject, payload, timeout=request.app[CLIENT].timeout)
+        reply = await client.nc.request(subject, payload, timeout=client.timeout)
     except NoRespondersError:
-        raise Unavailable(f"no snapshot service answers on {subject}") from None
+        raise Unavailable(
+            f"no snapshot service answers on {subject}: the catalog is not available now"
+        ) from None
     except (NatsTimeout, TimeoutError):
-        raise Unavailable(f"no reply on {subject} in time") from None
+        raise Unavailable(f"the snapshot service did not answer on {subject} in time") from None
     try:
         doc = _fields.decode(reply.data)
     except msgspec.DecodeError:
@@ -49,7 +53,12 @@ async def _ask(request: web.Request, subject: str, payload: bytes) -> web.Respon
             without_values(str(doc.get("error", "rejected"))),
             field=str(doc.get("field", "")),
         )
-    return web.Response(body=reply.data, content_type="application/json")
+    return bytes(reply.data)
+
+
+async def _ask(request: web.Request, subject: str, payload: bytes) -> web.Response:
+    body = await ask_snapshots(request.app[CLIENT], subject, payload)
+    return web.Response(body=body, content_type="application/json")
 
 
 SNAPSHOT_QUERY = frozenset(SnapshotQuery.__struct_fields__)  # cluster, namespace, app, repository, limit

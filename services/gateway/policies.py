@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
 
 from services.gateway.config import Scope
-from services.gateway.web import CLIENT, IDENTITY, json_response, requires, without_values
+from services.gateway.requests import REQUEST_ID
+from services.gateway.web import CLIENT, IDENTITY, Handler, json_response, path_part, requires, without_values
 from shared.bus.client import BusClient, RequestRejected
 from shared.contracts.drills import MAX_DRILLS
 from shared.contracts.errors import Invalid, NotFound, json_path
-from shared.contracts.policies import decode_policy
+from shared.contracts.policies import PolicyState, decode_policy
 from shared.contracts.requests import SnapshotId
 
 log = logging.getLogger("ferry.gateway")
 
 POLICY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DRILL_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class DrillAsk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,10 +58,9 @@ async def _exists(client: BusClient, name: str) -> bool:
 
 
 def policy_name(request: web.Request) -> str:
-    value = request.match_info["name"]
-    if not POLICY_NAME.match(value):
-        raise NotFound("no policy with this name (a policy's name is a DNS-1123 label)", field="name")
-    return value
+    return path_part(
+        request, "name", POLICY_NAME, "no policy with this name (a policy's name is a DNS-1123 label)"
+    )
 
 
 @requires(Scope.READ)
@@ -97,18 +97,25 @@ async def delete_policy(request: web.Request) -> web.Response:
     return json_response(deleted)
 
 
-@requires(Scope.SUBMIT)
-async def pause_policy(request: web.Request) -> web.Response:
-    state = await request.app[CLIENT].policy_pause(policy_name(request))
-    log.info("%s paused policy %s", request[IDENTITY].name, state.policy.name)
-    return json_response(state)
+def _changing(verb: str, change: Callable[[BusClient, str], Awaitable[PolicyState]], level: int) -> Handler:
+    """The handler of one change of a policy (``submit`` scope): ``change`` it on the bus, log who
+    did it at ``level``, answer the PolicyState."""
+
+    @requires(Scope.SUBMIT)
+    async def handler(request: web.Request) -> web.Response:
+        state = await change(request.app[CLIENT], policy_name(request))
+        log.log(level, "%s %s policy %s", request[IDENTITY].name, verb, state.policy.name)
+        return json_response(state)
+
+    return handler
 
 
-@requires(Scope.SUBMIT)
-async def resume_policy(request: web.Request) -> web.Response:
-    state = await request.app[CLIENT].policy_resume(policy_name(request))
-    log.info("%s resumed policy %s", request[IDENTITY].name, state.policy.name)
-    return json_response(state)
+pause_policy = _changing("paused", BusClient.policy_pause, logging.INFO)
+resume_policy = _changing("resumed", BusClient.policy_resume, logging.INFO)
+# Fail over to the DR side, or back to the primary: the PolicyState's ``failover_request`` or
+# ``failback_request`` names the request started. Logged as warnings: someone moved an application.
+failover_policy = _changing("failed over", BusClient.policy_failover, logging.WARNING)
+failback_policy = _changing("failed back", BusClient.policy_failback, logging.WARNING)
 
 
 @requires(Scope.SUBMIT)
@@ -125,22 +132,6 @@ async def drill_policy(request: web.Request) -> web.Response:
     log.info("%s drilled policy %s: %s", request[IDENTITY].name, name, accepted.id)
     headers = {"Location": f"/v1/requests/{accepted.id}"}
     return json_response(accepted, 200 if accepted.duplicate else 201, headers)
-
-
-@requires(Scope.SUBMIT)
-async def failover_policy(request: web.Request) -> web.Response:
-    """Fail over to the DR side: the PolicyState, ``failover_request`` naming the request started."""
-    state = await request.app[CLIENT].policy_failover(policy_name(request))
-    log.warning("%s failed over policy %s", request[IDENTITY].name, state.policy.name)
-    return json_response(state)
-
-
-@requires(Scope.SUBMIT)
-async def failback_policy(request: web.Request) -> web.Response:
-    """Fail back to the primary: the PolicyState, ``failback_request`` naming the request started."""
-    state = await request.app[CLIENT].policy_failback(policy_name(request))
-    log.warning("%s failed back policy %s", request[IDENTITY].name, state.policy.name)
-    return json_response(state)
 
 
 @requires(Scope.READ)
@@ -160,10 +151,8 @@ async def list_drills(request: web.Request) -> web.Response:
 
 @requires(Scope.READ)
 async def get_drill(request: web.Request) -> web.Response:
-    value = request.match_info["id"]
-    if not DRILL_ID.match(value):
-        raise NotFound("no drill with this id", field="id")
-    return json_response(await request.app[CLIENT].drill_report(value))
+    drill = path_part(request, "id", REQUEST_ID, "no drill with this id")  # a drill is a request
+    return json_response(await request.app[CLIENT].drill_report(drill))
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

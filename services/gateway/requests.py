@@ -17,15 +17,24 @@ import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 
 import msgspec
 from aiohttp import web
 
 from services.gateway.config import Scope
-from services.gateway.web import CLIENT, CONFIG, IDENTITY, METRICS, json_response, requires, without_values
+from services.gateway.web import (
+    CLIENT,
+    CONFIG,
+    IDENTITY,
+    METRICS,
+    json_response,
+    path_part,
+    requires,
+    without_values,
+)
 from shared.bus.client import BusClient
-from shared.contracts.errors import Conflict, Invalid, NotFound, Unavailable, error_for
+from shared.contracts.errors import Conflict, Invalid, Unavailable, error_for
 from shared.contracts.events import Event, event_encoder, event_kind
 from shared.contracts.requests import RequestInvalid, RequestKind, decode_request, encode_request
 from shared.contracts.states import MAX_LIST_LIMIT, Accepted, ListQuery, Phase
@@ -34,14 +43,13 @@ log = logging.getLogger("ferry.gateway")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 KEEPALIVE = 15.0  # seconds between SSE comments while a request is quiet (proxies drop idle streams)
+KEEPALIVE_FRAME = b": keep-alive\n\n"
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_LIMIT = MAX_LIST_LIMIT
 
 
 def request_id(request: web.Request) -> str:
-    value = request.match_info["id"]
-    if not REQUEST_ID.match(value):
-        raise NotFound("no request with this id", field="id")
-    return value
+    return path_part(request, "id", REQUEST_ID, "no request with this id")
 
 
 @requires(Scope.SUBMIT)
@@ -173,25 +181,38 @@ async def _pump(
         queue.put_nowait(None)  # the queue is unbounded: never blocks, even while cancelled
 
 
-async def _frames(client: BusClient, rid: str, after: int, follow: bool) -> AsyncGenerator[bytes, None]:
+async def followed(
+    client: BusClient, rid: str, *, name: str, after: int = 0, follow: bool = True
+) -> AsyncGenerator[tuple[int, Event] | None, None]:
+    """The events of ``rid`` as ``(sequence, event)``, and ``None`` after ``KEEPALIVE`` quiet seconds
+    (the caller sends an SSE comment, so proxies keep the stream). A task named ``name`` reads the
+    subscription; close this generator (``contextlib.aclosing``) so a client gone stops it too.
+    Both event streams use it: the API's JSON one and the console's HTML fragments."""
     queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue()
-    pump = asyncio.create_task(_pump(client, rid, after, follow, queue), name=f"gateway:sse:{rid}")
+    pump = asyncio.create_task(_pump(client, rid, after, follow, queue), name=name)
     try:
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE)
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                yield None
                 continue
             if item is None:
                 break
-            yield sse_frame(*item)
+            yield item
         await pump  # surfaces an error of the subscription
     finally:
         if not pump.done():
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+
+
+async def _frames(client: BusClient, rid: str, after: int, follow: bool) -> AsyncGenerator[bytes, None]:
+    events = followed(client, rid, name=f"gateway:sse:{rid}", after=after, follow=follow)
+    async with contextlib.aclosing(events):
+        async for item in events:
+            yield KEEPALIVE_FRAME if item is None else sse_frame(*item)
 
 
 @requires(Scope.READ)
@@ -201,13 +222,21 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     after = resume_after(request)
     state = await client.get(rid)  # 404 before the stream starts
     follow = not state.phase.final  # a finished request: its history, then the end
-    metrics = request.app[METRICS]
-    if metrics.open_streams >= request.app[CONFIG].max_streams:
+    with stream_slot(request.app):
+        return await _stream(request, client, rid, after, follow)
+
+
+@contextlib.contextmanager
+def stream_slot(app: web.Application) -> Iterator[None]:
+    """One of this replica's open event streams (the API's and the console's count together, up to
+    ``max_streams``); ``Unavailable`` when they are all taken."""
+    metrics = app[METRICS]
+    if metrics.open_streams >= app[CONFIG].max_streams:
         raise Unavailable("too many event streams open on this gateway; retry later")
     metrics.open_streams += 1
     metrics.streams.inc()
     try:
-        return await _stream(request, client, rid, after, follow)
+        yield
     finally:
         metrics.open_streams -= 1
         metrics.streams.dec()
@@ -216,13 +245,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
 async def _stream(
     request: web.Request, client: BusClient, rid: str, after: int, follow: bool
 ) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
-    )
+    response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
     try:

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.gateway.config import GatewayConfig, Identity, Scope
 from shared.bus.client import BusClient
-from shared.contracts.errors import CodedError
+from shared.contracts.errors import CodedError, NotFound
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,6 +85,15 @@ def without_values(message: str) -> str:
     list); a value may be a secret pasted in the wrong field, so none is ever sent back.
     """
     return _QUOTED.sub("(value withheld)", message)
+
+
+def path_part(request: web.Request, key: str, pattern: re.Pattern[str], missing: str) -> str:
+    """The ``{key}`` part of the route's path; ``NotFound`` saying ``missing`` when it does not match
+    ``pattern`` (a name that cannot exist is answered without a call on the bus)."""
+    value = request.match_info[key]
+    if not pattern.match(value):
+        raise NotFound(missing, field=key)
+    return value
 
 
 def requires(*scopes: Scope) -> Callable[[Handler], Handler]:

@@ -11,7 +11,6 @@ The phase is always the request's current one. A policy's drills carry ``ferry.d
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -31,20 +30,17 @@ from shared.contracts.drills import (
     report_decoder,
 )
 from shared.contracts.errors import (
-    CodedError,
     FerryError,
-    Internal,
     Invalid,
     NotFound,
-    Unavailable,
     json_path,
 )
 from shared.contracts.requests import RequestKind
-from shared.contracts.states import Phase, Rejected, RequestState, Unreadable
+from shared.contracts.states import Phase, RequestState, Unreadable
 from shared.runtime import Service
+from shared.runtime.lifecycle import Handler
 
 log = logging.getLogger("ferry.drills")
-REPLY_MARGIN = 16 * 1024  # bytes of a NATS message a list leaves for its envelope
 
 
 def from_state(state: RequestState) -> DrillReport:
@@ -77,15 +73,11 @@ class DrillsService(Service):
 
     async def setup(self) -> None:
         self.requests = RequestStore(self.topology.requests, self.js)
-        assert self.micro is not None
-        handlers: dict[str, tuple[str, Callable[[Request], Awaitable[bytes]]]] = {
+        handlers: dict[str, tuple[str, Handler]] = {
             "list": (DRILLS_LIST, self._list),
             "get": (DRILLS_GET, self._get),
         }
-        for name, (subject, handler) in handlers.items():
-            await self.micro.add_endpoint(
-                name=name, subject=subject, handler=_answering(handler), queue_group="ferry-drills"
-            )
+        await self.add_endpoints(handlers, queue_group="ferry-drills", unavailable=FerryError)
 
     async def report(self, state: RequestState) -> DrillReport:
         """The drill's stored report when its cleanup wrote one, else what its state says."""
@@ -112,7 +104,7 @@ class DrillsService(Service):
                 continue
             found.append(entry)
         found.sort(key=lambda s: (s.created_at, s.id), reverse=True)
-        budget = (self.nc.max_payload if self.nc is not None else 1 << 20) - REPLY_MARGIN
+        budget = self.reply_budget
         items: list[DrillReport] = []
         for state in found[:limit]:
             item = await self.report(state)
@@ -138,21 +130,3 @@ class DrillsService(Service):
         if state.request.kind is not RequestKind.DRILL:
             raise NotFound(f"request {request_id} is a {state.request.kind.value}, not a drill", field="id")
         return encoder.encode(await self.report(state))
-
-
-def _answering(handler: Callable[[Request], Awaitable[bytes]]) -> Callable[[Request], Awaitable[None]]:
-    """An endpoint that answers the handler's bytes, or a ``Rejected`` with the error's code."""
-
-    async def endpoint(req: Request) -> None:
-        try:
-            reply = await handler(req)
-        except CodedError as e:
-            reply = encoder.encode(Rejected.of(e))
-        except FerryError as e:  # temporary ones (the bucket unreachable) among them
-            reply = encoder.encode(Rejected(error=str(e), code=Unavailable.code))
-        except Exception:
-            log.exception("drill call on %s failed", req.subject)
-            reply = encoder.encode(Rejected.of(Internal("internal error: see the drills service's log")))
-        await req.respond(reply)
-
-    return endpoint

@@ -53,7 +53,6 @@ log = logging.getLogger("ferry.intake")
 encoder = msgspec.json.Encoder()
 list_query_decoder = msgspec.json.Decoder(ListQuery)
 canonical = msgspec.json.Encoder(order="deterministic")  # maps sorted: the same request, the same bytes
-REPLY_MARGIN = 16 * 1024  # bytes of a NATS message a list page leaves for its envelope
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):
@@ -338,7 +337,7 @@ class IntakeService(Service):
                 continue
             matched.append(entry)
         matched.sort(key=cursor_of, reverse=True)
-        budget = (self.nc.max_payload if self.nc is not None else 1 << 20) - REPLY_MARGIN
+        budget = self.reply_budget
         budget -= len(encoder.encode(skipped[:100]))
         items: list[RequestState] = []
         used = 0
@@ -373,7 +372,7 @@ class IntakeService(Service):
                 log.warning("request %s left out of the migration plans: %s", entry.id, entry.reason)
                 continue
             states.append(entry)
-        budget = (self.nc.max_payload if self.nc is not None else 1 << 20) - REPLY_MARGIN
+        budget = self.reply_budget
         kept: list[MigrationPlan] = []
         used = 0
         for plan in plans(states)[:MAX_LIST_LIMIT]:

@@ -28,7 +28,6 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -44,9 +43,7 @@ from shared.contracts.errors import (
     CodedError,
     Conflict,
     FerryError,
-    Internal,
     Invalid,
-    TemporaryError,
     Unavailable,
     shown,
 )
@@ -82,9 +79,9 @@ from shared.contracts.states import Accepted, Phase, Rejected, RequestState
 from shared.kube.clusters import find_kubeconfig
 from shared.kube.probing import read_kubeconfig
 from shared.runtime import Service
+from shared.runtime.lifecycle import Handler
 
 log = logging.getLogger("ferry.policies")
-REPLY_MARGIN = 16 * 1024  # bytes of a NATS message a list leaves for its envelope
 
 
 class PolicyService(Service):
@@ -103,7 +100,7 @@ class PolicyService(Service):
         self.bus = BusClient(self.nc, timeout=self.submit_timeout)
         probe = self.probe or kube_probe(self.settings.kubeconfig)
         self.recovery = Recovery(self.js, self.store, self.requests, self.bus, self.refresh, probe)
-        handlers: dict[str, tuple[str, Callable[[Request], Awaitable[bytes]]]] = {
+        handlers: dict[str, tuple[str, Handler]] = {
             "create": (POLICY_CREATE, self._create),
             "get": (POLICY_GET, self._get),
             "list": (POLICY_LIST, self._list),
@@ -114,10 +111,7 @@ class PolicyService(Service):
             "failover": (POLICY_FAILOVER, self._failover),
             "failback": (POLICY_FAILBACK, self._failback),
         }
-        for name, (subject, handler) in handlers.items():
-            await self.micro.add_endpoint(
-                name=name, subject=subject, handler=_answering(handler), queue_group="ferry-policies"
-            )
+        await self.add_endpoints(handlers, queue_group="ferry-policies")
         self.slots = SlotConsumer(self.js, self.on_slot)
         self.spawn("slots", self.slots.run())
         self.spawn("rpo", self._watch_rpo())
@@ -183,8 +177,7 @@ class PolicyService(Service):
         return encoder.encode(await self.refresh(_name(req)))
 
     async def _list(self, req: Request) -> bytes:
-        assert self.nc is not None
-        budget = self.nc.max_payload - REPLY_MARGIN
+        budget = self.reply_budget
         page = PolicyList(items=[])
         used = 0
         async for entry in self.store.entries():
@@ -451,21 +444,3 @@ def _name(req: Request) -> str:
     if not _LABEL.fullmatch(name):
         raise Invalid(f"not a policy name: {name[:100]!r} (a DNS-1123 label)", field="name")
     return name
-
-
-def _answering(handler: Callable[[Request], Awaitable[bytes]]) -> Callable[[Request], Awaitable[None]]:
-    """An endpoint that answers the handler's bytes, or a ``Rejected`` with the error's code."""
-
-    async def endpoint(req: Request) -> None:
-        try:
-            reply = await handler(req)
-        except CodedError as e:
-            reply = encoder.encode(Rejected.of(e))
-        except TemporaryError as e:
-            reply = encoder.encode(Rejected(error=str(e), code=Unavailable.code))
-        except Exception:
-            log.exception("policy call on %s failed", req.subject)
-            reply = encoder.encode(Rejected.of(Internal("internal error: see the policy service's log")))
-        await req.respond(reply)
-
-    return endpoint

@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.bus.states import RequestNotFound
@@ -53,6 +52,7 @@ from shared.kube import (
 from shared.runtime import StepContext, StepService
 from shared.runtime.outcomes import Failed, Outcome, Succeeded, WasCancelled
 from shared.runtime.quiescing import unquiesce
+from shared.runtime.stepping import Checkpoint, throttled
 
 log = logging.getLogger("ferry.rollback")
 
@@ -77,7 +77,6 @@ GONE_WITHIN = 300.0  # seconds one object may take to go (finalizers, a namespac
 CANCEL_CHECK = 0.5  # seconds between two cancellation checks while deleting
 
 Found = list[tuple[Resource, Obj]]
-Checkpoint = Callable[[], Awaitable[None]]
 
 
 def target_namespaces(request: MobilityRequest) -> list[str | None]:
@@ -191,19 +190,6 @@ async def delete_all(cluster: Cluster, objects: Found, checkpoint: Checkpoint) -
         except TimeoutError as e:
             raise TemporaryError(f"{object_key(resource, obj)} is still being deleted: {e}") from e
     return removed
-
-
-def throttled(check: Checkpoint, every: float) -> Checkpoint:
-    """``check`` at most every ``every`` seconds (a cancellation check reads the request's state)."""
-    last = 0.0
-
-    async def maybe() -> None:
-        nonlocal last
-        if time.monotonic() - last >= every:
-            last = time.monotonic()
-            await check()
-
-    return maybe
 
 
 def refusal(rollback_of: str, original: RequestState | None) -> str:

@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -72,6 +71,7 @@ from shared.runtime.outcomes import Failed, Succeeded, WasCancelled
 from shared.runtime.outcomes import Outcome as StepOutcome  # reports' Outcome is an object's
 from shared.runtime.repositories import for_repository, repository_url
 from shared.runtime.settings import Settings, load
+from shared.runtime.stepping import throttled
 
 log = logging.getLogger("ferry.restore")
 CANCEL_CHECK = 0.5  # seconds between two cancellation checks while objects are written
@@ -187,19 +187,6 @@ async def _close(cluster: object) -> None:
     close = getattr(cluster, "close", None)
     if close is not None:
         await close()
-
-
-def throttled(check: Callable[[], Awaitable[None]], every: float) -> Callable[[], Awaitable[None]]:
-    """``check`` at most every ``every`` seconds (a cancellation check reads the request's state)."""
-    last = 0.0
-
-    async def maybe() -> None:
-        nonlocal last
-        if time.monotonic() - last >= every:
-            last = time.monotonic()
-            await check()
-
-    return maybe
 
 
 class RestoreService(StepService):

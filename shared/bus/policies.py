@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.errors import Error as JsError
 from nats.js.kv import KeyValue
 
+from shared.bus.buckets import compare_and_set, stream_keys
 from shared.bus.consuming import Backoff
 from shared.contracts.errors import Conflict, Invalid, NotFound, PermanentError, TemporaryError, clipped
 from shared.contracts.errors import Unreadable as UnreadableError
@@ -52,7 +54,7 @@ from shared.contracts.policies import (
     state_decoder,
 )
 from shared.contracts.schedules import ScheduleInvalid, parse_schedule
-from shared.retrying import RetryPolicy, delay, retrying
+from shared.retrying import RetryPolicy, delay
 
 log = logging.getLogger("ferry.bus")
 
@@ -107,27 +109,23 @@ class PolicyStore:
     async def update(self, name: str, change: PolicyChange) -> PolicyState:
         """Apply ``change`` atomically: read, change, compare-and-set, again on a conflict."""
 
-        async def attempt() -> PolicyState:
-            state, revision = await self.get(name)
-            if change(state):
-                state.status.updated_at = utcnow()
-                try:
-                    await self._kv.update(name, encoder.encode(state), last=revision)
-                except KeyWrongLastSequenceError as e:
-                    raise PolicyConflict(f"policy {name} changed since revision {revision}") from e
-                except (NatsError, JsError, TimeoutError) as e:
-                    raise TemporaryError(f"could not update policy {name}: {e}") from e
-            return state
+        async def write(state: PolicyState, revision: int) -> None:
+            state.status.updated_at = utcnow()
+            try:
+                await self._kv.update(name, encoder.encode(state), last=revision)
+            except KeyWrongLastSequenceError as e:
+                raise PolicyConflict(f"policy {name} changed since revision {revision}") from e
+            except (NatsError, JsError, TimeoutError) as e:
+                raise TemporaryError(f"could not update policy {name}: {e}") from e
 
-        loop = retrying(
-            self._conflicts,
-            retry_on=PolicyConflict,
+        return await compare_and_set(
+            functools.partial(self.get, name),
+            change,
+            write,
+            policy=self._conflicts,
+            conflict=PolicyConflict,
             what=f"update of policy {name}",
-            logger=log,
-            level=logging.DEBUG,
         )
-        state: PolicyState = await loop(attempt)
-        return state
 
     async def delete(self, name: str) -> None:
         try:
@@ -136,16 +134,8 @@ class PolicyStore:
             raise TemporaryError(f"could not delete policy {name}: {e}") from e
 
     async def names(self) -> list[str]:
-        """Every policy name, read from the bucket's stream (see ``RequestStore.keys`` for why)."""
-        try:
-            status = await self._kv.status()
-            prefix = f"$KV.{status.bucket}."
-            info = await self._js.stream_info(
-                status.stream_info.config.name or "", subjects_filter=f"{prefix}>"
-            )
-        except (NatsError, JsError, TimeoutError) as e:
-            raise TemporaryError(f"could not list policies: {e}") from e
-        return sorted(subject.removeprefix(prefix) for subject in info.state.subjects or {})
+        """Every policy name, read from the bucket's stream (``buckets.stream_keys`` says why)."""
+        return sorted(await stream_keys(self._kv, self._js, "policies"))
 
     async def entries(self) -> AsyncIterator[PolicyState | Unreadable]:
         """Every stored policy, or what says why it could not be read."""

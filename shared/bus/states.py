@@ -15,6 +15,7 @@ breaks a list.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -26,6 +27,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
+from shared.bus.buckets import compare_and_set, stream_keys
 from shared.contracts import subjects
 from shared.contracts.errors import FerryError, PermanentError, TemporaryError, clipped
 from shared.contracts.states import (
@@ -39,7 +41,7 @@ from shared.contracts.states import (
     state_encoder,
 )
 from shared.contracts.steps import StepResult
-from shared.retrying import RetryPolicy, retrying
+from shared.retrying import RetryPolicy
 
 log = logging.getLogger("ferry.bus")
 
@@ -128,44 +130,24 @@ class RequestStore:
     async def update(self, request_id: str, change: Change) -> RequestState:
         """Apply ``change`` atomically (read, change, compare-and-set, retry on conflict)."""
 
-        async def attempt() -> RequestState:
-            state, revision = await self.get(request_id)
-            if change(state):
-                await self.put_if(state, revision)
-            return state
-
-        loop = retrying(
-            self._conflicts,
-            retry_on=StateConflict,
-            what=f"compare-and-set of request {request_id}",
-            logger=log,
-            level=logging.DEBUG,
-        )
         try:
-            state: RequestState = await loop(attempt)
+            return await compare_and_set(
+                functools.partial(self.get, request_id),
+                change,
+                self.put_if,
+                policy=self._conflicts,
+                conflict=StateConflict,
+                what=f"compare-and-set of request {request_id}",
+            )
         except StateConflict as e:
             raise StateConflict(
                 f"request {request_id}: gave up after {self._conflicts.attempts} conflicting writes"
             ) from e
-        return state
 
     async def keys(self) -> list[str]:
-        """Every request id in the bucket (deleted ones included: ``get`` skips them).
-
-        Read from the bucket's stream, as the subjects holding a message, and not with
-        ``KeyValue.keys()``: its watcher may mark the end of the initial values before they all
-        arrived and return some of the keys, or none (nats.py issue 842), which made a request
-        list come back empty now and then.
-        """
-        try:
-            status = await self._kv.status()
-            prefix = f"$KV.{status.bucket}."
-            info = await self._js.stream_info(
-                status.stream_info.config.name or "", subjects_filter=f"{prefix}>"
-            )
-        except (NatsError, JsError, TimeoutError) as e:
-            raise TemporaryError(f"could not list requests: {e}") from e
-        return [subject.removeprefix(prefix) for subject in info.state.subjects or {}]
+        """Every request id in the bucket (deleted ones included: ``get`` skips them), read from the
+        bucket's stream (``buckets.stream_keys`` says why)."""
+        return await stream_keys(self._kv, self._js, "requests")
 
     async def entries(self) -> AsyncIterator[RequestState | Unreadable]:
         """Every stored request: its state, or what says why it could not be read."""

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -24,15 +24,27 @@ from nats.js import JetStreamContext
 from nats.micro.service import Service as MicroService
 
 from shared.bus.connecting import connect
+from shared.bus.micro import Request
 from shared.bus.topology import Topology, ensure_topology
 from shared.contracts import subjects
-from shared.contracts.errors import PermanentError, TemporaryError
+from shared.contracts.errors import (
+    CodedError,
+    FerryError,
+    Internal,
+    PermanentError,
+    TemporaryError,
+    Unavailable,
+)
+from shared.contracts.states import Rejected
 from shared.runtime.health import HealthServer, Metrics
 from shared.runtime.settings import Settings
 
 log = logging.getLogger("ferry.runtime")
 
 VERSION = "0.1.0"
+Handler = Callable[[Request], Awaitable[bytes]]  # a request-reply endpoint's work: the reply's bytes
+_rejected = msgspec.json.Encoder()
+REPLY_MARGIN = 16 * 1024  # bytes of a NATS message a list reply leaves for its envelope
 
 
 class Service:
@@ -72,9 +84,32 @@ class Service:
         return self._js
 
     @property
+    def reply_budget(self) -> int:
+        """Bytes the items of one list reply may take: the server's largest message (1 MiB before
+        the connection knows it) less ``REPLY_MARGIN``."""
+        return (self.nc.max_payload if self.nc is not None else 1 << 20) - REPLY_MARGIN
+
+    @property
     def topology(self) -> Topology:
         assert self._topology is not None, "service not started"
         return self._topology
+
+    async def add_endpoints(
+        self,
+        handlers: dict[str, tuple[str, Handler]],
+        *,
+        queue_group: str,
+        unavailable: type[FerryError] = TemporaryError,
+    ) -> None:
+        """Serve each ``name: (subject, handler)`` on the service's micro endpoints, in ``queue_group``:
+        the reply is the handler's bytes, or a ``Rejected`` with the error's code (an ``unavailable``
+        error's as unavailable; any other exception logged, and answered as an internal error)."""
+        assert self.micro is not None
+        for name, (subject, handler) in handlers.items():
+            endpoint = _answering(handler, self.name, unavailable)
+            await self.micro.add_endpoint(
+                name=name, subject=subject, handler=endpoint, queue_group=queue_group
+            )
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run a named background task owned by the service; if it dies, the service stops."""
@@ -149,6 +184,26 @@ class Service:
 
     async def __aexit__(self, *_: object) -> None:
         await self.drain()
+
+
+def _answering(
+    handler: Handler, service: str, unavailable: type[FerryError]
+) -> Callable[[Request], Awaitable[None]]:
+    async def endpoint(req: Request) -> None:
+        try:
+            reply = await handler(req)
+        except CodedError as e:
+            reply = _rejected.encode(Rejected.of(e))
+        except unavailable as e:  # temporary ones (the bucket unreachable) among them
+            reply = _rejected.encode(Rejected(error=str(e), code=Unavailable.code))
+        except Exception:
+            log.exception("%s call on %s failed", service, req.subject)
+            reply = _rejected.encode(
+                Rejected.of(Internal(f"internal error: see the {service} service's log"))
+            )
+        await req.respond(reply)
+
+    return endpoint
 
 
 async def serve(service: Service) -> None:

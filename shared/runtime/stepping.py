@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -164,6 +165,22 @@ class StepContext:
         state, _ = await self.service.store.get(self.request_id)
         if state.cancel_requested or state.phase is Phase.CANCELLED:
             raise Cancelled(f"request {self.request_id} was cancelled")
+
+
+Checkpoint = Callable[[], Awaitable[None]]
+
+
+def throttled(check: Checkpoint, every: float) -> Checkpoint:
+    """``check`` at most every ``every`` seconds (a cancellation check reads the request's state)."""
+    last = 0.0
+
+    async def maybe() -> None:
+        nonlocal last
+        if time.monotonic() - last >= every:
+            last = time.monotonic()
+            await check()
+
+    return maybe
 
 
 class StepService(Service):

@@ -3,13 +3,9 @@ so isolation comes from the server), settings pointing at it, and a connected Bu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import nats
 import pytest
 
 from sandbox.localstack import NatsServer
-from shared.bus.client import BusClient
 from shared.runtime import Settings, load_settings
 
 
@@ -26,10 +22,3 @@ def settings(nats_server: NatsServer) -> Settings:
         drain_grace=2.0,
         concurrency=1,
     )
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
-    nc = await nats.connect(nats_server.url)
-    yield BusClient(nc, timeout=5)
-    await nc.close()

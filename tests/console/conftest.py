@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
-import nats
 import pytest
 
 from sandbox import sandbox_clusters
-from sandbox.localstack import NatsServer
 from services.gateway import service as gateway_service
 from services.gateway.console import setup_console
 from shared.bus.client import BusClient
-from shared.runtime import Settings, load_settings
+from shared.runtime import Settings
 from tests.console.stack import ConsoleStack, console_stack
-from tests.gateway.stack import token_entries
 
 ROOT = Path(__file__).parents[2]
 # Screenshots go to a temporary artifacts directory; FERRY_SCREENSHOTS=docs/console refreshes the
@@ -51,36 +47,6 @@ def find_chromium() -> str:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     return find_chromium()
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def settings(nats_server: NatsServer) -> Settings:
-    return load_settings(
-        {},
-        nats={"url": nats_server.url},
-        http_port=0,
-        http_host="127.0.0.1",
-        ack_wait=2.0,
-        lease=2.0,
-        max_attempts=2,
-        drain_grace=2.0,
-        concurrency=2,
-        gateway_tokens=msgspec.json.encode(token_entries()).decode(),
-    )
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
-    nc = await nats.connect(nats_server.url)
-    yield BusClient(nc, timeout=5)
-    await nc.close()
 
 
 @pytest.fixture

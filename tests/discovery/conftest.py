@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 
 from sandbox import SandboxClusters, sandbox_clusters
 from sandbox.apps import install_shop
 from sandbox.localstack import NatsServer
-from shared.bus.client import BusClient
 from shared.runtime import Settings, load_settings
 
 
@@ -37,10 +35,3 @@ def settings(nats_server: NatsServer, clusters: SandboxClusters) -> Settings:
         drain_grace=2.0,
         concurrency=2,
     )
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
-    nc = await nats.connect(nats_server.url)
-    yield BusClient(nc, timeout=5)
-    await nc.close()

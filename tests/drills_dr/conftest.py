@@ -28,11 +28,11 @@ from services.restore.service import Prepared, RestoreOptions, RestoreService
 from services.transfer.transferring import TransferOptions, TransferService
 from services.verify.service import VerifyService
 from shared.bus.client import BusClient
-from shared.kube import Cluster, Clusters
-from shared.runtime import Settings, StepContext, load_settings
+from shared.kube import Cluster
+from shared.runtime import Settings, StepContext
+from tests.fixtures import region_settings
 from tests.repository.trees import random_files
 from tests.restore.capturing import volume_dir
-from tests.store.conftest import PASSWORD
 
 SHOP = Path(__file__).resolve().parents[2] / "sandbox" / "apps" / "shop"
 PUBLIC = """
@@ -57,27 +57,7 @@ async def clusters(tmp_path: Path) -> AsyncIterator[SandboxClusters]:
 
 @pytest.fixture
 def settings(nats_server: NatsServer, tmp_path: Path, clusters: SandboxClusters) -> Settings:
-    return load_settings(
-        {},
-        nats={"url": nats_server.url},
-        http_port=0,
-        http_host="127.0.0.1",
-        ack_wait=30.0,
-        lease=30.0,
-        max_attempts=2,
-        drain_grace=2.0,
-        concurrency=2,
-        kubeconfig=str(clusters.kubeconfig_path),
-        repo_password=PASSWORD.decode(),
-        repositories={"east": str(tmp_path / "east"), "west": str(tmp_path / "west")},
-    )
-
-
-@pytest.fixture
-async def kube(settings: Settings) -> AsyncIterator[dict[str, Cluster]]:
-    """Ferry's own clients of both clusters (what the tests set up and look at)."""
-    async with Clusters(settings.kubeconfig) as opened:
-        yield {"east": await opened.get("east"), "west": await opened.get("west")}
+    return region_settings(nats_server, tmp_path, clusters, concurrency=2)
 
 
 async def fill_volumes(east: Cluster) -> None:

@@ -1,6 +1,6 @@
 """A running Ferry for tests: the real intake, policy and drill services, stub steps, the gateway.
 
-Shared by the gateway and CLI tests. ``ferry_stack`` starts everything on the test's nats-server
+Shared by the gateway, CLI and console tests, with the fixtures ``settings`` and ``gateway``. ``ferry_stack`` starts everything on the test's nats-server
 (the pattern of tests/bus/test_lifecycle.py) and hands back a ``Gateway`` with its URL, a session,
 and the clear-text tokens of one token per scope.
 """
@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
+import msgspec
+import pytest
 
+from sandbox.localstack import NatsServer
 from services.gateway.config import GatewayConfig, Scope, TokenEntry, Tokens, hash_token
 from services.gateway.service import GatewayService
 from services.intake.drills import DrillsService
@@ -20,7 +23,7 @@ from services.intake.intake import IntakeService
 from services.intake.policies import PolicyService
 from shared.bus.client import BusClient
 from shared.contracts.steps import StepName
-from shared.runtime import Service, Settings
+from shared.runtime import Service, Settings, load_settings
 from tests.bus.stubs import running
 from tests.gateway.stubs import volume_step
 
@@ -86,3 +89,27 @@ async def ferry_stack(
         services += [volume_step(step)(settings) for step in STEPS]
     async with running(*services, gateway), aiohttp.ClientSession() as session:
         yield Gateway(gateway.url, session, gateway, client)
+
+
+# --- the fixtures of the packages that run this stack (gateway, cli, console) import these -----------
+@pytest.fixture
+def settings(nats_server: NatsServer) -> Settings:
+    """Settings on the test's nats-server carrying the test tokens, short leases, two workers."""
+    return load_settings(
+        {},
+        nats={"url": nats_server.url},
+        http_port=0,
+        http_host="127.0.0.1",
+        ack_wait=2.0,
+        lease=2.0,
+        max_attempts=2,
+        drain_grace=2.0,
+        concurrency=2,
+        gateway_tokens=msgspec.json.encode(token_entries()).decode(),
+    )
+
+
+@pytest.fixture
+async def gateway(settings: Settings, client: BusClient) -> AsyncIterator[Gateway]:
+    async with ferry_stack(settings, client) as running_gateway:
+        yield running_gateway

@@ -15,7 +15,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 
 from sandbox import SandboxClusters, SandboxOptions, sandbox_clusters
@@ -26,20 +25,15 @@ from services.intake.intake import IntakeService
 from services.restore.service import RestoreOptions, RestoreService
 from services.snapshot.snapshotting import SnapshotService
 from services.transfer.transferring import TransferOptions, TransferService
-from shared.bus.client import BusClient
-from shared.kube import Cluster, Clusters
+from shared.kube import Cluster
 from shared.repository import Repository
-from shared.runtime import Settings, load_settings
+from shared.runtime import Settings
 from shared.store import LocalStore
+from tests.fixtures import region_settings
 from tests.store.conftest import FAST_SCRYPT, PASSWORD
 from tests.waiting import eventually
 
 LEDGER = Path(__file__).parents[2] / "sandbox" / "apps" / "sqlite-writer"
-
-
-@pytest.fixture
-def cluster_options() -> SandboxOptions:
-    return SandboxOptions()
 
 
 @pytest.fixture
@@ -53,34 +47,8 @@ async def clusters(tmp_path: Path, cluster_options: SandboxOptions) -> AsyncIter
 def settings(nats_server: NatsServer, tmp_path: Path, clusters: SandboxClusters) -> Settings:
     for region in ("east", "west"):
         Repository.init(LocalStore(tmp_path / region), PASSWORD, scrypt_n=FAST_SCRYPT).close()
-    return load_settings(
-        {},
-        nats={"url": nats_server.url},
-        http_port=0,
-        http_host="127.0.0.1",
-        ack_wait=3.0,
-        lease=3.0,
-        max_attempts=3,
-        drain_grace=2.0,
-        concurrency=1,
-        kubeconfig=str(clusters.kubeconfig_path),
-        repo_password=PASSWORD.decode(),
-        repository=str(tmp_path / "east"),
-        repositories={"east": str(tmp_path / "east"), "west": str(tmp_path / "west")},
-    )
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
-    nc = await nats.connect(nats_server.url)
-    yield BusClient(nc, timeout=5)
-    await nc.close()
-
-
-@pytest.fixture
-async def kube(settings: Settings) -> AsyncIterator[dict[str, Cluster]]:
-    async with Clusters(settings.kubeconfig) as opened:
-        yield {"east": await opened.get("east"), "west": await opened.get("west")}
+    changes = {"ack_wait": 3.0, "lease": 3.0, "max_attempts": 3, "repository": str(tmp_path / "east")}
+    return region_settings(nats_server, tmp_path, clusters, **changes)
 
 
 @contextlib.asynccontextmanager

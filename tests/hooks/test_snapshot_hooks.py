@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,32 +170,6 @@ async def test_a_failing_pre_hook_follows_on_error_and_the_post_hook_still_thaws
     assert (volume / "thawed").read_text() == "yes"  # the post hook ran all the same
     live = await kube["east"].get("pods", pod["metadata"]["name"], "ledger")
     assert PRE_HOOK_RAN not in (live["metadata"].get("annotations") or {})
-
-
-@pytest.fixture
-def snapshot_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "FERRY_NATS_URL": settings.nats.url,
-        "FERRY_KUBECONFIG": settings.kubeconfig,
-        "FERRY_REPOSITORY": settings.repository,
-        "FERRY_REPOSITORIES": json.dumps(settings.repositories),
-        "FERRY_REPO_PASSWORD": settings.repo_password,
-        "FERRY_HTTP_PORT": "0",
-        "FERRY_HTTP_HOST": "127.0.0.1",
-        "FERRY_ACK_WAIT": str(settings.ack_wait),
-        "FERRY_LEASE": str(settings.lease),
-        "FERRY_LOG_FORMAT": "text",
-    }
-    log = (tmp_path / "snapshot.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.snapshot"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-    log.close()
 
 
 async def test_a_service_killed_between_pre_and_post_hooks_has_the_post_hook_run_by_the_next_attempt(

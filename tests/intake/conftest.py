@@ -1,3 +1,3 @@
 """Fixtures for the intake tests: the bus tests' fresh nats-server, settings and BusClient."""
 
-from tests.bus.conftest import client, settings  # noqa: F401 — fixtures shared with the bus tests
+from tests.bus.conftest import settings  # noqa: F401 — a fixture shared with the bus tests

@@ -9,7 +9,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 
 from sandbox import SandboxClusters, sandbox_clusters
@@ -23,11 +22,10 @@ from services.restore.service import RestoreOptions, RestoreService
 from services.snapshot.snapshotting import SnapshotService
 from services.transfer.transferring import TransferOptions, TransferService
 from services.verify.service import VerifyService
-from shared.bus.client import BusClient
-from shared.kube import Cluster, Clusters
 from shared.repository import Repository
-from shared.runtime import Settings, load_settings
+from shared.runtime import Settings
 from shared.store import LocalStore
+from tests.fixtures import region_settings
 from tests.store.conftest import FAST_SCRYPT, PASSWORD
 
 
@@ -42,34 +40,7 @@ async def clusters(tmp_path: Path) -> AsyncIterator[SandboxClusters]:
 @pytest.fixture
 def settings(nats_server: NatsServer, tmp_path: Path, clusters: SandboxClusters) -> Settings:
     Repository.init(LocalStore(tmp_path / "east"), PASSWORD, scrypt_n=FAST_SCRYPT).close()
-    return load_settings(
-        {},
-        nats={"url": nats_server.url},
-        http_port=0,
-        http_host="127.0.0.1",
-        ack_wait=30.0,
-        lease=30.0,
-        max_attempts=2,
-        drain_grace=2.0,
-        concurrency=1,
-        kubeconfig=str(clusters.kubeconfig_path),
-        repo_password=PASSWORD.decode(),
-        repositories={"east": str(tmp_path / "east"), "west": str(tmp_path / "west")},
-    )
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
-    nc = await nats.connect(nats_server.url)
-    yield BusClient(nc, timeout=5)
-    await nc.close()
-
-
-@pytest.fixture
-async def kube(settings: Settings) -> AsyncIterator[dict[str, Cluster]]:
-    """Ferry's own clients of both clusters (what the tests set up and look at)."""
-    async with Clusters(settings.kubeconfig) as opened:
-        yield {"east": await opened.get("east"), "west": await opened.get("west")}
+    return region_settings(nats_server, tmp_path, clusters)
 
 
 @contextlib.asynccontextmanager

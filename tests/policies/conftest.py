@@ -11,7 +11,7 @@ import pytest
 from shared.bus.client import BusClient
 from shared.contracts.policies import PolicyList, PolicyState
 from shared.contracts.states import Rejected
-from tests.bus.conftest import client, settings  # noqa: F401 — fixtures shared with the bus tests
+from tests.bus.conftest import settings  # noqa: F401 — a fixture shared with the bus tests
 
 _state = msgspec.json.Decoder(PolicyState)
 _list = msgspec.json.Decoder(PolicyList)

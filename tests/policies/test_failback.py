@@ -28,7 +28,7 @@ from shared.contracts.states import Phase, RequestState
 from shared.contracts.steps import StepName
 from shared.kube import Cluster
 from shared.runtime import Settings
-from tests.migration.conftest import clusters, every_service, kube, settings  # noqa: F401 — fixtures
+from tests.migration.conftest import clusters, every_service, settings  # noqa: F401 — fixtures
 from tests.policies.conftest import Policies, policy
 from tests.restore.capturing import volume_dir
 from tests.snapshot.helpers import tree, workload_state

@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +51,6 @@ from tests.waiting import eventually
 
 SHOP = Path(__file__).resolve().parents[2] / "sandbox" / "apps" / "shop"
 CLASSES = {"fast": "standard", "standard": "fast"}
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

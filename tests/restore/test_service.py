@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,6 @@ from tests.repository.trees import file_hashes, random_files
 from tests.restore.fakes import FakeCluster
 from tests.restore.test_engine import APP
 from tests.store.conftest import FAST_SCRYPT, PASSWORD
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

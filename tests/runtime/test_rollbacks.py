@@ -8,9 +8,7 @@ tests look at what the failed request says and at the rollback request the intak
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import nats
 import pytest
 
 from sandbox.localstack import NatsServer
@@ -55,13 +53,6 @@ def settings(nats_server: NatsServer) -> Settings:
     return load_settings(
         {}, nats={"url": nats_server.url}, http_port=0, http_host="127.0.0.1", max_attempts=1, lease=5.0
     )
-
-
-@pytest.fixture
-async def client(nats_server: NatsServer) -> AsyncIterator[BusClient]:
-    nc = await nats.connect(nats_server.url)
-    yield BusClient(nc, timeout=5)
-    await nc.close()
 
 
 async def test_a_failed_cutover_submits_its_rollback_and_says_so(

@@ -8,11 +8,8 @@ the claims' mount paths mapped to the PV directories, so the bytes really go thr
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -32,11 +29,6 @@ from tests.store.conftest import s3_settings
 
 PASSWORD = "correct horse battery staple"
 FILL = "3MB"
-
-
-@pytest.fixture
-def cluster_options() -> SandboxOptions:
-    return SandboxOptions()
 
 
 @pytest.fixture
@@ -88,31 +80,6 @@ async def pipeline(settings: Settings, *, snapshot: bool = True) -> AsyncIterato
         if snapshot:
             await stack.enter_async_context(SnapshotService(settings))
         yield
-
-
-@pytest.fixture
-def snapshot_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "FERRY_NATS_URL": settings.nats.url,
-        "FERRY_KUBECONFIG": settings.kubeconfig,
-        "FERRY_REPOSITORY": settings.repository,
-        "FERRY_REPO_PASSWORD": settings.repo_password,
-        "FERRY_HTTP_PORT": "0",
-        "FERRY_HTTP_HOST": "127.0.0.1",
-        "FERRY_ACK_WAIT": str(settings.ack_wait),
-        "FERRY_LEASE": str(settings.lease),
-        "FERRY_LOG_FORMAT": "text",
-    }
-    log = (tmp_path / "snapshot.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.snapshot"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(10)
-    log.close()
 
 
 @pytest.fixture(scope="session")

@@ -85,13 +85,6 @@ def make_snapshot(
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def settings(nats_server: NatsServer, regions: Regions, stack: LocalStack) -> Settings:
     return load_settings(
         {},

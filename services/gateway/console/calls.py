@@ -15,11 +15,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from services.gateway.catalog import ask_snapshots
 from services.gateway.web import CLIENT, CONFIG, without_values
-from shared.bus.micro import NoRespondersError
-from shared.bus.micro import ReplyTimeout as NatsTimeout
 from shared.contracts import subjects
-from shared.contracts.errors import FerryError, Invalid, ServiceFailed, Unavailable, error_for
+from shared.contracts.errors import FerryError, ServiceFailed
 from shared.contracts.snapshots import RetentionQuery, RetentionResult, SnapshotList, SnapshotQuery
 from shared.kube.clusters import Clusters
 from shared.kube.probing import ClusterList, KubeconfigUnreadable, probe_clusters
@@ -50,30 +49,8 @@ async def namespaces(app: web.Application, cluster: str) -> tuple[list[str], str
     return sorted(str((n.get("metadata") or {}).get("name", "")) for n in found), ""
 
 
-async def _ask(app: web.Application, subject: str, payload: bytes) -> bytes:
-    """One request to the snapshot service; its rejection raised as the taxonomy's error."""
-    client = app[CLIENT]
-    try:
-        reply = await client.nc.request(subject, payload, timeout=client.timeout)
-    except NoRespondersError:
-        raise Unavailable("no snapshot service answers: the catalog is not available now") from None
-    except (NatsTimeout, TimeoutError):
-        raise Unavailable("the snapshot service did not answer in time") from None
-    try:
-        doc = _any.decode(reply.data)
-    except msgspec.DecodeError:
-        raise ServiceFailed("the snapshot service answered with something that is not JSON") from None
-    if isinstance(doc, dict) and doc.get("type") == "rejected":
-        raise error_for(
-            str(doc.get("code", Invalid.code)),
-            without_values(str(doc.get("error", "rejected"))),
-            field=str(doc.get("field", "")),
-        )
-    return bytes(reply.data)
-
-
 async def snapshots(app: web.Application, query: SnapshotQuery) -> SnapshotList:
-    data = await _ask(app, subjects.SNAPSHOTS_LIST, msgspec.json.encode(query))
+    data = await ask_snapshots(app[CLIENT], subjects.SNAPSHOTS_LIST, msgspec.json.encode(query))
     try:
         return _snapshots.decode(data)
     except msgspec.ValidationError as e:
@@ -83,7 +60,7 @@ async def snapshots(app: web.Application, query: SnapshotQuery) -> SnapshotList:
 async def retention_dry_run(app: web.Application, query: RetentionQuery) -> RetentionResult:
     """What a retention policy would remove; ``dry_run`` is forced, the console never prunes."""
     query = msgspec.structs.replace(query, dry_run=True)
-    data = await _ask(app, subjects.SNAPSHOTS_RETAIN, msgspec.json.encode(query))
+    data = await ask_snapshots(app[CLIENT], subjects.SNAPSHOTS_RETAIN, msgspec.json.encode(query))
     try:
         return _retention.decode(data)
     except msgspec.ValidationError as e:

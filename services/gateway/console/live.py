@@ -16,7 +16,6 @@ simply starts over: no ``Last-Event-ID`` bookkeeping, and bars that are right fr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
@@ -26,15 +25,14 @@ from aiohttp import web
 from services.gateway.config import Scope
 from services.gateway.console import views
 from services.gateway.console.keys import TEMPLATES
-from services.gateway.console.pages import rid_of
 from services.gateway.console.sessions import Session, page
-from services.gateway.web import CLIENT, CONFIG, METRICS
+from services.gateway.requests import KEEPALIVE_FRAME, SSE_HEADERS, followed, request_id, stream_slot
+from services.gateway.web import CLIENT
 from shared.bus.client import BusClient
-from shared.contracts.errors import FerryError, Unavailable
+from shared.contracts.errors import FerryError
 from shared.contracts.events import Event, Failed, PhaseChanged, Progress, StepCompleted, StepStarted
 
 log = logging.getLogger("ferry.gateway.console")
-KEEPALIVE = 15.0  # seconds between SSE comments while a request is quiet (as the API's stream)
 _STEP_EVENTS = (StepStarted, StepCompleted, Failed, PhaseChanged)
 
 
@@ -70,65 +68,35 @@ class Renderer:
         return out
 
 
-async def _pump(client: BusClient, rid: str, queue: asyncio.Queue[Event | None]) -> None:
-    try:
-        async for _, event in client.events(rid, follow=True, idle=0.5):
-            await queue.put(event)
-    finally:
-        queue.put_nowait(None)  # unbounded: never blocks, even while cancelled
-
-
 async def _frames(renderer: Renderer) -> AsyncGenerator[bytes, None]:
-    queue: asyncio.Queue[Event | None] = asyncio.Queue()
-    pump = asyncio.create_task(
-        _pump(renderer.client, renderer.rid, queue), name=f"console:live:{renderer.rid}"
-    )
-    try:
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE)
-            except TimeoutError:
-                yield b": keep-alive\n\n"
+    events = followed(renderer.client, renderer.rid, name=f"console:live:{renderer.rid}")
+    async with contextlib.aclosing(events):
+        async for item in events:
+            if item is None:
+                yield KEEPALIVE_FRAME
                 continue
-            if event is None:
-                break
-            for item in await renderer.frames(event):
-                yield item
-        await pump  # surfaces an error of the subscription
-    finally:
-        if not pump.done():
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            for rendered in await renderer.frames(item[1]):
+                yield rendered
 
 
 @page(Scope.READ)
 async def live(request: web.Request, session: Session) -> web.StreamResponse:
     """The live fragments of one request page (the signed-in cookie, read scope)."""
-    client, rid = request.app[CLIENT], rid_of(request)
+    client, rid = request.app[CLIENT], request_id(request)
     await client.get(rid)  # 404 before the stream starts
-    metrics = request.app[METRICS]
-    if metrics.open_streams >= request.app[CONFIG].max_streams:
-        raise Unavailable("too many event streams open on this gateway; retry later")
-    metrics.open_streams += 1
-    metrics.streams.inc()
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
-    try:
-        await response.prepare(request)
-        await response.write(b"retry: 3000\n\n")
-        async with contextlib.aclosing(_frames(Renderer(request, client, rid))) as frames:
-            async for item in frames:  # aclosing: a browser gone mid-write still stops the pump
-                await response.write(item)
-        await response.write_eof()
-    except ConnectionResetError:
-        log.info("console stream of %s closed by the browser", rid)
-    except FerryError as e:  # the stream has started: too late for an error page; the page retries
-        log.warning("console stream of %s stopped: %s", rid, e)
-    finally:
-        metrics.open_streams -= 1
-        metrics.streams.dec()
+    with stream_slot(request.app):
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        try:
+            await response.prepare(request)
+            await response.write(b"retry: 3000\n\n")
+            async with contextlib.aclosing(_frames(Renderer(request, client, rid))) as frames:
+                async for item in frames:  # aclosing: a browser gone mid-write still stops the pump
+                    await response.write(item)
+            await response.write_eof()
+        except ConnectionResetError:
+            log.info("console stream of %s closed by the browser", rid)
+        except FerryError as e:  # the stream has started: too late for an error page; the page retries
+            log.warning("console stream of %s stopped: %s", rid, e)
     return response
 
 

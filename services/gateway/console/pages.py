@@ -20,7 +20,7 @@ from services.gateway.config import Scope
 from services.gateway.console import calls, views
 from services.gateway.console.policies import policy_rows
 from services.gateway.console.sessions import Session, page, render
-from services.gateway.requests import REQUEST_ID
+from services.gateway.requests import request_id
 from services.gateway.web import CLIENT
 from shared.bus.client import DOCUMENTS
 from shared.contracts.errors import FerryError, NotFound
@@ -33,13 +33,6 @@ from shared.contracts.states import ListQuery, Phase, RequestState
 RECENT = 50  # requests on the overview's and the list's first page
 _verification = msgspec.json.Decoder(Verification)
 _restore = msgspec.json.Decoder(RestoreReport)
-
-
-def rid_of(request: web.Request) -> str:
-    value = request.match_info["id"]
-    if not REQUEST_ID.match(value):
-        raise NotFound("no request with this id", field="id")
-    return value
 
 
 async def running(request: web.Request) -> list[dict[str, Any]]:
@@ -143,21 +136,21 @@ async def body_context(request: web.Request, state: RequestState, session: Sessi
 
 @page(Scope.READ)
 async def request_page(request: web.Request, session: Session) -> web.Response:
-    state = await request.app[CLIENT].get(rid_of(request))
+    state = await request.app[CLIENT].get(request_id(request))
     return render(request, "request.html", await body_context(request, state, session))
 
 
 @page(Scope.READ)
 async def request_body(request: web.Request, session: Session) -> web.Response:
     """The request page's body alone: htmx swaps it in when the live stream ends."""
-    state = await request.app[CLIENT].get(rid_of(request))
+    state = await request.app[CLIENT].get(request_id(request))
     return render(request, "_request_body.html", await body_context(request, state, session))
 
 
 @page(Scope.READ)
 async def document_page(request: web.Request, session: Session) -> web.Response:
     """A step's document, pretty-printed with every Secret value hidden."""
-    rid, name = rid_of(request), request.match_info["document"]
+    rid, name = request_id(request), request.match_info["document"]
     if name not in DOCUMENTS:
         raise NotFound(f"no document {name}: one of {', '.join(DOCUMENTS)}", field="document")
     data = calls.document(await request.app[CLIENT].document(rid, name))

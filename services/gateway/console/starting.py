@@ -18,8 +18,8 @@ from aiohttp import web
 
 from services.gateway.config import Scope
 from services.gateway.console import calls
-from services.gateway.console.pages import rid_of
 from services.gateway.console.sessions import Session, page, render, see_other
+from services.gateway.requests import request_id
 from services.gateway.web import CLIENT, without_values
 from shared.bus.client import RequestRejected
 from shared.contracts.errors import Invalid
@@ -124,7 +124,7 @@ async def migrate_dry_run(request: web.Request, session: Session) -> web.Respons
 @page(Scope.SUBMIT)
 async def start_for_real(request: web.Request, session: Session) -> web.Response:
     """Submit a completed dry run's migration without ``dry_run`` (once, whatever the clicks)."""
-    client, rid = request.app[CLIENT], rid_of(request)
+    client, rid = request.app[CLIENT], request_id(request)
     state = await client.get(rid)
     if not state.request.dry_run or state.request.kind is not RequestKind.MIGRATE:
         raise Invalid(f"request {rid} is not a migration's dry run", field="id")
@@ -138,7 +138,7 @@ async def start_for_real(request: web.Request, session: Session) -> web.Response
 
 @page(Scope.SUBMIT)
 async def cancel(request: web.Request, session: Session) -> web.Response:
-    state = await request.app[CLIENT].cancel(rid_of(request))
+    state = await request.app[CLIENT].cancel(request_id(request))
     log.info("%s cancelled %s from the console", session.identity.name, state.id)
     return see_other(f"/requests/{state.id}")
 
@@ -146,7 +146,7 @@ async def cancel(request: web.Request, session: Session) -> web.Response:
 @page(Scope.SUBMIT)
 async def rollback(request: web.Request, session: Session) -> web.Response:
     """The gateway's rollback (``POST /v1/requests/{id}/rollback``), from the request page."""
-    reply = await request.app[CLIENT].rollback(rid_of(request))
+    reply = await request.app[CLIENT].rollback(request_id(request))
     log.info("%s asked a rollback from the console: %s", session.identity.name, reply.id)
     return see_other(f"/requests/{reply.id}")
 
