@@ -59,10 +59,14 @@ async def test_a_dry_run_from_the_form_reaches_completed_live(
     await page.get_by_role("link", name="Start a migration").click()
     await page.get_by_label("From cluster").select_option("east")
     await page.get_by_label("To cluster").select_option("west")
+    # Choosing a cluster reloads the namespace list (htmx): check a box only once that has landed,
+    # or a late swap unchecks it and the form comes back asking for a namespace.
+    await page.wait_for_load_state("networkidle")
     await page.get_by_role("checkbox", name="shop").check()  # listed from the sandbox cluster east
     await page.get_by_label("Namespace mapping").fill("shop:shop-west")
     await page.get_by_label("Storage-class mapping").fill("standard:fast")
     await shot(page, screenshots, "migrate-form")
+    assert await page.get_by_role("checkbox", name="shop").is_checked()
     await page.get_by_role("button", name="Dry run").click()
     await page.wait_for_url(re.compile(r"/requests/migrate-"))
     rid = page.url.rsplit("/", 1)[1]
