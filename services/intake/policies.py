@@ -35,9 +35,9 @@ from services.intake.recovering import FINISHED, Probe, Recovery, kube_probe
 from services.intake.recovery import PolicyGauges, Transition, epoch, evaluate, observe, settle, skip
 from shared.bus.client import BusClient
 from shared.bus.micro import Request
-from shared.bus.policies import PolicyStore, Slot, SlotConsumer, cancel_schedule, publish_schedule, utcnow
+from shared.bus.policies import PolicyStore, Slot, SlotConsumer, cancel_schedule, publish_schedule
 from shared.bus.publishing import publish_event
-from shared.bus.states import RequestNotFound, RequestStore, StateUnreadable
+from shared.bus.states import RequestNotFound, RequestStore, StateUnreadable, utcnow
 from shared.bus.topology import ensure_schedules
 from shared.contracts.errors import (
     CodedError,

@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable
 from services.intake.recovery import CUTOVER, RESTORE, begin_failback, begin_failover, may_fail_over, skip
 from shared.bus.client import BusClient
 from shared.bus.micro import JetStreamContext
-from shared.bus.policies import PolicyStore, Slot, cancel_schedule, publish_schedule, utcnow
-from shared.bus.states import RequestNotFound, RequestStore, StateUnreadable
+from shared.bus.policies import PolicyStore, Slot, cancel_schedule, publish_schedule
+from shared.bus.states import RequestNotFound, RequestStore, StateUnreadable, utcnow
 from shared.contracts.errors import Conflict, Invalid, Unavailable
 from shared.contracts.policies import (
     DrillCall,

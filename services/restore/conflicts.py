@@ -41,25 +41,12 @@ import time
 from collections.abc import Iterable
 
 from services.restore.transforming import REWROTE
-from shared.contracts.migrations import PLAN_LABEL
 from shared.contracts.reports import ObjectResult, Outcome
 from shared.contracts.requests import ConflictPolicy
 from shared.kube.comparing import Path, differences, digested, target_only, without_ferry_labels
 from shared.kube.objects import Manifest, Obj
 from shared.runtime.clusters import AlreadyExists, ApiRefused, Cluster
 from shared.runtime.quiescing import NOTES as QUIESCE_NOTES
-
-
-def unstamped(obj: Obj) -> Obj:
-    """``obj`` without the labels Ferry stamps on what it restores (request, snapshot, migration plan):
-    an object another request or plan restored, or one equal but for those labels, is not "different"."""
-    obj = without_ferry_labels(obj)
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    if PLAN_LABEL not in labels:
-        return obj
-    kept = {k: v for k, v in labels.items() if k != PLAN_LABEL}
-    meta = {k: v for k, v in obj["metadata"].items() if k != "labels"}
-    return {**obj, "metadata": {**meta, "labels": kept} if kept else meta}
 
 
 def stale_quiesce_notes(live: Obj) -> list[Path]:
@@ -148,7 +135,7 @@ async def write(
                     return result_of(item, Outcome.CREATED)
         if live is None:
             return result_of(item, Outcome.PLANNED, reason="would be created")
-        desired = unstamped(item.obj)
+        desired = without_ferry_labels(item.obj)
         diff = differences(digested(desired), digested(live))  # the report is on the bus: no values
         if not diff:
             return result_of(item, Outcome.UNCHANGED, reason="already equal to the snapshot")

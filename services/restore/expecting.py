@@ -13,11 +13,10 @@ workload that a HorizontalPodAutoscaler of the snapshot scales.
 
 from __future__ import annotations
 
-from services.restore.conflicts import unstamped
 from services.restore.ordering import references
 from services.restore.restoring import Plan
 from shared.contracts.reports import Expectation, ExpectedObject, RestoreReport
-from shared.kube.comparing import digested
+from shared.kube.comparing import digested, without_ferry_labels
 from shared.kube.objects import Manifest
 
 
@@ -42,7 +41,7 @@ def expectation(report: RestoreReport, plan: Plan, *, cluster: str, repository: 
             ExpectedObject(
                 key=item.source_key,
                 target=item.key,
-                object=digested(unstamped(item.obj)),
+                object=digested(without_ferry_labels(item.obj)),
                 outcome=result.outcome,
                 reason=result.reason,
                 ignore=["spec.replicas"] if item.key in autoscaled else [],

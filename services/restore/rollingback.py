@@ -49,6 +49,7 @@ from shared.kube import (
     UnknownResource,
     object_key,
 )
+from shared.kube.comparing import REQUEST_LABEL
 from shared.runtime import StepContext, StepService
 from shared.runtime.outcomes import Failed, Outcome, Succeeded, WasCancelled
 from shared.runtime.quiescing import unquiesce
@@ -56,7 +57,6 @@ from shared.runtime.stepping import Checkpoint, throttled
 
 log = logging.getLogger("ferry.rollback")
 
-REQUEST_LABEL = "ferry.dev/request"
 WORKLOADS = frozenset(
     {
         "deployments.apps",

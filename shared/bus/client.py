@@ -230,10 +230,7 @@ class BusClient:
 
     async def migrations(self) -> Plans:
         """Every application's migration plan, the most recently active first."""
-        data = await self._call(subjects.MIGRATION_LIST, b"")
-        if _is_rejected(data):
-            raise RequestRejected(_decoded(_rejected, data, subjects.MIGRATION_LIST))
-        return _decoded(_plans, data, subjects.MIGRATION_LIST)
+        return await self._ask(subjects.MIGRATION_LIST, b"", _plans)
 
     async def rollback(self, request_id: str) -> Accepted:
         """Submit the rollback of a stored migrate (``not-found`` when there is none, ``invalid`` when

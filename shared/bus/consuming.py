@@ -53,7 +53,7 @@ class Backoff(RetryPolicy):
 
 
 # Pauses between failed fetches while NATS restarts: 0.1 s doubling to 5 s, no jitter needed.
-_FETCH_PAUSE = RetryPolicy(initial=0.1, maximum=5.0, jitter=0.0)
+FETCH_PAUSE = RetryPolicy(initial=0.1, maximum=5.0, jitter=0.0)
 
 
 async def stop_background(task: asyncio.Task[None], stop: asyncio.Event, grace: float = 5.0) -> None:
@@ -154,7 +154,7 @@ class StepConsumer:
                     continue
                 except Exception as e:  # a NATS restart: keep trying, the client reconnects
                     failures += 1
-                    pause = delay(_FETCH_PAUSE, failures)
+                    pause = delay(FETCH_PAUSE, failures)
                     log.warning("fetch from %s raised %r; retrying in %.1fs", self._durable, e, pause)
                     await asyncio.sleep(pause)
                     continue

@@ -36,7 +36,8 @@ from nats.js.errors import Error as JsError
 from nats.js.kv import KeyValue
 
 from shared.bus.buckets import compare_and_set, stream_keys
-from shared.bus.consuming import Backoff
+from shared.bus.consuming import FETCH_PAUSE, Backoff
+from shared.bus.states import utcnow
 from shared.contracts.errors import Conflict, Invalid, NotFound, PermanentError, TemporaryError, clipped
 from shared.contracts.errors import Unreadable as UnreadableError
 from shared.contracts.policies import (
@@ -61,13 +62,8 @@ log = logging.getLogger("ferry.bus")
 PATTERN_INVALID = 10189  # JetStream: "message schedules pattern is invalid"
 TARGET_INVALID = 10190
 ZONE_INVALID = 10223  # JetStream: "message schedules time zone is invalid"
-_FETCH_PAUSE = RetryPolicy(initial=0.1, maximum=5.0, jitter=0.0)
 
 PolicyChange = Callable[[PolicyState], bool]  # mutates in place; False for "no change"
-
-
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class PolicyConflict(TemporaryError):
@@ -273,7 +269,7 @@ class SlotConsumer:
                     continue
                 except Exception as e:  # a NATS restart: the client reconnects, keep trying
                     failures += 1
-                    pause = delay(_FETCH_PAUSE, failures)
+                    pause = delay(FETCH_PAUSE, failures)
                     log.warning("fetch from %s raised %r; retrying in %.1fs", self._durable, e, pause)
                     await asyncio.sleep(pause)
                     continue

@@ -165,7 +165,6 @@ async def pod_exec(
         return ExecResult(None, out.text(), err.text(), duration, timed_out=True, truncated=truncated)
     if status is None:
         raise ExecFailed(f"exec in pod {namespace}/{pod} ended without an exit status", cluster=cluster.name)
-        return ExecResult(None, out.text(), err.text(), duration, timed_out=True, truncated=truncated)
     try:
         code = exit_code_of(status)
     except ExecFailed as e:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import shlex
 import time
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ async def run_hook(cluster: Cluster, pod: dict[str, Any], hook: Hook) -> HookRun
         on_error=hook.on_error.value,
     )
     if container is None:
-        return _replace(run, error=f"container {hook.container or '(first)'} is not in pod {name}")
+        return dataclasses.replace(run, error=f"container {hook.container or '(first)'} is not in pod {name}")
     secrets = await secret_values(cluster, pod, container)
     started = time.monotonic()
     try:
@@ -146,18 +147,14 @@ async def run_hook(cluster: Cluster, pod: dict[str, Any], hook: Hook) -> HookRun
             cluster, namespace, name, hook.command, container=container["name"], within=hook.timeout
         )
     except KubeError as e:
-        return _replace(run, duration=time.monotonic() - started, error=f"exec refused: {e}")
-    return _replace(
+        return dataclasses.replace(run, duration=time.monotonic() - started, error=f"exec refused: {e}")
+    return dataclasses.replace(
         run,
         exit_code=result.exit_code,
         duration=result.duration,
         timed_out=result.timed_out,
         output=tail(result.stdout, result.stderr, secrets),
     )
-
-
-def _replace(run: HookRun, **changes: Any) -> HookRun:
-    return HookRun(**{**run.__dict__, **changes})
 
 
 async def mark(cluster: Cluster, pod: dict[str, Any], request_id: str) -> None:

@@ -37,7 +37,7 @@ from shared.bus.consuming import Backoff, Deferred, Delivery, StepConsumer, stop
 from shared.bus.publishing import publish_event, publish_step
 from shared.bus.states import RequestStore, utcnow
 from shared.contracts import subjects
-from shared.contracts.errors import Cancelled, PermanentError, TemporaryError
+from shared.contracts.errors import Cancelled, PermanentError, TemporaryError, error_for
 from shared.contracts.events import Event, PhaseChanged, Progress, StepCompleted, StepStarted, Warning
 from shared.contracts.events import Failed as FailedEvent
 from shared.contracts.requests import MobilityRequest
@@ -45,7 +45,7 @@ from shared.contracts.states import Phase, RequestState, StepStatus
 from shared.contracts.steps import StepCommand, StepName, StepResult, command_decoder
 from shared.runtime.lifecycle import Service
 from shared.runtime.logs import request_context
-from shared.runtime.outcomes import Failed, Outcome, RetryAfter, Succeeded, WasCancelled, outcome
+from shared.runtime.outcomes import Failed, Outcome, RetryAfter, Succeeded, WasCancelled, outcome, reason_of
 from shared.runtime.rollbacks import needs_rollback, noted, submit_rollback
 from shared.runtime.settings import Settings
 
@@ -210,7 +210,7 @@ class StepService(Service):
             concurrency=self.settings.concurrency,
             ack_wait=self.settings.ack_wait,
             max_attempts=self.settings.max_attempts,
-            backoff=Backoff(initial=1.0, maximum=60.0),
+            backoff=Backoff(),
         )
         await self._consumer.bind()
         self.spawn("consumer", self._consumer.run())
@@ -331,8 +331,9 @@ class StepService(Service):
                 await self._succeeded(ctx, result)
             case RetryAfter(reason=reason, delay=delay, error=error):
                 raise TemporaryError(reason, retry_after=delay) from error
-            case Failed(reason=reason, error=error):
-                raise PermanentError(reason) from error
+            case Failed(reason=reason, code=code, error=error):
+                coded = error_for(code, reason)  # the taxonomy's class: the code reaches the consumer
+                raise (coded if isinstance(coded, PermanentError) else PermanentError(reason)) from error
             case WasCancelled(reason=reason):
                 await self._finish_cancelled(command)
                 raise Cancelled(reason)
@@ -507,7 +508,7 @@ class StepService(Service):
             log.error("dropped a step message that does not decode: %s", error)
             return
         temporary = not final and not isinstance(error, PermanentError)
-        reason = str(error) or type(error).__name__
+        reason = reason_of(error)
         with request_context(command.request_id, command.step.value):
             self.metrics.steps(step=command.step.value, outcome="failed" if final else "retried").inc()
 

@@ -24,7 +24,7 @@ import pytest
 
 from sandbox.localstack import NatsServer
 from services.intake.intake import IntakeService
-from services.restore.conflicts import unstamped, write
+from services.restore.conflicts import write
 from services.restore.migrating import downtime_outputs, missing_storage_classes
 from services.restore.restoring import prepare
 from services.restore.selecting import select
@@ -37,6 +37,7 @@ from shared.contracts.migrations import PLAN_LABEL, plan_key
 from shared.contracts.requests import ConflictPolicy, MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase, RequestState
 from shared.contracts.steps import StepName, StepResult
+from shared.kube.comparing import without_ferry_labels
 from shared.kube.objects import Manifest
 from shared.repository import Repository, backup, put_blob
 from shared.runtime import Settings, StepContext, StepService, load_settings
@@ -277,7 +278,7 @@ async def test_an_object_equal_but_for_the_plan_label_is_unchanged() -> None:
     }
     result = await write(cluster, Manifest(stamped), ConflictPolicy.SKIP)
     assert result.outcome.value == "unchanged", result.diff
-    assert "labels" not in unstamped(stamped)["metadata"]
+    assert "labels" not in without_ferry_labels(stamped)["metadata"]
 
 
 def claim(name: str, storage_class: str | None) -> Manifest:
