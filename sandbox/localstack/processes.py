@@ -55,10 +55,22 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux: 32768 unless tuned)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_pair(offset: int = 10000) -> int:
-    """A port p such that p and p+offset are both free (SeaweedFS's HTTP + gRPC convention)."""
+    """A port p such that p and p+offset are both free (SeaweedFS's HTTP + gRPC convention).
+
+    Both stay below the ephemeral range: a port there can be taken by any outgoing connection
+    between this probe and weed's bind, or while weed restarts on the ports it had."""
+    top = max(_ephemeral_floor() - offset, 12000)
     for _ in range(200):
-        port = secrets.randbelow(20000) + 20000
+        port = secrets.randbelow(top - 10000) + 10000
         if _port_free(port) and _port_free(port + offset):
             return port
     raise StackError("no free pair of loopback ports found")

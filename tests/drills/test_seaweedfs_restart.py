@@ -31,8 +31,19 @@ TEMPORARY = 13  # ferry-mover's exit code for "object store unreachable after re
 class RestartableSeaweedFS(SeaweedFS):
     """Starts again on the ports it had, so clients configured with its endpoint reconnect."""
 
+    restarting = False
+
+    def restart(self, pause: float = 0.0) -> None:
+        self.stop()
+        time.sleep(pause)
+        self.restarting = True
+        try:
+            self.start()
+        finally:
+            self.restarting = False
+
     def _start_once(self, config: Path) -> None:
-        if not self.ports:
+        if not self.restarting:  # a first start that failed to bind tries other ports
             super()._start_once(config)
             return
         ports = dict(self.ports)
@@ -75,9 +86,7 @@ def test_a_backup_survives_a_restart_of_the_object_store(
             assert backing_up.poll() is None, (tmp_path / "backup.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "the backup uploaded nothing within 60s"
             time.sleep(0.1)
-        seaweed.stop()  # mid-backup: a few packs are in, most are not
-        time.sleep(1.0)
-        seaweed.start()
+        seaweed.restart(pause=1.0)  # mid-backup: a few packs are in, most are not
         code = backing_up.wait(120)
     finally:
         if backing_up.poll() is None:
