@@ -166,7 +166,12 @@ class Service:
             log.warning("%s did not drain within its grace period", self.name)
         for task in self._tasks.values():
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._tasks:
+            # Bounded: a library call inside a task may swallow its cancellation (nats-py turns some
+            # into timeouts), and an unbounded wait would then hang the shutdown.
+            _done, stuck = await asyncio.wait(self._tasks.values(), timeout=5.0)
+            for task in stuck:
+                log.warning("%s: %s did not stop within 5s", self.name, task.get_name())
         await self.teardown()
         if self.micro is not None:
             with contextlib.suppress(Exception):
