@@ -8,15 +8,19 @@ so JetStream stores the command once within the de-duplication window.
 from __future__ import annotations
 
 import logging
+import uuid
 
 from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import Error as JsError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from shared.contracts import subjects
 from shared.contracts.errors import TemporaryError
 from shared.contracts.events import Event, event_encoder, event_kind
 from shared.contracts.steps import StepCommand, command_encoder
+from shared.retrying import RetryPolicy, retrying
 
 log = logging.getLogger("ferry.bus")
 
@@ -35,16 +39,29 @@ async def publish_step(js: JetStreamContext, command: StepCommand, *, generation
     return not ack.duplicate
 
 
-async def publish_event(js: JetStreamContext, event: Event, *, msg_id: str = "") -> None:
+# What a stream leader election (a lost NATS node) looks like to a publisher: no stream answers, it
+# answers 503, or the ack times out. Seconds, not minutes; an event is worth waiting that long for.
+_ELECTION = (NoStreamResponseError, ServiceUnavailableError, NatsTimeoutError, TimeoutError)
+EVENT_RETRY = RetryPolicy(attempts=10, initial=0.2, maximum=2.0, budget=15.0)
+
+
+async def publish_event(
+    js: JetStreamContext, event: Event, *, msg_id: str = "", policy: RetryPolicy = EVENT_RETRY
+) -> None:
     """Publish an event into the events stream. Losing an event must not fail a step: log and go on.
 
-    ``msg_id`` makes a repeated publish (a retry after a crash) a no-op within the stream's
-    de-duplication window."""
+    While the stream elects a leader (a NATS node lost) the publish is retried for ``policy``'s
+    budget, under one message id so that a retry after a lost ack stores the event once; ``msg_id``
+    makes a repeated publish (a retry after a crash) a no-op within the stream's de-duplication window."""
+    kind = event_kind(event)
+    headers = {"Nats-Msg-Id": msg_id or f"{event.request_id}.{kind}.{uuid.uuid4().hex}"}
+    publish = retrying(policy, retry_on=_ELECTION, what=f"event {kind} of {event.request_id}", logger=log)
     try:
-        await js.publish(
-            subjects.event_subject(event.request_id, event_kind(event)),
+        await publish(
+            js.publish,
+            subjects.event_subject(event.request_id, kind),
             event_encoder.encode(event),
-            headers={"Nats-Msg-Id": msg_id} if msg_id else None,
+            headers=headers,
         )
     except (NatsError, JsError, TimeoutError) as e:
-        log.warning("event %s of %s not published: %s", event_kind(event), event.request_id, e)
+        log.warning("event %s of %s not published: %s", kind, event.request_id, e)

@@ -23,8 +23,12 @@ from shared.bus import BusSettings, connect, publish_event
 from shared.contracts.events import Progress as ProgressEvent
 from shared.contracts.steps import StepName
 from shared.repository import Progress as RepoProgress
+from shared.retrying import RetryPolicy
 
 log = logging.getLogger("ferry.mover")
+# Progress is best effort and the next report supersedes this one: a short retry (inside the 5 s a
+# forced, final report waits) rides out a brief stream leader election.
+_PROGRESS_RETRY = RetryPolicy(attempts=4, initial=0.2, maximum=1.0, budget=3.0)
 
 
 def bus_settings(url: str, env: Mapping[str, str] | None = None) -> BusSettings:
@@ -75,7 +79,8 @@ class NatsProgress:
             message=message,
         )
         js = self._client.jetstream()
-        self._inflight = asyncio.run_coroutine_threadsafe(publish_event(js, event), self._loop)
+        publishing = publish_event(js, event, policy=_PROGRESS_RETRY)
+        self._inflight = asyncio.run_coroutine_threadsafe(publishing, self._loop)
         if force:
             try:
                 self._inflight.result(timeout=5)
