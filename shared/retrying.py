@@ -40,6 +40,9 @@ import tenacity
 from shared.contracts.errors import TemporaryError
 
 log = logging.getLogger("ferry.retry")
+# Jitter from a generator of its own: drawing from the global one would shift the sequence a program
+# (or a property test's engine, which checks) seeded for itself.
+_jitter = random.Random()
 
 # What is worth another attempt: exception classes, or a predicate on the error.
 RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
@@ -72,7 +75,7 @@ def delay(policy: RetryPolicy, attempt: int, hint: float | None = None) -> float
     if hint is not None:
         return min(max(hint, 0.0), policy.maximum)
     base = min(policy.maximum, policy.initial * policy.multiplier ** max(0, attempt - 1))
-    return max(0.0, base * (1.0 - policy.jitter * random.random()))
+    return max(0.0, base * (1.0 - policy.jitter * _jitter.random()))
 
 
 class _Wait(tenacity.wait.wait_base):
