@@ -26,6 +26,7 @@ from shared.contracts.events import Report
 from shared.contracts.steps import StepName
 from shared.kube import Cluster
 from shared.kube.objects import Manifest
+from shared.kube.selecting import SelectorError, from_label_selector
 from shared.runtime import StepContext
 from shared.runtime.hooking import HookRun, container_of, is_ready, run_hook
 from shared.runtime.hooks import (
@@ -46,14 +47,17 @@ def add_init_hook(item: Manifest) -> str:
 
 
 async def _pods_of(cluster: Cluster, item: Manifest) -> list[dict[str, Any]]:
-    """The target's pods of a restored Pod (itself) or workload (by its selector's labels)."""
+    """The target's pods of a restored Pod (itself) or workload (by its selector: labels and
+    expressions, as its controller selects them)."""
     if item.kind == "Pod":
         found = await cluster.find("pods", item.name, item.namespace)
         return [found] if found else []
-    labels = ((item.obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    if not labels:
+    spec_selector = (item.obj.get("spec") or {}).get("selector")
+    if not isinstance(spec_selector, dict):
         return []
-    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    selector = from_label_selector(spec_selector)
+    if not selector:  # an empty selector selects every pod: not this workload's
+        return []
     return await cluster.list("pods", item.namespace, label_selector=selector)
 
 
@@ -99,7 +103,11 @@ async def run_exec_hooks(
             continue
         if hook is None:
             continue
-        pods = await _ready_pods(cluster, item, hook, hook.wait_timeout or wait)
+        try:
+            pods = await _ready_pods(cluster, item, hook, hook.wait_timeout or wait)
+        except SelectorError as e:
+            problems.append(f"{item.key}: post-restore hook not run: its selector: {e}")
+            continue
         if not pods:
             problems.append(
                 f"{item.key}: post-restore hook not run: no ready pod after {hook.wait_timeout or wait:.0f}s"

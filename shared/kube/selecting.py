@@ -9,7 +9,9 @@ not exist), joined by commas. A selector that does not parse is an error naming 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 _SET = re.compile(r"^\s*(?P<key>[^\s!=(),]+)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)\s*$")
 _EQ = re.compile(r"^\s*(?P<key>[^\s!=(),]+)\s*(?P<op>==|=|!=)\s*(?P<value>[^\s!=(),]*)\s*$")
@@ -76,3 +78,28 @@ def parse(selector: str) -> list[Requirement]:
 
 def matches(requirements: list[Requirement], labels: dict[str, str]) -> bool:
     return all(r.matches(labels) for r in requirements)
+
+
+_OPERATORS = {"In": "in", "NotIn": "notin"}
+
+
+def from_label_selector(selector: Mapping[str, Any]) -> str:
+    """A ``LabelSelector`` object (a workload's ``spec.selector``: ``matchLabels`` and
+    ``matchExpressions``) as the string a list call takes; "" for an empty one, which matches all."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, op = expression.get("key"), expression.get("operator")
+        values = [str(v) for v in expression.get("values") or []]
+        if not key:
+            raise SelectorError(f"matchExpressions entry without a key: {expression!r}")
+        if op in _OPERATORS and values:
+            parts.append(f"{key} {_OPERATORS[op]} ({','.join(values)})")
+        elif op == "Exists" and not values:
+            parts.append(key)
+        elif op == "DoesNotExist" and not values:
+            parts.append(f"!{key}")
+        else:
+            raise SelectorError(
+                f"matchExpressions entry {expression!r}: operator {op!r} with values {values}"
+            )
+    return ",".join(parts)
