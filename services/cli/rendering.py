@@ -296,8 +296,10 @@ def stage_line(state: RequestState) -> str:
         written += f", {restored['files_skipped']} already right"
     snapshot = [s for s in state.steps if s.step is StepName.SNAPSHOT and s.finished_at]
     taken = snapshot[0].finished_at if snapshot else state.updated_at
+    one_repository = _counts(state, StepName.TRANSFER).get("same_repository") == 1
+    sent = "nothing to send (one repository)" if one_repository else f"sent {decimal(_bytes_sent(state))}"
     return (
-        f"stage: sent {decimal(_bytes_sent(state))}, restore {written}; "
+        f"stage: {sent}, restore {written}; "
         f"data as of {short_time(taken)} UTC (age {duration(age_seconds(taken))})"
     )
 
@@ -314,7 +316,9 @@ def cutover_lines(state: RequestState) -> list[str]:
         lines.append(f"cutover: downtime {duration(float(outputs[DOWNTIME]))}{window}")
     elif QUIESCED_AT in outputs:
         lines.append(f"cutover: source quiesced at {_clock(outputs[QUIESCED_AT])} UTC")
-    if any(s.step is StepName.TRANSFER and s.result for s in state.steps):
+    if _counts(state, StepName.TRANSFER).get("same_repository") == 1:
+        lines.append("last delta: nothing to send (source and target share one repository)")
+    elif any(s.step is StepName.TRANSFER and s.result for s in state.steps):
         lines.append(f"last delta: {decimal(_bytes_sent(state))} sent")
     if state.rolled_back:
         lines.append("rolled back: the target cleaned, the source restored")

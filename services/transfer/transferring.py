@@ -160,6 +160,7 @@ def counts_of(copied: Copied, attempt: int) -> dict[str, int]:
         "bytes_read": stats.bytes_read,
         "attempt": attempt,
         "damaged_files": len(copied.damaged),
+        "same_repository": int(stats.same_repository),  # 1: source and target share it, nothing sent
         **copied.checked,
     }
 

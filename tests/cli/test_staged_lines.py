@@ -131,3 +131,28 @@ def test_a_stream_that_ends_before_the_target_is_available_says_the_source_is_do
 )
 def test_durations_read_as_people_say_them(seconds: float | None, said: str) -> None:
     assert duration(seconds) == said
+
+
+def test_a_cutover_within_one_repository_says_nothing_was_to_send_not_zero_bytes_sent() -> None:
+    state = cutover_state(Phase.FAILED, rolled_back=True)
+    one = StepResult(counts={"same_repository": 1, "bytes_sent": 0})
+    state.steps[1] = StepState(step=StepName.TRANSFER, status=StepStatus.SUCCEEDED, result=one)
+    lines = outcome_lines(state)
+    assert "last delta: nothing to send (source and target share one repository)" in lines
+    assert not any("0 B sent" in line for line in lines)
+
+
+def test_a_stage_within_one_repository_says_so() -> None:
+    stage = MobilityRequest(
+        kind=RequestKind.MIGRATE, source=CUTOVER.source, target=CUTOVER.target, stage=True
+    )
+    one = StepResult(counts={"same_repository": 1})
+    steps = [
+        StepState(step=StepName.TRANSFER, status=StepStatus.SUCCEEDED, result=one),
+        StepState(
+            step=StepName.RESTORE, status=StepStatus.SUCCEEDED, result=StepResult(counts={"files_written": 3})
+        ),
+    ]
+    state = RequestState(id="migrate-2", request=stage, phase=Phase.COMPLETED, steps=steps)
+    [line] = outcome_lines(state)
+    assert line.startswith("stage: nothing to send (one repository), restore wrote 3 file(s); data as of ")
