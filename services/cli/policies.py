@@ -305,6 +305,7 @@ def show_policy(console: Console, state: PolicyState) -> None:
         ("last run", f"{status.last_run_request or '-'} {status.last_run_phase}".strip()),
         ("runs", f"{status.runs} run, {len(status.skipped)} skipped (kept), {status.missed} missed"),
         ("retention", f"source {_keep(policy.source_retention)}; target {_keep(policy.target_retention)}"),
+        ("last retention", f"{short_time(status.last_retention_at)} {status.last_retention}".strip()),
         ("drills", policy.drill_schedule or "on demand (ferry drill NAME)"),
     ]
     rows += [(extra, str(value)) for extra, value in _recovery(status)]

@@ -33,6 +33,8 @@ import msgspec
 
 from services.intake.recovering import FINISHED, Probe, Recovery, kube_probe
 from services.intake.recovery import PolicyGauges, Transition, epoch, evaluate, observe, settle, skip
+from services.intake.retaining import apply as apply_retention
+from services.intake.retaining import sides as retention_sides
 from shared.bus.client import BusClient
 from shared.bus.micro import Request
 from shared.bus.policies import PolicyStore, Slot, SlotConsumer, cancel_schedule, publish_schedule
@@ -89,6 +91,7 @@ class PolicyService(Service):
     description = "Replication policies: schedules on JetStream, runs, RPO"
     rpo_interval = 15.0  # seconds between refreshes of every policy's RPO (tests shorten it)
     submit_timeout = 10.0
+    retention_timeout = 600.0  # a retention's prune of a large repository takes a while
     probe: Probe | None = None  # whether a primary answers; None: its kubeconfig context (tests stub it)
 
     async def setup(self) -> None:
@@ -98,6 +101,8 @@ class PolicyService(Service):
         self.gauges = PolicyGauges(self.metrics.registry)
         assert self.nc is not None and self.micro is not None
         self.bus = BusClient(self.nc, timeout=self.submit_timeout)
+        self.catalog = BusClient(self.nc, timeout=self.retention_timeout)
+        self._retaining: dict[str, asyncio.Task[None]] = {}
         probe = self.probe or kube_probe(self.settings.kubeconfig)
         self.recovery = Recovery(self.js, self.store, self.requests, self.bus, self.refresh, probe)
         handlers: dict[str, tuple[str, Handler]] = {
@@ -121,6 +126,11 @@ class PolicyService(Service):
         if slots is not None:
             slots.stop()
             await slots.stopped.wait()
+        retaining = list(getattr(self, "_retaining", {}).values())
+        for task in retaining:  # the next refresh (here or in a replica) applies it again
+            task.cancel()
+        if retaining:
+            await asyncio.wait(retaining, timeout=5.0)
 
     # --- CRUD -----------------------------------------------------------------------------------
     async def _create(self, req: Request) -> bytes:
@@ -362,7 +372,58 @@ class PolicyService(Service):
         for transition in transitions:
             await self._announce(name, transition)
         self.gauges.show(state)
+        self._retain_if_due(state)
         return state
+
+    # --- retention (retaining.py) ---------------------------------------------------------------
+    def _retain_if_due(self, state: PolicyState) -> None:
+        """Apply the retention after a completed run once, in the background (a prune takes time;
+        the refresh a caller waits for must not): one task per policy at a time."""
+        status, name = state.status, state.policy.name
+        run_id = status.last_run_request
+        due = run_id and status.last_run_phase == Phase.COMPLETED.value and status.retained_run != run_id
+        if not due or not retention_sides(state.policy):
+            return
+        running = self._retaining.get(name)
+        if running is not None and not running.done():
+            return
+        self._retaining[name] = asyncio.create_task(self._retain(name, run_id), name=f"retain:{name}")
+
+    async def _retain(self, name: str, run_id: str) -> None:
+        try:
+            current, _ = await self.store.get(name)
+            run = await self._run_of(run_id)
+            if run is None or current.status.retained_run == run_id:
+                return
+            applied = await apply_retention(self.catalog, current.policy, run)
+        except FerryError as e:  # the catalog or the store unreachable: the next refresh tries again
+            log.warning("policy %s: retention after %s not applied yet: %s", name, run_id, e)
+            return
+        now = utcnow()
+
+        def record(state: PolicyState) -> bool:
+            if state.status.retained_run == run_id:
+                return False
+            status = state.status
+            status.retained_run, status.last_retention_at, status.last_retention = (
+                run_id,
+                now,
+                applied.summary,
+            )
+            return True
+
+        try:
+            await self.store.update(name, record)
+        except FerryError as e:
+            log.warning("policy %s: retention after %s applied, not recorded: %s", name, run_id, e)
+        log.info("policy %s: retention %s", name, applied.summary)
+        if applied.failed:
+            event: Warning | Report = Warning(
+                request_id=event_id(name), message=f"retention {applied.summary}"
+            )
+        else:
+            event = Report(request_id=event_id(name), title="retention", body=applied.body)
+        await publish_event(self.js, event, msg_id=f"{event_id(name)}.retention.{run_id}")
 
     async def _run_of(self, request_id: str) -> RequestState | None:
         if not request_id:

@@ -57,6 +57,7 @@ from shared.contracts.policies import (
     PolicyState,
 )
 from shared.contracts.requests import MobilityRequest, RequestKind, encode_request
+from shared.contracts.snapshots import RetentionQuery, RetentionResult, SnapshotDetail
 from shared.contracts.states import Accepted, ListQuery, Rejected, RequestList, RequestState, reply_decoder
 from shared.retrying import RetryPolicy, retrying
 
@@ -75,6 +76,8 @@ _policy_state = msgspec.json.Decoder(PolicyState)
 _policy_list = msgspec.json.Decoder(PolicyList)
 _policy_deleted = msgspec.json.Decoder(PolicyDeleted)
 _accepted = msgspec.json.Decoder(Accepted)
+_snapshot_detail = msgspec.json.Decoder(SnapshotDetail)
+_retention = msgspec.json.Decoder(RetentionResult)
 
 _encoder = msgspec.json.Encoder()
 DOCUMENTS = (
@@ -227,6 +230,17 @@ class BusClient:
     async def drill_report(self, drill_id: str) -> DrillReport:
         """One drill's report, by its request id (``not-found`` when there is no such drill)."""
         return await self._ask(DRILLS_GET, drill_id.encode(), _drill_report)
+
+    # --- the snapshot catalog (shared.contracts.snapshots; the snapshot service answers) ----------
+    async def snapshot_describe(self, snapshot_id: str, repository: str = "") -> SnapshotDetail:
+        """One snapshot of a repository ("": the default one); ``not-found`` when it has none."""
+        body = _encoder.encode({"id": snapshot_id, "repository": repository})
+        return await self._ask(subjects.SNAPSHOTS_DESCRIBE, body, _snapshot_detail)
+
+    async def snapshots_retain(self, query: RetentionQuery) -> RetentionResult:
+        """Apply a retention (and prune what it frees unless ``query.prune`` is off): pruning a
+        large repository takes a while, so give this client a timeout to match."""
+        return await self._ask(subjects.SNAPSHOTS_RETAIN, _encoder.encode(query), _retention)
 
     async def migrations(self) -> Plans:
         """Every application's migration plan, the most recently active first."""

@@ -221,6 +221,10 @@ class PolicyStatus(Struct, kw_only=True):
     data_lost_seconds: float | None = None
     rto_seconds: float | None = None  # failover_at -> the application available on the DR cluster
     downtime_seconds: float | None = None  # a cutover's: the primary's quiesce -> available on DR
+    # Retention (``source_retention``, ``target_retention``): applied after each completed run.
+    retained_run: str = ""  # the run after which it was last applied (or found nothing to apply)
+    last_retention_at: str = ""
+    last_retention: str = ""  # what it kept and removed on each side, or why it could not run
     # Failback: asked at ``failback_at``; when its request completes (``failed_back_at``) the policy
     # is active again and its schedules run; one that fails leaves it failed over (ask again).
     failback_request: str = ""
