@@ -73,8 +73,9 @@ bench-verify: $(STAMP) ## Verify vs discover on 10,000 objects (benchmarks/verif
 	$(BIN)/python benchmarks/verify.py $(ARGS)
 
 .PHONY: schema
-schema: $(STAMP) ## Regenerate the published JSON Schemas in docs/schema/
+schema: $(STAMP) ## Regenerate the published JSON Schemas (docs/schema/) and OpenAPI (docs/openapi.json)
 	$(BIN)/python -m shared.contracts.schema docs/schema
+	$(BIN)/python -m services.gateway.openapi docs/openapi.json
 
 .PHONY: up
 up: ## docker compose up (needs a Docker engine)
