@@ -60,7 +60,7 @@ def kube_probe(kubeconfig: str) -> Probe:
 
     async def probe(cluster: str) -> tuple[bool, str]:
         try:
-            found = await probe_clusters(kubeconfig)
+            found = await probe_clusters(kubeconfig, only=cluster)
         except KubeError as e:
             raise Unavailable(f"cannot probe the primary cluster {cluster}: {e}") from e
         for info in found.items:

@@ -103,8 +103,9 @@ async def read_kubeconfig(path: Path) -> dict[str, Any]:
     return config
 
 
-async def probe_clusters(configured: str = "") -> ClusterList:
-    """Every context of the kubeconfig (``find_kubeconfig``), probed at once; none without one."""
+async def probe_clusters(configured: str = "", *, only: str = "") -> ClusterList:
+    """Every context of the kubeconfig (``find_kubeconfig``), probed at once; none without one.
+    ``only``: that context alone (a failover's probe of its primary need not wait on the others)."""
     path = find_kubeconfig(configured)
     if path is None:
         return ClusterList(items=[])
@@ -116,6 +117,8 @@ async def probe_clusters(configured: str = "") -> ClusterList:
     probes: list[Awaitable[ClusterInfo]] = []
     async with aiohttp.ClientSession() as session:
         for entry in config.get("contexts") or []:
+            if only and entry.get("name") != only:
+                continue
             context = entry.get("context") or {}
             cluster = named["clusters"].get(context.get("cluster", ""), {})
             info = ClusterInfo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sandbox import sandbox_clusters
@@ -49,3 +50,30 @@ async def test_clusters_are_listed_with_their_reachability(
     gone = by_name["gone"]
     assert gone["reachable"] is False and gone["status"] is None
     assert "ClientConnectorError" in gone["error"] or "refused" in gone["error"].lower()
+
+
+async def test_a_failovers_probe_asks_only_the_primarys_context(tmp_path: Path) -> None:
+    """The policy service's probe of a primary: its context's answer, whatever the others say."""
+    from services.intake.recovering import kube_probe
+    from shared.contracts.errors import Invalid
+    from shared.kube.probing import probe_clusters
+
+    async with sandbox_clusters(tmp_path / "clusters") as clusters:
+        config = yaml.safe_load(clusters.kubeconfig_path.read_text())
+        config["clusters"].append(
+            {"name": "gone", "cluster": {"server": f"http://127.0.0.1:{closed_port()}"}}
+        )
+        config["contexts"].append({"name": "gone", "context": {"cluster": "gone", "user": ""}})
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        probe = kube_probe(str(kubeconfig))
+        assert await probe("east") == (True, "east answered (HTTP 200)")
+        answered, why = await probe("gone")
+        only = await probe_clusters(str(kubeconfig), only="west")
+        with pytest.raises(Invalid) as refused:
+            await probe("nowhere")
+    assert not answered and why.startswith("gone did not answer: ")
+    assert [info.name for info in only.items] == ["west"] and only.items[0].reachable
+    assert str(refused.value).startswith(
+        "cluster nowhere is not a context of the policy service's kubeconfig"
+    )
