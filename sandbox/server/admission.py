@@ -25,6 +25,14 @@ DEFAULT_SC_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 NODE_PORTS = range(30000, 32768)
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+MAX_INT32 = 2**31 - 1  # a Job's backoffLimit when each index has its own
+
+
+def _default(obj: dict[str, Any], key: str, value: Any) -> Any:
+    """``obj[key]``, set to ``value`` first when absent or null (a Go nil pointer, or an empty string)."""
+    if obj.get(key) in (None, ""):
+        obj[key] = value
+    return obj[key]
 
 
 class Admission:
@@ -243,20 +251,25 @@ class Admission:
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
-        spec.setdefault(
-            "strategy",
-            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-        )
+        strategy = _default(spec, "strategy", {})  # kubectl create deployment sends "strategy": {}
+        _default(strategy, "type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = _default(strategy, "rollingUpdate", {})
+            _default(rolling, "maxUnavailable", "25%")
+            _default(rolling, "maxSurge", "25%")
 
     def _statefulsets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         spec = self._require_selector(rt, obj)
         spec.setdefault("replicas", 1)
         spec.setdefault("podManagementPolicy", "OrderedReady")
         spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-        spec.setdefault(
-            "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
-        )
+        strategy = _default(spec, "updateStrategy", {})
+        _default(strategy, "type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            _default(_default(strategy, "rollingUpdate", {}), "partition", 0)
+        retention = _default(spec, "persistentVolumeClaimRetentionPolicy", {})
+        _default(retention, "whenDeleted", "Retain")
+        _default(retention, "whenScaled", "Retain")
 
     def _daemonsets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         spec = self._require_selector(rt, obj)
@@ -266,12 +279,20 @@ class Admission:
         self._require_selector(rt, obj).setdefault("replicas", 1)
 
     def _jobs_batch(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        """SetDefaults_Job of Kubernetes 1.32, then the create strategy's selector and labels."""
         spec = obj.setdefault("spec", {})
-        spec.setdefault("parallelism", 1)
-        spec.setdefault("completions", 1)
-        spec.setdefault("backoffLimit", 6)
-        spec.setdefault("completionMode", "NonIndexed")
-        spec.setdefault("suspend", False)
+        if spec.get("completions") is None and spec.get("parallelism") is None:
+            spec["completions"] = 1  # a single pod; with parallelism alone it is a work queue
+        _default(spec, "parallelism", 1)
+        _default(spec, "backoffLimit", MAX_INT32 if spec.get("backoffLimitPerIndex") is not None else 6)
+        _default(spec, "completionMode", "NonIndexed")
+        _default(spec, "suspend", False)
+        failure_policy = spec.get("podFailurePolicy")
+        for rule in (failure_policy or {}).get("rules") or []:
+            for pattern in rule.get("onPodConditions") or []:
+                _default(pattern, "status", "True")
+        # JobPodReplacementPolicy: beta and on since 1.29
+        _default(spec, "podReplacementPolicy", "Failed" if failure_policy else "TerminatingOrFailed")
         if old is None and not spec.get("manualSelector") and spec.get("selector"):
             # a Job exported from another cluster keeps its controller-uid selector: refused, as for real
             raise errors.invalid(
@@ -294,23 +315,20 @@ class Admission:
                 "job-name": name,
             }
             spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-            tmpl_meta = spec.setdefault("template", {}).setdefault("metadata", {})
-            tmpl_meta.setdefault("labels", {}).update(labels)
-            obj["metadata"].setdefault("labels", {}).update(
-                {
-                    "batch.kubernetes.io/controller-uid": uid,
-                    "batch.kubernetes.io/job-name": name,
-                    "controller-uid": uid,
-                    "job-name": name,
-                }
-            )
+            tmpl_meta = _default(_default(spec, "template", {}), "metadata", {})
+            _default(tmpl_meta, "labels", {}).update(labels)
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+        if template_labels and not obj["metadata"].get("labels"):
+            # a Job without labels of its own shows its pods' (defaulting, run again on every read)
+            obj["metadata"]["labels"] = dict(template_labels)
 
     def _cronjobs_batch(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        """SetDefaults_CronJob; the job template gets no Job defaults (its Jobs do, when created)."""
         spec = obj.setdefault("spec", {})
-        spec.setdefault("concurrencyPolicy", "Allow")
-        spec.setdefault("suspend", False)
-        spec.setdefault("successfulJobsHistoryLimit", 3)
-        spec.setdefault("failedJobsHistoryLimit", 1)
+        _default(spec, "concurrencyPolicy", "Allow")
+        _default(spec, "suspend", False)
+        _default(spec, "successfulJobsHistoryLimit", 3)
+        _default(spec, "failedJobsHistoryLimit", 1)
 
     # -- CRDs -----------------------------------------------------------------------------------
     def _customresourcedefinitions_apiextensions_k8s_io(
