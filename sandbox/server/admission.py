@@ -3,8 +3,9 @@
 Only what a migration tool notices is here: Secret ``stringData`` folded into base64 ``data``;
 Namespace ``spec.finalizers: [kubernetes]`` and phase; Service cluster IPs; a PVC's default
 StorageClass (the DefaultStorageClass admission plugin); Job selectors and controller-uid labels;
-the defaults that make Deployments, StatefulSets, Jobs and CronJobs look like a real server's; CRD
-name checks, cleanup finalizer and Established status; the namespaces that may not be deleted.
+the defaults that make Deployments, StatefulSets, Jobs and CronJobs look like a real server's; every
+PodSpec's defaults and the Pod admission plugins (``defaulting.py``); CRD name checks, cleanup
+finalizer and Established status; the namespaces that may not be deleted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ipaddress
 import random
 from typing import Any
 
-from sandbox.server import errors
+from sandbox.server import defaulting, errors
 from sandbox.server.objects import Objects, now
 from sandbox.types import ResourceType
 
@@ -26,6 +27,13 @@ BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 NODE_PORTS = range(30000, 32768)
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 MAX_INT32 = 2**31 - 1  # a Job's backoffLimit when each index has its own
+HPA_PERCENT_POLICY = {"type": "Percent", "value": 100, "periodSeconds": 15}
+HPA_ROUND_TRIP_ANNOTATIONS = (
+    "autoscaling.alpha.kubernetes.io/metrics",
+    "autoscaling.alpha.kubernetes.io/behavior",
+    "autoscaling.alpha.kubernetes.io/current-metrics",
+    "autoscaling.alpha.kubernetes.io/conditions",
+)
 
 
 def _default(obj: dict[str, Any], key: str, value: Any) -> Any:
@@ -33,6 +41,15 @@ def _default(obj: dict[str, Any], key: str, value: Any) -> Any:
     if obj.get(key) in (None, ""):
         obj[key] = value
     return obj[key]
+
+
+def _check_job_restart_policy(rt: ResourceType, name: str, job_spec: dict[str, Any], path: str) -> None:
+    """A Job's pods must not restart: left out, the PodSpec default (Always) is refused, as for real."""
+    policy = ((job_spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+    if policy is not None and policy not in ("OnFailure", "Never"):
+        field = f"{path}.template.spec.restartPolicy"
+        why = f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"'
+        raise errors.invalid(rt, name, [("FieldValueNotSupported", field, why)])
 
 
 class Admission:
@@ -179,17 +196,44 @@ class Admission:
 
     def _pods(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})
+        name = obj["metadata"]["name"]
         if not spec.get("containers"):
-            raise errors.invalid(
-                rt, obj["metadata"]["name"], [("FieldValueRequired", "spec.containers", "Required value")]
-            )
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
+            raise errors.invalid(rt, name, [("FieldValueRequired", "spec.containers", "Required value")])
+        try:
+            defaulting.pod(obj, old, self.priority_class)
+        except defaulting.PriorityClassNotFound as e:
+            raise errors.forbidden(rt, name, f"no PriorityClass with name {e} was found") from e
+        except ValueError as e:
+            raise errors.forbidden(rt, name, str(e)) from e
         if old is None:
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+
+    def priority_class(self, name: str | None) -> tuple[str | None, int, str] | None:
+        """(name, value, preemptionPolicy) of a PriorityClass, or of the global default for None."""
+        for pc in self.objects.store.items("priorityclasses.scheduling.k8s.io"):
+            if pc["metadata"]["name"] == name or (name is None and pc.get("globalDefault")):
+                policy = pc.get("preemptionPolicy") or "PreemptLowerPriority"
+                return pc["metadata"]["name"], int(pc.get("value") or 0), policy
+        if name in defaulting.SYSTEM_PRIORITY_CLASSES:  # a real server creates these two at start
+            return name, defaulting.SYSTEM_PRIORITY_CLASSES[name], "PreemptLowerPriority"
+        return None
+
+    def _podtemplates(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
+        defaulting.template(_default(obj, "template", {}))
+
+    def _replicationcontrollers(
+        self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]
+    ) -> None:
+        """SetDefaults_ReplicationController: selector and labels from the template's labels."""
+        spec = obj.setdefault("spec", {})
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+        if labels:
+            if not spec.get("selector"):
+                spec["selector"] = dict(labels)
+            if not obj["metadata"].get("labels"):
+                obj["metadata"]["labels"] = dict(labels)
+        _default(spec, "replicas", 1)
+        defaulting.template(spec.get("template"))
 
     def _persistentvolumeclaims(
         self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]
@@ -257,6 +301,7 @@ class Admission:
             rolling = _default(strategy, "rollingUpdate", {})
             _default(rolling, "maxUnavailable", "25%")
             _default(rolling, "maxSurge", "25%")
+        defaulting.template(spec.get("template"))
 
     def _statefulsets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         spec = self._require_selector(rt, obj)
@@ -270,13 +315,18 @@ class Admission:
         retention = _default(spec, "persistentVolumeClaimRetentionPolicy", {})
         _default(retention, "whenDeleted", "Retain")
         _default(retention, "whenScaled", "Retain")
+        defaulting.template(spec.get("template"))
+        defaulting.claim_templates(spec.get("volumeClaimTemplates"))
 
     def _daemonsets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         spec = self._require_selector(rt, obj)
         spec.setdefault("revisionHistoryLimit", 10)
+        defaulting.template(spec.get("template"))
 
     def _replicasets_apps(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
-        self._require_selector(rt, obj).setdefault("replicas", 1)
+        spec = self._require_selector(rt, obj)
+        spec.setdefault("replicas", 1)
+        defaulting.template(spec.get("template"))
 
     def _jobs_batch(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         """SetDefaults_Job of Kubernetes 1.32, then the create strategy's selector and labels."""
@@ -321,14 +371,51 @@ class Admission:
         if template_labels and not obj["metadata"].get("labels"):
             # a Job without labels of its own shows its pods' (defaulting, run again on every read)
             obj["metadata"]["labels"] = dict(template_labels)
+        defaulting.template(spec.get("template"))
+        _check_job_restart_policy(rt, obj["metadata"]["name"], spec, "spec")
 
     def _cronjobs_batch(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
-        """SetDefaults_CronJob; the job template gets no Job defaults (its Jobs do, when created)."""
+        """SetDefaults_CronJob; the job template gets no Job defaults (its Jobs do), its pod template does."""
         spec = obj.setdefault("spec", {})
         _default(spec, "concurrencyPolicy", "Allow")
         _default(spec, "suspend", False)
         _default(spec, "successfulJobsHistoryLimit", 3)
         _default(spec, "failedJobsHistoryLimit", 1)
+        job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        defaulting.template(job_spec.get("template"))
+        _check_job_restart_policy(rt, obj["metadata"]["name"], job_spec, "spec.jobTemplate.spec")
+
+    # -- autoscaling ------------------------------------------------------------------------------
+    def _horizontalpodautoscalers_autoscaling(
+        self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]
+    ) -> None:
+        """SetDefaults_HorizontalPodAutoscaler of autoscaling/v2, on the stored (v2) form; the v1
+        round-trip annotations are dropped as the strategy drops them."""
+        spec = obj.setdefault("spec", {})
+        _default(spec, "minReplicas", 1)
+        if not spec.get("metrics"):
+            spec["metrics"] = [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ]
+        behavior = spec.get("behavior")
+        if isinstance(behavior, dict):
+            for direction, window, policies in (
+                ("scaleUp", 0, [{"type": "Pods", "value": 4, "periodSeconds": 15}, HPA_PERCENT_POLICY]),
+                ("scaleDown", 300, [HPA_PERCENT_POLICY]),
+            ):
+                rules = _default(behavior, direction, {})
+                _default(rules, "stabilizationWindowSeconds", window)
+                _default(rules, "selectPolicy", "Max")
+                _default(rules, "policies", [dict(p) for p in policies])
+        annotations = obj["metadata"].get("annotations")
+        if annotations:
+            for key in HPA_ROUND_TRIP_ANNOTATIONS:
+                annotations.pop(key, None)
+            if not annotations:
+                obj["metadata"].pop("annotations")
 
     # -- CRDs -----------------------------------------------------------------------------------
     def _customresourcedefinitions_apiextensions_k8s_io(

@@ -310,7 +310,8 @@ async def _patch(request: web.Request, server: Server, t: Target) -> web.StreamR
                 server.applied[(created["metadata"]["uid"], manager, t.sub)] = clone(body)
             return server.json(created, 201)
         uid = existing["metadata"]["uid"]
-        merged = patching.apply(rt, clone(existing), body, server.applied.get((uid, manager, t.sub)))
+        live = objects.present(rt, existing)  # in the version of the request
+        merged = patching.apply(rt, live, body, server.applied.get((uid, manager, t.sub)))
         result = objects.write(
             rt, existing, merged, subresource=t.sub, dry_run=dry, manager=manager, operation="Apply"
         )
@@ -318,7 +319,7 @@ async def _patch(request: web.Request, server: Server, t: Target) -> web.StreamR
             server.applied[(uid, manager, t.sub)] = clone(body)
         return server.json(result)
     existing = objects.stored(rt, ns, name)
-    live = clone(existing)
+    live = objects.present(rt, existing)  # patched in the version of the request
     if ctype == patching.MERGE:
         if not isinstance(body, dict):
             raise errors.bad_request(

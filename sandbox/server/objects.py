@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.server import errors
+from sandbox.server import converting, errors
 from sandbox.server.errors import ApiError
 from sandbox.server.registry import Registry
 from sandbox.server.storage import ObjectStore, clone
@@ -67,7 +67,7 @@ class Objects:
 
     def present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         """A copy for a client, in the requested version, with apiVersion and kind first as Go prints them."""
-        copy: dict[str, Any] = clone(obj)
+        copy = converting.to_version(rt, obj)
         out: dict[str, Any] = {"apiVersion": rt.group_version, "kind": copy.pop("kind", rt.kind)}
         copy.pop("apiVersion", None)
         out.update(copy)
@@ -104,9 +104,10 @@ class Objects:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         obj: dict[str, Any] = clone(body)
-        meta = obj.get("metadata") or {}
-        obj["metadata"] = meta
+        obj["metadata"] = obj.get("metadata") or {}
         self._check_type(rt, obj)
+        obj = converting.to_storage(rt, obj)
+        meta = obj["metadata"]
         ns_obj = None
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
@@ -155,7 +156,7 @@ class Objects:
         for hook in self.admit:
             hook(rt, None, obj)
         meta.pop("managedFields", None)
-        _manage(obj, manager, operation, "")
+        _manage(obj, manager, operation, "", rt.group_version)
         if dry_run:
             return self.present(rt, obj)
         return self.present(rt, self.store.put(rt.resource, obj, created=True))
@@ -205,6 +206,7 @@ class Objects:
         if meta.get("resourceVersion") and meta["resourceVersion"] != ometa["resourceVersion"]:
             raise errors.conflict(rt, ometa["name"], errors.MODIFIED)
         self._check_type(rt, new)
+        new = converting.to_storage(rt, new)
         if subresource == "status":
             result = clone(old)
             if "status" in new:
@@ -250,7 +252,7 @@ class Objects:
             result["metadata"]["generation"] = int(ometa.get("generation") or 0) + 1
         if result == old:
             return self.present(rt, old)  # a no-op keeps the resourceVersion and emits nothing
-        _manage(result, manager, operation, subresource)
+        _manage(result, manager, operation, subresource, rt.group_version)
         if dry_run:
             return self.present(rt, result)
         if ometa.get("deletionTimestamp") and _may_vanish(rt, result):
@@ -350,8 +352,9 @@ class Objects:
             raise errors.invalid_name(rt, name)
 
 
-def _manage(obj: dict[str, Any], manager: str, operation: str, subresource: str) -> None:
-    """One managedFields entry per (manager, operation, subresource), refreshed on each write.
+def _manage(obj: dict[str, Any], manager: str, operation: str, subresource: str, api_version: str) -> None:
+    """One managedFields entry per (manager, operation, subresource), refreshed on each write,
+    recording the version the write was made in.
 
     Simplified: ``fieldsV1`` lists top-level fields only; real servers track every field path.
     """
@@ -369,7 +372,7 @@ def _manage(obj: dict[str, Any], manager: str, operation: str, subresource: str)
     entry: dict[str, Any] = {
         "manager": manager,
         "operation": operation,
-        "apiVersion": obj["apiVersion"],
+        "apiVersion": api_version,
         "time": now(),
         "fieldsType": "FieldsV1",
         "fieldsV1": fields,

@@ -96,6 +96,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("v1", "limitranges", "LimitRange", short=("limits",)),
     _t("v1", "resourcequotas", "ResourceQuota", short=("quota",), status=True),
     _t("v1", "nodes", "Node", False, ("no",), status=True),
+    _t("v1", "podtemplates", "PodTemplate"),
     _t(
         "v1",
         "replicationcontrollers",
@@ -114,14 +115,10 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     # batch/v1
     _t("batch/v1", "jobs", "Job", all_=True, status=True, fields=("status.successful",)),
     _t("batch/v1", "cronjobs", "CronJob", short=("cj",), all_=True, status=True),
-    # autoscaling/v2
-    _t(
-        "autoscaling/v2",
-        "horizontalpodautoscalers",
-        "HorizontalPodAutoscaler",
-        short=("hpa",),
-        all_=True,
-        status=True,
+    # autoscaling/v2 (preferred, stored) and autoscaling/v1, converted (sandbox.server.converting)
+    *(
+        _t(gv, "horizontalpodautoscalers", "HorizontalPodAutoscaler", short=("hpa",), all_=True, status=True)
+        for gv in ("autoscaling/v2", "autoscaling/v1")
     ),
     # networking.k8s.io/v1
     _t("networking.k8s.io/v1", "ingresses", "Ingress", short=("ing",), status=True),

@@ -62,7 +62,8 @@ async def test_generate_name_appends_five_random_characters(api: client.ApiClien
 
 async def test_replace_bumps_generation_only_when_the_spec_changes(api: client.ApiClient, ns: str) -> None:
     batch = client.BatchV1Api(api)
-    template = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    pod = {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+    template = {"spec": {"template": {"spec": pod}}}
     await batch.create_namespaced_cron_job(
         ns, {"metadata": {"name": "tick"}, "spec": {"schedule": "0 * * * *", "jobTemplate": template}}
     )

@@ -122,7 +122,14 @@ def _summary(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MERGED = {"ports": [80, 443], "env": ["A", "B"], "tolerations": ["b"], "secrets": ["one", "two"]}
+# tolerations are replaced; the DefaultTolerationSeconds admission plugin then adds its two again
+DEFAULT_TOLERATIONS = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+MERGED = {
+    "ports": [80, 443],
+    "env": ["A", "B"],
+    "tolerations": ["b", *DEFAULT_TOLERATIONS],
+    "secrets": ["one", "two"],
+}
 
 
 async def test_a_typed_client_strategic_patch_merges_by_the_tables_keys(
