@@ -22,6 +22,7 @@ POLICY = {
     "schedule": "@every 1h",
     "rpo": "30m",
     "itinerary": ["echo"],
+    "target_retention": {"keep_last": 48, "keep_within": "7d"},
 }
 
 
@@ -51,6 +52,8 @@ async def test_a_policy_shows_its_rpo_and_its_pause_button_pauses_it(
     assert await chart.count() == 1
     assert await page.locator("svg.chart polyline").count() == 1
     assert await page.get_by_role("button", name="Run a drill").count() == 1
+    retention = await page.locator("#retention").inner_text()
+    assert retention.strip() == "Retention: source everything kept; target the newest 48 and all within 7d."
     await shot(page, screenshots, "policy")
 
     await page.get_by_role("button", name="Pause").click()
