@@ -220,7 +220,7 @@ class Replicator:
             new = clone(pod)
             new["metadata"].pop("resourceVersion", None)
             new["spec"]["nodeName"] = NODE
-            self.objects.write(rt, pod, new)
+            self.objects.write(rt, pod, new, subresource="binding")  # the scheduler binds, never updates
             pod = self.store.get(PODS, ns, meta["name"]) or new
         unbound = [c for c in claims_of(pod) if not self._bound(ns, c)]
         status = self._waiting_status(pod, unbound) if unbound else self._running_status(pod)

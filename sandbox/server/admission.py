@@ -94,26 +94,31 @@ class Admission:
                 rt, obj["metadata"]["name"], [("FieldValueRequired", field, "Required value")]
             )
         if old is not None and old.get("type") != obj["type"]:
-            raise errors.invalid(
-                rt,
-                obj["metadata"]["name"],
-                [("FieldValueInvalid", "type", "Invalid value: field is immutable")],
-            )
+            why = f'Invalid value: "{obj["type"]}": field is immutable'
+            raise errors.invalid(rt, obj["metadata"]["name"], [("FieldValueInvalid", "type", why)])
 
     def _services(self, rt: ResourceType, old: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
         name = obj["metadata"]["name"]
+        before_spec = (old or {}).get("spec") or {}
         if spec["type"] != "ExternalName":
-            if old is not None:
-                before = (old.get("spec") or {}).get("clusterIP")
-                if spec.get("clusterIP") and spec["clusterIP"] != before:
-                    raise errors.invalid(
-                        rt,
-                        name,
-                        [("FieldValueInvalid", "spec.clusterIPs[0]", "Invalid value: field is immutable")],
+            before = before_spec.get("clusterIP")
+            if old is not None and before and before_spec.get("type") != "ExternalName":
+                # validateUpgradeDowngradeClusterIPs / IPFamilies: the primary may not change once set
+                wanted = spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]
+                if wanted and wanted != before:
+                    shown = (
+                        "[]string{" + ", ".join(f'"{ip}"' for ip in spec.get("clusterIPs") or [wanted]) + "}"
                     )
+                    why = f"Invalid value: {shown}: may not change once set"
+                    raise errors.invalid(rt, name, [("FieldValueInvalid", "spec.clusterIPs[0]", why)])
+                families, old_families = spec.get("ipFamilies") or [], before_spec.get("ipFamilies") or []
+                if families and old_families and families[0] != old_families[0]:
+                    shown = "[]core.IPFamily{" + ", ".join(f'"{f}"' for f in families) + "}"
+                    why = f"Invalid value: {shown}: may not change once set"
+                    raise errors.invalid(rt, name, [("FieldValueInvalid", "spec.ipFamilies[0]", why)])
                 spec["clusterIP"] = before
             elif spec.get("clusterIP") and spec["clusterIP"] != "None":
                 self._check_cluster_ip(rt, name, spec["clusterIP"])

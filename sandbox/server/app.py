@@ -22,6 +22,7 @@ from sandbox.server import access, discovery, errors
 from sandbox.server.admission import Admission
 from sandbox.server.errors import ApiError
 from sandbox.server.handlers import handle, read_body, resolve
+from sandbox.server.immutability import UpdateValidation
 from sandbox.server.objects import Objects
 from sandbox.server.registry import CrdRegistrar, Registry
 from sandbox.server.serving import PodExec, SandboxOptions
@@ -83,6 +84,7 @@ class ApiServer:
         self.registry = Registry()
         self.objects = Objects(self.store, self.registry)
         self.admission = Admission(self.objects)
+        self.update_validation = UpdateValidation(self.objects)
         self.crds = CrdRegistrar(self.store, self.registry)
         self.access = access.AccessRules(self.options.denied)  # what access reviews deny
         self.applied: dict[tuple[str, str, str], dict[str, Any]] = {}  # server-side apply: last config

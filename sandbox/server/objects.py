@@ -57,6 +57,8 @@ class Objects:
         self.registry = registry
         self.admit: list[Hook] = []  # called before a write: (rt, old or None, new) — may raise ApiError
         self.before_delete: list[Callable[[ResourceType, dict[str, Any]], None]] = []
+        # called after ``admit`` on an update of the main resource: (rt, old, new) — may raise ApiError
+        self.validate_update: list[Callable[[ResourceType, dict[str, Any], dict[str, Any]], None]] = []
 
     # -- helpers --------------------------------------------------------------------------------
     def rt(self, resource: str) -> ResourceType:
@@ -206,6 +208,7 @@ class Objects:
         if meta.get("resourceVersion") and meta["resourceVersion"] != ometa["resourceVersion"]:
             raise errors.conflict(rt, ometa["name"], errors.MODIFIED)
         self._check_type(rt, new)
+        self._check_identity(rt, ometa, meta)
         new = converting.to_storage(rt, new)
         if subresource == "status":
             result = clone(old)
@@ -213,6 +216,9 @@ class Objects:
                 result["status"] = new["status"]
             else:
                 result.pop("status", None)
+        elif subresource == "binding":  # what the scheduler's pods/binding sets
+            result = clone(old)
+            result.setdefault("spec", {})["nodeName"] = (new.get("spec") or {}).get("nodeName")
         elif subresource == "finalize":
             result = clone(old)
             result.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
@@ -248,6 +254,9 @@ class Objects:
         result["metadata"].pop("selfLink", None)
         for hook in self.admit:
             hook(rt, old, result)
+        if subresource == "":
+            for check in self.validate_update:
+                check(rt, old, result)
         if rt.generation and subresource == "" and _spec_of(result) != _spec_of(old):
             result["metadata"]["generation"] = int(ometa.get("generation") or 0) + 1
         if result == old:
@@ -340,6 +349,23 @@ class Objects:
             )
         obj["apiVersion"] = rt.group_version
         obj["kind"] = rt.kind
+
+    def _check_identity(self, rt: ResourceType, ometa: dict[str, Any], meta: dict[str, Any]) -> None:
+        """checkName of the update/patch handlers (400), then ValidateObjectMetaUpdate's uid (422).
+
+        Left out, name, namespace and uid are the stored ones; creationTimestamp and the deletion
+        fields are silently kept (rest.BeforeUpdate)."""
+        if meta.get("name") and meta["name"] != ometa["name"]:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({ometa['name']})"
+            )
+        if rt.namespaced and meta.get("namespace") and meta["namespace"] != ometa.get("namespace"):
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        if meta.get("uid") and meta["uid"] != ometa.get("uid"):
+            why = f'Invalid value: "{meta["uid"]}": field is immutable'
+            raise errors.invalid(rt, ometa["name"], [("FieldValueInvalid", "metadata.uid", why)])
 
     def _validate_name(self, rt: ResourceType, name: str) -> None:
         if rt.group == "rbac.authorization.k8s.io":

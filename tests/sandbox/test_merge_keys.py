@@ -85,34 +85,40 @@ def test_the_sandbox_never_imports_ferry() -> None:
         assert not graph.chain_exists("sandbox", ferry, as_packages=True), f"sandbox imports {ferry}"
 
 
+# A PodTemplate carries the PodSpec's merge keys and, unlike a Pod, may change them all
+# (a real server refuses most Pod spec updates).
 POD = {
     "metadata": {"name": "p"},
-    "spec": {
-        "containers": [
-            {
-                "name": "web",
-                "image": "nginx:1",
-                "ports": [{"containerPort": 80, "name": "http"}],
-                "env": [{"name": "A", "value": "1"}],
-            }
-        ],
-        "tolerations": [{"key": "a", "operator": "Exists"}],
-        "imagePullSecrets": [{"name": "one"}],
+    "template": {
+        "spec": {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "nginx:1",
+                    "ports": [{"containerPort": 80, "name": "http"}],
+                    "env": [{"name": "A", "value": "1"}],
+                }
+            ],
+            "tolerations": [{"key": "a", "operator": "Exists"}],
+            "imagePullSecrets": [{"name": "one"}],
+        }
     },
 }
 POD_PATCH = {
-    "spec": {
-        "containers": [
-            {"name": "web", "ports": [{"containerPort": 443}], "env": [{"name": "B", "value": "2"}]}
-        ],
-        "tolerations": [{"key": "b", "operator": "Exists"}],
-        "imagePullSecrets": [{"name": "two"}],
+    "template": {
+        "spec": {
+            "containers": [
+                {"name": "web", "ports": [{"containerPort": 443}], "env": [{"name": "B", "value": "2"}]}
+            ],
+            "tolerations": [{"key": "b", "operator": "Exists"}],
+            "imagePullSecrets": [{"name": "two"}],
+        }
     }
 }
 
 
 def _summary(pod: dict[str, Any]) -> dict[str, Any]:
-    spec = pod["spec"]
+    spec = pod["template"]["spec"]
     web = spec["containers"][0]
     return {
         "ports": [p["containerPort"] for p in web["ports"]],
@@ -122,12 +128,11 @@ def _summary(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# tolerations are replaced; the DefaultTolerationSeconds admission plugin then adds its two again
-DEFAULT_TOLERATIONS = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+# tolerations are replaced (no DefaultTolerationSeconds: that admission plugin is for Pods only)
 MERGED = {
     "ports": [80, 443],
     "env": ["A", "B"],
-    "tolerations": ["b", *DEFAULT_TOLERATIONS],
+    "tolerations": ["b"],
     "secrets": ["one", "two"],
 }
 
@@ -136,19 +141,21 @@ async def test_a_typed_client_strategic_patch_merges_by_the_tables_keys(
     api: client.ApiClient, ns: str
 ) -> None:
     core = client.CoreV1Api(api)
-    await core.create_namespaced_pod(ns, POD)
-    patched = await core.patch_namespaced_pod("p", ns, POD_PATCH)  # strategic merge, as kubectl sends
+    await core.create_namespaced_pod_template(ns, POD)
+    patched = await core.patch_namespaced_pod_template(
+        "p", ns, POD_PATCH
+    )  # strategic merge, as kubectl sends
     assert _summary(api.sanitize_for_serialization(patched)) == MERGED
 
 
 async def test_kubectl_patch_merges_by_the_tables_keys(
     kubectl: Kubectl, api: client.ApiClient, ns: str
 ) -> None:
-    await client.CoreV1Api(api).create_namespaced_pod(ns, POD)
+    await client.CoreV1Api(api).create_namespaced_pod_template(ns, POD)
     code, _, err = await kubectl(
-        "patch", "pod", "p", "-n", ns, "--type=strategic", "-p", json.dumps(POD_PATCH)
+        "patch", "podtemplate", "p", "-n", ns, "--type=strategic", "-p", json.dumps(POD_PATCH)
     )
     assert code == 0, err
-    code, out, err = await kubectl("get", "pod", "p", "-n", ns, "-o", "json")
+    code, out, err = await kubectl("get", "podtemplate", "p", "-n", ns, "-o", "json")
     assert code == 0, err
     assert _summary(json.loads(out)) == MERGED
