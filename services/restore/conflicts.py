@@ -102,6 +102,27 @@ def result_of(
     )
 
 
+# How an API server says a field cannot change in place (a selector, a Pod's spec, a claim's spec,
+# an immutable ConfigMap's data): the update cannot succeed, only a delete and a create can.
+_IN_PLACE = (
+    "field is immutable",
+    "may not change",
+    "is immutable",
+    "Forbidden: updates to",
+    "Forbidden: pod updates",
+)
+
+
+def _refused_update(error: ApiRefused) -> str:
+    reason = str(error) or type(error).__name__
+    if any(words in reason for words in _IN_PLACE):
+        reason += (
+            " (the target object differs in a field that cannot change in place: conflict policy "
+            "recreate deletes and creates it again, or remove it from the target first)"
+        )
+    return reason
+
+
 async def _wait_gone(cluster: Cluster, item: Manifest, within: float) -> bool:
     deadline = time.monotonic() + within
     delay = 0.05
@@ -155,7 +176,10 @@ async def write(
             return result_of(item, Outcome.PLANNED, reason=reason, diff=diff)
         if policy is ConflictPolicy.UPDATE or item.kind == "Namespace":
             removed = [*target_only(desired, live), *stale_quiesce_notes(live)]
-            await cluster.merge_patch(item, update_patch(item.obj, removed))
+            try:
+                await cluster.merge_patch(item, update_patch(item.obj, removed))
+            except ApiRefused as e:
+                return result_of(item, Outcome.FAILED, reason=_refused_update(e), diff=diff)
             return result_of(item, Outcome.UPDATED, diff=diff)
         await cluster.delete(item)
         if not await _wait_gone(cluster, item, delete_timeout):

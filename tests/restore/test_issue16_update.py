@@ -456,3 +456,25 @@ async def test_an_updated_service_keeps_its_cluster_ip_and_loses_what_only_the_t
     assert after["spec"]["clusterIP"] == before["spec"]["clusterIP"], "the server's cluster IP is kept"
     assert after["spec"]["ports"][0]["port"] == 80 and "team" not in (after["metadata"].get("labels") or {})
     assert differences(snapshot, after) == []
+
+
+async def test_an_update_the_server_refuses_in_place_fails_that_object_and_says_recreate_would_do_it(
+    west: KubeCluster, namespace: str
+) -> None:
+    snapshot = in_namespace(deployment(), namespace)
+    drifted = in_namespace(deployment(), namespace)  # someone's own web, selecting other pods
+    drifted["spec"]["selector"]["matchLabels"]["app"] = "web-v2"
+    drifted["spec"]["template"]["metadata"]["labels"]["app"] = "web-v2"
+    await namespace_and(west, namespace, drifted)
+
+    refused = await write(west, Manifest(copy.deepcopy(snapshot)), ConflictPolicy.UPDATE)
+    assert refused.outcome is Outcome.FAILED
+    assert "spec.selector" in refused.reason and "field is immutable" in refused.reason
+    assert "conflict policy recreate deletes and creates it again" in refused.reason
+    live = await west.get(Manifest(snapshot))
+    assert live is not None and live["spec"]["selector"]["matchLabels"] == {"app": "web-v2"}  # untouched
+
+    recreated = await write(west, Manifest(copy.deepcopy(snapshot)), ConflictPolicy.RECREATE)
+    assert recreated.outcome is Outcome.RECREATED, recreated.reason
+    live = await west.get(Manifest(snapshot))
+    assert live is not None and live["spec"]["selector"]["matchLabels"] == {"app": "web"}
