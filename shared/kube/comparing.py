@@ -17,7 +17,10 @@ The comparison has two directions:
      prefixes Kubernetes reserves for its own components (``kubernetes.io/``, ``*.k8s.io/``,
      ``kubectl.kubernetes.io/last-applied-configuration``, ``deployment.kubernetes.io/revision``,
      ``pv.kubernetes.io/*``, ...; ``app.kubernetes.io/`` is the user's) and Ferry's own
-     (``ferry.dev/``) are left out. These are two-way always;
+     (``ferry.dev/``) are left out; and, as user content too, a selector's ``matchLabels`` (when the
+     snapshot has a selector), a pod template's labels and annotations and a Service's selector,
+     leaving out also the keys the server writes there (``controller-uid``, ``job-name``,
+     ``pod-template-hash``). These are two-way always;
   2. ``metadata.managedFields``, when the live object has them: a field owned by a writer other than
      Ferry and the control plane's own components (``kube-controller-manager``, ...). On a real API
      server an *Apply* entry owns exactly what its author applied, but an *Update* entry of the
@@ -78,6 +81,23 @@ USER_DOMAINS = ("app.kubernetes.io",)  # the recommended labels: set by people a
 CONTENT_MAPS = {("v1", "ConfigMap"): ("data", "binaryData"), ("v1", "Secret"): ("data", "stringData")}
 SERVER_FILLED_SECRETS = {"kubernetes.io/service-account-token"}  # the token controller fills ``data``
 METADATA_MAPS = ("labels", "annotations")
+# Maps inside an object that are wholly someone's content, like its own labels: a selector's labels,
+# a pod template's labels and annotations (two-way when the snapshot has the map). The server puts
+# only its own keys there — a Job's ``controller-uid`` and ``job-name``, a ReplicaSet's
+# ``pod-template-hash`` — left out like the reserved prefixes.
+NESTED_LABEL_MAPS: tuple[Path, ...] = (
+    ("spec", "selector", "matchLabels"),
+    ("spec", "template", "metadata", "labels"),
+    ("spec", "template", "metadata", "annotations"),
+    ("spec", "jobTemplate", "metadata", "labels"),
+    ("spec", "jobTemplate", "metadata", "annotations"),
+    ("spec", "jobTemplate", "spec", "template", "metadata", "labels"),
+    ("spec", "jobTemplate", "spec", "template", "metadata", "annotations"),
+)
+SERVICE_SELECTOR: Path = ("spec", "selector")  # a Service's is a plain map
+SERVER_LABELS = frozenset(
+    {"controller-uid", "job-name", "pod-template-hash", "controller-revision-hash", "pod-template-generation"}
+)
 _MISSING = object()
 
 
@@ -153,16 +173,33 @@ def target_only(desired: Obj, live: Obj) -> list[Path]:
         if live.get("kind") == "Secret" and name == "data":  # stringData is written into data
             have = {**(desired.get("stringData") or {}), **(have or {})}
         found |= _extra_keys((name,), have, live.get(name))
+    nested = [*NESTED_LABEL_MAPS, *([SERVICE_SELECTOR] if live.get("kind") == "Service" else [])]
+    for path in nested:
+        have = _at(desired, path)
+        # A selector the snapshot lacks is the server's (a Job's); labels and annotations are the
+        # user's whether or not the snapshot has any.
+        if isinstance(have, dict) or path[-1] in METADATA_MAPS:
+            found |= _extra_keys(path, have, _at(live, path), labels=True)
     found |= set(_owned_by_others(desired, live))
     return sorted(found, key=lambda p: tuple(str(part) for part in p))
 
 
-def _extra_keys(path: Path, desired: Any, live: Any) -> set[Path]:
+def _at(obj: Any, path: Path) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _extra_keys(path: Path, desired: Any, live: Any, *, labels: bool = False) -> set[Path]:
+    """Keys only ``live``'s map has; of a label or annotation map, the user's keys only."""
     if not isinstance(live, dict):
         return set()
     have = desired if isinstance(desired, dict) else {}
-    metadata_map = path[-1] in METADATA_MAPS
-    return {(*path, k) for k in live if k not in have and not (metadata_map and not is_users_key(k))}
+    if path[-1] in METADATA_MAPS or labels:
+        return {(*path, k) for k in live if k not in have and is_users_key(k) and k not in SERVER_LABELS}
+    return {(*path, k) for k in live if k not in have}
 
 
 def is_users_key(key: str) -> bool:

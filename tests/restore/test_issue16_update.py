@@ -280,6 +280,77 @@ CASES = {
             managed("autoscaler", {"f:status": {"f:replicas": {}}}, subresource="status"),
         ),
     ),  # fmt: skip
+    "a selector's and a pod template's own labels added on the target are listed, the server's are not": Case(
+        deployment(),
+        defaulted(
+            deployment(
+                spec={
+                    "selector": {"matchLabels": {"tier": "front"}},
+                    "template": {
+                        "metadata": {
+                            "labels": {"tier": "front", "pod-template-hash": "5d4f", "job-name": "x"},
+                            "annotations": {"example.com/owner": "ops"},
+                        }
+                    },
+                }
+            )
+        ),
+        [
+            "spec.selector.matchLabels.tier: only in the target",
+            "spec.template.metadata.annotations.example.com/owner: only in the target",
+            "spec.template.metadata.labels.tier: only in the target",
+        ],
+    ),
+    "a Job's selector and labels the server made are not differences": Case(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "j", "labels": {"app": "j"}},  # as captured: defaulted from the template
+            "spec": {"template": {"metadata": {"labels": {"app": "j"}}, "spec": {"containers": []}}},
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": "j",
+                "labels": {
+                    "app": "j",
+                    "controller-uid": "u",
+                    "job-name": "j",
+                    "batch.kubernetes.io/job-name": "j",
+                },
+            },
+            "spec": {
+                "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+                "template": {
+                    "metadata": {
+                        "labels": {
+                            "app": "j",
+                            "controller-uid": "u",
+                            "job-name": "j",
+                            "batch.kubernetes.io/controller-uid": "u",
+                        }
+                    },
+                    "spec": {"containers": []},
+                },
+            },
+        },
+    ),  # fmt: skip
+    "a Service's selector key added on the target is listed": Case(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web", "track": "canary"}, "clusterIP": "10.0.0.9"},
+        },
+        ["spec.selector.track: only in the target"],
+    ),  # fmt: skip
 }
 
 
@@ -478,3 +549,23 @@ async def test_an_update_the_server_refuses_in_place_fails_that_object_and_says_
     assert recreated.outcome is Outcome.RECREATED, recreated.reason
     live = await west.get(Manifest(snapshot))
     assert live is not None and live["spec"]["selector"]["matchLabels"] == {"app": "web"}
+
+
+async def test_a_selector_label_only_the_target_has_is_a_difference_update_cannot_remove(
+    west: KubeCluster, namespace: str
+) -> None:
+    snapshot = in_namespace(deployment(), namespace)
+    drifted = in_namespace(deployment(), namespace)
+    drifted["spec"]["selector"]["matchLabels"]["tier"] = "front"
+    drifted["spec"]["template"]["metadata"]["labels"]["tier"] = "front"
+    await namespace_and(west, namespace, drifted)
+
+    planned = await write(west, Manifest(copy.deepcopy(snapshot)), ConflictPolicy.UPDATE, dry_run=True)
+    assert planned.outcome is Outcome.PLANNED
+    assert planned.diff == [
+        "spec.selector.matchLabels.tier: only in the target",
+        "spec.template.metadata.labels.tier: only in the target",
+    ]
+    refused = await write(west, Manifest(copy.deepcopy(snapshot)), ConflictPolicy.UPDATE)
+    assert refused.outcome is Outcome.FAILED and "field is immutable" in refused.reason
+    assert "conflict policy recreate deletes and creates it again" in refused.reason
