@@ -385,7 +385,7 @@ class SnapshotService(StepService):
         }
         outputs = {"snapshot": group, "repository": repository}
         if attempt.quiesced_at is not None:
-            outputs[QUIESCED_AT] = str(attempt.quiesced_at)
+            outputs[QUIESCED_AT] = f"{attempt.quiesced_at:.3f}"  # as the ferry.dev/quiesced-at note says it
         return StepResult(
             outputs=outputs,
             counts=counts,
