@@ -1,6 +1,6 @@
 """Namespace lifecycle: seed the system namespaces, fill new ones, empty and finalize deleted ones.
 
-The ``kubernetes`` Service (10.96.0.1) is seeded in ``default``. As in kube-controller-manager: a new namespace gets the ``default`` ServiceAccount and the
+The ``kubernetes`` Service (10.96.0.1) is seeded in ``default``. As in kube-controller-manager: every namespace (the system ones too) gets the ``default`` ServiceAccount and the
 ``kube-root-ca.crt`` ConfigMap (Ferry must learn to skip them); a deleted one is ``Terminating``
 until every namespaced object in it is gone (their own finalizers respected), then the
 ``kubernetes`` spec finalizer is removed and the namespace disappears.
@@ -33,6 +33,12 @@ class NamespaceController(Controller):
             labels = {"component": "apiserver", "provider": "kubernetes"}
             body = {"metadata": {"name": "kubernetes", "labels": labels}, "spec": spec}
             self.objects.create(self.objects.rt("services"), "default", body, manager="kube-apiserver")
+
+    def start(self) -> None:
+        """Namespaces seeded before the event stream was watched (the system ones) are filled too."""
+        for ns in self.store.items("namespaces"):
+            self.enqueue(("namespaces", "", ns["metadata"]["name"]))
+        super().start()
 
     def keys_for(self, event: Event) -> list[Key]:
         meta = event.obj["metadata"]

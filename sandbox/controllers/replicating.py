@@ -3,7 +3,9 @@
 - a Deployment owns one ReplicaSet per pod template, ``<deployment>-<pod-template-hash>``, labelled
   and selected with ``pod-template-hash``; the current one gets ``spec.replicas``, older ones are
   scaled to zero (and kept, as ``revisionHistoryLimit`` keeps them);
-- a ReplicaSet owns ``<replicaset>-xxxxx`` Pods; a StatefulSet owns ``<statefulset>-<ordinal>`` Pods
+- a ReplicaSet owns ``<replicaset>-xxxxx`` Pods, a DaemonSet one ``<daemonset>-xxxxx`` Pod on the
+  node (``controller-revision-hash``, ``pod-template-generation``, node affinity and the daemon
+  tolerations), none when its nodeSelector excludes the node; a StatefulSet owns ``<statefulset>-<ordinal>`` Pods
   mounting ``<template>-<statefulset>-<ordinal>`` claims, created in order (``OrderedReady``: the
   next only once the previous is Ready) and removed from the highest ordinal down;
 - every Pod is controller-owned (``ownerReferences`` with ``controller: true``), so the garbage
@@ -23,12 +25,23 @@ import itertools
 from typing import Any
 
 from sandbox.server.objects import Objects, now, random_suffix
+from sandbox.server.qos import pod_qos
 from sandbox.server.storage import ObjectStore, clone
 
 PODS, PVC, RS = "pods", "persistentvolumeclaims", "replicasets.apps"
 NODE = "sandbox-node"
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HASH = "controller-revision-hash"
+DAEMON_TOLERATIONS = (
+    ("node.kubernetes.io/not-ready", "NoExecute"),
+    ("node.kubernetes.io/unreachable", "NoExecute"),
+    ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+    ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+    ("node.kubernetes.io/pid-pressure", "NoSchedule"),
+    ("node.kubernetes.io/unschedulable", "NoSchedule"),
+    ("node.kubernetes.io/network-unavailable", "NoSchedule"),
+)
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the real SafeEncodeString alphabet
 _CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
 
@@ -70,6 +83,59 @@ def is_ready(pod: dict[str, Any]) -> bool:
 def claims_of(pod: dict[str, Any]) -> list[str]:
     vols = (pod.get("spec") or {}).get("volumes") or []
     return [v["persistentVolumeClaim"]["claimName"] for v in vols if v.get("persistentVolumeClaim")]
+
+
+def init_container_statuses(spec: dict[str, Any], finished: str | None) -> dict[str, Any]:
+    """``initContainerStatuses`` as the kubelet reports them: each waiting (``PodInitializing``)
+    before the pod starts (``finished`` None), then terminated ``Completed`` with exit code 0 (ready,
+    not started, as the prober manager marks a successful init container) — a sidecar
+    (``restartPolicy: Always``) running instead. Empty when the pod has no init containers."""
+    statuses = []
+    for c in spec.get("initContainers") or []:
+        sidecar = c.get("restartPolicy") == "Always"
+        state: dict[str, Any]
+        if finished is None:
+            state = {"waiting": {"reason": "PodInitializing"}}
+        elif sidecar:
+            state = {"running": {"startedAt": finished}}
+        else:
+            state = {
+                "terminated": {
+                    "exitCode": 0,
+                    "reason": "Completed",
+                    "startedAt": finished,
+                    "finishedAt": finished,
+                }
+            }
+        statuses.append(
+            {
+                "name": c["name"],
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": finished is not None,
+                "started": finished is not None and sidecar,
+                "restartCount": 0,
+                "state": state,
+            }
+        )
+    return {"initContainerStatuses": statuses} if statuses else {}
+
+
+def _daemon_pod_spec(spec: dict[str, Any]) -> None:
+    """What the DaemonSet controller adds to its pods: required node affinity for its node
+    (``ReplaceDaemonSetPodNodeNameNodeAffinity``) and the daemon tolerations
+    (``AddOrUpdateDaemonPodTolerations``)."""
+    affinity = spec.setdefault("affinity", {})
+    node_affinity = affinity.setdefault("nodeAffinity", {})
+    node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [NODE]}]}]
+    }
+    tolerations = spec.setdefault("tolerations", [])
+    for key, effect in DAEMON_TOLERATIONS:
+        if spec.get("hostNetwork") is not True and key == "node.kubernetes.io/network-unavailable":
+            continue
+        if not any(t.get("key") == key and t.get("effect") == effect for t in tolerations):
+            tolerations.append({"key": key, "operator": "Exists", "effect": effect})
 
 
 class Replicator:
@@ -191,10 +257,36 @@ class Replicator:
             tname = (template.get("metadata") or {}).get("name")
             claims[tname] = {"name": tname, "persistentVolumeClaim": {"claimName": f"{tname}-{name}"}}
         volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in claims]
-        pod_spec["volumes"] = volumes + list(claims.values())
+        pod_spec["volumes"] = list(claims.values()) + volumes  # claims first, as updateStorage puts them
         if not pod_spec["volumes"]:
             del pod_spec["volumes"]
         return body
+
+    # -- DaemonSets ----------------------------------------------------------------------------
+    def sync_daemonset(self, ds: dict[str, Any], schedulable: bool) -> list[dict[str, Any]]:
+        """One pod ``<ds>-xxxxx`` on the node when ``schedulable``, none otherwise; a pod of an
+        older template is replaced (all at once: no rolling pace). Returns the pods."""
+        meta, spec = ds["metadata"], ds.get("spec") or {}
+        ns = meta["namespace"]
+        template = spec.get("template") or {}
+        digest = template_hash(template)
+        rt = self.objects.rt(PODS)
+        pods = self.owned(PODS, ns, meta["uid"])
+        for pod in pods:
+            if not schedulable or (pod["metadata"].get("labels") or {}).get(REVISION_HASH) != digest:
+                self.objects.delete(rt, ns, pod["metadata"]["name"])
+        if schedulable and not self.owned(PODS, ns, meta["uid"]):
+            body = self._pod_body(template, f"{meta['name']}-{random_suffix()}")
+            del body["spec"]["nodeName"]  # the scheduler binds it, led by the node affinity below
+            body["metadata"]["labels"].update(
+                {REVISION_HASH: digest, "pod-template-generation": str(meta.get("generation", 1))}
+            )
+            body["metadata"]["ownerReferences"] = [owner_ref(ds, "apps/v1", "DaemonSet")]
+            _daemon_pod_spec(body["spec"])
+            self.objects.create(rt, ns, body)
+        for pod in self.owned(PODS, ns, meta["uid"]):
+            self.run(pod)
+        return self.owned(PODS, ns, meta["uid"])
 
     @staticmethod
     def _pod_body(template: dict[str, Any], name: str) -> dict[str, Any]:
@@ -235,6 +327,8 @@ class Replicator:
     def _waiting_status(self, pod: dict[str, Any], unbound: list[str]) -> dict[str, Any]:
         old = pod.get("status") or {}
         stamp = old.get("startTime") or now()
+        # the kubelet's default waiting reason: PodInitializing while there are init containers
+        waiting = "PodInitializing" if pod["spec"].get("initContainers") else "ContainerCreating"
         return {
             "phase": "Pending",
             "conditions": [
@@ -242,7 +336,8 @@ class Replicator:
             ],
             "hostIP": "10.0.0.1",
             "startTime": stamp,
-            "qosClass": "BestEffort",
+            "qosClass": pod_qos(pod["spec"]),
+            **init_container_statuses(pod["spec"], None),
             "containerStatuses": [
                 {
                     "name": c["name"],
@@ -251,7 +346,7 @@ class Replicator:
                     "ready": False,
                     "started": False,
                     "restartCount": 0,
-                    "state": {"waiting": {"reason": "ContainerCreating"}},
+                    "state": {"waiting": {"reason": waiting}},
                 }
                 for c in pod["spec"].get("containers") or []
             ],
@@ -272,7 +367,8 @@ class Replicator:
             "podIP": ip,
             "podIPs": [{"ip": ip}],
             "startTime": (pod.get("status") or {}).get("startTime") or stamp,
-            "qosClass": "BestEffort",
+            "qosClass": pod_qos(pod["spec"]),
+            **init_container_statuses(pod["spec"], stamp),
             "containerStatuses": [
                 {
                     "name": c["name"],

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sandbox.controllers.events import record
+from sandbox.controllers.replicating import init_container_statuses
 from sandbox.server.objects import now
+from sandbox.server.qos import pod_qos
 from sandbox.server.storage import clone
 
 if TYPE_CHECKING:
@@ -232,7 +234,8 @@ def _set_status(
         "hostIP": "10.0.0.1",
         "podIP": "10.244.0.20",
         "startTime": (current.get("status") or {}).get("startTime", stamp),
-        "qosClass": "BestEffort",
+        "qosClass": pod_qos(current["spec"]),
+        **init_container_statuses(current["spec"], None if phase == "Pending" else stamp),
         "conditions": [
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
             {

@@ -4,7 +4,8 @@ Deployments, ReplicaSets and StatefulSets get real ReplicaSets and Pods (``repli
 report the status their controllers compute from them: replica counts of the pods that exist and
 are ready (zero fields omitted, as Go's omitempty does), ``observedGeneration``, conditions.
 StatefulSets create their volumeClaimTemplates' PVCs ``<template>-<sts>-<ordinal>`` (kept when
-scaled down, as the default Retain policy does). DaemonSets report one node without pods. Jobs not
+scaled down, as the default Retain policy does). DaemonSets get one pod on the single node (none
+when their nodeSelector excludes it) and count it. Jobs not
 run by the kubelet succeed at once; finished Jobs with ``ttlSecondsAfterFinished`` are deleted
 (with their pods) when it runs out. Bare Pods are scheduled on ``sandbox-node`` and reported
 Running and Ready once their claims are bound.
@@ -18,14 +19,21 @@ from typing import Any
 
 from sandbox.controllers import Controller, Key
 from sandbox.controllers.kubelet import KUBELET_LABEL, NODE, ensure_node, is_ferry_job
-from sandbox.controllers.replicating import Replicator, claims_of, controller_of, is_ready, template_hash
+from sandbox.controllers.replicating import (
+    REVISION_HASH,
+    Replicator,
+    claims_of,
+    controller_of,
+    is_ready,
+    template_hash,
+)
 from sandbox.server.objects import DeleteOptions, now
 from sandbox.server.storage import Event, clone
 
 DEPLOY, STS, DS, RS = "deployments.apps", "statefulsets.apps", "daemonsets.apps", "replicasets.apps"
 JOB, CRONJOB, HPA, PODS = "jobs.batch", "cronjobs.batch", "horizontalpodautoscalers.autoscaling", "pods"
 PVC = "persistentvolumeclaims"
-OWNERS = {"ReplicaSet": RS, "StatefulSet": STS, "Deployment": DEPLOY}
+OWNERS = {"ReplicaSet": RS, "StatefulSet": STS, "Deployment": DEPLOY, "DaemonSet": DS}
 
 
 def _compact(status: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +197,7 @@ class WorkloadController(Controller):
             pods = self.replicator.sync_statefulset(obj, replicas, _revision(obj))
             return _statefulset_status(obj, pods, gen)
         if resource == DS:
-            return self._daemonset_status(spec, gen)
+            return self._daemonset_status(obj, gen)
         if resource == RS:
             return _replicaset_status(self.replicator.sync_replicaset(obj, replicas), gen)
         if resource == JOB:
@@ -211,20 +219,37 @@ class WorkloadController(Controller):
                 self.objects.rt(RS), current, {**clone(current), "status": status}, subresource="status"
             )
 
-    def _daemonset_status(self, spec: dict[str, Any], gen: Any) -> dict[str, Any]:
-        """One node: scheduled there unless the pod's nodeSelector excludes it (how quiescing works)."""
+    def _daemonset_status(self, ds: dict[str, Any], gen: Any) -> dict[str, Any]:
+        """One node: its pod there unless the pod's nodeSelector excludes it (how quiescing works);
+        the counts follow that pod, as the DaemonSet controller counts them."""
+        spec = ds.get("spec") or {}
         selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
         node = self.store.get("nodes", "", NODE)
         labels = ((node or {}).get("metadata") or {}).get("labels") or {}
-        n = 1 if all(labels.get(k) == v for k, v in selector.items()) else 0
+        wanted = 1 if all(labels.get(k) == v for k, v in selector.items()) else 0
+        pods = self.replicator.sync_daemonset(ds, bool(wanted))
+        digest = template_hash(spec.get("template"))
+        scheduled = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
+        ready = sum(1 for p in scheduled if is_ready(p))
+        updated = sum(
+            1 for p in scheduled if (p["metadata"].get("labels") or {}).get(REVISION_HASH) == digest
+        )
         status = {
-            "currentNumberScheduled": n,
-            "desiredNumberScheduled": n,
+            "currentNumberScheduled": len(scheduled),
+            "desiredNumberScheduled": wanted,
             "numberMisscheduled": 0,
-            "numberReady": n,
+            "numberReady": ready,
             "observedGeneration": gen,
         }
-        status.update(_compact({"numberAvailable": n, "updatedNumberScheduled": n}))
+        status.update(
+            _compact(
+                {
+                    "numberAvailable": ready,
+                    "numberUnavailable": max(0, wanted - ready),
+                    "updatedNumberScheduled": updated,
+                }
+            )
+        )
         return status
 
     def _ttl_left(self, job: dict[str, Any]) -> float | None:

@@ -4,7 +4,8 @@ Only what a migration tool notices is here: Secret ``stringData`` folded into ba
 Namespace ``spec.finalizers: [kubernetes]`` and phase; Service cluster IPs; a PVC's default
 StorageClass (the DefaultStorageClass admission plugin); Job selectors and controller-uid labels;
 the defaults that make Deployments, StatefulSets, Jobs and CronJobs look like a real server's; every
-PodSpec's defaults and the Pod admission plugins (``defaulting.py``); CRD name checks, cleanup
+PodSpec's defaults and the Pod admission plugins (``defaulting.py``; the ServiceAccount plugin's
+account lookup and token volume here), a Pod's ``status.qosClass`` (``qos.py``); CRD name checks, cleanup
 finalizer and Established status; the namespaces that may not be deleted.
 """
 
@@ -15,8 +16,8 @@ import ipaddress
 import random
 from typing import Any
 
-from sandbox.server import defaulting, errors
-from sandbox.server.objects import Objects, now
+from sandbox.server import defaulting, errors, qos
+from sandbox.server.objects import Objects, now, random_suffix
 from sandbox.types import ResourceType
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
@@ -26,6 +27,7 @@ DEFAULT_SC_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 NODE_PORTS = range(30000, 32768)
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 MAX_INT32 = 2**31 - 1  # a Job's backoffLimit when each index has its own
 HPA_PERCENT_POLICY = {"type": "Percent", "value": 100, "periodSeconds": 15}
 HPA_ROUND_TRIP_ANNOTATIONS = (
@@ -211,7 +213,29 @@ class Admission:
         except ValueError as e:
             raise errors.forbidden(rt, name, str(e)) from e
         if old is None:
-            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+            self._service_account(rt, obj)
+            obj["status"] = {"phase": "Pending", "qosClass": qos.pod_qos(spec)}
+
+    def _service_account(self, rt: ResourceType, pod: dict[str, Any]) -> None:
+        """The ServiceAccount admission plugin on create: the account must exist (``default`` may
+        still be on its way: the real plugin waits for it), its token is mounted unless the pod or
+        the account opts out, and a pod without ``imagePullSecrets`` gets the account's."""
+        meta, spec = pod["metadata"], pod["spec"]
+        if MIRROR_ANNOTATION in (meta.get("annotations") or {}):
+            return
+        ns, account_name = meta["namespace"], spec["serviceAccountName"]
+        account = self.objects.store.get("serviceaccounts", ns, account_name)
+        if account is None and account_name != "default":
+            why = (
+                f"error looking up service account {ns}/{account_name}: "
+                f'serviceaccount "{account_name}" not found'
+            )
+            raise errors.forbidden(rt, meta["name"], why)
+        if defaulting.should_automount(spec, account):
+            defaulting.mount_token(spec, random_suffix())
+        pull_secrets = (account or {}).get("imagePullSecrets") or []
+        if not spec.get("imagePullSecrets") and pull_secrets:
+            spec["imagePullSecrets"] = [{"name": s.get("name", "")} for s in pull_secrets]
 
     def priority_class(self, name: str | None) -> tuple[str | None, int, str] | None:
         """(name, value, preemptionPolicy) of a PriorityClass, or of the global default for None."""

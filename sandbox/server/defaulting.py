@@ -4,8 +4,9 @@
 ``pkg/apis/core/v1/defaults.go``, walked the way ``zz_generated.defaults.go`` walks them, run on
 every write (as the real server decodes every request body through them): a value the client set is
 kept, one it left out comes back. ``pod()`` adds what only Pods get — ``SetDefaults_Pod`` (requests
-from limits, ``enableServiceLinks``) and the admission plugins ServiceAccount (the account's name
-only, no ``kube-api-access`` volume), Priority and DefaultTolerationSeconds. The deprecated
+from limits, ``enableServiceLinks``) and the admission plugins ServiceAccount (the account's name;
+``mount_token`` adds its ``kube-api-access-xxxxx`` projected volume and mounts, given the account),
+Priority and DefaultTolerationSeconds. The deprecated
 ``serviceAccount`` field is what the v1 conversion writes from ``serviceAccountName`` on every read.
 
 Deprecated in-tree volume plugins (RBD, iSCSI, AzureDisk, ScaleIO) get no defaults here.
@@ -23,6 +24,9 @@ TOLERATED_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreacha
 DEFAULT_TOLERATION_SECONDS = 300
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+TOKEN_VOLUME_PREFIX = "kube-api-access-"
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_EXPIRATION_SECONDS = 3607  # serviceaccount.WarnOnlyBoundTokenExpirationSeconds
 _DIGEST = re.compile(r"@[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
 
 
@@ -172,6 +176,56 @@ def pod(
     pod_spec(spec)
     _priority(spec, old, priority_of)
     _tolerations(spec)
+
+
+def should_automount(spec: dict[str, Any], account: dict[str, Any] | None) -> bool:
+    """The pod's ``automountServiceAccountToken`` wins, then its account's; true when neither says."""
+    if spec.get("automountServiceAccountToken") is not None:
+        return bool(spec["automountServiceAccountToken"])
+    if account is not None and account.get("automountServiceAccountToken") is not None:
+        return bool(account["automountServiceAccountToken"])
+    return True
+
+
+def token_volume_source() -> dict[str, Any]:
+    """``TokenVolumeSource()`` of the ServiceAccount admission plugin: token, CA bundle, namespace."""
+    return {
+        "defaultMode": 420,
+        "sources": [
+            {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION_SECONDS, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": "namespace",
+                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                        }
+                    ]
+                }
+            },
+        ],
+    }
+
+
+def mount_token(spec: dict[str, Any], suffix: str) -> None:
+    """``mountServiceAccountToken``: every container and initContainer not already mounting
+    ``TOKEN_MOUNT_PATH`` gets a read-only mount of the ``kube-api-access-<suffix>`` projected volume
+    (or of the pod's existing ``kube-api-access-*`` volume, which is then kept as it is)."""
+    volumes = spec.get("volumes") or []
+    existing = next(
+        (v["name"] for v in volumes if str(v.get("name", "")).startswith(TOKEN_VOLUME_PREFIX)), None
+    )
+    name = existing or TOKEN_VOLUME_PREFIX + suffix
+    needed = False
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            mounts = c.get("volumeMounts") or []
+            if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                c["volumeMounts"] = [*mounts, {"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}]
+                needed = True
+    if existing is None and needed:
+        spec["volumes"] = [*volumes, {"name": name, "projected": token_volume_source()}]
 
 
 class PriorityClassNotFound(LookupError):

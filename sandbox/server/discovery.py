@@ -106,6 +106,8 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
             resources.append(_sub(rt, "exec", "PodExecOptions", ["create", "get"]))
         if "log" in rt.extra_subresources:
             resources.append(_sub(rt, "log", "Pod", ["get"]))
+        if "token" in rt.extra_subresources:
+            resources.append(_sub(rt, "token", "TokenRequest", ["create"], "authentication.k8s.io", "v1"))
         if "finalize" in rt.extra_subresources:
             resources.append(_sub(rt, "finalize", rt.kind, ["update"]))
     return {

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sandbox.server import errors, patching, protobuf, tables
+from sandbox.server import errors, patching, protobuf, tables, tokenrequests
 from sandbox.server.execing import serve_exec
 from sandbox.server.objects import DeleteOptions
 from sandbox.server.selectors import matcher
@@ -148,6 +148,11 @@ async def handle(request: web.Request, server: Server, t: Target) -> web.StreamR
         raise errors.method_not_allowed()
     if t.sub == "scale" and rt.scale:
         return await _scale(request, server, t)
+    if t.sub == "token" and "token" in rt.extra_subresources:
+        if method != "POST":
+            raise errors.method_not_allowed()
+        answer = tokenrequests.create_token(server.objects, ns, name, await read_body(request))
+        return server.json(answer, 201)
     if t.sub == "exec" and "exec" in rt.extra_subresources and method in ("GET", "POST"):
         return await serve_exec(request, server, ns, name)
     if t.sub == "log" and "log" in rt.extra_subresources and method == "GET":

@@ -89,7 +89,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _t("v1", "endpoints", "Endpoints", short=("ep",)),
     _t("v1", "configmaps", "ConfigMap", short=("cm",)),
     _t("v1", "secrets", "Secret", fields=("type",)),
-    _t("v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
+    _t("v1", "serviceaccounts", "ServiceAccount", short=("sa",), extra=("token",)),
     _t("v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
     _t("v1", "persistentvolumes", "PersistentVolume", False, ("pv",), status=True),
     _t("v1", "events", "Event", short=("ev",), fields=_EVENT_FIELDS),

@@ -165,9 +165,14 @@ async def test_every_pod_template_gets_the_podspec_defaults_but_no_pod_only_ones
 async def test_a_pod_gets_the_podspec_defaults_and_what_its_admission_plugins_add(
     kubectl: Kubectl, ns: str
 ) -> None:
+    code, _, err = await kubectl("create", "serviceaccount", "robot", "-n", ns)  # the plugin looks it up
+    assert code == 0, err
     pod = await _create_and_get(kubectl, ns, doc("v1", "Pod", "p", FULL_POD_SPEC))
+    sources = [{"serviceAccountToken": {"expirationSeconds": 3607}}, {"configMap": {}}, {"downwardAPI": {}}]
+    token = {"projected": {"defaultMode": 420, "sources": sources}}
     expected = {
         **FULL_DEFAULTS,
+        "volumes": [*FULL_DEFAULTS["volumes"], token],  # the ServiceAccount plugin's kube-api-access-xxxxx
         "enableServiceLinks": True,
         "priority": 0,
         "preemptionPolicy": "PreemptLowerPriority",

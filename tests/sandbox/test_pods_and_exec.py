@@ -128,7 +128,8 @@ async def test_a_statefulset_creates_ordered_pods_mounting_their_claims_and_remo
     await eventually(ready)
     pods = {p.metadata.name: p for p in await pods_of(core, ns)}
     assert sorted(pods) == ["db-0", "db-1", "db-2"]
-    assert pods["db-1"].spec.volumes[-1].persistent_volume_claim.claim_name == "data-db-1"
+    volumes = {v.name: v for v in pods["db-1"].spec.volumes}  # with the pod's kube-api-access-xxxxx
+    assert volumes["data"].persistent_volume_claim.claim_name == "data-db-1"
     assert pods["db-1"].metadata.labels["statefulset.kubernetes.io/pod-name"] == "db-1"
     assert pods["db-1"].spec.hostname == "db-1" and pods["db-1"].spec.subdomain == "db"
     assert pods["db-0"].metadata.creation_timestamp <= pods["db-2"].metadata.creation_timestamp
