@@ -12,44 +12,27 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from sandbox.server.quantities import quantity
+
 PROVISIONER = "sandbox.ferry.dev/local-path"
 PATH_ATTRIBUTE = "path"
 
-_UNITS: dict[str, float] = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "m": 0.001,
-}
+_BINARY = {"Pi": 2**50, "Ti": 2**40, "Gi": 2**30, "Mi": 2**20, "Ki": 2**10}
 
 
 def parse_quantity(value: Any) -> int:
     """A Kubernetes quantity ("1Gi", "500M", 1024) in bytes."""
-    if isinstance(value, int | float):
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9.]+)([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2) not in _UNITS:
-        raise ValueError(f"invalid quantity {value!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+    return int(quantity(value))
 
 
 def format_quantity(size: int) -> str:
-    for unit in ("Pi", "Ti", "Gi", "Mi", "Ki"):
-        if size and size % _UNITS[unit] == 0:
-            return f"{size // int(_UNITS[unit])}{unit}"
+    for unit, factor in _BINARY.items():
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
     return str(size)
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from fractions import Fraction
 from typing import Any
 
 from sandbox.server import errors
 from sandbox.server.objects import Objects
+from sandbox.server.quantities import quantity
 from sandbox.types import ResourceType
 
 Cause = tuple[str, str, str]
@@ -60,22 +60,6 @@ PV_NOT_SOURCE = {
     "volumeAttributesClassName",
 }
 MAX_INT32 = 2**31 - 1
-_UNITS = {
-    "": 1,
-    "m": Fraction(1, 1000),
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
 
 
 def _plain(value: Any) -> Any:
@@ -93,12 +77,13 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _quantity(value: Any) -> Fraction:
+    """A size as the validation compares it; unset or unreadable is 0 (validated elsewhere)."""
     if value is None:
         return Fraction(0)
-    m = re.fullmatch(r"\s*([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2) not in _UNITS:
+    try:
+        return quantity(value)
+    except ValueError:
         return Fraction(0)
-    return Fraction(m.group(1)) * _UNITS[m.group(2)]
 
 
 def go_value(value: Any) -> str:
@@ -349,8 +334,8 @@ class UpdateValidation:
     _daemonsets_apps = _selector_only
 
     def _statefulsets_apps(self, old: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
-        mutable = ("replicas", "template", "updateStrategy", "minReadySeconds", "ordinals")
-        mutable += ("persistentVolumeClaimRetentionPolicy",)
+        mutable = {"replicas", "template", "updateStrategy", "minReadySeconds", "ordinals"}
+        mutable.add("persistentVolumeClaimRetentionPolicy")
         before = {k: v for k, v in (old.get("spec") or {}).items() if k not in mutable}
         after = {k: v for k, v in (new.get("spec") or {}).items() if k not in mutable}
         if _same(before, after):

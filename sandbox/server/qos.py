@@ -9,43 +9,12 @@ exact fractions, so ``1`` and ``1000m`` or ``1Gi`` and ``1024Mi`` are equal, as 
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 from typing import Any
 
+from sandbox.server.quantities import quantity
+
 QOS_RESOURCES = ("cpu", "memory")
-_SUFFIXES = {
-    "": Fraction(1),
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 1000),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50),
-    "Ei": Fraction(2**60),
-}
-_QUANTITY = re.compile(r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))")
-
-
-def quantity(value: Any) -> Fraction:
-    """The exact value of a Kubernetes quantity (``100m``, ``1.5Gi``, ``1e3``, ``2``)."""
-    if isinstance(value, int | float):
-        return Fraction(value)
-    m = _QUANTITY.fullmatch(str(value).strip())
-    if not m or (m.group(3) or "") not in _SUFFIXES:
-        raise ValueError(f"invalid quantity {value!r}")
-    number = Fraction(m.group(1))
-    if m.group(2):
-        return number * Fraction(10) ** int(m.group(2)[1:])
-    return number * _SUFFIXES[m.group(3) or ""]
 
 
 def pod_qos(spec: dict[str, Any]) -> str:
