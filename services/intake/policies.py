@@ -399,6 +399,9 @@ class PolicyService(Service):
         except FerryError as e:  # the catalog or the store unreachable: the next refresh tries again
             log.warning("policy %s: retention after %s not applied yet: %s", name, run_id, e)
             return
+        except Exception:  # a bug: logged here (a background task's error is seen by nobody else)
+            log.exception("policy %s: retention after %s failed", name, run_id)
+            return
         now = utcnow()
 
         def record(state: PolicyState) -> bool:
