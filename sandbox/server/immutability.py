@@ -372,18 +372,8 @@ class UpdateValidation:
         causes += _immutable("spec.template", template, old_template, "core.PodTemplateSpec{...}")
         for key in ("completionMode", "backoffLimitPerIndex", "managedBy"):
             causes += _immutable(f"spec.{key}", after.get(key), before.get(key))
-        causes += _immutable(
-            "spec.podFailurePolicy",
-            after.get("podFailurePolicy"),
-            before.get("podFailurePolicy"),
-            "batch.PodFailurePolicy{...}",
-        )
-        causes += _immutable(
-            "spec.successPolicy",
-            after.get("successPolicy"),
-            before.get("successPolicy"),
-            "batch.SuccessPolicy{...}",
-        )
+        for key, go_type in (("podFailurePolicy", "PodFailurePolicy"), ("successPolicy", "SuccessPolicy")):
+            causes += _immutable(f"spec.{key}", after.get(key), before.get(key), f"batch.{go_type}{{...}}")
         return causes
 
 

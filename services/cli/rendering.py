@@ -281,6 +281,11 @@ def _bytes_sent(state: RequestState) -> int:
     return sum(s.result.bytes_moved for s in state.steps if s.result and s.step is StepName.TRANSFER)
 
 
+def _one_repository(state: RequestState) -> bool:
+    """Source and target share one repository: the transfer had nothing to send."""
+    return _counts(state, StepName.TRANSFER).get("same_repository") == 1
+
+
 def _counts(state: RequestState, step: StepName) -> dict[str, int]:
     found = [s.result.counts for s in state.steps if s.step is step and s.result is not None]
     return found[0] if found else {}
@@ -296,8 +301,11 @@ def stage_line(state: RequestState) -> str:
         written += f", {restored['files_skipped']} already right"
     snapshot = [s for s in state.steps if s.step is StepName.SNAPSHOT and s.finished_at]
     taken = snapshot[0].finished_at if snapshot else state.updated_at
-    one_repository = _counts(state, StepName.TRANSFER).get("same_repository") == 1
-    sent = "nothing to send (one repository)" if one_repository else f"sent {decimal(_bytes_sent(state))}"
+    sent = (
+        "nothing to send (one repository)"
+        if _one_repository(state)
+        else f"sent {decimal(_bytes_sent(state))}"
+    )
     return (
         f"stage: {sent}, restore {written}; "
         f"data as of {short_time(taken)} UTC (age {duration(age_seconds(taken))})"
@@ -316,7 +324,7 @@ def cutover_lines(state: RequestState) -> list[str]:
         lines.append(f"cutover: downtime {duration(float(outputs[DOWNTIME]))}{window}")
     elif QUIESCED_AT in outputs:
         lines.append(f"cutover: source quiesced at {_clock(outputs[QUIESCED_AT])} UTC")
-    if _counts(state, StepName.TRANSFER).get("same_repository") == 1:
+    if _one_repository(state):
         lines.append("last delta: nothing to send (source and target share one repository)")
     elif any(s.step is StepName.TRANSFER and s.result for s in state.steps):
         lines.append(f"last delta: {decimal(_bytes_sent(state))} sent")

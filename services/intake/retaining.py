@@ -27,10 +27,6 @@ class Side:
     repository: str  # "" is the default repository
     retention: Retention
 
-    @property
-    def query_keep_last(self) -> int | None:
-        return self.retention.keep_last or None
-
 
 def sides(policy: Policy) -> list[Side]:
     """The sides whose retention says what to keep (an empty one keeps everything)."""
@@ -49,10 +45,6 @@ class Applied:
     failed: bool = False  # refused for good (a repository that does not exist): not retried
 
 
-def _retryable(error: RequestRejected) -> bool:
-    return error.rejected.code == Unavailable.code
-
-
 async def apply(bus: BusClient, policy: Policy, run: RequestState) -> Applied:
     """Apply the policy's retention after ``run``. Raises ``TemporaryError`` when the catalog
     cannot answer now (the caller tries again later)."""
@@ -66,13 +58,13 @@ async def apply(bus: BusClient, policy: Policy, run: RequestState) -> Applied:
         for side in wanted:
             query = RetentionQuery(
                 app=app,
-                keep_last=side.query_keep_last,
+                keep_last=side.retention.keep_last or None,
                 keep_within=side.retention.keep_within,
                 repository=side.repository,
             )
             results.append((side, await bus.snapshots_retain(query)))
     except RequestRejected as e:
-        if _retryable(e):
+        if e.rejected.code == Unavailable.code:
             raise TemporaryError(str(e)) from e
         return Applied(f"after {run.id}: not applied: {e}", {"run": run.id, "error": str(e)}, failed=True)
     parts = []

@@ -104,13 +104,7 @@ def result_of(
 
 # How an API server says a field cannot change in place (a selector, a Pod's spec, a claim's spec,
 # an immutable ConfigMap's data): the update cannot succeed, only a delete and a create can.
-_IN_PLACE = (
-    "field is immutable",
-    "may not change",
-    "is immutable",
-    "Forbidden: updates to",
-    "Forbidden: pod updates",
-)
+_IN_PLACE = ("is immutable", "may not change", "Forbidden: updates to")
 
 
 def _refused_update(error: ApiRefused) -> str:

@@ -11,7 +11,6 @@ import logging
 import uuid
 
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import Error as JsError
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
@@ -41,7 +40,7 @@ async def publish_step(js: JetStreamContext, command: StepCommand, *, generation
 
 # What a stream leader election (a lost NATS node) looks like to a publisher: no stream answers, it
 # answers 503, or the ack times out. Seconds, not minutes; an event is worth waiting that long for.
-_ELECTION = (NoStreamResponseError, ServiceUnavailableError, NatsTimeoutError, TimeoutError)
+_ELECTION = (NoStreamResponseError, ServiceUnavailableError, TimeoutError)  # nats' timeout is one
 EVENT_RETRY = RetryPolicy(attempts=10, initial=0.2, maximum=2.0, budget=15.0)
 
 

@@ -163,7 +163,7 @@ def target_only(desired: Obj, live: Obj) -> list[Path]:
     meta_desired = desired.get("metadata") or {}
     for name in METADATA_MAPS:
         found |= _extra_keys(
-            ("metadata", name), meta_desired.get(name), (live.get("metadata") or {}).get(name)
+            ("metadata", name), meta_desired.get(name), (live.get("metadata") or {}).get(name), labels=True
         )
     maps = CONTENT_MAPS.get((str(live.get("apiVersion")), str(live.get("kind"))), ())
     if live.get("type") in SERVER_FILLED_SECRETS:
@@ -193,11 +193,11 @@ def _at(obj: Any, path: Path) -> Any:
 
 
 def _extra_keys(path: Path, desired: Any, live: Any, *, labels: bool = False) -> set[Path]:
-    """Keys only ``live``'s map has; of a label or annotation map, the user's keys only."""
+    """Keys only ``live``'s map has; of a label, annotation or selector map, the user's keys only."""
     if not isinstance(live, dict):
         return set()
     have = desired if isinstance(desired, dict) else {}
-    if path[-1] in METADATA_MAPS or labels:
+    if labels:
         return {(*path, k) for k in live if k not in have and is_users_key(k) and k not in SERVER_LABELS}
     return {(*path, k) for k in live if k not in have}
 

@@ -12,22 +12,14 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-MISSING = "<missing>"
+from tests.sandbox.conftest import MISSING, shaped
+
 POD = {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}
 POD_OF_APP = {
     "metadata": {"labels": {"app": "a"}},
     "spec": {"containers": [{"name": "c", "image": "busybox"}]},
 }
 SELECTOR = {"matchLabels": {"app": "a"}}
-
-
-def shaped(actual: Any, expected: Any) -> Any:
-    """``actual`` cut to the keys of ``expected``, so ``==`` compares only what a case names."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return {k: shaped(actual.get(k, MISSING), v) for k, v in expected.items()}
-    if isinstance(expected, list) and isinstance(actual, list) and len(actual) == len(expected):
-        return [shaped(a, e) for a, e in zip(actual, expected, strict=True)]
-    return actual
 
 
 CASES = [

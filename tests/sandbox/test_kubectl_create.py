@@ -8,47 +8,23 @@ a user would, and compared on the fields the command set (and the defaults a rea
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from sandbox import SandboxClusters
+from tests.sandbox.conftest import MISSING, Kubectl, kubectl_runner, shaped
 
-Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
-KUBECTL = shutil.which("kubectl")
 U = uuid.uuid4().hex[:6]  # cluster-scoped names are unique to this run
-MISSING = "<missing>"
 
 
 @pytest.fixture(scope="module")
-async def kc(clusters: SandboxClusters, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+def kc(clusters: SandboxClusters, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     """kubectl on the east cluster, one HOME (so one discovery cache) for the module."""
-    binary = KUBECTL
-    if binary is None:
-        pytest.skip("kubectl is not on PATH")
-    home = tmp_path_factory.mktemp("kubectl-home")
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(clusters.kubeconfig_path)}
-
-    async def run(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            binary,
-            "--context",
-            "east",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        return proc.returncode or 0, out.decode(), err.decode()
-
-    return run
+    return kubectl_runner(clusters.kubeconfig_path, tmp_path_factory.mktemp("kubectl-home"))
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +34,6 @@ async def space(kc: Kubectl) -> AsyncIterator[str]:
     code, _, err = await kc("create", "namespace", name)
     assert code == 0, err
     yield name
-
-
-def shaped(actual: Any, expected: Any) -> Any:
-    """``actual`` cut to the keys of ``expected``, so ``==`` compares only what a case names."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return {k: shaped(actual.get(k, MISSING), v) for k, v in expected.items()}
-    if isinstance(expected, list) and isinstance(actual, list) and len(actual) == len(expected):
-        return [shaped(a, e) for a, e in zip(actual, expected, strict=True)]
-    return actual
 
 
 def containers(*specs: dict[str, Any], restart: str | None = None) -> dict[str, Any]:
