@@ -18,6 +18,7 @@ from sandbox.localstack.processes import (
     S3Endpoint,
     SeaweedFS,
     StackError,
+    free_port,
     local_stack,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "S3Endpoint",
     "SeaweedFS",
     "StackError",
+    "free_port",
     "local_stack",
     "nats_cluster",
 ]

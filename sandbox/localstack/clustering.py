@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import signal
 import time
 import urllib.request
@@ -23,18 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.localstack.processes import READY_TIMEOUT, NatsServer, StackError, _port_free
+from sandbox.localstack.processes import READY_TIMEOUT, NatsServer, StackError, free_port
 
 
 def _free_ports(count: int) -> list[int]:
     ports: list[int] = []
-    for _ in range(500):
-        port = secrets.randbelow(12000) + 20000
-        if port not in ports and _port_free(port):
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
             ports.append(port)
-            if len(ports) == count:
-                return ports
-    raise StackError(f"no {count} free loopback ports found")
+    return ports
 
 
 def _json(url: str) -> dict[str, Any] | None:

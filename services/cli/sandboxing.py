@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,19 +31,13 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from sandbox.localstack import NatsServer, SeaweedFS, StackError
+from sandbox.localstack import NatsServer, SeaweedFS, StackError, free_port
 from services.cli.transports import CliError
 
 SERVICES = ("intake", "discovery", "snapshot", "transfer", "restore", "verify", "gateway")
 CLUSTERS = ("east", "west")
 READY = 60.0
 _children: dict[int, subprocess.Popen[bytes]] = {}  # reaped by `down` when it runs in the same process
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _alive(pid: int, marker: str) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import nats
 import pytest
 import yaml
 
-from sandbox.localstack import LocalStack
+from sandbox.localstack import LocalStack, free_port
 from shared.bus.client import BusClient
 from shared.contracts.requests import MobilityRequest, RequestKind, Source, Target
 from shared.contracts.states import Phase
@@ -89,12 +88,6 @@ def ferry_services(stack: LocalStack, kubeconfig: str, logs: Path) -> Iterator[N
                 proc.kill()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
@@ -153,9 +146,7 @@ async def migrate_and_check(stack: LocalStack, kubeconfig: str, tmp_path: Path) 
                     target=Target(cluster=target, namespace_map={ns: renamed}),
                 )
                 request_id = await client.submit(request)
-                async for _ in client.events(request_id):
-                    pass
-                state = await client.get(request_id)
+                state = await client.wait(request_id, within=300)
             finally:
                 await nc.close()
         assert state.phase is Phase.COMPLETED, (
