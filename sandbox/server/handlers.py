@@ -157,31 +157,34 @@ async def handle(request: web.Request, server: Server, t: Target) -> web.StreamR
         return await serve_exec(request, server, ns, name)
     if t.sub == "log" and "log" in rt.extra_subresources and method == "GET":
         server.objects.get(rt, ns, name)
-        text = server.pod_log(ns, name, request.query.get("container"))
-        tail = request.query.get("tailLines")
+        container = request.query.get("container")
+        full = server.pod_log(ns, name, container)
+        text, tail = full, request.query.get("tailLines")
         if tail:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
         if parse_bool(request.query.get("follow")):
-            return await _follow_log(request, server, ns, name, text)
+            return await _follow_log(request, server, ns, name, container, text, len(full))
         return web.Response(text=text, content_type="text/plain")
     raise errors.path_not_found()
 
 
 async def _follow_log(
-    request: web.Request, server: Server, ns: str, name: str, first: str
+    request: web.Request, server: Server, ns: str, name: str, container: str | None, first: str, sent: int
 ) -> web.StreamResponse:
-    """``follow=true``: stream the log as it grows until the pod has finished (or is gone)."""
+    """``follow=true``: stream the log as it grows until the pod has finished (or is gone).
+
+    ``first`` is what was read (or its tail), ``sent`` the length of the whole log it was cut from:
+    what the process writes from then on follows, none of it lost between the two reads."""
     resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    sent = len(server.pod_log(ns, name, None))
     try:
         await resp.write(first.encode())
         while True:
             pod = server.store.get("pods", ns, name)
             done = pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-            text = server.pod_log(ns, name, None)
+            text = server.pod_log(ns, name, container)
             if len(text) > sent:
                 await resp.write(text[sent:].encode())
                 sent = len(text)
